@@ -1,0 +1,3 @@
+from tars.cli.app import main
+
+main()

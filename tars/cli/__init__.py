@@ -1,0 +1,1 @@
+"""The tars command line: thin Typer commands over library code."""

@@ -1,0 +1,38 @@
+"""Shared plumbing for commands: finding and loading the project once per invocation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from tars.project import Project
+
+
+def _state(ctx: typer.Context) -> dict[str, Any]:
+    root_ctx = ctx.find_root()
+    if not isinstance(root_ctx.obj, dict):
+        root_ctx.obj = {"project": None, "root": None}
+    return root_ctx.obj
+
+
+def project_root(ctx: typer.Context, start: Path | None = None) -> Path:
+    from tars.config.discovery import find_root
+
+    state = _state(ctx)
+    root = find_root(state.get("project"), start)
+    state["root"] = root
+    return root
+
+
+def load(ctx: typer.Context, start: Path | None = None) -> Project:
+    """The validated project, loaded once; a ConfigError reaches the error boundary."""
+    from tars.project import load_project
+
+    state = _state(ctx)
+    if state.get("loaded") is None:
+        root = project_root(ctx, start)
+        state["loaded"] = load_project(root)
+    return state["loaded"]

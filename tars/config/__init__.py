@@ -1,0 +1,1 @@
+"""Loading and checking a TARS project: YAML with positions, ${ENV} secrets, JSON Schema."""

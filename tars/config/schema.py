@@ -1,0 +1,301 @@
+"""JSON Schema validation that speaks in file:line:col and says how to fix things.
+
+jsonschema finds the errors; this module turns each into one Diagnostic a person can act
+on: unknown keys with "did you mean", enum values with the allowed list, the schema's own
+``x-message`` wording where a bare pattern would be cryptic, and for ``oneOf``/``anyOf``
+the most relevant branch's error rather than a wall of alternatives.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from jsonschema import Draft202012Validator, FormatChecker, validators
+from jsonschema.exceptions import ValidationError, best_match, relevance
+
+from tars.config.diagnostics import Diagnostic, did_you_mean, suggestion
+from tars.config.secrets import FromEnv
+from tars.config.yaml_loader import Document
+
+SCHEMA_FILES = {
+    "tars": "tars.schema.json",
+    "persona": "persona.schema.json",
+    "playbook": "playbook.schema.json",
+    "scenario": "scenario.schema.json",
+}
+
+
+def schemas_dir() -> Path:
+    """The folder holding the JSON Schemas: in the wheel, or the repository's ``schemas/``."""
+    packaged = Path(__file__).resolve().parent.parent / "_project" / "schemas"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[2] / "schemas"
+
+
+_formats = FormatChecker()
+
+
+@_formats.checks("timezone", raises=(ZoneInfoNotFoundError, ValueError))
+def _is_timezone(value: object) -> bool:
+    if not isinstance(value, str) or not value or value.startswith("/") or ".." in value:
+        return False
+    ZoneInfo(value)
+    return True
+
+
+@_formats.checks("uri")
+def _is_uri(value: object) -> bool:
+    return not isinstance(value, str) or bool(re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^\s/]+", value))
+
+
+def _secret_keyword(validator: Any, write_only: bool, instance: Any, schema: dict[str, Any]) -> Iterator[ValidationError]:
+    """``writeOnly: true`` marks a secret: it must come from ``${VAR}``, never be written in YAML."""
+    if write_only and isinstance(instance, str) and instance and not isinstance(instance, FromEnv):
+        yield ValidationError("a secret is written here in plain text")
+
+
+_TarsValidator = validators.extend(Draft202012Validator, {"writeOnly": _secret_keyword})
+
+
+@functools.cache
+def _registry() -> Any:
+    from referencing import Registry, Resource
+
+    resources = []
+    for file in SCHEMA_FILES.values():
+        path = schemas_dir() / file
+        if path.is_file():
+            contents = json.loads(path.read_text())
+            resources.append((contents["$id"], Resource.from_contents(contents)))
+    return Registry().with_resources(resources)
+
+
+@functools.cache
+def load_schema(kind: str) -> dict[str, Any]:
+    return json.loads((schemas_dir() / SCHEMA_FILES[kind]).read_text())
+
+
+@functools.cache
+def validator_for(kind: str) -> Any:
+    return _TarsValidator(load_schema(kind), registry=_registry(), format_checker=_formats)
+
+
+@functools.cache
+def _fast_validator(kind: str) -> Any:
+    """jsonschema-rs (Rust) for the common case, a valid document: ~100x faster.
+
+    It only answers valid/invalid; the messages come from the Python validator, which
+    runs only when this one says a document is invalid. tars.yaml always takes the slow
+    path because its ``writeOnly`` secret check is a keyword of ours.
+    """
+    import jsonschema_rs
+
+    registry = jsonschema_rs.Registry(
+        [(load_schema(k)["$id"], load_schema(k)) for k in SCHEMA_FILES if (schemas_dir() / SCHEMA_FILES[k]).is_file()]
+    )
+    return jsonschema_rs.validator_for(
+        load_schema(kind), registry=registry, formats={"timezone": _is_tz_name, "uri": _is_uri},
+        validate_formats=True,
+    )
+
+
+def _is_tz_name(value: str) -> bool:
+    try:
+        return _is_timezone(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+
+
+def validate_document(doc: Document, kind: str) -> list[Diagnostic]:
+    """Every schema error in ``doc`` as diagnostics, one per distinct problem."""
+    if kind != "tars" and _fast_validator(kind).is_valid(doc.data):
+        return []
+    validator = validator_for(kind)
+    errors = [_pick(error) for error in validator.iter_errors(doc.data)]
+    # "unknown key 'telefony'; did you mean 'telephony'?" already says 'telephony' is missing.
+    misspelt = {
+        (tuple(e.absolute_path), did_you_mean(key, e.schema.get("properties", {})))
+        for e in errors
+        if e.validator in ("additionalProperties", "unevaluatedProperties")
+        and isinstance(e.instance, dict)
+        for key in e.instance
+        if key not in e.schema.get("properties", {})
+    }
+    out: list[Diagnostic] = []
+    judged: set[tuple[str | int, ...]] = set()
+    for error in errors:
+        path = tuple(error.absolute_path)
+        if error.validator == "required":
+            if (path, _missing_key(error)) in misspelt:
+                continue
+        elif error.validator not in ("additionalProperties", "unevaluatedProperties"):
+            # One verdict per value: a bad URL need not also be told it fails the pattern.
+            if path in judged:
+                continue
+            judged.add(path)
+        out.extend(_diagnose(doc, error))
+    return out
+
+
+def _missing_key(error: ValidationError) -> str:
+    missing = re.findall(r"'([^']+)' is a required property", error.message)
+    return missing[0] if missing else error.message
+
+
+def validate_value(value: Any, schema: dict[str, Any]) -> list[str]:
+    """Plain messages for a value checked against a schema (tool arguments, outcomes)."""
+    validator = _TarsValidator(schema, registry=_registry(), format_checker=_formats)
+    messages = []
+    for error in sorted(validator.iter_errors(value), key=relevance):
+        path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
+        messages.append(f"{path.lstrip('.') or 'value'}: {_message(_pick(error))}")
+    return messages
+
+
+def _pick(error: ValidationError) -> ValidationError:
+    """For oneOf/anyOf, descend to the most relevant branch's error."""
+    while error.validator in ("oneOf", "anyOf") and error.context:
+        deeper = best_match(error.context)
+        # An object given where a scalar (or vice versa) is expected: keep the top message.
+        if deeper.validator == "type" and not deeper.relative_path:
+            break
+        error = deeper
+    return error
+
+
+def _diagnose(doc: Document, error: ValidationError) -> list[Diagnostic]:
+    path = tuple(error.absolute_path)
+    keyword = error.validator
+    if isinstance(error.schema, dict) and error.schema.get("writeOnly") is True:
+        return [doc.diagnostic(path, _secret_message(error, path), code="schema.secret")]
+    if keyword in ("additionalProperties", "unevaluatedProperties") and isinstance(error.instance, dict):
+        allowed = list(error.schema.get("properties", {}))
+        pattern = error.schema.get("additionalProperties")
+        extras = [k for k in error.instance if k not in allowed]
+        return [
+            doc.diagnostic(
+                (*path, key),
+                f"unknown key '{key}'"
+                + (suggestion(key, allowed) or (f"; expected one of: {', '.join(allowed)}" if allowed and len(allowed) <= 12 else "")),
+                key=True,
+                code="schema.unknown_key",
+            )
+            for key in extras
+            if pattern is False
+        ] or [doc.diagnostic(path, _message(error), code="schema")]
+    if "propertyNames" in error.absolute_schema_path and isinstance(error.instance, str):
+        return [
+            doc.diagnostic(
+                (*path, error.instance),
+                f"'{error.instance}' is not a valid name: use lower_snake_case "
+                "(letters, digits and underscores, starting with a letter)",
+                key=True,
+                code="schema.key",
+            )
+        ]
+    if keyword == "required":
+        name = _missing_key(error)
+        return [doc.diagnostic(path, f"missing required key '{name}'", code="schema.required")]
+    return [doc.diagnostic(path, _message(error), code=f"schema.{keyword}")]
+
+
+def _secret_message(error: ValidationError, path: tuple[str | int, ...]) -> str:
+    """A secret's problem, never quoting its value (the output may end up in a CI log)."""
+    name = "_".join(str(p) for p in path[-2:]).upper().replace("-", "_") or "MY_SECRET"
+    fix = f"write ${{{name}}} here and put the value in the environment or .env beside tars.yaml"
+    if error.validator == "writeOnly":
+        return f"a secret is written here in plain text; secrets never live in YAML: {fix}"
+    return f"a secret must be a ${{VAR}} reference, not {_TYPE_NAMES.get(_json_type(error.instance), 'this')}: {fix}"
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list):
+        return "array"
+    return "null" if value is None else "string"
+
+
+_TYPE_NAMES = {
+    "object": "a mapping",
+    "array": "a list",
+    "string": "a string",
+    "integer": "a whole number",
+    "number": "a number",
+    "boolean": "true or false",
+    "null": "empty",
+}
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "nothing (empty)"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        text = value if len(value) <= 40 else value[:37] + "..."
+        return repr(text)
+    return repr(value)
+
+
+def _message(error: ValidationError) -> str:
+    """One readable sentence for a schema error."""
+    custom = error.schema.get("x-message", {}) if isinstance(error.schema, dict) else {}
+    keyword, value, expected = error.validator, error.instance, error.validator_value
+    if isinstance(value, FromEnv) and keyword != "writeOnly":
+        shown = "the value of " + ", ".join("${%s}" % v for v in value.variables)
+    else:
+        shown = _describe(value)
+    if keyword in custom:
+        return f"{shown} {custom[keyword]}"
+    if keyword == "writeOnly":
+        return error.message
+    if keyword == "type":
+        wanted = expected if isinstance(expected, list) else [expected]
+        names = " or ".join(_TYPE_NAMES.get(t, t) for t in wanted)
+        return f"expected {names}, got {_describe(value)}"
+    if keyword == "enum":
+        choices = ", ".join(str(c) for c in expected)
+        return f"{shown} is not one of: {choices}{suggestion(value, [str(c) for c in expected])}"
+    if keyword == "const":
+        return f"must be {expected!r}, got {shown}"
+    if keyword == "pattern":
+        return f"{shown} does not match the pattern {expected}"
+    if keyword == "format":
+        return f"{shown} is not a valid {expected}"
+    if keyword in ("minimum", "exclusiveMinimum"):
+        op = ">=" if keyword == "minimum" else ">"
+        return f"{shown} is too small; must be {op} {expected}"
+    if keyword in ("maximum", "exclusiveMaximum"):
+        op = "<=" if keyword == "maximum" else "<"
+        return f"{shown} is too large; must be {op} {expected}"
+    if keyword == "minLength":
+        return "must not be empty" if expected == 1 else f"must be at least {expected} characters"
+    if keyword == "minItems":
+        return "must not be an empty list" if expected == 1 else f"needs at least {expected} items"
+    if keyword == "uniqueItems":
+        return "lists the same item more than once"
+    if keyword == "minProperties":
+        return "must not be empty"
+    if keyword in ("oneOf", "anyOf"):
+        return f"{shown} does not match any of the allowed forms"
+    if keyword == "required":
+        return error.message
+    return error.message

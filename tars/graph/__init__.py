@@ -1,0 +1,1 @@
+"""The project graph: compile, cross-checks, the task planner, and renderings."""

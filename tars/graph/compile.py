@@ -1,0 +1,528 @@
+"""Compile the validated YAML into one networkx graph and a frozen Project.
+
+Nodes are typed (``persona``, ``role``, ``tool``, ``playbook``, ``step``, ``end``) and
+carry the file, line and column they were declared at. Edges are typed too:
+
+    role ─grants→ tool          tool ─needs→ tool
+    playbook ─runs_as→ role     playbook ─starts_at→ step     playbook ─allows→ tool
+    step ─uses→ tool            step ─goes_to→ step | end (with kind, field, value, when)
+
+The cross-checks run over that graph and report in the same ``file:line:col  $.path``
+format as schema errors, all in one pass.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import networkx as nx
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+
+from tars.config.diagnostics import ConfigError, Diagnostic, JsonPath, format_path, suggestion
+from tars.config.schema import load_schema, schemas_dir
+from tars.config.secrets import FromEnv
+from tars.config.yaml_loader import Document
+from tars.project import (
+    DirectoryEntry,
+    Input,
+    Owner,
+    Persona,
+    Playbook,
+    Project,
+    RetryPolicy,
+    Role,
+    Sources,
+    Step,
+    Tool,
+    Transition,
+    Webhook,
+    apply_defaults,
+    freeze,
+)
+from tars.tools.catalog import BUILTINS
+
+END = "end"
+PLACEHOLDER = re.compile(r"\{\{\s*([^}\s]*)\s*\}\}")
+# Placeholders every template may use, filled in by the runtime.
+CONTEXT_NAMES = frozenset(
+    {"owner_name", "assistant_name", "caller_name", "time_of_day", "today", "now", "target_name"}
+)
+
+
+def node_id(kind: str, *parts: str) -> str:
+    return f"{kind}:{'.'.join(parts)}"
+
+
+class _Compiler:
+    def __init__(self, sources: Sources):
+        self.sources = sources
+        self.graph = nx.MultiDiGraph()
+        self.problems: list[Diagnostic] = []
+        self.config = sources.config
+        self._known_tools: dict[str, bool] | None = None  # filled once all tool nodes exist
+        self.step_transitions: dict[tuple[str, str], list[Transition]] = {}
+
+    # ---------------------------------------------------------------- helpers
+    def problem(self, doc: Document, path: JsonPath, message: str, code: str, *, key: bool = False) -> None:
+        self.problems.append(doc.diagnostic(path, message, key=key, code=code))
+
+    def add_node(self, nid: str, kind: str, doc: Document, path: JsonPath, **attrs: Any) -> None:
+        line, col = doc.position(path, key=True)
+        self.graph.add_node(nid, kind=kind, file=doc.name, line=line, col=col, **attrs)
+
+    # ---------------------------------------------------------------- passes
+    def compile(self) -> None:
+        self.persona_nodes()
+        self.tool_nodes()
+        self.role_nodes()
+        self.tool_needs()
+        for name, doc in self.sources.playbooks.items():
+            self.playbook(name, doc)
+        self.delivery_checks()
+
+    def persona_nodes(self) -> None:
+        for key, doc in self.sources.personas.items():
+            self.add_node(node_id("persona", key), "persona", doc, ())
+            self.templates(doc, ("greetings",), doc.data.get("greetings", {}), CONTEXT_NAMES)
+        chosen = self.config.data["persona"]
+        if chosen not in self.sources.personas:
+            known = list(self.sources.personas)
+            hint = suggestion(chosen, known) or (
+                f"; personas/ has: {', '.join(known)}" if known else "; personas/ is empty"
+            )
+            self.problem(self.config, ("persona",), f"'{chosen}' is not a persona{hint}", "ref.persona")
+
+    def tool_nodes(self) -> None:
+        tools = self.config.data.get("tools", {})
+        for name, entry in tools.get("builtin", {}).items():
+            enabled = entry is not False and not (isinstance(entry, dict) and entry.get("enabled") is False)
+            self.add_node(node_id("tool", name), "tool", self.config, ("tools", "builtin", name),
+                          tool_kind="builtin", enabled=enabled)
+        for name, entry in tools.get("webhooks", {}).items():
+            path = ("tools", "webhooks", name)
+            if name in BUILTINS:
+                self.problem(self.config, path, f"'{name}' is the name of a built-in tool; "
+                             "give the webhook another name", "ref.tool", key=True)
+            self.add_node(node_id("tool", name), "tool", self.config, path, tool_kind="webhook", enabled=True)
+            params = entry.get("parameters")
+            if params is not None:
+                self.check_schema(self.config, (*path, "parameters"), params, "parameters")
+
+    def known_tools(self) -> dict[str, bool]:
+        if self._known_tools is None:
+            self._known_tools = {
+                n.removeprefix("tool:"): d["enabled"] for n, d in self.graph.nodes(data=True) if d["kind"] == "tool"
+            }
+        return self._known_tools
+
+    def tool_ref(self, doc: Document, path: JsonPath, name: str) -> bool:
+        """Check a reference to a tool; report unknown or disabled ones. True if usable."""
+        known = self.known_tools()
+        if name in known:
+            if not known[name]:
+                self.problem(doc, path, f"tool '{name}' is disabled (tools.builtin.{name}.enabled: false)", "ref.tool")
+                return False
+            return True
+        if name in BUILTINS:
+            self.problem(doc, path, f"'{name}' is a built-in tool that is not enabled; "
+                         f"add '{name}: true' under tools.builtin in tars.yaml", "ref.tool")
+        else:
+            hint = suggestion(name, list(known) + list(BUILTINS))
+            self.problem(doc, path, f"'{name}' is not a tool{hint}", "ref.tool")
+        return False
+
+    def role_nodes(self) -> None:
+        for role, entry in self.config.data["roles"].items():
+            rid = node_id("role", role)
+            self.add_node(rid, "role", self.config, ("roles", role))
+            for i, tool in enumerate(entry.get("tools", [])):
+                if self.tool_ref(self.config, ("roles", role, "tools", i), tool):
+                    self.graph.add_edge(rid, node_id("tool", tool), kind="grants")
+
+    def tool_needs(self) -> None:
+        tools = self.config.data.get("tools", {})
+        for section in ("builtin", "webhooks"):
+            for name, entry in tools.get(section, {}).items():
+                declared = entry.get("needs") if isinstance(entry, dict) else None
+                needs = declared if declared is not None else (
+                    list(BUILTINS[name].needs) if section == "builtin" and name in BUILTINS else []
+                )
+                for i, need in enumerate(needs):
+                    path = ("tools", section, name, "needs", i) if declared is not None else ("tools", section, name)
+                    if need == name:
+                        self.problem(self.config, path, f"tool '{name}' needs itself", "graph.cycle")
+                    elif self.tool_ref(self.config, path, need):
+                        self.graph.add_edge(node_id("tool", name), node_id("tool", need), kind="needs")
+        needs_graph = nx.DiGraph(
+            (u, v) for u, v, k in self.graph.edges(data="kind") if k == "needs"
+        )
+        for cycle in sorted(nx.simple_cycles(needs_graph), key=lambda c: sorted(c)):
+            start = min(cycle)
+            i = cycle.index(start)
+            ordered = [n.removeprefix("tool:") for n in cycle[i:] + cycle[:i]]
+            first = ordered[0]
+            section = "webhooks" if self.graph.nodes[node_id("tool", first)]["tool_kind"] == "webhook" else "builtin"
+            self.problem(self.config, ("tools", section, first, "needs"),
+                         "tools need each other in a cycle: " + " -> ".join([*ordered, first]), "graph.cycle")
+
+    # ---------------------------------------------------------------- playbooks
+    def playbook(self, name: str, doc: Document) -> None:
+        data = doc.data
+        problems_before = len(self.problems)
+        pid = node_id("playbook", name)
+        self.add_node(pid, "playbook", doc, ())
+        roles = self.config.data["roles"]
+        role = data["role"]
+        granted: set[str] | None = None
+        if role in roles:
+            self.graph.add_edge(pid, node_id("role", role), kind="runs_as")
+            granted = set(roles[role].get("tools", []))
+        else:
+            self.problem(doc, ("role",), f"'{role}' is not a role in tars.yaml{suggestion(role, roles)}", "ref.role")
+
+        allowed = data.get("tools")
+        if allowed is None:
+            allowed = sorted(granted or [])
+        else:
+            for i, tool in enumerate(allowed):
+                if self.tool_ref(doc, ("tools", i), tool):
+                    self.graph.add_edge(pid, node_id("tool", tool), kind="allows")
+                    if granted is not None and tool not in granted:
+                        self.problem(doc, ("tools", i), f"playbook uses tool '{tool}' but its role "
+                                     f"'{role}' is not granted it; add it to roles.{role}.tools "
+                                     "in tars.yaml or remove it here", "graph.privilege")
+
+        inputs = data.get("inputs", {})
+        for key, spec in inputs.items():
+            if spec.get("required") and "default" in spec:
+                self.problem(doc, ("inputs", key, "default"), f"input '{key}' is required and also has a "
+                             "default; a required input is always given, so drop one of them", "graph.input")
+        outcome = data["outcome"]
+        self.check_schema(doc, ("outcome", "schema"), outcome["schema"], "outcome schema")
+        fields = dict(outcome["schema"].get("properties", {}) if isinstance(outcome["schema"], dict) else {})
+        success = outcome.get("success")
+        if success and success["field"] not in fields:
+            self.problem(doc, ("outcome", "success", "field"), f"'{success['field']}' is not an outcome field"
+                         f"{suggestion(success['field'], fields)}", "ref.field")
+
+        names = set(inputs) | set(fields) | CONTEXT_NAMES
+        self.templates(doc, ("goal",), data["goal"], names)
+        if "voicemail" in data:
+            self.templates(doc, ("voicemail", "message"), data["voicemail"].get("message", ""), names)
+
+        steps = data["steps"]
+        ids: dict[str, int] = {}
+        for i, step in enumerate(steps):
+            sid = step["id"]
+            if sid == END:
+                self.problem(doc, ("steps", i, "id"), "'end' is reserved for the end of the call; "
+                             "name the step something else", "graph.step")
+            elif sid in ids:
+                self.problem(doc, ("steps", i, "id"), f"duplicate step id '{sid}' (also steps[{ids[sid]}])",
+                             "graph.step")
+            else:
+                ids[sid] = i
+                self.add_node(node_id("step", name, sid), "step", doc, ("steps", i), playbook=name, step=sid, index=i)
+        end = node_id("end", name)
+        self.graph.add_node(end, kind="end", playbook=name, file=doc.name, line=0, col=0)
+        if steps and ids.get(steps[0]["id"]) == 0:
+            self.graph.add_edge(pid, node_id("step", name, steps[0]["id"]), kind="starts_at")
+
+        for i, step in enumerate(steps):
+            sid = step["id"]
+            if ids.get(sid) != i:
+                continue
+            snode = node_id("step", name, sid)
+            self.templates(doc, ("steps", i, "instructions"), step["instructions"], names)
+            for j, tool in enumerate(step.get("tools", [])):
+                if self.tool_ref(doc, ("steps", i, "tools", j), tool):
+                    self.graph.add_edge(snode, node_id("tool", tool), kind="uses")
+                    if tool not in allowed:
+                        whose = "the playbook's tools" if data.get("tools") is not None else f"the tools of role '{role}'"
+                        self.problem(doc, ("steps", i, "tools", j), f"step '{sid}' uses tool '{tool}', which is "
+                                     f"not among {whose}; add it there or remove it here", "graph.privilege")
+            valid = self.step_transitions.setdefault((name, sid), [])
+            for transition, path in self.transitions(step["next"], ("steps", i, "next")):
+                target = transition.to
+                if target == END or target in ids:
+                    self.graph.add_edge(snode, end if target == END else node_id("step", name, target),
+                                        kind="goes_to", transition=transition)
+                    valid.append(transition)
+                else:
+                    self.problem(doc, path, f"'{target}' is not a step{suggestion(target, list(ids) + [END])}",
+                                 "ref.step")
+                if transition.field is not None:
+                    self.check_case(doc, path, transition, fields)
+
+        if not any(p.code == "ref.step" and p.file == doc.name for p in self.problems[problems_before:]):
+            self.reachability(name, doc, steps, ids)  # an unknown step would cascade
+
+    def transitions(self, nxt: Any, path: JsonPath) -> Iterable[tuple[Transition, JsonPath]]:
+        if isinstance(nxt, str):
+            yield Transition(nxt, "always"), path
+        elif isinstance(nxt, dict):
+            for value, to in nxt["cases"].items():
+                yield Transition(to, "case", field=nxt["field"], value=value), (*path, "cases", value)
+            yield Transition(nxt.get("default", END), "default", field=nxt["field"]), (*path, "default")
+        else:
+            for k, choice in enumerate(nxt):
+                yield Transition(choice["to"], "choice", when=choice["when"]), (*path, k, "to")
+
+    def check_case(self, doc: Document, path: JsonPath, transition: Transition, fields: Mapping[str, Any]) -> None:
+        field = transition.field
+        base = path[: path.index("next") + 1]
+        if field not in fields:
+            if transition.kind == "default":
+                self.problem(doc, (*base, "field"), f"'{field}' is not an outcome field{suggestion(field, fields)}",
+                             "ref.field")
+            return
+        enum = fields[field].get("enum") if isinstance(fields[field], dict) else None
+        if transition.kind == "case" and enum is not None and transition.value not in [str(e) for e in enum]:
+            self.problem(doc, path, f"'{transition.value}' is not a value of outcome field '{field}' "
+                         f"(one of: {', '.join(map(str, enum))}){suggestion(transition.value, map(str, enum))}",
+                         "ref.field", key=True)
+
+    def reachability(self, name: str, doc: Document, steps: list[dict[str, Any]], ids: dict[str, int]) -> None:
+        if not steps or ids.get(steps[0]["id"]) != 0:
+            return  # the start itself is broken; that error is reported already
+        step_graph = nx.DiGraph()
+        for sid in ids:
+            step_graph.add_node(node_id("step", name, sid))
+        end = node_id("end", name)
+        step_graph.add_node(end)
+        for sid in ids:
+            step_graph.add_edges_from(
+                (node_id("step", name, sid), end if t.to == END else node_id("step", name, t.to))
+                for t in self.step_transitions.get((name, sid), ())
+            )
+        start = node_id("step", name, steps[0]["id"])
+        reachable = nx.descendants(step_graph, start) | {start}
+        finishing = nx.ancestors(step_graph, end) | {end}
+        for sid, i in ids.items():
+            nid = node_id("step", name, sid)
+            if nid not in reachable:
+                self.problem(doc, ("steps", i, "id"), f"step '{sid}' is unreachable: no step leads to it "
+                             f"from the start ('{steps[0]['id']}')", "graph.unreachable")
+            elif nid not in finishing:
+                self.problem(doc, ("steps", i, "next"), f"step '{sid}' can never reach the end: every path "
+                             "from it loops; add a transition to 'end' or to a step that ends", "graph.dead_end")
+
+    # ---------------------------------------------------------------- misc checks
+    def templates(self, doc: Document, path: JsonPath, value: Any, names: Iterable[str]) -> None:
+        if isinstance(value, dict):
+            for key, sub in value.items():
+                self.templates(doc, (*path, key), sub, names)
+            return
+        if not isinstance(value, str):
+            return
+        known = set(names)
+        for match in PLACEHOLDER.finditer(value):
+            placeholder = match.group(1)
+            if placeholder not in known:
+                hint = suggestion(placeholder, known)
+                line, col = self.locate_text(doc, path, match.group(0))
+                self.problems.append(Diagnostic(
+                    doc.name, line, col, format_path(path),
+                    f"placeholder '{{{{ {placeholder} }}}}' names no input, outcome field or built-in value{hint}",
+                    "graph.template"))
+
+    @staticmethod
+    def locate_text(doc: Document, path: JsonPath, text: str) -> tuple[int, int]:
+        """Where ``text`` appears in the value at ``path`` (block scalars span lines)."""
+        line, col = doc.position(path)
+        for number in range(line, min(line + 200, len(doc.lines) + 1)):
+            source = doc.lines[number - 1]
+            found = source.find(text, col - 1 if number == line else 0)
+            if found >= 0:
+                return number, found + 1
+        return line, col
+
+    def check_schema(self, doc: Document, path: JsonPath, schema: Any, what: str) -> None:
+        import jsonschema_rs
+
+        # jsonschema-rs answers valid/invalid fast; jsonschema explains the invalid ones.
+        if not jsonschema_rs.meta.is_valid(schema):
+            try:
+                Draft202012Validator.check_schema(schema)
+            except SchemaError as exc:
+                where = (*path, *exc.path)
+                message = exc.message
+                if exc.path and exc.path[-1] == "type" and isinstance(exc.instance, str | int | float):
+                    types = ["string", "number", "integer", "boolean", "object", "array", "null"]
+                    message = (f"{exc.instance!r} is not a JSON Schema type; use one of: {', '.join(types)}"
+                               f"{suggestion(exc.instance, types)}")
+                self.problem(doc, where, f"{what} is not valid JSON Schema: {message}", "graph.schema")
+                return
+        if what == "parameters" and schema.get("type") != "object":
+            self.problem(doc, path, "parameters must be a JSON Schema with type: object", "graph.schema")
+
+    def delivery_checks(self) -> None:
+        delivery = self.config.data.get("delivery", {})
+        uses_webhook = any(v == "webhook" for k, v in delivery.items() if isinstance(v, str))
+        if uses_webhook and "webhook" not in delivery:
+            key = next(k for k, v in delivery.items() if v == "webhook")
+            self.problem(self.config, ("delivery", key), "the webhook channel is chosen but delivery.webhook "
+                         "(url, secret) is not configured", "ref.delivery")
+
+
+# ---------------------------------------------------------------------------- build
+
+
+def compile_project(sources: Sources, state: Path) -> Project:
+    """Check cross-references over the graph; build the frozen Project or raise ConfigError."""
+    compiler = _Compiler(sources)
+    compiler.compile()
+    if compiler.problems:
+        raise ConfigError(compiler.problems)
+    config = apply_defaults(sources.config.data, load_schema("tars"))
+    return Project(
+        root=sources.root,
+        state_dir=state,
+        owner=_owner(config["owner"]),
+        persona=_persona(config["persona"], sources.personas[config["persona"]].data),
+        roles=MappingProxyType({
+            n: Role(n, tuple(r.get("tools", ())), r.get("description", ""), r.get("pin", False))
+            for n, r in config["roles"].items()
+        }),
+        tools=MappingProxyType(_tools(config.get("tools", {}))),
+        playbooks=MappingProxyType({
+            n: _playbook(n, d, compiler) for n, d in sources.playbooks.items()
+        }),
+        directory=MappingProxyType({k: _directory(k, v) for k, v in config.get("directory", {}).items()}),
+        settings=freeze(config),
+        needs=MappingProxyType(_needs(compiler.graph)),
+        secrets=frozenset(_secrets(sources)),
+        secret_paths=frozenset(secret_paths(config)),
+        graph=nx.freeze(compiler.graph),
+        documents=MappingProxyType({d.name: d for d in sources.all()}),
+    )
+
+
+def _needs(graph: nx.MultiDiGraph) -> dict[str, frozenset[str]]:
+    from tars.graph.planner import needs_closure
+
+    direct: dict[str, list[str]] = {}
+    for u, v, kind in graph.edges(data="kind"):
+        if kind == "needs":
+            direct.setdefault(u.removeprefix("tool:"), []).append(v.removeprefix("tool:"))
+    tools = [n.removeprefix("tool:") for n, k in graph.nodes(data="kind") if k == "tool"]
+    closure = needs_closure(direct)
+    return {t: closure.get(t, frozenset()) for t in tools}
+
+
+def _owner(o: Mapping[str, Any]) -> Owner:
+    return Owner(o["name"], o["phone"], o["timezone"], o.get("region", "US"), o.get("email"),
+                 o.get("pin") or None, o.get("require_pin", False))
+
+
+def _persona(key: str, p: Mapping[str, Any]) -> Persona:
+    p = apply_defaults(p, load_schema("persona"))
+    return Persona(key, p["name"], p["language"], freeze(p["greetings"]), p.get("voice"), p.get("nationality"),
+                   p["style"], p["humor"], p["honesty"], p["verbosity"], p["address_owner_as"],
+                   p.get("style_notes", ""))
+
+
+def _tools(tools: Mapping[str, Any]) -> dict[str, Tool]:
+    out: dict[str, Tool] = {}
+    for name, entry in tools.get("builtin", {}).items():
+        cfg = entry if isinstance(entry, dict) else {}
+        if entry is False or cfg.get("enabled") is False:
+            continue
+        spec = BUILTINS[name]
+        out[name] = Tool(name, "builtin", cfg.get("description") or spec.description, freeze(spec.parameters),
+                         tuple(cfg.get("needs", spec.needs)), cfg.get("timeout_seconds", 10))
+    for name, entry in tools.get("webhooks", {}).items():
+        hook = Webhook(entry["url"], entry["method"], entry.get("secret") or None, freeze(entry.get("headers", {})),
+                       entry["timeout_seconds"], entry["retries"])
+        params = entry.get("parameters", {"type": "object", "properties": {}})
+        out[name] = Tool(name, "webhook", entry["description"], freeze(params), tuple(entry.get("needs", ())),
+                         entry["timeout_seconds"], hook)
+    return out
+
+
+def _playbook(name: str, doc: Document, compiler: _Compiler) -> Playbook:
+    graph = compiler.graph
+    data = apply_defaults(doc.data, load_schema("playbook"))
+    steps = []
+    for step in data["steps"]:
+        sid = step["id"]
+        transitions = tuple(compiler.step_transitions[(name, sid)])
+        steps.append(Step(sid, step["instructions"], tuple(step.get("tools", ())), transitions))
+    if "tools" in data:
+        tools = tuple(data["tools"])
+    else:
+        role = node_id("role", data["role"])
+        tools = tuple(t.removeprefix("tool:") for _, t, k in graph.out_edges(role, data="kind") if k == "grants")
+    inputs = {k: Input(k, v.get("type", "string"), v.get("description", ""), v.get("required", False),
+                       v.get("default"), tuple(v["enum"]) if "enum" in v else None)
+              for k, v in data.get("inputs", {}).items()}
+    success = data["outcome"].get("success") or {}
+    voicemail = data.get("voicemail", {})
+    silence = data.get("silence", {})
+    window = data.get("calling_window", "any")
+    return Playbook(
+        name=name, file=doc.name, description=data["description"], goal=data["goal"], role=data["role"],
+        tools=tools, inputs=MappingProxyType(inputs), steps=tuple(steps),
+        outcome_schema=freeze(data["outcome"]["schema"]), success_field=success.get("field"),
+        success_values=tuple(success.get("in", ())), voicemail_action=voicemail.get("action", "hang_up"),
+        voicemail_message=voicemail.get("message"), no_answer=RetryPolicy(**data.get("no_answer", {})),
+        busy=RetryPolicy(**data.get("busy", {})), calling_window=freeze(window),
+        max_duration_minutes=data["max_duration_minutes"],
+        silence_nudge_after_seconds=silence.get("nudge_after_seconds", 8),
+        silence_end_after_nudges=silence.get("end_after_nudges", 2),
+        report_via=data.get("report", {}).get("via", "default"),
+    )
+
+
+def _directory(key: str, entry: Mapping[str, Any]) -> DirectoryEntry:
+    return DirectoryEntry(key, entry["phone"], entry.get("name"), entry.get("timezone"),
+                          freeze(entry.get("hours", [])), tuple(entry.get("aliases", ())), entry.get("notes"))
+
+
+def _secrets(sources: Sources) -> set[str]:
+    """Every value that came from a ${VAR} at a secret field, for masking."""
+    found: set[str] = set()
+    for path in secret_paths(sources.config.data):
+        value = _get(sources.config.data, path)
+        if isinstance(value, FromEnv) and value:
+            found.add(str(value))
+    return found
+
+
+def secret_paths(config: Mapping[str, Any]) -> list[tuple[str, ...]]:
+    """Paths in tars.yaml that the schema marks ``writeOnly`` (secrets), present in ``config``."""
+    schema = load_schema("tars")
+    defs = schema["$defs"]
+    out: list[tuple[str, ...]] = []
+
+    def walk(value: Any, sub: Mapping[str, Any], path: tuple[str, ...]) -> None:
+        ref = sub.get("$ref", "")
+        if ref.startswith("#/$defs/"):
+            sub = {**defs[ref.removeprefix("#/$defs/")], **{k: v for k, v in sub.items() if k != "$ref"}}
+        if sub.get("writeOnly"):
+            out.append(path)
+            return
+        if not isinstance(value, dict):
+            return
+        props = sub.get("properties", {})
+        for key, item in value.items():
+            child = props.get(key, sub.get("additionalProperties"))
+            if isinstance(child, dict):
+                walk(item, child, (*path, key))
+
+    walk(config, schema, ())
+    return out
+
+
+def _get(data: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        data = data.get(key) if isinstance(data, Mapping) else None
+    return data
+
+
+__all__ = ["END", "compile_project", "node_id", "schemas_dir", "secret_paths"]

@@ -1,0 +1,119 @@
+"""The built-in tools: names, what they do, their parameters, and what they need.
+
+This is the single list the schema, the compiler and the call runtime agree on. Parameters
+are JSON Schema (lower-case types); the Gemini adapter upper-cases them on the wire.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class BuiltinTool:
+    name: str
+    description: str
+    parameters: dict[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
+    needs: tuple[str, ...] = ()
+
+
+def _params(required: list[str] | None = None, **props: dict[str, Any]) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object", "properties": props, "additionalProperties": False}
+    if required:
+        schema["required"] = required
+    return schema
+
+
+_TEXT = {"type": "string"}
+
+BUILTINS: dict[str, BuiltinTool] = {
+    t.name: t
+    for t in [
+        BuiltinTool("current_time", "The current date and time in the owner's timezone."),
+        BuiltinTool(
+            "create_reminder",
+            "Create a reminder for the owner at a time given in plain words or ISO 8601.",
+            _params(
+                ["text", "when"],
+                text={"type": "string", "description": "What to remind the owner of."},
+                when={"type": "string", "description": "When, e.g. 'tomorrow at 2pm'."},
+                every={"type": "string", "description": "Optional recurrence, e.g. 'every monday'."},
+                via={"type": "string", "enum": ["call", "sms", "webhook", "default"]},
+            ),
+        ),
+        BuiltinTool(
+            "list_reminders",
+            "List the owner's pending reminders.",
+            _params(include_done={"type": "boolean"}),
+        ),
+        BuiltinTool(
+            "cancel_reminder",
+            "Cancel a reminder by its id.",
+            _params(["id"], id={"type": "integer"}),
+        ),
+        BuiltinTool(
+            "complete_reminder",
+            "Mark a reminder as done.",
+            _params(["id"], id={"type": "integer"}),
+        ),
+        BuiltinTool(
+            "snooze_reminder",
+            "Move a reminder later, e.g. by 'ten minutes' or to 'tomorrow 9am'.",
+            _params(["id", "until"], id={"type": "integer"}, until=_TEXT),
+        ),
+        BuiltinTool(
+            "lookup_contact",
+            "Find a contact or directory entry by name; returns the phone number.",
+            _params(["name"], name=_TEXT),
+        ),
+        BuiltinTool(
+            "add_contact",
+            "Add a contact to the owner's address book.",
+            _params(["name", "phone"], name=_TEXT, phone=_TEXT, relationship=_TEXT, notes=_TEXT),
+        ),
+        BuiltinTool("list_contacts", "List the owner's contacts.", _params()),
+        BuiltinTool(
+            "take_message",
+            "Take a message for the owner; it is stored and delivered to them.",
+            _params(["message"], message=_TEXT, caller_name=_TEXT, callback_number=_TEXT),
+        ),
+        BuiltinTool(
+            "end_call",
+            "End the call after saying goodbye.",
+            _params(reason=_TEXT),
+        ),
+        BuiltinTool(
+            "make_goal_call",
+            "Place a call on the owner's behalf following a playbook.",
+            _params(
+                ["target", "playbook"],
+                target={"type": "string", "description": "Contact, directory name or number."},
+                playbook=_TEXT,
+                inputs={"type": "object"},
+            ),
+            needs=("lookup_contact",),
+        ),
+        BuiltinTool(
+            "record_outcome",
+            "Record the structured result of a goal call (fields per the playbook's outcome).",
+            {"type": "object"},
+        ),
+        BuiltinTool(
+            "ask_owner",
+            "Ask the owner a question during a goal call; returns their answer.",
+            _params(["question"], question=_TEXT),
+        ),
+        BuiltinTool(
+            "send_sms",
+            "Send a text message to a contact or the owner.",
+            _params(["to", "body"], to=_TEXT, body=_TEXT),
+            needs=("lookup_contact",),
+        ),
+        BuiltinTool(
+            "press_digits",
+            "Press keys on a phone menu (DTMF), e.g. '1' or '0042#'.",
+            _params(["digits"], digits={"type": "string", "pattern": "^[0-9*#wW]+$"}),
+        ),
+    ]
+}

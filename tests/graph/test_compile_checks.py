@@ -1,0 +1,108 @@
+"""Cross-checks over the compiled graph: each mistake a user can make, and exactly what they see.
+
+Each case starts from the shipped example project, makes one edit a user might make,
+and compares `tars validate` with a golden file (regenerate with TARS_UPDATE_GOLDENS=1,
+then read the diff: the golden is what a person will see).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tars.cli.app import app
+from tars.scaffold import scaffold
+
+GOLDEN = Path(__file__).parent / "golden"
+
+# case -> [(file, old text, new text)]
+CASES: dict[str, list[tuple[str, str, str]]] = {
+    "unknown_tool_in_step": [("playbooks/book_appointment.yaml", "tools: [press_digits]", "tools: [press_digit]")],
+    "unknown_role": [("playbooks/business_inquiry.yaml", "role: delegate", "role: delegat")],
+    "unknown_persona": [("tars.yaml", "persona: tars", "persona: tarz")],
+    "unknown_step": [("playbooks/book_appointment.yaml", "next: find_slot", "next: find_slott")],
+    "unknown_tool_in_role": [("tars.yaml", "tools: [take_message, end_call]", "tools: [take_mesage, end_call]")],
+    "needs_cycle": [("tars.yaml", "    lookup_contact: true\n", "    lookup_contact:\n      needs: [make_goal_call]\n")],
+    "unreachable_step": [("playbooks/business_inquiry.yaml", "next: note_answer", "next: wrap_up")],
+    "loop_without_end": [("playbooks/business_inquiry.yaml", "    tools: [record_outcome]\n    next: wrap_up", "    tools: [record_outcome]\n    next: ask")],
+    "playbook_tool_not_granted": [("playbooks/business_inquiry.yaml", "tools: [current_time, record_outcome, press_digits, end_call]", "tools: [current_time, record_outcome, press_digits, end_call, send_sms]")],
+    "step_tool_not_in_playbook": [("playbooks/business_inquiry.yaml", "    tools: [end_call]\n    next: end", "    tools: [end_call, ask_owner]\n    next: end")],
+    "unknown_placeholder": [("playbooks/business_inquiry.yaml", "and ask:\n      {{ question }}", "and ask:\n      {{ questoin }}")],
+    "required_input_with_default": [("playbooks/dinner_invitation.yaml", "    description: Who is invited?\n    required: true", "    description: Who is invited?\n    required: true\n    default: Helen")],
+    "invalid_outcome_schema": [("playbooks/business_inquiry.yaml", "status: {type: string, enum: [answered, unknown]}", "status: {type: strng, enum: [answered, unknown]}")],
+    "case_value_not_in_enum": [("playbooks/book_appointment.yaml", "        booked: confirm", "        bookd: confirm")],
+    "unknown_success_field": [("playbooks/book_appointment.yaml", "success: {field: status, in: [booked]}", "success: {field: state, in: [booked]}")],
+    "unknown_transition_field": [("playbooks/book_appointment.yaml", "      field: status\n", "      field: stauts\n")],
+    "disabled_builtin_granted": [("tars.yaml", "    take_message: true", "    take_message: {enabled: false}")],
+    "builtin_not_enabled": [("tars.yaml", "    press_digits: true\n", "")],
+    "webhook_named_like_builtin": [("tars.yaml", "    send_to_n8n:\n", "    send_sms:\n"), ("tars.yaml", "      - send_sms\n      - send_to_n8n\n", "      - send_sms\n")],
+    "reserved_and_duplicate_step_ids": [("playbooks/business_inquiry.yaml", "  - id: wrap_up", "  - id: note_answer"), ("playbooks/business_inquiry.yaml", "  - id: ask\n", "  - id: end\n")],
+    "webhook_channel_unconfigured": [("tars.yaml", "  call_reports: sms", "  call_reports: webhook")],
+    "invalid_webhook_parameters": [("tars.yaml", "channel: {type: string, enum: [email, telegram, discord]}", "channel: {type: 12}")],
+}
+
+
+def make_project(tmp_path: Path, edits: list[tuple[str, str, str]]) -> Path:
+    root = tmp_path / "project"
+    scaffold(root)
+    for file, old, new in edits:
+        path = root / file
+        text = path.read_text()
+        assert old in text, f"fixture out of date: {old!r} not in {file}"
+        path.write_text(text.replace(old, new, 1))
+    return root
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_compile_check_reports_exact_message(
+    case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, update_goldens: bool
+) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("TARS_HOME", str(tmp_path / "state"))
+    root = make_project(tmp_path, CASES[case])
+    result = CliRunner().invoke(app, ["--project", str(root), "validate"], env={"COLUMNS": "200"})
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    golden = GOLDEN / f"{case}.txt"
+    if update_goldens:
+        golden.write_text(result.output)
+    assert result.output == golden.read_text()
+
+
+def test_one_typo_does_not_cascade(tmp_path: Path) -> None:
+    """An unknown step name is one error, not also 'unreachable' and 'never ends' for its neighbours."""
+    root = make_project(tmp_path, CASES["unknown_step"])
+    result = CliRunner().invoke(app, ["--project", str(root), "validate", "--json"])
+    import json
+
+    problems = json.loads(result.output)
+    assert [p["code"] for p in problems] == ["ref.step"]
+
+
+def test_schema_errors_stop_before_compile(tmp_path: Path) -> None:
+    """Compile runs only after the schema passes, so a schema typo is reported alone.
+
+    (The misspelt 'rol' is one error: "did you mean 'role'" already covers the missing key.)
+    """
+    root = make_project(
+        tmp_path,
+        [("playbooks/book_appointment.yaml", "role: delegate", "rol: delegate"),
+         ("playbooks/business_inquiry.yaml", "next: note_answer", "next: nowhere")],
+    )
+    result = CliRunner().invoke(app, ["--project", str(root), "validate", "--json"])
+    import json
+
+    codes = sorted(p["code"] for p in json.loads(result.output))
+    assert codes == ["schema.unknown_key"]
+
+
+def test_all_cross_check_errors_in_one_pass(tmp_path: Path) -> None:
+    edits = CASES["unknown_tool_in_role"] + CASES["unknown_role"] + CASES["unknown_placeholder"][:0] + CASES["needs_cycle"]
+    root = make_project(tmp_path, edits)
+    result = CliRunner().invoke(app, ["--project", str(root), "validate", "--json"])
+    import json
+
+    codes = sorted(p["code"] for p in json.loads(result.output))
+    assert codes == ["graph.cycle", "ref.role", "ref.tool"]
