@@ -1,0 +1,133 @@
+"""The tool gate: every tool call the model makes passes through here, and only here.
+
+The model was only offered the tools the caller's role grants. That is the first
+check; this is the second, because a model can be talked into calling a tool it was
+never offered (prompt injection) or simply hallucinate one. For each batch of calls:
+
+1. the tool must be offered on this call and granted to the role;
+2. a goal call's current step must allow it;
+3. the arguments must match the tool's JSON Schema;
+4. allowed calls run in the order the task planner gives (needs first, independent
+   ones concurrently), each under its timeout;
+5. every call — allowed or refused, and why — is recorded as a ``ToolInvocation``.
+
+A refusal or a failure is a short result the model can speak about; nothing raises
+into the pipeline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from tars.config.schema import validate_value
+from tars.graph.planner import ToolCall, run
+from tars.project import Project, thaw
+
+log = logging.getLogger("tars.gate")
+
+#: A policy hook for goal calls: None if the tool is allowed now, else why not.
+StepPolicy = Callable[[str], str | None]
+
+
+class Executor(Protocol):
+    def __call__(self, call: ToolCall, upstream: Mapping[str, Any]) -> Awaitable[Any]: ...
+
+
+class Recorder(Protocol):
+    async def tool_invocation(
+        self, tool: str, arguments: Mapping[str, Any], *, allowed: bool, result: Any, reason: str | None,
+        duration_ms: int | None,
+    ) -> None: ...
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    reason: str | None = None
+
+
+class ToolGate:
+    """Checks, orders, runs and records the model's tool calls for one call."""
+
+    def __init__(
+        self,
+        project: Project,
+        role: str,
+        offered: Sequence[str],
+        execute: Executor,
+        recorder: Recorder,
+        step_policy: StepPolicy | None = None,
+    ):
+        self.project = project
+        self.role = role
+        self.offered = tuple(offered)
+        self.execute = execute
+        self.recorder = recorder
+        self.step_policy = step_policy
+        self._schemas = {name: thaw(project.tools[name].parameters) for name in self.offered if name in project.tools}
+
+    def check(self, call: ToolCall) -> Decision:
+        granted = self.project.roles[self.role].tools if self.role in self.project.roles else ()
+        if call.name not in self.offered or call.name not in granted:
+            return Decision(False, f"'{call.name}' is not available to the {self.role} role on this call")
+        if self.step_policy is not None:
+            why = self.step_policy(call.name)
+            if why:
+                return Decision(False, why)
+        schema = self._schemas.get(call.name)
+        if schema is not None:
+            problems = validate_value(dict(call.args), schema)
+            if problems:
+                return Decision(False, "invalid arguments: " + "; ".join(problems))
+        return Decision(True)
+
+    async def run_batch(self, calls: Sequence[ToolCall]) -> list[dict[str, Any]]:
+        """Results for each call, in the order asked (refusals included)."""
+        decisions = [self.check(call) for call in calls]
+        results: dict[str, dict[str, Any]] = {}
+        for call, decision in zip(calls, decisions, strict=True):
+            if not decision.allowed:
+                log.warning("refused tool call %s(%s): %s", call.name, dict(call.args), decision.reason)
+                results[call.id] = {"refused": decision.reason}
+                await self.recorder.tool_invocation(
+                    call.name, call.args, allowed=False, result=None, reason=decision.reason, duration_ms=0
+                )
+        allowed = [c for c, d in zip(calls, decisions, strict=True) if d.allowed]
+        started: dict[str, float] = {}
+
+        async def timed(call: ToolCall, upstream: Mapping[str, Any]) -> Any:
+            started[call.id] = time.perf_counter()
+            timeout = self.project.tools[call.name].timeout_seconds if call.name in self.project.tools else 10
+            return await asyncio.wait_for(self.execute(call, upstream), timeout)
+
+        for outcome in await run(allowed, self.project.needs, timed):
+            call = outcome.call
+            duration = int((time.perf_counter() - started.get(call.id, time.perf_counter())) * 1000)
+            if outcome.ok:
+                result = outcome.result if isinstance(outcome.result, dict) else {"result": outcome.result}
+                reason = None
+            else:
+                error = outcome.error or "failed"
+                if error.startswith("TimeoutError"):
+                    error = f"{call.name} took too long and was stopped"
+                result = {"error": _user_message(error)}
+                reason = error
+            results[call.id] = result
+            await self.recorder.tool_invocation(
+                call.name, call.args, allowed=True, result=result, reason=reason, duration_ms=duration
+            )
+        return [results[call.id] for call in calls]
+
+
+def _user_message(error: str) -> str:
+    """A tool's exception as one line for the model (no class names for UserErrors)."""
+    for prefix in ("UserError: ", "InvalidValue: ", "NotFound: ", "AlreadyExists: ", "TimeParseError: ",
+                   "StoreError: ", "ToolError: "):
+        if error.startswith(prefix):
+            return error[len(prefix):]
+    return error

@@ -1,0 +1,293 @@
+"""One live call: a Pipecat pipeline between Twilio's media stream and Gemini Live.
+
+    Twilio websocket ⇄ TwilioFrameSerializer ⇄ user aggregator ⇄ GeminiLiveLLMService
+                                                ⇄ tool gate ⇄ tools ⇄ assistant aggregator
+
+The model is offered exactly the tools the caller's role grants; every call it makes
+goes through the gate (``tars.calls.gate``). The call is written down as it happens
+(``tars.calls.recorder``). If Gemini drops, pipecat resumes the session with its handle;
+if it cannot, the caller hears an apology spoken by Twilio and the call ends, recorded
+as failed with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
+from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
+from pipecat.frames.frames import EndFrame, InputTextRawFrame, LLMRunFrame
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.pipeline.worker import PipelineParams, PipelineWorker
+from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.processors.aggregators.llm_response_universal import LLMContextAggregatorPair
+from pipecat.processors.frame_processor import FrameDirection
+from pipecat.serializers.twilio import TwilioFrameSerializer
+from pipecat.services.google.gemini_live.llm import GeminiLiveLLMService
+from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPIWebsocketTransport
+from pipecat.workers.runner import WorkerRunner
+
+from tars.calls import instructions
+from tars.calls.caller import Caller
+from tars.calls.gate import StepPolicy, ToolGate
+from tars.calls.recorder import CallRecorder, TranscriptTap
+from tars.config.secrets import mask_text
+from tars.graph.planner import ToolCall
+from tars.project import Project, thaw
+from tars.server.endpoints import Endpoints
+from tars.tools.builtins import ToolContext, execute
+
+log = logging.getLogger("tars.calls")
+
+APOLOGY = "I'm sorry, I'm having technical trouble and have to end this call. Please try again in a few minutes."
+
+
+@dataclass(frozen=True)
+class CallSetup:
+    """Everything a session needs to know before the first audio frame."""
+
+    call_id: int
+    call_sid: str
+    stream_sid: str
+    caller: Caller
+    purpose: str  # "inbound", "goal", "reminder"
+    system_instruction: str
+    opening: str  # the first user-side message: what to say first
+    tools: tuple[str, ...]
+
+
+def function_schemas(project: Project, names: Sequence[str]) -> ToolsSchema:
+    """The tools offered to the model, as pipecat FunctionSchemas (JSON Schema parameters)."""
+    schemas = []
+    for name in names:
+        tool = project.tools[name]
+        params = thaw(tool.parameters)
+        schemas.append(FunctionSchema(
+            name=name, description=tool.description,
+            properties=params.get("properties", {}), required=list(params.get("required", [])),
+        ))
+    return ToolsSchema(standard_tools=schemas)
+
+
+class GatedGeminiLive(GeminiLiveLLMService):
+    """Gemini Live whose tool calls go through the gate as whole batches.
+
+    pipecat hands each call of a batch to its handler separately; the task planner needs
+    the batch, so it is taken here, where the service receives it, and each handler then
+    waits for its own call's result.
+    """
+
+    def __init__(self, *args: Any, session: CallSession, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._call = session  # not _session: the base class keeps its Live session there
+        self.register_function(None, self._handle)
+
+    async def run_function_calls(self, function_calls: Sequence[Any]) -> None:
+        calls = [ToolCall(fc.tool_call_id, fc.function_name, dict(fc.arguments or {})) for fc in function_calls]
+        self._call.start_batch(calls)
+        await super().run_function_calls(function_calls)
+
+    async def _handle(self, params: Any) -> None:
+        result = await self._call.result_for(ToolCall(params.tool_call_id, params.function_name,
+                                                         dict(params.arguments or {})))
+        await params.result_callback(result)
+
+
+class CallSession:
+    """Runs one call from the opened media stream to the hang-up."""
+
+    def __init__(
+        self,
+        project: Project,
+        endpoints: Endpoints,
+        database: Any,
+        outbox: Any,
+        setup: CallSetup,
+        *,
+        step_policy: StepPolicy | None = None,
+        controls: Any = None,
+    ):
+        self.project = project
+        self.endpoints = endpoints
+        self.setup = setup
+        self.recorder = CallRecorder(database, setup.call_id, lambda text: mask_text(text, project.secrets))
+        self.context = ToolContext(project, database, setup.caller, controls or self, outbox, setup.call_id)
+        self.gate = ToolGate(project, setup.caller.role, setup.tools,
+                             lambda call, upstream: execute(self.context, call, upstream), self.recorder, step_policy)
+        self._batches: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._tasks: set[asyncio.Future[Any]] = set()
+        self.worker: PipelineWorker | None = None
+        self.ending = False
+        self.failure: str | None = None
+        self.status = "in-progress"
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ------------------------------------------------------------------ tool batches
+    def start_batch(self, calls: list[ToolCall]) -> None:
+        loop = asyncio.get_running_loop()
+        futures = {call.id: loop.create_future() for call in calls}
+        self._batches.update(futures)
+
+        async def run_batch() -> None:
+            try:
+                results = await self.gate.run_batch(calls)
+            except Exception as exc:  # the gate never raises by design; be safe for the call
+                log.exception("tool batch failed")
+                results = [{"error": f"internal error: {exc}"} for _ in calls]
+            for call, result in zip(calls, results, strict=True):
+                if not futures[call.id].done():
+                    futures[call.id].set_result(result)
+
+        self._spawn(run_batch())
+
+    async def result_for(self, call: ToolCall) -> dict[str, Any]:
+        future = self._batches.pop(call.id, None)
+        if future is None:  # not seen as part of a batch: a batch of one
+            self.start_batch([call])
+            future = self._batches.pop(call.id)
+        return await future
+
+    # ------------------------------------------------------------------ controls tools use
+    async def end_call(self, reason: str) -> None:
+        """Hang up once the goodbye has been spoken (Gemini Live holds EndFrame until its turn ends)."""
+        if self.ending:
+            return
+        self.ending = True
+        await self.recorder.line("system", f"call ended by the assistant: {reason}")
+
+        async def later() -> None:
+            await asyncio.sleep(0.2)  # let the tool result reach the model first
+            if self.worker is not None:
+                await self.worker.queue_frame(EndFrame(reason=reason))
+
+        self._spawn(later())
+
+    async def say_to_model(self, text: str) -> None:
+        """System text for the model (a reminder, a step change), spoken about at the next pause."""
+        if self.worker is not None:
+            await self.recorder.line("system", text)
+            await self.worker.queue_frame(InputTextRawFrame(text))
+
+    async def press_digits(self, digits: str) -> None:
+        from tars.tools.builtins import ToolError
+
+        raise ToolError("pressing keys is only available on goal calls")
+
+    async def record_outcome(self, outcome: Mapping[str, Any]) -> dict[str, Any]:
+        from tars.tools.builtins import ToolError
+
+        raise ToolError("there is no outcome to record on this call")
+
+    async def goto_step(self, step: str) -> dict[str, Any]:
+        from tars.tools.builtins import ToolError
+
+        raise ToolError("this call follows no playbook")
+
+    async def ask_owner(self, question: str) -> str:
+        from tars.tools.builtins import ToolError
+
+        raise ToolError("the owner cannot be asked during this call")
+
+    # ------------------------------------------------------------------ the pipeline
+    def build(self, websocket: Any) -> PipelineWorker:
+        server = self.project.section("server")
+        settings = self.project.section("model")
+        serializer = TwilioFrameSerializer(
+            stream_sid=self.setup.stream_sid,
+            call_sid=self.setup.call_sid,
+            account_sid=self.endpoints.twilio_account_sid,
+            auth_token=self.endpoints.twilio_auth_token,
+            base_url=self.endpoints.twilio_api_base_url,
+        )
+        transport = FastAPIWebsocketTransport(
+            websocket,
+            FastAPIWebsocketParams(audio_in_enabled=True, audio_out_enabled=True, add_wav_header=False,
+                                   serializer=serializer),
+        )
+        llm = GatedGeminiLive(
+            api_key=self.endpoints.gemini_api_key or "unset",
+            settings=GeminiLiveLLMService.Settings(
+                model=settings.get("live_model"),
+                voice=self.project.persona.voice or settings.get("voice"),
+                system_instruction=self.setup.system_instruction,
+            ),
+            tools=function_schemas(self.project, self.setup.tools) if self.setup.tools else None,
+            http_options=self.endpoints.http_options(),
+            session=self,
+        )
+        context = LLMContext(messages=[{"role": "user", "content": self.setup.opening}])
+        pair = LLMContextAggregatorPair(context)
+        self._taps = (TranscriptTap(self.recorder, FrameDirection.UPSTREAM),
+                      TranscriptTap(self.recorder, FrameDirection.DOWNSTREAM))
+        pipeline = Pipeline([
+            transport.input(), pair.user(), self._taps[0], llm, self._taps[1], transport.output(), pair.assistant(),
+        ])
+        worker = PipelineWorker(
+            pipeline,
+            params=PipelineParams(audio_in_sample_rate=16000, audio_out_sample_rate=24000),
+            idle_timeout_secs=float(server.get("idle_timeout_seconds", 60)),
+        )
+
+        @transport.event_handler("on_client_disconnected")
+        async def _gone(_transport: Any, _client: Any) -> None:
+            await worker.cancel()
+
+        @worker.event_handler("on_pipeline_error")
+        async def _error(_worker: Any, frame: Any) -> None:
+            if getattr(frame, "fatal", False) or "Max consecutive failures" in str(getattr(frame, "error", "")):
+                await self.model_failed(str(getattr(frame, "error", frame)))
+
+        self.worker = worker
+        return worker
+
+    async def run(self, websocket: Any) -> None:
+        """Run the call to its end; the Call row ends completed or failed, never half-written."""
+        worker = self.build(websocket)
+        await self.recorder.update(status="in-progress", started_at=dt.datetime.now(dt.UTC))
+        runner = WorkerRunner(handle_sigint=False, handle_sigterm=False)
+        limit = float(self.project.section("server").get("max_call_minutes", 30)) * 60
+        watchdog = asyncio.ensure_future(self._time_limit(limit))
+        try:
+            await runner.add_workers(worker)
+            await worker.queue_frame(LLMRunFrame())
+            await runner.run()
+        except Exception as exc:
+            log.exception("call %s crashed", self.setup.call_sid)
+            self.failure = self.failure or f"internal error: {type(exc).__name__}: {exc}"
+        finally:
+            watchdog.cancel()
+            for tap in self._taps:
+                await tap.flush()
+            if self.failure:
+                await self.recorder.finish("failed", self.failure)
+            else:
+                await self.recorder.finish("completed")
+
+    async def _time_limit(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        await self.say_to_model("[System] The maximum call length has been reached. Say a brief goodbye now.")
+        await self.end_call("maximum call length reached")
+
+    async def model_failed(self, reason: str) -> None:
+        """Gemini is gone for good: Twilio speaks the apology and hangs up; recorded as failed."""
+        if self.failure:
+            return
+        self.failure = f"model session failed: {reason}"
+        log.error("call %s: %s", self.setup.call_sid, self.failure)
+        twiml = f"<Response><Say>{APOLOGY}</Say><Hangup/></Response>"
+        try:
+            client = self.endpoints.twilio_client()
+            await asyncio.to_thread(lambda: client.calls(self.setup.call_sid).update(twiml=twiml))
+        except Exception as exc:  # the socket closing below still ends the call
+            log.warning("could not hand the call to Twilio for the apology: %s", exc)
+        if self.worker is not None:
+            await self.worker.cancel()

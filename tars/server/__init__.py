@@ -1,0 +1,1 @@
+"""`tars serve`: the HTTP/websocket server that answers Twilio."""

@@ -1,0 +1,309 @@
+"""The server Twilio talks to: signed webhooks in, TwiML out, one pipeline per media stream.
+
+    POST /twilio/voice    incoming (or answered outbound) call → TwiML <Connect><Stream>
+    POST /twilio/pin      the keypad PIN from <Gather> → owner, retry, or goodbye
+    POST /twilio/status   call status callbacks → the Call row
+    WS   /twilio/stream   the media stream → CallSession (signed parameters only)
+    GET  /healthz         liveness and the number of live calls
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hmac
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+from xml.sax.saxutils import escape, quoteattr
+
+from fastapi import FastAPI, Request, WebSocket
+from fastapi.responses import JSONResponse, Response
+
+from tars.calls import instructions
+from tars.calls.caller import BLOCKED, OWNER, Caller, identify
+from tars.calls.session import CallSession, CallSetup
+from tars.delivery import Outbox
+from tars.project import Project
+from tars.server.endpoints import Endpoints
+from tars.server.signatures import StreamSigner, public_url, valid_twilio_signature, websocket_url
+
+log = logging.getLogger("tars.server")
+
+BUSY_MESSAGE = "Sorry, the assistant is busy on other calls right now. Please try again in a few minutes."
+PIN_PROMPT = "If you are {owner}, enter your PIN followed by the hash key. Otherwise, please hold."
+PIN_RETRY = "That PIN is not right. Please try again."
+PIN_GOODBYE = "That PIN is not right. Goodbye."
+MAX_PIN_TRIES = 3
+# Twilio's statuses → ours (a cancelled call never connected: like no answer).
+STATUS_MAP = {"queued": "queued", "initiated": "queued", "ringing": "ringing", "in-progress": "in-progress",
+              "answered": "in-progress", "completed": "completed", "busy": "busy", "no-answer": "no-answer",
+              "failed": "failed", "canceled": "no-answer"}
+
+
+def twiml(*verbs: str) -> Response:
+    body = '<?xml version="1.0" encoding="UTF-8"?><Response>' + "".join(verbs) + "</Response>"
+    return Response(body, media_type="application/xml")
+
+
+def say(text: str) -> str:
+    return f"<Say>{escape(text)}</Say>"
+
+
+@dataclass
+class Server:
+    """The running server's state: live calls, reservations, and what it needs to place them."""
+
+    project: Project
+    endpoints: Endpoints
+    database: Any
+    public_base: str
+    outbox: Outbox = field(init=False)
+    signer: StreamSigner = field(init=False)
+    sessions: dict[str, CallSession] = field(default_factory=dict)
+    reserved: dict[str, float] = field(default_factory=dict)  # call sid → when the webhook answered
+    shutting_down: bool = False
+    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.outbox = Outbox(self.project, self.endpoints)
+        self.signer = StreamSigner.from_secret(self.endpoints.twilio_auth_token)
+
+    @property
+    def max_calls(self) -> int:
+        return int(self.project.section("server").get("max_concurrent_calls", 4))
+
+    def busy(self, call_sid: str) -> bool:
+        now = asyncio.get_running_loop().time()
+        for sid, when in list(self.reserved.items()):
+            if now - when > 60 and sid not in self.sessions:  # answered but never streamed
+                del self.reserved[sid]
+        live = set(self.sessions) | set(self.reserved)
+        return self.shutting_down or (call_sid not in live and len(live) >= self.max_calls)
+
+    def background(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def db(self, work: Any) -> Any:
+        def unit() -> Any:
+            with self.database.session() as session:
+                return work(session)
+
+        return await asyncio.to_thread(unit)
+
+    async def shutdown(self, grace: float = 10.0) -> None:
+        """No new calls; live calls are told goodbye and ended; rows are finished."""
+        self.shutting_down = True
+        for session in list(self.sessions.values()):
+            await session.say_to_model("[System] The assistant is shutting down. Apologise briefly and say goodbye.")
+            await session.end_call("server shutting down")
+        deadline = asyncio.get_running_loop().time() + grace
+        while self.sessions and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.1)
+        for session in list(self.sessions.values()):
+            if session.worker is not None:
+                await session.worker.cancel()
+        if self.tasks:
+            await asyncio.wait(self.tasks, timeout=grace)
+
+
+async def _form(request: Request) -> dict[str, str]:
+    return dict(parse_qsl((await request.body()).decode("utf-8", "replace"), keep_blank_values=True))
+
+
+def create_app(server: Server) -> FastAPI:
+    app = FastAPI(title="TARS", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.server = server
+    project = server.project
+
+    async def signed_form(request: Request) -> dict[str, str] | None:
+        params = await _form(request)
+        url = public_url(server.public_base, request.url.path, request.url.query)
+        if valid_twilio_signature(server.endpoints.twilio_auth_token, url, params,
+                                  request.headers.get("X-Twilio-Signature")):
+            return params
+        log.warning("refused a webhook to %s with a missing or invalid Twilio signature", request.url.path)
+        return None
+
+    def forbidden() -> Response:
+        return Response("invalid Twilio signature", status_code=403, media_type="text/plain")
+
+    def connect(caller: Caller, call_sid: str, call_id: int, purpose: str) -> Response:
+        params = server.signer.sign({"call_sid": call_sid, "call_id": str(call_id), "from_number": caller.number,
+                                     "role": caller.role, "purpose": purpose})
+        stream = "".join(f"<Parameter name={quoteattr(k)} value={quoteattr(v)}/>" for k, v in params.items())
+        url = websocket_url(server.public_base, "/twilio/stream")
+        return twiml(f"<Connect><Stream url={quoteattr(url)}>{stream}</Stream></Connect>")
+
+    def gather(caller: Caller, call_id: int, tries: int, prompt: str) -> Response:
+        query = urlencode({"call_id": call_id, "role": caller.role, "tries": tries})
+        action = public_url(server.public_base, "/twilio/pin", query)
+        digits = str(len(project.owner.pin or "") + 1)
+        return twiml(
+            f"<Gather input=\"dtmf\" finishOnKey=\"#\" timeout=\"4\" numDigits={quoteattr(digits)} "
+            f"action={quoteattr(action)} method=\"POST\">{say(prompt)}</Gather>",
+            f"<Redirect method=\"POST\">{escape(action)}</Redirect>",
+        )
+
+    @app.get("/healthz")
+    async def healthz() -> JSONResponse:
+        return JSONResponse({"status": "stopping" if server.shutting_down else "ok",
+                             "live_calls": len(server.sessions), "max_calls": server.max_calls})
+
+    @app.post("/twilio/voice")
+    async def voice(request: Request) -> Response:
+        params = await signed_form(request)
+        if params is None:
+            return forbidden()
+        call_sid = params.get("CallSid", "")
+        number = params.get("From", "")
+        if server.busy(call_sid):
+            log.info("call %s from %s refused: at capacity", call_sid, number)
+            return twiml(say(BUSY_MESSAGE), "<Hangup/>")
+        caller = await asyncio.to_thread(identify, project, server.database, number)
+        if caller.role == BLOCKED:
+            return twiml('<Reject reason="busy"/>')
+        from tars.store.calls import start_call
+
+        call = await server.db(lambda s: start_call(
+            s, direction="inbound", from_number=number, to_number=params.get("To", ""), sid=call_sid,
+            contact_id=caller.contact_id, status="ringing"))
+        server.reserved[call_sid] = asyncio.get_running_loop().time()
+        if caller.role != OWNER and caller.contact_id is None:
+            server.background(server.outbox.notify_owner(f"Incoming call from {number}", kind="unknown_callers"))
+        owner = project.owner
+        role_needs_pin = project.roles[caller.role].pin if caller.role in project.roles else False
+        if owner.pin and (caller.role != OWNER or owner.require_pin or role_needs_pin):
+            return gather(caller, call.id, 0, PIN_PROMPT.format(owner=owner.name))
+        return connect(caller, call_sid, call.id, "inbound")
+
+    @app.post("/twilio/pin")
+    async def pin(request: Request) -> Response:
+        params = await signed_form(request)  # the action URL's query (tries, role) is signed too
+        if params is None:
+            return forbidden()
+        query = dict(parse_qsl(request.url.query))
+        call_sid, number = params.get("CallSid", ""), params.get("From", "")
+        call_id, tries = int(query.get("call_id", "0")), int(query.get("tries", "0"))
+        digits = params.get("Digits", "")
+        caller = await asyncio.to_thread(identify, project, server.database, number)
+        owner = project.owner
+        if digits and owner.pin and hmac.compare_digest(digits.rstrip("#"), owner.pin):
+            log.info("call %s: owner PIN accepted", call_sid)
+            return connect(Caller(number, OWNER, owner.name, caller.contact_id), call_sid, call_id, "inbound")
+        must = caller.role == OWNER or (project.roles.get(caller.role) and project.roles[caller.role].pin)
+        if not digits and not must:
+            return connect(caller, call_sid, call_id, "inbound")
+        tries += 1
+        log.warning("call %s: wrong or missing PIN (try %d of %d)", call_sid, tries, MAX_PIN_TRIES)
+        if tries >= MAX_PIN_TRIES:
+            from tars.store.calls import update_call
+
+            await server.db(lambda s: update_call(s, call_id, status="failed", failure_reason="wrong PIN",
+                                                  ended_at=dt.datetime.now(dt.UTC)))
+            server.reserved.pop(call_sid, None)
+            return twiml(say(PIN_GOODBYE), "<Hangup/>")
+        return gather(caller, call_id, tries, PIN_RETRY)
+
+    @app.post("/twilio/status")
+    async def status(request: Request) -> Response:
+        params = await signed_form(request)
+        if params is None:
+            return forbidden()
+        await update_status(server, params)
+        return Response(status_code=204)
+
+    @app.websocket("/twilio/stream")
+    async def stream(websocket: WebSocket) -> None:
+        await websocket.accept()
+        setup = await stream_setup(server, websocket)
+        if setup is None:
+            return
+        session = CallSession(project, server.endpoints, server.database, server.outbox, setup)
+        server.sessions[setup.call_sid] = session
+        server.reserved.pop(setup.call_sid, None)
+        try:
+            await session.run(websocket)
+        finally:
+            server.sessions.pop(setup.call_sid, None)
+
+    return app
+
+
+async def update_status(server: Server, params: Mapping[str, str]) -> None:
+    from tars.store.calls import update_call
+    from tars.store.models import Call
+
+    ours = STATUS_MAP.get(params.get("CallStatus", ""))
+    call_sid = params.get("CallSid", "")
+    if ours is None or not call_sid:
+        return
+    answered_by = params.get("AnsweredBy", "")
+    if ours == "completed" and answered_by.startswith("machine"):
+        ours = "voicemail"
+
+    def work(session: Any) -> None:
+        from sqlmodel import select
+
+        call = session.exec(select(Call).where(Call.sid == call_sid)).first()
+        if call is None:
+            return
+        final = ("completed", "busy", "no-answer", "failed", "voicemail")
+        if call.status in final and ours not in final:
+            return  # a late "ringing" never undoes an end
+        if call.status == "failed" and ours == "completed":
+            return  # keep the reason we recorded
+        changes: dict[str, Any] = {"status": ours}
+        if ours in final and call.ended_at is None:
+            changes["ended_at"] = dt.datetime.now(dt.UTC)
+        update_call(session, call.id, **changes)
+
+    await server.db(work)
+
+
+async def stream_setup(server: Server, websocket: WebSocket) -> CallSetup | None:
+    """Read Twilio's first frames and verify our signed parameters; close the socket if they fail."""
+    from pipecat.runner.utils import parse_telephony_websocket
+
+    try:
+        _kind, call_data = await asyncio.wait_for(parse_telephony_websocket(websocket), timeout=10)
+        body = dict(call_data.get("body") or {})
+        call_sid, stream_sid = call_data["call_id"], call_data["stream_id"]
+    except Exception as exc:
+        log.warning("media stream refused: not a Twilio stream start (%s)", exc)
+        await websocket.close(code=1008, reason="expected a Twilio media stream")
+        return None
+    problem = server.signer.verify(body)
+    if problem is None and body.get("call_sid") != call_sid:
+        problem = "stream parameters belong to another call"
+    if problem is None and server.busy(call_sid):
+        problem = "at capacity"
+    if problem is not None:
+        log.warning("media stream for %s refused: %s", call_sid, problem)
+        await websocket.close(code=1008, reason=problem)
+        return None
+    project = server.project
+    caller = Caller(body["from_number"], body["role"])
+    if caller.role != OWNER:
+        caller = await asyncio.to_thread(identify, project, server.database, caller.number)
+        if body["role"] == OWNER:  # the PIN made them the owner for this call
+            caller = Caller(caller.number, OWNER, project.owner.name, caller.contact_id)
+    else:
+        caller = Caller(caller.number, OWNER, project.owner.name)
+    role = project.roles.get(caller.role) or project.roles["unknown"]
+    tools = [t for t in role.tools if t in project.tools]
+    now = instructions.local_now(project)
+    values = instructions.template_values(project, now, caller.name)
+    first_words = instructions.greeting(project, caller.greeting_kind, values)
+    return CallSetup(
+        call_id=int(body["call_id"]), call_sid=call_sid, stream_sid=stream_sid, caller=caller,
+        purpose=body.get("purpose", "inbound"),
+        system_instruction=instructions.inbound_instruction(project, role.name, caller.name, caller.number,
+                                                            now, tools),
+        opening=f"[The call has connected. Greet the caller now with: \"{first_words}\"]",
+        tools=tuple(tools),
+    )

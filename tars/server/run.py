@@ -1,0 +1,93 @@
+"""Running the server: under uvicorn for `tars serve`, or in-process for tests and simulations."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+
+from tars.project import Project
+from tars.server.app import Server, create_app
+from tars.server.endpoints import Endpoints
+
+log = logging.getLogger("tars.server")
+
+
+@dataclass
+class Running:
+    server: Server
+    port: int
+    uvicorn: uvicorn.Server
+
+    @property
+    def local_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+class _GracefulUvicorn(uvicorn.Server):
+    """On SIGTERM/SIGINT: stop taking calls, say goodbye on live ones, then stop uvicorn."""
+
+    def __init__(self, config: uvicorn.Config, tars: Server):
+        super().__init__(config)
+        self.tars = tars
+        self._stopping = False
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        if self._stopping or sig not in (signal.SIGTERM, signal.SIGINT):
+            return super().handle_exit(sig, frame)
+        self._stopping = True
+        log.info("stopping: ending %d live call(s) first", len(self.tars.sessions))
+
+        async def graceful() -> None:
+            await self.tars.shutdown()
+            super(_GracefulUvicorn, self).handle_exit(sig, frame)
+
+        self._graceful = asyncio.ensure_future(graceful())
+
+
+def open_server(project: Project, endpoints: Endpoints, public_base: str | None = None) -> Server:
+    from tars.store.database import open_database
+
+    database = open_database(project.database_url)
+    base = public_base or project.section("telephony").get("public_url") or "http://127.0.0.1"
+    return Server(project, endpoints, database, base)
+
+
+@contextlib.asynccontextmanager
+async def running(
+    project: Project, endpoints: Endpoints, *, host: str = "127.0.0.1", port: int = 0,
+    public_base: str | None = None, log_level: str = "warning",
+) -> AsyncIterator[Running]:
+    """Serve in this event loop until the block ends; always shut down cleanly."""
+    server = open_server(project, endpoints, public_base)
+    config = uvicorn.Config(create_app(server), host=host, port=port, log_level=log_level, lifespan="off",
+                            ws="websockets-sansio" if _has_sansio() else "websockets")
+    web = _GracefulUvicorn(config, server)
+    task = asyncio.ensure_future(web.serve())
+    try:
+        while not web.started:
+            if task.done():
+                task.result()  # raises the start-up error (port in use, …)
+            await asyncio.sleep(0.01)
+        bound = web.servers[0].sockets[0].getsockname()[1]
+        yield Running(server, bound, web)
+    finally:
+        await server.shutdown(grace=5)
+        web.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, 10)
+        server.database.close()
+
+
+def _has_sansio() -> bool:
+    try:
+        import uvicorn.protocols.websockets.websockets_sansio_impl  # noqa: F401
+    except ImportError:
+        return False
+    return True

@@ -1,0 +1,381 @@
+"""A loopback Gemini emulator: Live API websocket + REST, over TLS, for the real SDKs.
+
+The real, unmodified google-genai client (and pipecat's ``GeminiLiveLLMService``
+on top of it) talk to this server as if it were
+``generativelanguage.googleapis.com``. google-genai always rewrites the Live
+base URL to ``wss://``, so the server is TLS only, with a throw-away CA
+(``tls.py``). One aiohttp server on ``127.0.0.1`` (free port) serves:
+
+* ``/ws/google.ai.generativelanguage.{v1beta|v1alpha}.GenerativeService.BidiGenerateContent``
+  (one or more leading slashes: a base URL ending in ``/`` yields ``//ws/...``)
+  -> ``gemini_live`` (model turns decided by a pluggable ``Brain``);
+* ``/{v1beta|v1alpha|v1}/models/{model}:generateContent`` ->
+  ``gemini_rest`` (answers from a pluggable responder);
+* anything else -> 404.
+
+Usage::
+
+    emu = GeminiEmulator(api_key="test-key", brain_factory=EchoBrain)
+    async with emu:                       # or: with emu.running_in_thread(): (sync tests)
+        client = genai.Client(api_key="test-key", http_options=emu.http_options())
+        ...                               # or GeminiLiveLLMService(http_options=...)
+        emu.sessions[-1].transcript       # what was heard and said
+        await emu.drop()                  # abrupt disconnect (client resumes with its handle)
+
+Public API::
+
+    GeminiEmulator(api_key="test-key", *, brain_factory=EchoBrain, responder=echo_responder,
+                   response_delay_ms=0, realtime=False, pacing=None, chunk_ms=100,
+                   end_silence_ms=500, end_of_turn_after_bytes=None, host="127.0.0.1")
+      await start() / await stop() / async with / with running_in_thread()
+      base_url, ws_url, port, ca_file, client_ssl_context(), env()
+      http_options(api_version=None, trailing_slash=False) -> types.HttpOptions
+      sessions: list[LiveSession]; violations; errors (emulator bugs; keep empty)
+      rest_requests: list[RestRequest]; requests: list[(t, method, path)]
+      refuse_resumption: bool  (reconnects with a handle are closed with 1008)
+      accepting: bool          (False: every new websocket gets HTTP 503)
+      await drop(session=None, abrupt=True); await go_away(session=None, time_left="10s")
+      await interrupt(session=None); await hear(text, session=None)
+      await send_raw(frame, session=None)   (unchecked; SDK-behaviour tests only)
+      await wait_for(predicate, timeout=10, what=...); call(coro)  (thread mode)
+    LiveSession: id, model, system_instruction, tools, tool_names, generation_config,
+      setup, setups, frames (ClientFrame t/key/raw_key/data/connection), frames_of(key),
+      sent, history, transcript, user_texts(), model_texts(), tool_calls, tool_results,
+      handles, connections, connected, started, interruptions, audio_bytes_in,
+      max_frame_bytes, violations, errors, state, brain
+    Brains (gemini_brain): Brain protocol, EchoBrain, ScriptedBrain(steps),
+      actions Say(text), CallTool(name, args), Wait(ms), EndTurn()
+    REST (gemini_rest): responder(RestRequest) -> str | dict | FunctionCall | None
+      (sync or async); instance_from_schema(schema)
+
+Constructor options: ``response_delay_ms`` (pause before each model reply and
+after each tool result), ``realtime``/``pacing`` (1.0 paces model audio in real
+time, 0 sends it as fast as possible), ``chunk_ms`` (audio per frame),
+``end_silence_ms`` (quiet that ends a caller utterance, unless the setup sets
+``silenceDurationMs``), ``end_of_turn_after_bytes`` (deterministic end of the
+caller's turn once N bytes of audio arrived since their speech began, without
+waiting for trailing silence).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import threading
+import time
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any, TypeVar
+
+from aiohttp import web
+from google.genai import types
+
+from tars.sim import tls
+from tars.sim.gemini_brain import (
+    Action,
+    Brain,
+    BrainFactory,
+    CallTool,
+    EchoBrain,
+    EndTurn,
+    Event,
+    Say,
+    ScriptedBrain,
+    Wait,
+)
+from tars.sim.gemini_live import LiveConnection, serve_live
+from tars.sim.gemini_rest import (
+    FunctionCall,
+    Responder,
+    RestRequest,
+    echo_responder,
+    instance_from_schema,
+    serve_rest,
+)
+from tars.sim.gemini_session import LiveOptions, LiveRegistry, LiveSession, Violation
+
+__all__ = [
+    "Action",
+    "Brain",
+    "CallTool",
+    "EchoBrain",
+    "EndTurn",
+    "Event",
+    "FunctionCall",
+    "GeminiEmulator",
+    "LiveSession",
+    "RestRequest",
+    "Say",
+    "ScriptedBrain",
+    "Violation",
+    "Wait",
+    "echo_responder",
+    "instance_from_schema",
+]
+
+LIVE_PATH = re.compile(
+    r"^/+ws/google\.ai\.generativelanguage\.(v1beta|v1alpha)\."
+    r"GenerativeService\.BidiGenerateContent$"
+)
+REST_PATH = re.compile(
+    r"^/+(v1beta|v1alpha|v1)/models/([^/:]+):(generateContent|streamGenerateContent)$"
+)
+
+T = TypeVar("T")
+
+
+class GeminiEmulator:
+    """Fake Gemini (Live websocket + REST) on ``https://127.0.0.1:<free port>``."""
+
+    def __init__(
+        self,
+        api_key: str = "test-key",
+        *,
+        brain_factory: BrainFactory = EchoBrain,
+        responder: Responder = echo_responder,
+        response_delay_ms: int = 0,
+        realtime: bool = False,
+        pacing: float | None = None,
+        chunk_ms: int = 100,
+        end_silence_ms: int = 500,
+        end_of_turn_after_bytes: int | None = None,
+        host: str = "127.0.0.1",
+    ):
+        self.api_key = api_key
+        self.responder = responder
+        self.host = host
+        self.options = LiveOptions(
+            api_key=api_key,
+            brain_factory=brain_factory,
+            response_delay_ms=response_delay_ms,
+            pacing=pacing if pacing is not None else (1.0 if realtime else 0.0),
+            chunk_ms=chunk_ms,
+            end_silence_ms=end_silence_ms,
+            end_of_turn_after_bytes=end_of_turn_after_bytes,
+        )
+        self.live = LiveRegistry()
+        self.rest_requests: list[RestRequest] = []
+        self.requests: list[tuple[float, str, str]] = []  # (t, method, path) of every request
+        self.port = 0
+        self._tls: tls.LoopbackTLS | None = None
+        self._runner: web.AppRunner | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # --- what tests look at ---------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        return f"https://{self.host}:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return (
+            f"wss://{self.host}:{self.port}/ws/google.ai.generativelanguage.v1beta."
+            "GenerativeService.BidiGenerateContent"
+        )
+
+    @property
+    def ca_file(self) -> str:
+        assert self._tls is not None, "start the emulator first"
+        return str(self._tls.ca_file)
+
+    @property
+    def sessions(self) -> list[LiveSession]:
+        return self.live.sessions
+
+    @property
+    def violations(self) -> list[Violation]:
+        return self.live.violations
+
+    @property
+    def errors(self) -> list[str]:
+        """Emulator-side failures (should always be empty)."""
+        return self.live.errors
+
+    @property
+    def refuse_resumption(self) -> bool:
+        return self.live.refuse_resumption
+
+    @refuse_resumption.setter
+    def refuse_resumption(self, value: bool) -> None:
+        self.live.refuse_resumption = value
+
+    @property
+    def accepting(self) -> bool:
+        return self.live.accepting
+
+    @accepting.setter
+    def accepting(self, value: bool) -> None:
+        self.live.accepting = value
+
+    def client_ssl_context(self) -> Any:
+        """An ``ssl.SSLContext`` that trusts only this emulator's CA."""
+        assert self._tls is not None, "start the emulator first"
+        return self._tls.client_context()
+
+    def http_options(self, api_version: str | None = None, trailing_slash: bool = False) -> Any:
+        """``HttpOptions`` pointing google-genai (Live and REST, sync and aio) here."""
+        ctx = self.client_ssl_context()
+        return types.HttpOptions(
+            base_url=self.base_url + ("/" if trailing_slash else ""),
+            api_version=api_version,
+            client_args={"verify": ctx},
+            async_client_args={"ssl": ctx},
+        )
+
+    def env(self) -> dict[str, str]:
+        """Environment that points a ``genai.Client()`` built without options here."""
+        return {
+            "GOOGLE_GEMINI_BASE_URL": self.base_url + "/",
+            "SSL_CERT_FILE": self.ca_file,
+            "NO_PROXY": "127.0.0.1,localhost",
+            "no_proxy": "127.0.0.1,localhost",
+        }
+
+    # --- lifecycle -------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._tls = tls.create()
+        app = web.Application(client_max_size=64 << 20)
+        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        self._runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=1.0
+        )
+        await self._runner.setup()
+        site = web.TCPSite(
+            self._runner,
+            self.host,
+            0,
+            ssl_context=self._tls.server_context(),
+        )
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+
+    async def stop(self) -> None:
+        for conn in list(self.live.connections.values()):
+            if not conn.ws.closed:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(conn.ws.close(code=1001, message=b"Going away."), 1)
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self._tls is not None:
+            self._tls.close()
+            self._tls = None
+
+    async def __aenter__(self) -> GeminiEmulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @contextlib.contextmanager
+    def running_in_thread(self) -> Iterator[GeminiEmulator]:
+        """Run the emulator on its own event loop in a background thread."""
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        thread = threading.Thread(
+            target=self._thread_main, args=(loop, ready), name="gemini-emulator", daemon=True
+        )
+        thread.start()
+        ready.wait()
+        self._loop = loop
+        try:
+            self.call(self.start())
+            yield self
+        finally:
+            with contextlib.suppress(Exception):
+                self.call(self.stop())
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=10)
+            loop.close()
+
+    @staticmethod
+    def _thread_main(loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
+        asyncio.set_event_loop(loop)
+        loop.call_soon(ready.set)
+        loop.run_forever()
+        pending = asyncio.all_tasks(loop)
+        for task in pending:
+            task.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float = 30) -> T:
+        """Run ``coro`` on the emulator's loop from another thread (thread mode)."""
+        loop = self._loop
+        if loop is None:
+            raise RuntimeError("emulator loop not running")
+        return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout)
+
+    # --- control ---------------------------------------------------------
+
+    def _connection(self, session: LiveSession | None) -> LiveConnection:
+        session = session or (self.sessions[-1] if self.sessions else None)
+        conn = self.live.connections.get(session.id) if session else None
+        if conn is None:
+            raise RuntimeError("no live connection for that session")
+        return conn
+
+    async def drop(self, session: LiveSession | None = None, *, abrupt: bool = True) -> None:
+        """Cut a live connection: abruptly (TCP abort, client sees 1006) or with 1011."""
+        conn = self._connection(session)
+        if abrupt:
+            conn.abort()
+        else:
+            await conn.ws.close(code=1011, message=b"Internal error encountered.")
+
+    async def go_away(self, session: LiveSession | None = None, time_left: str = "10s") -> None:
+        """Send ``goAway{timeLeft}`` (the service is about to close the connection)."""
+        await self._connection(session).send({"goAway": {"timeLeft": time_left}})
+
+    async def interrupt(self, session: LiveSession | None = None) -> None:
+        """Interrupt the model's current reply, as a barge-in would."""
+        await self._connection(session).interrupt()
+
+    async def hear(self, text: str, session: LiveSession | None = None) -> None:
+        """Hand the brain a user event, as if the caller had said ``text``."""
+        self._connection(session)._user(text)
+
+    async def send_raw(self, frame: dict[str, Any], session: LiveSession | None = None) -> None:
+        """Send an arbitrary frame, unchecked (for SDK-behaviour tests only)."""
+        await self._connection(session).send_raw(frame)
+
+    async def wait_for(
+        self, predicate: Callable[[], Any], timeout: float = 10, what: str = "condition"
+    ) -> Any:
+        """Poll ``predicate`` until truthy (a safety net, not a timing assertion)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = predicate()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"emulator: timed out waiting for {what}")
+            await asyncio.sleep(0.01)
+
+    # --- routing ---------------------------------------------------------
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        path = request.path
+        self.requests.append((time.monotonic(), request.method, path))
+        if LIVE_PATH.match(path):
+            return await serve_live(request, self.options, self.live)
+        match = REST_PATH.match(path)
+        if match:
+            version, model, method = match.groups()
+            return await serve_rest(
+                request,
+                api_key=self.api_key,
+                responder=self.responder,
+                records=self.rest_requests,
+                api_version=version,
+                model=model,
+                method=method,
+            )
+        return web.json_response(
+            {"error": {"code": 404, "message": f"Not found: {path}", "status": "NOT_FOUND"}},
+            status=404,
+        )

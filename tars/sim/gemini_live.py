@@ -1,0 +1,451 @@
+"""Gemini Live (``BidiGenerateContent``) over a websocket, as the real SDKs see it.
+
+One ``LiveConnection`` serves one websocket; one ``LiveSession`` is the model
+conversation, which outlives its connection when the client resumes it with a
+``sessionResumption.handle``. What the wire requires, and why:
+
+* Server frames are JSON with **camelCase top-level keys** from a fixed set
+  (``KNOWN_SERVER_KEYS``): google-genai silently drops any other top-level key
+  and raises on a frame with none. They go out as binary frames like the real
+  service, each **well under 1 MiB** (the SDK connects with ``max_size=2**20``).
+* The **first server frame is ``setupComplete``**: ``connect()`` reads it
+  before handing the session out.
+* Model audio is ``serverContent.modelTurn.parts[0].inlineData`` with
+  ``mimeType: audio/pcm;rate=24000``, **one part per frame** (pipecat reads only
+  ``parts[0]``), ~100 ms per frame. After the audio: ``outputTranscription``;
+  the turn ends with ``generationComplete`` and then ``turnComplete`` carrying
+  top-level ``usageMetadata`` in the same frame (pipecat warns otherwise).
+* Client frames arrive with snake_case top-level keys (``realtime_input``...)
+  and mixed nested keys; they are normalised (``gemini_wire``). Violations the
+  real service rejects close the socket with 1007 and are recorded, so a test
+  fails loudly instead of passing against a too-lenient fake.
+* Caller speech is found with ``speech.SpeechDetector`` (end of utterance after
+  ``silenceDurationMs`` of quiet, 500 ms by default; ``activityEnd`` when the
+  client disabled automatic activity detection), answered with
+  ``inputTranscription{text, finished}`` and then the brain's turn
+  (``gemini_turns``), which also handles barge-in.
+* ``realtime_input.text`` is user text for the brain (pipecat's one-space
+  "nudge" after a seed is ignored); ``client_content`` with ``turnComplete``
+  starts the conversation (brain ``on_start``) or, later, is user text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from tars.sim import speech
+from tars.sim.gemini_session import (
+    ClientFrame,
+    LiveOptions,
+    LiveRegistry,
+    LiveSession,
+    Violation,
+)
+from tars.sim.gemini_turns import ModelTurns
+from tars.sim.gemini_wire import Base64Error, b64decode, normalise
+
+KNOWN_SERVER_KEYS = frozenset(
+    {
+        "setupComplete",
+        "serverContent",
+        "toolCall",
+        "toolCallCancellation",
+        "usageMetadata",
+        "goAway",
+        "sessionResumptionUpdate",
+        "voiceActivityDetectionSignal",
+        "voiceActivity",
+    }
+)
+CLIENT_KEYS = frozenset(
+    {"setup", "clientContent", "realtimeInput", "toolResponse", "contextUpdate"}
+)
+REALTIME_FIELDS = frozenset(
+    {"audio", "video", "text", "mediaChunks", "audioStreamEnd", "activityStart", "activityEnd"}
+)
+MAX_SERVER_FRAME = 1 << 20
+BAD_KEY_REASON = "API key not valid. Please pass a valid API key."
+INVALID_ARGUMENT = "Request contains an invalid argument."
+
+
+class ProtocolViolation(Exception):
+    """Raised inside a connection to close it with ``code`` and ``reason``."""
+
+    def __init__(self, reason: str, code: int = 1007):
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+async def _close(ws: web.WebSocketResponse, code: int, reason: str) -> None:
+    # A close reason must fit in a 125-byte control frame (2 bytes are the code).
+    data = reason.encode("utf-8")[:123]
+    await ws.close(code=code, message=data)
+
+
+async def serve_live(
+    request: web.Request, options: LiveOptions, registry: LiveRegistry
+) -> web.StreamResponse:
+    """aiohttp handler for the BidiGenerateContent websocket."""
+    if not registry.accepting:
+        registry.rejected.append((time.monotonic(), 503, "not accepting connections"))
+        return web.Response(status=503, text="The service is currently unavailable.")
+    ws = web.WebSocketResponse(autoping=True, max_msg_size=16 << 20)
+    if not ws.can_prepare(request).ok:
+        return web.Response(status=400, text="Expected a websocket upgrade.")
+    await ws.prepare(request)
+    if request.headers.get("x-goog-api-key") != options.api_key:
+        # The real service reads the setup, then closes with 1008.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(ws.receive(), timeout=5)
+        registry.rejected.append((time.monotonic(), 1008, BAD_KEY_REASON))
+        await _close(ws, 1008, BAD_KEY_REASON)
+        return ws
+    conn = LiveConnection(ws, request, options, registry)
+    await conn.run()
+    return ws
+
+
+class LiveConnection(ModelTurns):
+    """One websocket: reads client frames, runs model turns, writes server frames."""
+
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        request: web.Request,
+        options: LiveOptions,
+        registry: LiveRegistry,
+    ):
+        self.ws = ws
+        self.request = request
+        self.options = options
+        self.registry = registry
+        self.session: LiveSession | None = None
+        self.index = 0
+        self._send_lock = asyncio.Lock()
+        self._queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+        self._worker: asyncio.Task[None] | None = None
+        self._init_turns()
+        self._detector: speech.SpeechDetector | None = None
+        self._vad_disabled = False
+        self._end_silence_ms = options.end_silence_ms
+        self._speech_bytes = 0  # audio received since the caller's speech began
+
+    # --- lifecycle -------------------------------------------------------
+
+    async def run(self) -> None:
+        try:
+            await self._handshake()
+            assert self.session is not None
+            self._worker = asyncio.create_task(self._work(), name=f"{self.session.id}-turns")
+            async for msg in self.ws:
+                if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                    await self._on_frame(msg.data)
+                elif msg.type == WSMsgType.ERROR:
+                    break
+        except ProtocolViolation as exc:
+            await self._violate(exc)
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        except Exception as exc:  # an emulator bug must surface in the test
+            if self.session is None:
+                self.registry.errors.append(f"{type(exc).__name__}: {exc}")
+            else:
+                await self._fail(exc)
+        finally:
+            await self._teardown()
+
+    async def _teardown(self) -> None:
+        for task in (self._turn, self._worker):
+            if task is not None and not task.done():
+                task.cancel()
+        pending = [t for t in (self._turn, self._worker) if t is not None]
+        if pending:
+            await asyncio.wait(pending)
+        if self.session is not None:
+            session = self.session
+            session.connected = False
+            if self.registry.connections.get(session.id) is self:
+                del self.registry.connections[session.id]
+            for call_id, (_, fut) in list(session._calls.items()):
+                fut.cancel()
+                session._stale_calls.add(call_id)
+            session._calls.clear()
+        if not self.ws.closed:
+            await self.ws.close()
+
+    async def _violate(self, exc: ProtocolViolation) -> None:
+        sid = self.session.id if self.session else None
+        violation = Violation(time.monotonic(), exc.code, exc.reason, sid)
+        self.registry.violations.append(violation)
+        if self.session is not None:
+            self.session.violations.append(violation)
+        if not self.ws.closed:
+            await _close(self.ws, exc.code, exc.reason)
+
+    def abort(self) -> None:
+        """Drop the TCP connection without a close frame (the client sees 1006)."""
+        transport = self.request.transport
+        if transport is not None:
+            transport.abort()
+
+    # --- sending ---------------------------------------------------------
+
+    async def send(self, frame: dict[str, Any]) -> None:
+        """Send one server frame (binary JSON, like the real service)."""
+        unknown = set(frame) - KNOWN_SERVER_KEYS
+        if unknown:
+            raise AssertionError(f"the SDK would drop server keys {sorted(unknown)}")
+        await self.send_raw(frame)
+
+    async def send_raw(self, frame: dict[str, Any]) -> None:
+        """Send any frame, unchecked (test hook for SDK behaviour)."""
+        blob = json.dumps(frame, separators=(",", ":")).encode("utf-8")
+        if len(blob) >= MAX_SERVER_FRAME:
+            raise AssertionError(f"server frame of {len(blob)} bytes exceeds the SDK's 1 MiB")
+        async with self._send_lock:
+            if self.ws.closed:
+                raise ConnectionResetError("websocket closed")
+            await asyncio.shield(self.ws.send_bytes(blob))
+        if self.session is not None:
+            self.session.max_frame_bytes = max(self.session.max_frame_bytes, len(blob))
+            self.session.sent.append(_summarise(frame))
+
+    # --- handshake -------------------------------------------------------
+
+    async def _handshake(self) -> None:
+        msg = await self.ws.receive()
+        if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+            raise ConnectionResetError("closed before setup")
+        raw_key, frame = self._parse(msg.data)
+        if raw_key is None or frame is None or "setup" not in frame:
+            first = raw_key or "?"
+            raise ProtocolViolation(f"{INVALID_ARGUMENT} First message must be setup, got {first}")
+        setup = frame["setup"]
+        if not isinstance(setup, dict) or not str(setup.get("model", "")).startswith("models/"):
+            raise ProtocolViolation(f"{INVALID_ARGUMENT} setup.model must be models/...")
+        handle = (setup.get("sessionResumption") or {}).get("handle")
+        if handle:
+            session = self.registry.handles.get(handle)
+            if session is None or self.registry.refuse_resumption:
+                reason = "Session resumption handle is invalid or expired."
+                self.registry.rejected.append((time.monotonic(), 1008, reason))
+                raise ProtocolViolation(reason, 1008)
+            old = self.registry.connections.get(session.id)
+            if old is not None:
+                old.abort()
+        else:
+            session = self.registry.new_session(self.options.brain_factory(), setup)
+        self.session = session
+        session.setup = setup
+        session.setups.append(setup)
+        session.connections += 1
+        session.connected = True
+        self.index = session.connections
+        session.frames.append(ClientFrame(time.monotonic(), "setup", raw_key, setup, self.index))
+        self._configure_vad(setup)
+        self.registry.connections[session.id] = self
+        await self.send({"setupComplete": {"sessionId": session.id}})
+        await self._resumption_update()
+
+    def _configure_vad(self, setup: dict[str, Any]) -> None:
+        aad = (setup.get("realtimeInputConfig") or {}).get("automaticActivityDetection") or {}
+        self._vad_disabled = bool(aad.get("disabled"))
+        if aad.get("silenceDurationMs"):
+            self._end_silence_ms = int(aad["silenceDurationMs"])
+
+    async def _resumption_update(self) -> None:
+        assert self.session is not None
+        if "sessionResumption" not in self.session.setup:
+            return  # the real service only issues handles when asked to
+        handle = self.registry.issue_handle(self.session)
+        await self.send({"sessionResumptionUpdate": {"newHandle": handle, "resumable": True}})
+
+    # --- receiving -------------------------------------------------------
+
+    def _parse(self, data: str | bytes) -> tuple[str | None, dict[str, Any] | None]:
+        try:
+            raw = json.loads(data)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ProtocolViolation(f"{INVALID_ARGUMENT} Invalid JSON payload: {exc}") from exc
+        if not isinstance(raw, dict) or len(raw) != 1:
+            keys = sorted(raw) if isinstance(raw, dict) else type(raw).__name__
+            raise ProtocolViolation(f"{INVALID_ARGUMENT} Expected exactly one message, got {keys}")
+        (raw_key,) = raw
+        frame = normalise(raw)
+        (key,) = frame
+        if key not in CLIENT_KEYS:
+            raise ProtocolViolation(f'Invalid JSON payload received. Unknown name "{raw_key}"')
+        return raw_key, frame
+
+    async def _on_frame(self, data: str | bytes) -> None:
+        assert self.session is not None
+        raw_key, frame = self._parse(data)
+        assert raw_key is not None and frame is not None
+        ((key, body),) = frame.items()
+        if not isinstance(body, dict):
+            raise ProtocolViolation(f"{INVALID_ARGUMENT} {raw_key} must be an object")
+        self.session.frames.append(ClientFrame(time.monotonic(), key, raw_key, body, self.index))
+        if key == "setup":
+            raise ProtocolViolation(f"{INVALID_ARGUMENT} setup may only be sent once")
+        if key == "realtimeInput":
+            await self._on_realtime(body)
+        elif key == "clientContent":
+            self._on_client_content(body)
+        elif key == "toolResponse":
+            self._on_tool_response(body)
+        elif key == "contextUpdate":
+            self._on_context_update(body)
+
+    async def _on_realtime(self, body: dict[str, Any]) -> None:
+        fields = [k for k in body if body[k] is not None]
+        if len(fields) != 1 or fields[0] not in REALTIME_FIELDS:
+            raise ProtocolViolation(
+                f"{INVALID_ARGUMENT} realtime_input needs exactly one field, got {fields}"
+            )
+        name = fields[0]
+        value = body[name]
+        if name == "audio":
+            await self._on_audio(value)
+        elif name == "mediaChunks":
+            for chunk in value:
+                if str(chunk.get("mimeType", "")).startswith("audio/"):
+                    await self._on_audio(chunk)
+        elif name == "text":
+            if str(value).strip():  # pipecat's gemini-3 nudge is a single space
+                self._user(str(value))
+        elif name == "audioStreamEnd" or name == "activityEnd":
+            await self._end_of_speech()
+        elif name == "activityStart":
+            await self._maybe_barge_in()
+
+    async def _on_audio(self, blob: dict[str, Any]) -> None:
+        assert self.session is not None
+        mime = str(blob.get("mimeType", ""))
+        if not mime.startswith("audio/pcm"):
+            raise ProtocolViolation(f"{INVALID_ARGUMENT} unsupported audio mime type {mime!r}")
+        rate = 16000
+        for param in mime.split(";")[1:]:
+            k, _, v = param.strip().partition("=")
+            if k == "rate" and v.isdigit():
+                rate = int(v)
+        try:
+            pcm = b64decode(str(blob.get("data", "")))
+        except Base64Error as exc:
+            raise ProtocolViolation(f"{INVALID_ARGUMENT} audio data is not base64") from exc
+        if self._detector is None or self._detector.rate != rate:
+            end_ms = 10**9 if self._vad_disabled else self._end_silence_ms
+            self._detector = speech.SpeechDetector(rate, end_ms, self.options.speech_threshold)
+        self.session.audio_bytes_in += len(pcm)
+        self._turn_prompt_ms += len(pcm) * 500 // rate
+        was_speaking = self._detector.speaking
+        utterances = self._detector.feed(pcm)
+        onset = not was_speaking and (self._detector.speaking or bool(utterances))
+        if onset:
+            self._speech_bytes = 0
+            await self._maybe_barge_in()
+        if onset or was_speaking:
+            self._speech_bytes += len(pcm)
+        for utt in utterances:
+            await self._heard(utt)
+        limit = self.options.end_of_turn_after_bytes
+        if limit and self._detector.speaking and self._speech_bytes >= limit:
+            await self._end_of_speech()  # deterministic: no wait for trailing silence
+
+    async def _end_of_speech(self) -> None:
+        for utt in self._detector.flush() if self._detector is not None else []:
+            await self._heard(utt)
+
+    async def _heard(self, utt: speech.Utterance) -> None:
+        self._speech_bytes = 0
+        await self.send(
+            {"serverContent": {"inputTranscription": {"text": utt.text, "finished": True}}}
+        )
+        self._user(utt.text)
+
+    def _user(self, text: str) -> None:
+        assert self.session is not None
+        self.session.transcript.append(("user", text))
+        self._turn_prompt_chars += len(text)
+        self._queue.put_nowait(("user", text))
+
+    def _on_client_content(self, body: dict[str, Any]) -> None:
+        assert self.session is not None
+        for turn in body.get("turns") or []:
+            text = "".join(p.get("text", "") for p in turn.get("parts") or [])
+            role = str(turn.get("role", "user"))
+            self.session.history.append({"role": role, "text": text})
+            self._turn_prompt_chars += len(text)
+            if role == "user" and text.strip():
+                self.session._pending_text.append(text)
+        if not body.get("turnComplete"):
+            return
+        pending = " ".join(self.session._pending_text)
+        self.session._pending_text.clear()
+        if not self.session.started:
+            self._queue.put_nowait(("start", ""))
+        elif pending:
+            self.session.transcript.append(("user", pending))
+            self._queue.put_nowait(("user", pending))
+
+    def _on_tool_response(self, body: dict[str, Any]) -> None:
+        assert self.session is not None
+        session = self.session
+        for resp in body.get("functionResponses") or []:
+            call_id = resp.get("id")
+            if call_id in session._stale_calls:
+                session.tool_results.append({**resp, "t": time.monotonic(), "stale": True})
+                continue
+            if call_id not in session._calls:
+                raise ProtocolViolation(
+                    f"{INVALID_ARGUMENT} tool_response for unknown function call id {call_id!r}"
+                )
+            name, fut = session._calls[call_id]
+            if resp.get("name") not in (None, name):
+                raise ProtocolViolation(
+                    f"{INVALID_ARGUMENT} tool_response name {resp.get('name')!r} for {name!r}"
+                )
+            session.tool_results.append({**resp, "t": time.monotonic()})
+            if resp.get("willContinue"):
+                continue  # an intermediate result of a NON_BLOCKING call
+            del session._calls[call_id]
+            if not fut.done():
+                fut.set_result(resp.get("response") or {})
+
+    def _on_context_update(self, body: dict[str, Any]) -> None:
+        assert self.session is not None
+        setup = dict(self.session.setup)
+        if "systemInstruction" in body:
+            setup["systemInstruction"] = body["systemInstruction"]
+        tools = body.get("tools")
+        if isinstance(tools, dict) and "tools" in tools:
+            setup["tools"] = tools["tools"]
+        self.session.setup = setup
+
+    async def _fail(self, exc: BaseException) -> None:
+        """An emulator bug or a send on a dead socket: record it, close with 1011."""
+        if isinstance(exc, ConnectionResetError | ConnectionError):
+            return
+        assert self.session is not None
+        self.session.errors.append(f"{type(exc).__name__}: {exc}")
+        self.registry.errors.append(f"{self.session.id}: {type(exc).__name__}: {exc}")
+        if not self.ws.closed:
+            await _close(self.ws, 1011, "Internal error encountered.")
+
+
+def _summarise(frame: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a sent frame with audio payloads replaced by their length."""
+    content = frame.get("serverContent") or {}
+    parts = (content.get("modelTurn") or {}).get("parts") or []
+    if parts and "inlineData" in parts[0]:
+        blob = parts[0]["inlineData"]
+        size = len(blob.get("data", "")) * 3 // 4
+        summary = {"mimeType": blob.get("mimeType"), "bytes": size}
+        return {"serverContent": {"modelTurn": {"parts": [{"inlineData": summary}]}}}
+    return json.loads(json.dumps(frame))

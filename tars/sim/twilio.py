@@ -1,0 +1,778 @@
+"""A loopback Twilio: REST API, signed webhooks, TwiML and Media Streams, on 127.0.0.1.
+
+TARS talks to Twilio three ways, and the emulator speaks all three the way the
+real service does (wire facts: ``/work/shared/reference/wire-protocols.md`` B):
+
+1. **REST** (twilio-python ``Client``, pipecat's hang-up): see ``twilio_rest``.
+2. **Webhooks**: voice URL, ``<Gather action>``, ``<Redirect>``, status callbacks,
+   async AMD callbacks and SMS status callbacks, all form-encoded and signed with
+   ``X-Twilio-Signature`` over the *public* URL (see :meth:`TwilioEmulator.route`).
+3. **Media Streams**: ``<Connect><Stream>`` opens a websocket to the app; see
+   ``twilio_media``. Caller audio is synthetic speech from ``tars.sim.speech``.
+
+Public API::
+
+    emu = TwilioEmulator(account_sid="AC" + "0" * 32, auth_token="test-token",
+                         realtime=True, realtime_playback=None, numbers=None,
+                         api_keys={"SK…": "secret"})
+    async with emu:                        # or: with emu.running_in_thread(): …
+        emu.base_url                       # "http://127.0.0.1:PORT" (REST root)
+        emu.rest_client()                  # twilio.rest.Client wired to the emulator
+        emu.route("https://tars.example.com", "http://127.0.0.1:8080")  # reverse proxy
+        emu.set_party("+15550001111", Party(answer="voicemail", gather=["1#"]))
+        call = await emu.incoming_call(from_="+1555…", to="+1555…", voice_url=…)
+        call = await emu.next_call(timeout=5)        # an outbound call TARS placed
+        await call.say("Hello"); await call.press("5")
+        utterance = await call.wait_for_agent_utterance(timeout=10)
+        await call.hang_up(); await call.wait_ended()
+        emu.calls[sid]; emu.messages; emu.errors; emu.assert_no_errors()
+
+Calls end the way Twilio ends them: ``<Hangup/>`` or the end of the document,
+the server closing the stream, the caller's :meth:`Call.hang_up` (``stop`` then
+close), or a REST update ``Status=completed`` (``stop`` then close, no further
+TwiML). Each is followed by the ``completed`` status callback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Coroutine, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import aiohttp
+from aiohttp import web
+
+from tars.sim import speech, twiml
+from tars.sim.speech import Utterance
+from tars.sim.twilio_media import Mark, MediaStream
+from tars.sim.twilio_rest import (
+    API_VERSION,
+    Message,
+    RestApi,
+    TwilioError,
+    Webhooks,
+    country_of,
+    new_sid,
+    rfc2822,
+)
+
+if TYPE_CHECKING:
+    from twilio.rest import Client
+
+__all__ = ["Call", "CallEnded", "Party", "ScriptError", "TwilioEmulator", "Utterance"]
+
+log = logging.getLogger("tars.sim.twilio")
+T = TypeVar("T")
+ANSWERS = frozenset({"human", "voicemail", "fax", "busy", "no-answer", "failed"})
+FINAL_STATUSES = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
+SIP_CODES = {"completed": "200", "busy": "486", "no-answer": "487", "failed": "500"}
+Turn = Mapping[str, Any]
+
+
+class CallEnded(ConnectionError):
+    """The call ended while the party was waiting for something."""
+
+
+class ScriptError(AssertionError):
+    """A party script turn failed (timeout, wrong agent reply, call over)."""
+
+
+@dataclass
+class Party:
+    """The other end of a call: who answers and what they do.
+
+    ``answer`` decides an outbound call's fate: ``human``/``voicemail``/``fax``
+    pick up (AnsweredBy ``human``, ``machine_start`` or ``machine_end_beep`` with
+    ``DetectMessageEnd``, ``fax``; ``answered_by`` overrides, e.g. ``unknown``);
+    ``busy``/``no-answer``/``failed`` never connect and only produce the final
+    status callback. ``gather`` holds the keys pressed for each ``<Gather>`` in
+    turn (``"1234#"``), ``gather_speech`` the speech results. ``script`` is a list
+    of turns run once the first media stream starts, each a one-key mapping:
+    ``{"say": text}``, ``{"press": "12#"}``, ``{"silence": ms}``,
+    ``{"expect": "substring" | None, "timeout": s}``, ``{"hang_up": True}``.
+    """
+
+    answer: str = "human"
+    answered_by: str | None = None
+    gather: list[str] = field(default_factory=list)
+    gather_speech: list[str] = field(default_factory=list)
+    script: list[Turn] | None = None
+    ring_ms: int = 0
+
+    def __post_init__(self) -> None:
+        if self.answer not in ANSWERS:
+            raise ValueError(f"Party.answer must be one of {sorted(ANSWERS)}, not {self.answer!r}")
+
+
+class Call:
+    """One emulated call: what happened on it, and the other party's controls."""
+
+    def __init__(
+        self,
+        *,
+        emulator: TwilioEmulator,
+        sid: str,
+        direction: str,
+        from_: str,
+        to: str,
+        party: Party,
+        params: dict[str, str],
+        status: str = "queued",
+        status_callback: str | None = None,
+        status_callback_method: str = "POST",
+        status_callback_events: tuple[str, ...] = ("completed",),
+    ) -> None:
+        self.emulator = emulator
+        self.sid = sid
+        self.account_sid = emulator.account_sid
+        self.direction = direction  # "inbound" | "outbound-api"
+        self.from_ = from_
+        self.to = to
+        self.party = party
+        self.params = params  # the REST create form (outbound)
+        self.status = status
+        self.status_history: list[tuple[str, float]] = [(status, time.monotonic())]
+        self.status_callback = status_callback
+        self.status_callback_method = status_callback_method
+        self.status_callback_events = status_callback_events
+        self.created_at = time.time()
+        self.start_time: float | None = None
+        self.end_time: float | None = None
+        self.answered_by: str | None = None
+        self.ended_by: str | None = None  # "caller" | "rest" | "emulator" | None (TwiML/server)
+        self.documents: list[str] = []  # TwiML documents received
+        self.verbs: list[twiml.Verb] = []  # verbs executed
+        self.webhooks: list[dict[str, Any]] = []  # every request Twilio made for this call
+        self.status_callbacks: list[dict[str, str]] = []
+        self.rest_updates: list[dict[str, Any]] = []  # POST /Calls/{sid}.json, incl. hang-ups
+        self.streams: list[MediaStream] = []
+        self.said: list[str] = []  # what the party said
+        self.heard: list[Utterance] = []  # what the party heard: <Say> and agent speech
+        self.party_digits: list[str] = []  # keys the party pressed
+        self.agent_digits: list[str] = []  # DTMF Twilio played for the app (SendDigits, <Play>)
+        self.played_urls: list[str] = []
+        self.gathers: list[dict[str, str]] = []
+        self.errors: list[TwilioError] = []
+        self.script_errors: list[str] = []
+        self.callback_sequence = 0
+        self.redirect_to: twiml.Source | None = None
+        self.exec_task: asyncio.Task[Any] | None = None
+        self.script_task: asyncio.Task[Any] | None = None
+        self.ended_event = asyncio.Event()
+        self.gathering = False  # a <Gather> is waiting for keys pressed live
+        self._gather_keys = list(party.gather)
+        self._gather_speech = list(party.gather_speech)
+        self._keypad: asyncio.Queue[str] = asyncio.Queue()
+        self._heard_queue: asyncio.Queue[Utterance] = asyncio.Queue()
+        self._changed = asyncio.Event()
+
+    def __repr__(self) -> str:
+        return f"<Call {self.sid} {self.direction} {self.from_}->{self.to} {self.status}>"
+
+    # --- record --------------------------------------------------------------
+
+    @property
+    def ended(self) -> bool:
+        """True once the call reached a final status."""
+        return self.status in FINAL_STATUSES
+
+    @property
+    def duration(self) -> int:
+        """Seconds from answer to hang-up (0 if never answered)."""
+        if self.start_time is None:
+            return 0
+        return int((self.end_time or time.time()) - self.start_time)
+
+    @property
+    def statuses(self) -> list[str]:
+        """The status history without timestamps."""
+        return [s for s, _ in self.status_history]
+
+    @property
+    def stream(self) -> MediaStream | None:
+        """The live media stream, if any."""
+        live = [s for s in self.streams if s.started.is_set() and not s.finished.is_set()]
+        return live[-1] if live else None
+
+    @property
+    def marks(self) -> list[Mark]:
+        """Every ``mark`` the server sent on any stream of this call."""
+        return [m for s in self.streams for m in s.marks]
+
+    @property
+    def rest_hangups(self) -> list[dict[str, Any]]:
+        """REST updates that asked for ``Status=completed`` (with the HTTP ``response``)."""
+        return [u for u in self.rest_updates if u["params"].get("Status") == "completed"]
+
+    def set_status(self, status: str) -> None:
+        if status != self.status:
+            self.status = status
+            self.status_history.append((status, time.monotonic()))
+
+    def finish(self, status: str) -> None:
+        """Reach a final status (idempotent)."""
+        if not self.ended:
+            self.end_time = time.time()
+            self.set_status(status)
+
+    def webhook_params(self) -> dict[str, str]:
+        """The parameters Twilio sends with every voice request for this call."""
+        params = {
+            "AccountSid": self.account_sid, "ApiVersion": API_VERSION, "CallSid": self.sid,
+            "CallStatus": self.status, "Direction": self.direction,
+            "From": self.from_, "Caller": self.from_, "To": self.to, "Called": self.to,
+        }  # fmt: skip
+        # Twilio sends the geographic fields even when empty: they are signed too.
+        for prefix in ("From", "To", "Caller", "Called"):
+            number = self.from_ if prefix in {"From", "Caller"} else self.to
+            params[f"{prefix}Country"] = country_of(number)
+            params |= {f"{prefix}City": "", f"{prefix}State": "", f"{prefix}Zip": ""}
+        return params
+
+    def hear(self, utterance: Utterance) -> None:
+        """The party heard the agent say something (from the media stream)."""
+        self.heard.append(utterance)
+        self._heard_queue.put_nowait(utterance)
+
+    def hear_say(self, text: str) -> None:
+        """The party heard a TwiML ``<Say>``."""
+        self.hear(Utterance(text, None, speech.body_ms(text)))
+
+    def changed(self) -> None:
+        """Wake party controls waiting for a stream or a ``<Gather>``."""
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def next_gather_input(
+        self, wait: float, finish_on_key: str = "#", num_digits: int | None = None
+    ) -> tuple[str | None, str | None]:
+        """Keys (or speech) for the next ``<Gather>``: configured, or pressed meanwhile.
+
+        Keys pressed with :meth:`press` while no stream is live are buffered; in
+        realtime mode the gather waits up to ``wait`` seconds for each next key.
+        """
+        if self._gather_keys:
+            return self._gather_keys.pop(0), None
+        if self._gather_speech:
+            return None, self._gather_speech.pop(0)
+        self.gathering = True
+        self.changed()
+        try:
+            return await self._collect_keys(wait, finish_on_key, num_digits)
+        finally:
+            self.gathering = False
+
+    async def _collect_keys(
+        self, wait: float, finish_on_key: str, num_digits: int | None
+    ) -> tuple[str | None, str | None]:
+        keys = ""
+        while True:
+            if finish_on_key and finish_on_key in keys:
+                break
+            if num_digits is not None and len(keys) >= num_digits:
+                break
+            if not self._keypad.empty():
+                keys += self._keypad.get_nowait()
+                continue
+            if not wait:
+                break
+            try:
+                keys += await asyncio.wait_for(self._keypad.get(), wait)
+            except TimeoutError:
+                break
+        return (keys or None), None
+
+    # --- the party's controls --------------------------------------------------
+
+    async def _until(self, waiter: Coroutine[Any, Any, T], timeout: float) -> T:
+        """Await ``waiter`` unless the call ends or ``timeout`` passes first."""
+        task = asyncio.ensure_future(waiter)
+        ended = asyncio.ensure_future(self.ended_event.wait())
+        try:
+            await asyncio.wait({task, ended}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ended.cancel()
+            if not task.done():
+                task.cancel()
+        if task.done() and not task.cancelled():
+            return task.result()
+        if self.ended_event.is_set():
+            raise CallEnded(f"call {self.sid} ended ({self.status})")
+        raise TimeoutError(f"nothing within {timeout}s on call {self.sid}")
+
+    async def wait_for_stream(self, timeout: float = 10) -> MediaStream:
+        """The live media stream, waiting for ``<Connect><Stream>`` if needed."""
+
+        async def live() -> MediaStream:
+            while (stream := self.stream) is None:
+                await self._changed.wait()
+            return stream
+
+        return await self._until(live(), timeout)
+
+    async def wait_ended(self, timeout: float = 10) -> str:
+        """Wait for the final status callback to have been sent; return the final status."""
+        await asyncio.wait_for(self.ended_event.wait(), timeout)
+        return self.status
+
+    async def say(self, text: str, *, pause_ms: int = 600) -> None:
+        """Speak ``text`` (synthetic speech) then pause, like a person ending a turn."""
+        stream = await self.wait_for_stream()
+        self.said.append(text)
+        await stream.send_audio(speech.encode(text, 8000) + speech.silence(pause_ms, 8000))
+
+    async def silence(self, ms: int) -> None:
+        """Send ``ms`` of silence (the stream sends silence anyway in realtime mode)."""
+        stream = await self.wait_for_stream()
+        await stream.send_audio(speech.silence(ms, 8000))
+
+    async def press(self, digits: str, timeout: float = 10) -> None:
+        """Press keys: ``dtmf`` events on the live stream, or input for a waiting ``<Gather>``.
+
+        With neither, waits (up to ``timeout``) for one. In fast mode a ``<Gather>``
+        does not wait for live keys: give them in ``Party.gather`` instead.
+        """
+
+        async def target() -> MediaStream | None:
+            while (stream := self.stream) is None and not self.gathering:
+                await self._changed.wait()
+            return stream
+
+        stream = await self._until(target(), timeout)
+        self.party_digits.append(digits)
+        if stream is not None:
+            await stream.send_dtmf(digits)
+        else:
+            for digit in digits:
+                self._keypad.put_nowait(digit)
+
+    async def wait_for_agent_utterance(self, timeout: float = 10) -> Utterance:
+        """The next thing the party heard (in order); TimeoutError or CallEnded otherwise."""
+        return await self._until(self._heard_queue.get(), timeout)
+
+    async def hang_up(self) -> None:
+        """The party hangs up: ``stop`` + close on the stream, then ``completed``."""
+        self.emulator._end_call(self, "completed", by="caller")
+        await self.ended_event.wait()
+
+    async def run_script(self, turns: list[Turn]) -> None:
+        """Run party turns in order; a failed turn is recorded and raises ScriptError."""
+        for number, turn in enumerate(turns, 1):
+            try:
+                await self._turn(turn)
+            except (TimeoutError, ConnectionError, ScriptError, ValueError) as exc:
+                message = f"turn {number} {dict(turn)}: {exc}"
+                self.script_errors.append(message)
+                raise ScriptError(message) from exc
+
+    async def _turn(self, turn: Turn) -> None:
+        if "say" in turn:
+            await self.say(str(turn["say"]), pause_ms=int(turn.get("pause_ms", 600)))
+        elif "press" in turn:
+            await self.press(str(turn["press"]))
+        elif "silence" in turn:
+            await self.silence(int(turn["silence"]))
+        elif "expect" in turn:
+            heard = await self.wait_for_agent_utterance(float(turn.get("timeout", 10)))
+            want = turn["expect"]
+            if want is not None and str(want).lower() not in heard.text.lower():
+                raise ScriptError(f"expected the agent to say {want!r}, heard {heard.text!r}")
+        elif turn.get("hang_up"):
+            await self.hang_up()
+        else:
+            raise ValueError("a turn is one of say, press, silence, expect, hang_up")
+
+    def start_script(self) -> None:
+        """Run ``party.script`` once, when the first media stream starts."""
+        if self.party.script and self.script_task is None:
+
+            async def run(turns: list[Turn]) -> None:
+                with contextlib.suppress(ScriptError):
+                    await self.run_script(turns)
+
+            self.script_task = self.emulator._spawn(run(self.party.script), f"script-{self.sid}")
+
+
+class TwilioEmulator:
+    """The Twilio subset TARS uses, on loopback; see the module docstring."""
+
+    def __init__(
+        self,
+        account_sid: str = "AC" + "0" * 32,
+        auth_token: str = "test-token",
+        *,
+        realtime: bool = True,
+        realtime_playback: bool | None = None,
+        numbers: set[str] | None = None,
+        api_keys: dict[str, str] | None = None,
+    ) -> None:
+        self.account_sid = account_sid
+        self.auth_token = auth_token
+        self.realtime = realtime
+        self.realtime_playback = realtime if realtime_playback is None else realtime_playback
+        self.numbers = numbers
+        self.api_keys = dict(api_keys or {})
+        self.calls: dict[str, Call] = {}
+        self.messages: list[Message] = []
+        self.errors: list[TwilioError] = []
+        self.warnings: list[str] = []
+        self.parties: dict[str, Party] = {}
+        self.default_party = Party()
+        self.webhooks = Webhooks(auth_token)
+        self._interpreter = twiml.Interpreter(self)
+        self._runner: web.AppRunner | None = None
+        self._port = 0
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._new_calls: asyncio.Queue[Call] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # --- lifecycle ----------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """REST root, ``http://127.0.0.1:PORT`` (pass as pipecat's ``base_url``)."""
+        if not self._port:
+            raise RuntimeError("TwilioEmulator is not running")
+        return f"http://127.0.0.1:{self._port}"
+
+    async def start(self) -> None:
+        """Bind 127.0.0.1 on a free port and serve the REST API."""
+        self._loop = asyncio.get_running_loop()
+        self._new_calls = asyncio.Queue()
+        app = web.Application()
+        app.add_routes(RestApi(self).routes())
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self._port = self._runner.addresses[0][1]
+        await self.webhooks.start()
+
+    async def stop(self) -> None:
+        """End live calls, cancel background work, close sockets: nothing is left running."""
+        for call in list(self.calls.values()):
+            if not call.ended:
+                self._end_call(call, "completed", by="emulator")
+        for call in self.calls.values():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(call.ended_event.wait(), 5)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.webhooks.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        self._port = 0
+
+    async def __aenter__(self) -> TwilioEmulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @contextlib.contextmanager
+    def running_in_thread(self) -> Iterator[TwilioEmulator]:
+        """Run the emulator on its own event loop thread, for synchronous code."""
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_forever, name="twilio-emulator", daemon=True)
+        thread.start()
+        try:
+            asyncio.run_coroutine_threadsafe(self.start(), loop).result(10)
+            yield self
+        finally:
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(self.stop(), loop).result(30)
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(10)
+            loop.close()
+
+    def run_sync(self, coro: Coroutine[Any, Any, T], timeout: float | None = 60) -> T:
+        """Run ``coro`` on the emulator's thread (only inside :meth:`running_in_thread`)."""
+        assert self._loop is not None, "emulator not running"
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # --- configuration and inspection ------------------------------------------------
+
+    def route(self, public_base_url: str, local_base_url: str) -> None:
+        """Act as a reverse proxy: sign ``public_base_url``…, deliver to ``local_base_url``…."""
+        self.webhooks.route(public_base_url, local_base_url)
+
+    def set_party(self, number: str, party: Party) -> None:
+        """Who answers outbound calls to ``number`` and how (default: ``default_party``)."""
+        self.parties[number] = party
+
+    def rest_client(
+        self, *, api_key: tuple[str, str] | None = None, auth_token: str | None = None
+    ) -> Client:
+        """A real ``twilio.rest.Client`` whose every ``*.twilio.com`` request comes here.
+
+        Use it from a thread when the emulator shares your event loop
+        (``await asyncio.to_thread(client.calls.create, …)``): the client is blocking.
+        """
+        from twilio.rest import Client
+
+        from tars.sim.twilio_rest import loopback_http_client
+
+        user, password = api_key or (self.account_sid, auth_token or self.auth_token)
+        http = loopback_http_client(self.base_url)
+        return Client(user, password, account_sid=self.account_sid, http_client=http)
+
+    async def next_call(self, timeout: float = 10) -> Call:
+        """The next call created (REST or :meth:`incoming_call`), in order."""
+        assert self._new_calls is not None, "emulator not running"
+        return await asyncio.wait_for(self._new_calls.get(), timeout)
+
+    def assert_no_errors(self) -> None:
+        """Fail with every Twilio error and script failure recorded so far."""
+        problems = [str(e) for e in self.errors]
+        problems += [f"script [{c.sid}]: {e}" for c in self.calls.values() for e in c.script_errors]
+        if problems:
+            raise AssertionError("Twilio emulator saw errors:\n  " + "\n  ".join(problems))
+
+    def _record_error(self, error: TwilioError) -> None:
+        log.warning("%s", error)
+        self.errors.append(error)
+        call = self.calls.get(error.call_sid or "")
+        if call is not None:
+            call.errors.append(error)
+
+    def _call_error(self, call: Call, code: int, message: str, where: str) -> None:
+        self._record_error(TwilioError(code, message, where, call.sid))
+
+    # --- placing calls -----------------------------------------------------------------
+
+    def _place_call(self, form: dict[str, str], events: list[str]) -> Call:
+        """``POST Calls.json`` accepted: create the call and start its lifecycle."""
+        call = Call(
+            emulator=self,
+            sid=new_sid("CA"),
+            direction="outbound-api",
+            from_=form["From"],
+            to=form["To"],
+            party=self.parties.get(form["To"], self.default_party),
+            params=form,
+            status_callback=form.get("StatusCallback"),
+            status_callback_method=form.get("StatusCallbackMethod", "POST"),
+            status_callback_events=tuple(events) or ("completed",),
+        )
+        self._add_call(call)
+        source = twiml.Source(url=form.get("Url"), method=form.get("Method", "POST"))
+        if not form.get("Url"):
+            source = twiml.Source(twiml=form["Twiml"])
+        self._spawn(self._run_call(call, source), f"twilio-call-{call.sid}")
+        return call
+
+    async def incoming_call(
+        self,
+        *,
+        from_: str,
+        to: str,
+        voice_url: str,
+        method: str = "POST",
+        status_callback: str | None = None,
+        party: Party | None = None,
+    ) -> Call:
+        """Someone dials ``to``: Twilio POSTs the number's voice webhook (CallStatus=ringing)."""
+        call = Call(
+            emulator=self,
+            sid=new_sid("CA"),
+            direction="inbound",
+            from_=from_,
+            to=to,
+            party=party or self.default_party,
+            params={},
+            status="ringing",
+            status_callback=status_callback,
+            status_callback_method="POST",
+            status_callback_events=("completed",),
+        )
+        self._add_call(call)
+        source = twiml.Source(url=voice_url, method=method)
+        self._spawn(self._run_call(call, source), f"twilio-call-{call.sid}")
+        return call
+
+    def _add_call(self, call: Call) -> None:
+        self.calls[call.sid] = call
+        assert self._new_calls is not None
+        self._new_calls.put_nowait(call)
+
+    async def _pace(self, seconds: float) -> None:
+        if self.realtime and seconds > 0:
+            await asyncio.sleep(seconds)
+
+    async def _run_call(self, call: Call, source: twiml.Source) -> None:
+        """The life of one call, from dialling to the final status callback."""
+        try:
+            if call.direction == "outbound-api":
+                await self._status_event(call, "initiated")
+                call.set_status("ringing")
+                await self._status_event(call, "ringing")
+                await self._pace(call.party.ring_ms / 1000)
+                if call.ended:  # canceled while ringing
+                    return
+                if call.party.answer in {"busy", "no-answer", "failed"}:
+                    call.finish(call.party.answer)
+                    return
+                self._answer(call)
+                await self._status_event(call, "answered")
+                if "SendDigits" in call.params:
+                    call.agent_digits.append(call.params["SendDigits"].replace("w", "").upper())
+                if call.answered_by and call.params.get("AsyncAmd") == "true":
+                    self._spawn(self._async_amd(call), f"twilio-amd-{call.sid}")
+            next_source: twiml.Source | None = source
+            while next_source is not None and not call.ended:
+                call.redirect_to = None
+                task = asyncio.create_task(self._interpreter.run(call, next_source))
+                call.exec_task = task
+                try:
+                    await asyncio.wait({task})
+                finally:
+                    if not task.done():
+                        task.cancel()
+                        await asyncio.gather(task, return_exceptions=True)
+                if not task.cancelled() and task.exception() is not None:
+                    exc = task.exception()
+                    self._call_error(call, 0, f"emulator bug: {exc!r}", "TwiML interpreter")
+                next_source = call.redirect_to
+        finally:
+            if not call.ended:
+                call.ended_by = "app"  # end of TwiML, <Hangup/>, or the app closed the stream
+            call.finish("completed")
+            for stream in call.streams:
+                await stream.stop()
+            if call.script_task is not None and not call.script_task.done():
+                call.script_task.cancel()
+            await self._status_event(call, "completed")
+            call.ended_event.set()
+
+    def _answer(self, call: Call) -> None:
+        call.start_time = time.time()
+        call.set_status("in-progress")
+        detection = call.params.get("MachineDetection")
+        if detection:
+            party = call.party
+            default = {"human": "human", "fax": "fax"}.get(party.answer)
+            if party.answer == "voicemail":
+                default = "machine_end_beep" if detection == "DetectMessageEnd" else "machine_start"
+            call.answered_by = party.answered_by or default or "unknown"
+
+    def _end_call(self, call: Call, status: str, by: str) -> None:
+        """Hang up now: no more TwiML; the interpreter's cleanup closes the stream."""
+        if call.ended:
+            return
+        call.ended_by = by
+        call.finish(status)
+        if call.exec_task is not None and not call.exec_task.done():
+            call.exec_task.cancel()
+
+    async def _hang_up_by_rest(self, call: Call, status: str) -> None:
+        if status == "canceled" and call.status == "in-progress":
+            return  # Twilio: ``canceled`` only affects queued or ringing calls
+        final = "canceled" if call.status in {"queued", "ringing"} else "completed"
+        self._end_call(call, final, by="rest")
+
+    def _redirect_call(
+        self, call: Call, url: str | None, document: str | None, method: str
+    ) -> None:
+        """REST update with ``Url``/``Twiml``: stop the current TwiML (and stream), run the new."""
+        call.redirect_to = (
+            twiml.Source(url=url, method=method) if url else twiml.Source(twiml=document)
+        )
+        if call.exec_task is not None and not call.exec_task.done():
+            call.exec_task.cancel()
+
+    # --- webhooks ----------------------------------------------------------------------
+
+    async def _post(
+        self, call: Call | None, kind: str, url: str, params: dict[str, str], method: str = "POST"
+    ) -> str | None:
+        """Send one signed webhook; record it; return the body (None on failure)."""
+        record: dict[str, Any] = {"kind": kind, "url": url, "method": method, "params": params}
+        if call is not None:
+            call.webhooks.append(record)
+        try:
+            result = await self.webhooks.send(url, params, method)
+        except (LookupError, aiohttp.ClientError, TimeoutError, OSError) as exc:
+            record["status"] = None
+            where = f"{kind} {method} {url}"
+            if call is not None:
+                self._call_error(call, 11200, f"HTTP retrieval failure: {exc!r}", where)
+            else:
+                self._record_error(TwilioError(11200, f"HTTP retrieval failure: {exc!r}", where))
+            return None
+        record["status"] = result.status
+        if not 200 <= result.status < 300:
+            message = f"HTTP retrieval failure: {url} answered {result.status}: {result.body[:200]}"
+            err = TwilioError(11200, message, f"{kind} {method} {url}", call.sid if call else None)
+            self._record_error(err)
+            return None
+        record["content_type"] = result.content_type
+        return result.body
+
+    async def _status_event(self, call: Call, event: str) -> None:
+        if not call.status_callback or event not in call.status_callback_events:
+            return
+        params = call.webhook_params() | {
+            "CallbackSource": "call-progress-events",
+            "Timestamp": rfc2822(time.time()) or "",
+            "SequenceNumber": str(call.callback_sequence),
+        }
+        call.callback_sequence += 1
+        if event == "initiated":
+            params["CallStatus"] = "initiated"
+        if event == "completed":  # sent for every final status (busy, no-answer …), too
+            params["CallDuration"] = str(call.duration)
+            params["Duration"] = str(-(-call.duration // 60))  # billed minutes, rounded up
+            params["SipResponseCode"] = SIP_CODES.get(call.status, "487")
+        if call.answered_by:
+            params["AnsweredBy"] = call.answered_by
+        call.status_callbacks.append(params)
+        await self._post(call, "status", call.status_callback, params, call.status_callback_method)
+
+    async def _async_amd(self, call: Call) -> None:
+        url = call.params.get("AsyncAmdStatusCallback")
+        if not url:
+            return
+        await self._pace(2.0)
+        params = {
+            "AccountSid": call.account_sid,
+            "CallSid": call.sid,
+            "AnsweredBy": call.answered_by or "unknown",
+            "MachineDetectionDuration": "2000",
+        }
+        method = call.params.get("AsyncAmdStatusCallbackMethod", "POST")
+        await self._post(call, "amd", url, params, method)
+
+    def _send_message(self, message: Message) -> None:
+        self.messages.append(message)
+        self._spawn(self._message_lifecycle(message), f"twilio-sms-{message.sid}")
+
+    async def _message_lifecycle(self, message: Message) -> None:
+        for status in ("sent", "delivered"):
+            message.status = status
+            message.status_history.append(status)
+            if message.status_callback:
+                params = {
+                    "AccountSid": message.account_sid,
+                    "ApiVersion": API_VERSION,
+                    "From": message.from_,
+                    "To": message.to,
+                    "MessageSid": message.sid,
+                    "SmsSid": message.sid,
+                    "MessageStatus": status,
+                    "SmsStatus": status,
+                }
+                await self._post(None, "sms-status", message.status_callback, params)

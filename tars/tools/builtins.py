@@ -1,0 +1,266 @@
+"""What the built-in tools do. Each takes the call's ToolContext and the model's arguments
+and returns a small JSON-able dict the model can speak from.
+
+Store work runs in a worker thread so the call's audio never waits on the database.
+Errors a person can fix (an unparseable time, an unknown contact) raise ``UserError``s;
+the gate turns them into one-line results for the model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from tars.calls.caller import Caller
+from tars.graph.planner import ToolCall
+from tars.project import Project
+
+
+class ToolError(Exception):
+    """A tool could not do what was asked; the message is for the model to relay."""
+
+
+class CallControls(Protocol):
+    """What tools may do to the live call itself."""
+
+    async def end_call(self, reason: str) -> None: ...
+
+    async def press_digits(self, digits: str) -> None: ...
+
+    async def record_outcome(self, outcome: Mapping[str, Any]) -> dict[str, Any]: ...
+
+    async def goto_step(self, step: str) -> dict[str, Any]: ...
+
+    async def ask_owner(self, question: str) -> str: ...
+
+
+class Outbox(Protocol):
+    """How things reach people: the delivery layer (SMS, calls, webhooks)."""
+
+    async def notify_owner(self, text: str, *, kind: str) -> str: ...
+
+    async def send_sms(self, to: str, body: str) -> str: ...
+
+    async def place_goal_call(self, target: str, playbook: str, inputs: Mapping[str, Any]) -> dict[str, Any]: ...
+
+
+@dataclass
+class ToolContext:
+    project: Project
+    database: Any
+    caller: Caller
+    controls: CallControls
+    outbox: Outbox
+    call_id: int | None = None
+    clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
+
+    async def db(self, work: Callable[[Any], Any]) -> Any:
+        """Run ``work(session)`` in a worker thread, inside one committed transaction."""
+
+        def unit() -> Any:
+            with self.database.session() as session:
+                return work(session)
+
+        return await asyncio.to_thread(unit)
+
+    def local(self, instant: dt.datetime) -> str:
+        from tars.timeparse import show
+
+        return show(instant, self.project.owner.timezone)
+
+
+Handler = Callable[[ToolContext, Mapping[str, Any]], Awaitable[dict[str, Any]]]
+HANDLERS: dict[str, Handler] = {}
+
+
+def handler(name: str) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        HANDLERS[name] = fn
+        return fn
+
+    return register
+
+
+async def execute(ctx: ToolContext, call: ToolCall, upstream: Mapping[str, Any]) -> dict[str, Any]:
+    """Run one built-in or webhook tool (the gate has already checked it)."""
+    tool = ctx.project.tools[call.name]
+    if tool.kind == "webhook":
+        from tars.tools.webhook import call_webhook
+
+        return await call_webhook(tool, dict(call.args), upstream, ctx.caller)
+    args = dict(call.args)
+    if upstream:
+        args["_upstream"] = dict(upstream)
+    return await HANDLERS[call.name](ctx, args)
+
+
+# ------------------------------------------------------------------------------ time
+
+
+@handler("current_time")
+async def current_time(ctx: ToolContext, args: Mapping[str, Any]) -> dict[str, Any]:
+    from zoneinfo import ZoneInfo
+
+    now = ctx.clock().astimezone(ZoneInfo(ctx.project.owner.timezone))
+    return {"now": now.isoformat(timespec="minutes"), "spoken": now.strftime("%A %d %B %Y, %H:%M"),
+            "timezone": ctx.project.owner.timezone}
+
+
+# ------------------------------------------------------------------------------ reminders
+
+
+def _reminder_view(ctx: ToolContext, reminder: Any) -> dict[str, Any]:
+    return {"id": reminder.id, "text": reminder.text, "due": ctx.local(reminder.due),
+            "status": reminder.status, "repeats": reminder.recurrence}
+
+
+@handler("create_reminder")
+async def create_reminder(ctx: ToolContext, args: Mapping[str, Any]) -> dict[str, Any]:
+    from tars.store.reminders import create_reminder as create
+
+    reminder = await ctx.db(lambda s: create(
+        s, text=args["text"], when=args.get("when"), every=args.get("every"), via=args.get("via", "default"),
+        timezone=ctx.project.owner.timezone, now=ctx.clock()))
+    return {"created": _reminder_view(ctx, reminder)}
+
+
+@handler("list_reminders")
+async def list_reminders(ctx: ToolContext, args: Mapping[str, Any]) -> dict[str, Any]:
+    from tars.store.reminders import list_reminders as listing
+
+    reminders = await ctx.db(lambda s: listing(s, include_closed=bool(args.get("include_done"))))
+    return {"reminders": [_reminder_view(ctx, r) for r in reminders[:20]], "count": len(reminders)}
+
+
+@handler("cancel_reminder")
+async def cancel_reminder(ctx: ToolContext, args: Mapping[str, Any]) -> dict[str, Any]:
+    from tars.store.reminders import cancel
+
+    reminder = await ctx.db(lambda s: cancel(s, int(args["id"]), ctx.clock()))
+    return {"cancelled": _reminder_view(ctx, reminder)}
+
+
+@handler("complete_reminder")
+async def complete_reminder(ctx: ToolContext, args: Mapping[str, Any]) -> dict[str, Any]:
+    from tars.store.reminders import mark_done
+
+    reminder = await ctx.db(lambda s: mark_done(s, int(args["id"]), ctx.clock()))
+    return {"done": _reminder_view(ctx, reminder)}
+
+
+@handler("snooze_reminder")
+async def snooze_reminder(ctx: ToolContext, args: Mapping[str, Any]) -> dict[str, Any]:
+    from tars import timeparse
+    from tars.store.reminders import snooze
+
+    now = ctx.clock()
+    words = str(args["until"])
+    delta = timeparse.parse_duration(words)
+    until = now + delta if delta else timeparse.parse_future(words, ctx.project.owner.timezone, now)
+    reminder = await ctx.db(lambda s: snooze(s, int(args["id"]), until, now))
+    return {"snoozed": _reminder_view(ctx, reminder)}
+
+
+# ------------------------------------------------------------------------------ contacts
+
+
+@handler("lookup_contact")
+async def lookup_contact(ctx: ToolContext, args: Mapping[str, Any]) -> dict[str, Any]:
+    from tars.resolve import resolve_in
+
+    found = await ctx.db(lambda s: resolve_in(s, ctx.project, str(args["name"])))
+    if found.best is not None:
+        best = found.best
+        return {"name": best.name, "phone": best.phone, "source": best.source}
+    if found.candidates:
+        return {"ambiguous": [{"name": c.name, "source": c.source} for c in found.candidates[:5]],
+                "hint": "ask which one they mean"}
+    raise ToolError(f"nobody called {args['name']!r} in the contacts or the directory")
+
+
+@handler("add_contact")
+async def add_contact(ctx: ToolContext, args: Mapping[str, Any]) -> dict[str, Any]:
+    from tars.store.contacts import Rules
+    from tars.store.contacts import add_contact as add
+
+    contact = await ctx.db(lambda s: add(
+        s, Rules.of(ctx.project), name=args["name"], phone=args["phone"],
+        relationship=args.get("relationship"), notes=args.get("notes")))
+    return {"added": {"name": contact.name, "phone": contact.phone}}
+
+
+@handler("list_contacts")
+async def list_contacts(ctx: ToolContext, args: Mapping[str, Any]) -> dict[str, Any]:
+    from tars.store.contacts import list_contacts as listing
+
+    contacts = await ctx.db(listing)
+    return {"contacts": [{"name": c.name, "relationship": c.relationship} for c in contacts[:50]],
+            "count": len(contacts)}
+
+
+# ------------------------------------------------------------------------------ messages
+
+
+@handler("take_message")
+async def take_message(ctx: ToolContext, args: Mapping[str, Any]) -> dict[str, Any]:
+    from tars.store.messages import take_message as take
+
+    name = args.get("caller_name") or ctx.caller.name
+    callback = args.get("callback_number") or ctx.caller.number
+    message = await ctx.db(lambda s: take(s, str(args["message"]), caller_number=callback,
+                                          caller_name=name, call_id=ctx.call_id))
+    who = f"{name} ({callback})" if name else callback
+    status = await ctx.outbox.notify_owner(f"Message from {who}: {message.text}", kind="messages")
+    if status == "delivered":
+        from tars.store.messages import mark_message
+
+        await ctx.db(lambda s: mark_message(s, message.id, "delivered", ctx.clock()))
+    return {"taken": True, "message_id": message.id, "owner_notified": status == "delivered"}
+
+
+@handler("send_sms")
+async def send_sms(ctx: ToolContext, args: Mapping[str, Any]) -> dict[str, Any]:
+    upstream = args.get("_upstream", {})
+    target = upstream.get("lookup_contact", {}).get("phone") or str(args["to"])
+    if not target.startswith("+"):
+        found = await lookup_contact(ctx, {"name": target})
+        if "phone" not in found:
+            return found
+        target = found["phone"]
+    sid = await ctx.outbox.send_sms(target, str(args["body"]))
+    return {"sent": True, "to": target, "sid": sid}
+
+
+# ------------------------------------------------------------------------------ the call
+
+
+@handler("end_call")
+async def end_call(ctx: ToolContext, args: Mapping[str, Any]) -> dict[str, Any]:
+    await ctx.controls.end_call(str(args.get("reason") or "conversation finished"))
+    return {"ending": True, "say": "Say a brief goodbye now; the call ends when you finish."}
+
+
+@handler("press_digits")
+async def press_digits(ctx: ToolContext, args: Mapping[str, Any]) -> dict[str, Any]:
+    await ctx.controls.press_digits(str(args["digits"]))
+    return {"pressed": args["digits"]}
+
+
+@handler("record_outcome")
+async def record_outcome(ctx: ToolContext, args: Mapping[str, Any]) -> dict[str, Any]:
+    return await ctx.controls.record_outcome({k: v for k, v in args.items() if not k.startswith("_")})
+
+
+@handler("ask_owner")
+async def ask_owner(ctx: ToolContext, args: Mapping[str, Any]) -> dict[str, Any]:
+    return {"owner_said": await ctx.controls.ask_owner(str(args["question"]))}
+
+
+@handler("make_goal_call")
+async def make_goal_call(ctx: ToolContext, args: Mapping[str, Any]) -> dict[str, Any]:
+    upstream = args.get("_upstream", {})
+    target = upstream.get("lookup_contact", {}).get("phone") or str(args["target"])
+    return await ctx.outbox.place_goal_call(target, str(args["playbook"]), dict(args.get("inputs") or {}))

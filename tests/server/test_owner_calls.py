@@ -1,0 +1,60 @@
+"""The owner rings TARS and asks for a reminder: the whole path, real SDKs against the emulators."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from tars.sim.gemini import CallTool, Say, ScriptedBrain
+from tests.server.harness import Line, make_project
+
+
+def greet_then(*steps: object) -> ScriptedBrain:
+    """The emulated model greets with the words TARS asked for, then follows ``steps``."""
+
+    def greeting(session: object, event: object) -> list[Say]:
+        opening = next((h["text"] for h in session.history if "Greet the caller" in h["text"]), "")
+        words = opening.split('with: "', 1)[1].rsplit('"', 1)[0] if 'with: "' in opening else "Hello."
+        return [Say(words)]
+
+    return ScriptedBrain([greeting, *steps])
+
+
+async def test_owner_asks_for_a_reminder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = make_project(tmp_path / "p", monkeypatch)
+    brain = greet_then(
+        CallTool("create_reminder", {"text": "call Helen", "when": "tomorrow at 2pm"}),
+        [Say("Done. I will remind you tomorrow at two."), CallTool("end_call", {"reason": "owner is done"})],
+        Say("Goodbye, sir."),
+    )
+    async with Line(project, lambda: brain) as line:
+        call = await line.call_in(from_=project.owner.phone)
+        hello = await call.wait_for_agent_utterance(timeout=20)
+        assert hello.text.startswith("Good ") and "TARS at your service" in hello.text
+        await call.say("remind me to call Helen tomorrow at 2pm")
+        assert (await call.wait_ended(timeout=30)) == "completed"
+        twilio_call = line.twilio.calls[call.sid]
+        assert twilio_call.rest_hangups, "TARS should hang up through the Twilio REST API"
+        session = line.gemini.sessions[0]
+        assert session.tool_names == list(project.roles["owner"].tools)
+
+    from tars.store.calls import call_details
+    from tars.store.reminders import list_reminders
+
+    with line.db() as db, db.session() as s:
+        [reminder] = list_reminders(s)
+        details = call_details(s, call.sid)
+    london = ZoneInfo("Europe/London")
+    tomorrow = (dt.datetime.now(london) + dt.timedelta(days=1)).date()
+    assert reminder.text == "call Helen"
+    assert reminder.due == dt.datetime.combine(tomorrow, dt.time(14, 0), london).astimezone(dt.UTC)
+    assert details.call.status == "completed"
+    assert details.call.direction == "inbound"
+    said = [(line.speaker, line.text) for line in details.transcript]
+    assert ("caller", "remind me to call Helen tomorrow at 2pm") in said
+    assert any(speaker == "assistant" and "TARS at your service" in text for speaker, text in said)
+    tools = [(t.tool, t.allowed) for t in details.tools]
+    assert tools == [("create_reminder", True), ("end_call", True)]
