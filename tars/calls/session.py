@@ -87,6 +87,41 @@ class GatedGeminiLive(GeminiLiveLLMService):
         self._call = session  # not _session: the base class keeps its Live session there
         self.register_function(None, self._handle)
 
+    async def _connection_task_handler(self, config: Any) -> None:
+        """Count a failed (re)connect as a connection failure, as a dropped session is.
+
+        pipecat 1.14 retries a session that drops while connected (with its resumption
+        handle), but an error while connecting — the endpoint answering 503, refusing the
+        handle, TLS or DNS failing — escapes its handler and leaves the call silent with
+        no error. Here it takes the same path: retry, and after three failures report the
+        error so the session can apologise and end the call.
+        """
+        try:
+            await super()._connection_task_handler(config)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if getattr(self, "_disconnecting", False):
+                return
+            log.warning("Gemini Live connection failed: %s", exc)
+            if await self._handle_connection_error(exc):
+                await asyncio.sleep(0.5)
+                await self._reconnect()
+            else:
+                await self._call.model_failed(str(exc))
+
+    async def _disconnect(self) -> None:
+        """Keep the caller's last words: pipecat drops its unflushed transcription buffer here.
+
+        Input transcriptions without end punctuation wait 0.5 s before pipecat pushes them;
+        a call that ends (or a session that reconnects) sooner would lose them.
+        """
+        buffered = getattr(self, "_user_transcription_buffer", "")
+        if buffered.strip():
+            self._user_transcription_buffer = ""
+            await self._call.recorder.line("caller", buffered)
+        await super()._disconnect()
+
     async def run_function_calls(self, function_calls: Sequence[Any]) -> None:
         calls = [ToolCall(fc.tool_call_id, fc.function_name, dict(fc.arguments or {})) for fc in function_calls]
         self._call.start_batch(calls)

@@ -42,7 +42,8 @@ class _ErrorBoundary(TyperGroup):
         except Exception as exc:
             if type(exc).__module__.startswith(("click.", "typer.")):
                 raise
-            log = errors.write_crash_log(exc, sys.argv[1:])
+            project = ctx.obj.get("project") if isinstance(ctx.obj, dict) else None
+            log = errors.write_crash_log(exc, sys.argv[1:], project)
             output.err.print(f"[red]TARS crashed:[/] {type(exc).__name__}: {output.escape(str(exc))}")
             output.err.print(f"A crash log with the details is at {log}; please attach it to a bug report.")
             raise typer.Exit(errors.CRASH) from None
@@ -70,8 +71,12 @@ def root(
     ctx: typer.Context,
     project: Annotated[
         Path | None,
-        typer.Option("--project", "-p", help="The project folder (else $TARS_PROJECT, else the nearest tars.yaml upwards).",
-                     show_default=False),
+        typer.Option(
+            "--project",
+            "-p",
+            help="The project folder (else $TARS_PROJECT, else the nearest tars.yaml upwards).",
+            show_default=False,
+        ),
     ] = None,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
@@ -90,7 +95,7 @@ def _register() -> None:
     app.command("init")(init.init)
     app.command("validate")(validate.validate)
     app.add_typer(config.app, name="config")
-    for name in ("graph", "contacts", "remind", "calls", "simulate", "sim"):
+    for name in ("graph", "contacts", "remind", "calls", "serve", "call", "simulate", "sim", "test"):
         _try_register(name)
 
 

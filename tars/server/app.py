@@ -99,6 +99,8 @@ class Server:
         """No new calls; live calls are told goodbye and ended; rows are finished."""
         self.shutting_down = True
         for session in list(self.sessions.values()):
+            if session.ending:
+                continue
             await session.say_to_model("[System] The assistant is shutting down. Apologise briefly and say goodbye.")
             await session.end_call("server shutting down")
         deadline = asyncio.get_running_loop().time() + grace
