@@ -98,30 +98,35 @@ class ToolGate:
                     call.name, call.args, allowed=False, result=None, reason=decision.reason, duration_ms=0
                 )
         allowed = [c for c, d in zip(calls, decisions, strict=True) if d.allowed]
-        started: dict[str, float] = {}
 
         async def timed(call: ToolCall, upstream: Mapping[str, Any]) -> Any:
-            started[call.id] = time.perf_counter()
+            """Run one call under its timeout and record it the moment it finishes."""
+            started = time.perf_counter()
             timeout = self.project.tools[call.name].timeout_seconds if call.name in self.project.tools else 10
-            return await asyncio.wait_for(self.execute(call, upstream), timeout)
+            try:
+                value = await asyncio.wait_for(self.execute(call, upstream), timeout)
+            except Exception as exc:
+                error = (f"{call.name} took too long and was stopped" if isinstance(exc, TimeoutError)
+                         else f"{type(exc).__name__}: {exc}")
+                results[call.id] = {"error": _user_message(error)}
+                await self._record(call, results[call.id], error, started)
+                raise
+            results[call.id] = value if isinstance(value, dict) else {"result": value}
+            await self._record(call, results[call.id], None, started)
+            return value
 
         for outcome in await run(allowed, self.project.needs, timed):
-            call = outcome.call
-            duration = int((time.perf_counter() - started.get(call.id, time.perf_counter())) * 1000)
-            if outcome.ok:
-                result = outcome.result if isinstance(outcome.result, dict) else {"result": outcome.result}
-                reason = None
-            else:
-                error = outcome.error or "failed"
-                if error.startswith("TimeoutError"):
-                    error = f"{call.name} took too long and was stopped"
-                result = {"error": _user_message(error)}
-                reason = error
-            results[call.id] = result
-            await self.recorder.tool_invocation(
-                call.name, call.args, allowed=True, result=result, reason=reason, duration_ms=duration
-            )
+            if outcome.skipped:  # a call it needed failed; it never ran
+                results[outcome.call.id] = {"error": outcome.error}
+                await self._record(outcome.call, results[outcome.call.id], outcome.error, time.perf_counter())
         return [results[call.id] for call in calls]
+
+
+    async def _record(self, call: ToolCall, result: dict[str, Any], reason: str | None, started: float) -> None:
+        duration = int((time.perf_counter() - started) * 1000)
+        await self.recorder.tool_invocation(
+            call.name, call.args, allowed=True, result=result, reason=reason, duration_ms=duration
+        )
 
 
 def _user_message(error: str) -> str:
