@@ -62,6 +62,8 @@ class ToolGate:
         execute: Executor,
         recorder: Recorder,
         step_policy: StepPolicy | None = None,
+        schemas: Mapping[str, Mapping[str, Any]] | None = None,
+        runtime_tools: Sequence[str] = (),
     ):
         self.project = project
         self.role = role
@@ -69,11 +71,14 @@ class ToolGate:
         self.execute = execute
         self.recorder = recorder
         self.step_policy = step_policy
+        self.runtime_tools = tuple(runtime_tools)  # the call's own controls (goto_step), offered with the role's
         self._schemas = {name: thaw(project.tools[name].parameters) for name in self.offered if name in project.tools}
+        self._schemas.update({name: dict(schema) for name, schema in (schemas or {}).items()})
 
     def check(self, call: ToolCall) -> Decision:
         granted = self.project.roles[self.role].tools if self.role in self.project.roles else ()
-        if call.name not in self.offered or call.name not in granted:
+        runtime = call.name in self.runtime_tools
+        if call.name not in self.offered or (call.name not in granted and not runtime):
             return Decision(False, f"'{call.name}' is not available to the {self.role} role on this call")
         if self.step_policy is not None:
             why = self.step_policy(call.name)

@@ -34,7 +34,8 @@ from pipecat.workers.runner import WorkerRunner
 
 from tars.calls import instructions
 from tars.calls.caller import Caller
-from tars.calls.gate import StepPolicy, ToolGate
+from tars.calls.gate import ToolGate
+from tars.calls.playbook_run import RUNTIME_TOOLS, PlaybookRun
 from tars.calls.recorder import CallRecorder, TranscriptTap
 from tars.config.secrets import mask_text
 from tars.graph.planner import ToolCall
@@ -61,14 +62,18 @@ class CallSetup:
     tools: tuple[str, ...]
 
 
-def function_schemas(project: Project, names: Sequence[str]) -> ToolsSchema:
+def function_schemas(
+    project: Project, names: Sequence[str], overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    descriptions: Mapping[str, str] | None = None,
+) -> ToolsSchema:
     """The tools offered to the model, as pipecat FunctionSchemas (JSON Schema parameters)."""
     schemas = []
     for name in names:
-        tool = project.tools[name]
-        params = thaw(tool.parameters)
+        tool = project.tools.get(name)
+        params = dict((overrides or {}).get(name) or (thaw(tool.parameters) if tool else {}))
+        description = (descriptions or {}).get(name) or (tool.description if tool else name)
         schemas.append(FunctionSchema(
-            name=name, description=tool.description,
+            name=name, description=description,
             properties=params.get("properties", {}), required=list(params.get("required", [])),
         ))
     return ToolsSchema(standard_tools=schemas)
@@ -144,16 +149,19 @@ class CallSession:
         outbox: Any,
         setup: CallSetup,
         *,
-        step_policy: StepPolicy | None = None,
-        controls: Any = None,
+        playbook: PlaybookRun | None = None,
     ):
         self.project = project
         self.endpoints = endpoints
         self.setup = setup
         self.recorder = CallRecorder(database, setup.call_id, lambda text: mask_text(text, project.secrets))
-        self.context = ToolContext(project, database, setup.caller, controls or self, outbox, setup.call_id)
-        self.gate = ToolGate(project, setup.caller.role, setup.tools,
-                             lambda call, upstream: execute(self.context, call, upstream), self.recorder, step_policy)
+        self.playbook = playbook
+        self.context = ToolContext(project, database, setup.caller, self, outbox, setup.call_id)
+        self.gate = ToolGate(
+            project, setup.caller.role, setup.tools, lambda call, upstream: execute(self.context, call, upstream),
+            self.recorder, playbook.policy if playbook else None,
+            schemas=playbook.tool_schemas() if playbook else None, runtime_tools=RUNTIME_TOOLS if playbook else (),
+        )
         self._batches: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._tasks: set[asyncio.Future[Any]] = set()
         self.worker: PipelineWorker | None = None
@@ -220,12 +228,18 @@ class CallSession:
     async def record_outcome(self, outcome: Mapping[str, Any]) -> dict[str, Any]:
         from tars.tools.builtins import ToolError
 
-        raise ToolError("there is no outcome to record on this call")
+        if self.playbook is None:
+            raise ToolError("there is no outcome to record on this call")
+        result = await self.playbook.record_outcome(outcome)
+        await self.recorder.update(outcome=self.playbook.outcome, outcome_source="recorded")
+        return result
 
     async def goto_step(self, step: str) -> dict[str, Any]:
         from tars.tools.builtins import ToolError
 
-        raise ToolError("this call follows no playbook")
+        if self.playbook is None:
+            raise ToolError("this call follows no playbook")
+        return await self.playbook.goto_step(step)
 
     async def ask_owner(self, question: str) -> str:
         from tars.tools.builtins import ToolError
@@ -255,7 +269,11 @@ class CallSession:
                 voice=self.project.persona.voice or settings.get("voice"),
                 system_instruction=self.setup.system_instruction,
             ),
-            tools=function_schemas(self.project, self.setup.tools) if self.setup.tools else None,
+            tools=function_schemas(
+                self.project, self.setup.tools,
+                self.playbook.tool_schemas() if self.playbook else None,
+                self.playbook.descriptions() if self.playbook else None,
+            ) if self.setup.tools else None,
             http_options=self.endpoints.http_options(),
             session=self,
         )

@@ -68,8 +68,11 @@ class Server:
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
+        from tars.server.api import ensure_token
+
         self.outbox = Outbox(self.project, self.endpoints)
         self.signer = StreamSigner.from_secret(self.endpoints.twilio_auth_token)
+        self.api_token = ensure_token(self.project)
 
     @property
     def max_calls(self) -> int:
@@ -219,20 +222,59 @@ def create_app(server: Server) -> FastAPI:
         await update_status(server, params)
         return Response(status_code=204)
 
+    @app.post("/twilio/outbound")
+    async def outbound(request: Request) -> Response:
+        """A goal call was answered: a person gets the playbook, a machine the voicemail policy."""
+        params = await signed_form(request)
+        if params is None:
+            return forbidden()
+        from tars.server.outbound import voicemail_twiml
+        from tars.store.calls import get_call, update_call
+
+        call_id = int(dict(parse_qsl(request.url.query)).get("call_id", "0"))
+        call = await server.db(lambda s: get_call(s, call_id))
+        answered_by = params.get("AnsweredBy", "human")
+        if answered_by.startswith("machine") or answered_by == "fax":
+            await server.db(lambda s: update_call(s, call_id, status="voicemail"))
+            log.info("goal call %s reached %s: voicemail policy", call.sid, answered_by)
+            return twiml(voicemail_twiml(server, call))
+        if server.busy(params.get("CallSid", "")):
+            return twiml(say(BUSY_MESSAGE), "<Hangup/>")
+        server.reserved[params.get("CallSid", "")] = asyncio.get_running_loop().time()
+        callee = Caller(call.to_number, project.playbooks[call.playbook].role, None, call.contact_id)
+        return connect(callee, params.get("CallSid", ""), call_id, "goal")
+
     @app.websocket("/twilio/stream")
     async def stream(websocket: WebSocket) -> None:
         await websocket.accept()
-        setup = await stream_setup(server, websocket)
-        if setup is None:
+        verified = await verify_stream(server, websocket)
+        if verified is None:
             return
-        session = CallSession(project, server.endpoints, server.database, server.outbox, setup)
+        body, call_sid, stream_sid = verified
+        playbook = None
+        if body.get("purpose") == "goal":
+            from tars.server.outbound import goal_setup
+
+            setup, playbook = await goal_setup(server, body, call_sid, stream_sid)
+        else:
+            setup = await inbound_setup(server, body, call_sid, stream_sid)
+        session = CallSession(project, server.endpoints, server.database, server.outbox, setup, playbook=playbook)
+        if playbook is not None:
+            playbook.announce = lambda text: session.recorder.line("system", text)
         server.sessions[setup.call_sid] = session
         server.reserved.pop(setup.call_sid, None)
         try:
             await session.run(websocket)
         finally:
             server.sessions.pop(setup.call_sid, None)
+            if playbook is not None:
+                from tars.calls.aftercall import wrap_up
 
+                server.background(wrap_up(session, server.endpoints, server.outbox, setup.caller.name or ""))
+
+    from tars.server.api import router
+
+    app.include_router(router)
     return app
 
 
@@ -267,7 +309,7 @@ async def update_status(server: Server, params: Mapping[str, str]) -> None:
     await server.db(work)
 
 
-async def stream_setup(server: Server, websocket: WebSocket) -> CallSetup | None:
+async def verify_stream(server: Server, websocket: WebSocket) -> tuple[dict[str, str], str, str] | None:
     """Read Twilio's first frames and verify our signed parameters; close the socket if they fail."""
     from pipecat.runner.utils import parse_telephony_websocket
 
@@ -288,6 +330,11 @@ async def stream_setup(server: Server, websocket: WebSocket) -> CallSetup | None
         log.warning("media stream for %s refused: %s", call_sid, problem)
         await websocket.close(code=1008, reason=problem)
         return None
+    return body, call_sid, stream_sid
+
+
+async def inbound_setup(server: Server, body: Mapping[str, str], call_sid: str, stream_sid: str) -> CallSetup:
+    """Who called, what they may use, what the model is told and says first."""
     project = server.project
     caller = Caller(body["from_number"], body["role"])
     if caller.role != OWNER:

@@ -86,8 +86,8 @@ def handler(name: str) -> Callable[[Handler], Handler]:
 
 async def execute(ctx: ToolContext, call: ToolCall, upstream: Mapping[str, Any]) -> dict[str, Any]:
     """Run one built-in or webhook tool (the gate has already checked it)."""
-    tool = ctx.project.tools[call.name]
-    if tool.kind == "webhook":
+    tool = ctx.project.tools.get(call.name)
+    if tool is not None and tool.kind == "webhook":
         from tars.tools.webhook import call_webhook
 
         return await call_webhook(tool, dict(call.args), upstream, ctx.caller)
@@ -252,6 +252,11 @@ async def press_digits(ctx: ToolContext, args: Mapping[str, Any]) -> dict[str, A
 @handler("record_outcome")
 async def record_outcome(ctx: ToolContext, args: Mapping[str, Any]) -> dict[str, Any]:
     return await ctx.controls.record_outcome({k: v for k, v in args.items() if not k.startswith("_")})
+
+
+@handler("goto_step")
+async def goto_step(ctx: ToolContext, args: Mapping[str, Any]) -> dict[str, Any]:
+    return await ctx.controls.goto_step(str(args.get("step", "")))
 
 
 @handler("ask_owner")

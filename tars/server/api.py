@@ -1,0 +1,120 @@
+"""The local API the CLI uses to ask the running server to place and watch goal calls.
+
+Bearer-token authenticated: ``server.api_token`` from tars.yaml, else a random token the
+server writes to ``<state>/api-token`` (mode 0600) for the CLI on the same machine.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from tars.project import Project
+
+router = APIRouter(prefix="/api")
+TOKEN_FILE = "api-token"
+
+
+def token_path(project: Project) -> Path:
+    return project.state_dir / TOKEN_FILE
+
+
+def read_token(project: Project) -> str | None:
+    configured = project.section("server").get("api_token")
+    if configured:
+        return str(configured)
+    try:
+        return token_path(project).read_text().strip() or None
+    except OSError:
+        return None
+
+
+def ensure_token(project: Project) -> str:
+    """The token clients must present; created on first start when none is configured."""
+    existing = read_token(project)
+    if existing:
+        return existing
+    path = token_path(project)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token)
+    return token
+
+
+def _error(status: int, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": message, **extra}, status_code=status)
+
+
+def _authorized(request: Request) -> bool:
+    server = request.app.state.server
+    given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    return bool(given) and hmac.compare_digest(given, server.api_token)
+
+
+@router.post("/calls")
+async def place(request: Request) -> JSONResponse:
+    """Place a goal call: {"target", "playbook", "inputs"} → {"call_id", "sid", …}."""
+    if not _authorized(request):
+        return _error(401, "missing or wrong API token")
+    server = request.app.state.server
+    try:
+        body = await request.json()
+        target, playbook = str(body["target"]), str(body["playbook"])
+        inputs = dict(body.get("inputs") or {})
+    except (ValueError, KeyError, TypeError):
+        return _error(400, "expected JSON with target, playbook and inputs")
+    from tars.graph.call_plan import InputError
+    from tars.resolve import resolve_in
+    from tars.server.outbound import PlacementError, place_goal_call
+    from tars.store.errors import StoreError
+
+    try:
+        found = await server.db(lambda s: resolve_in(s, server.project, target))
+    except StoreError as exc:
+        return _error(400, str(exc))
+    if found.best is None:
+        candidates = [{"name": c.name, "phone": c.phone, "source": c.source} for c in found.candidates]
+        return _error(409 if candidates else 404, f"'{target}' is ambiguous" if candidates else
+                      f"nobody called '{target}' in the contacts or the directory", candidates=candidates)
+    best = found.best
+    if server.shutting_down:
+        return _error(503, "the server is shutting down")
+    try:
+        call = await place_goal_call(server, number=best.phone, playbook=playbook, inputs=inputs, callee=best.name,
+                                     contact_id=best.contact_id)
+    except KeyError as exc:
+        return _error(404, str(exc.args[0]))
+    except InputError as exc:
+        return _error(400, str(exc), problems=exc.problems)
+    except PlacementError as exc:
+        return _error(502, str(exc))
+    return JSONResponse({"call_id": call.id, "sid": call.sid, "status": call.status, "number": best.phone,
+                         "callee": best.name}, status_code=201)
+
+
+@router.get("/calls/{call_id}")
+async def show(call_id: int, request: Request) -> JSONResponse:
+    """The call as it stands: status, transcript, tool invocations, outcome, summary, current step."""
+    if not _authorized(request):
+        return _error(401, "missing or wrong API token")
+    server = request.app.state.server
+    from tars.store.calls import call_details, details_json
+    from tars.store.errors import NotFound
+
+    try:
+        details = await server.db(lambda s: details_json(call_details(s, call_id)))
+    except NotFound as exc:
+        return _error(404, str(exc))
+    live = next((s for s in server.sessions.values() if s.setup.call_id == call_id), None)
+    details["live"] = live is not None
+    if live is not None and live.playbook is not None:
+        details["step"] = live.playbook.step
+    return JSONResponse(details)

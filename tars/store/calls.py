@@ -1,0 +1,216 @@
+"""Calls and what happened on them: the transcript, every tool the model asked for (allowed
+or refused, and why), the outcome and the summary.
+
+The server records with ``start_call``, ``add_line``, ``add_tool_invocation`` and
+``update_call``; ``tars calls list/show`` read with ``list_calls`` and ``call_details``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from tars.store.errors import InvalidValue, NotFound
+from tars.store.models import (
+    CALL_DIRECTIONS,
+    CALL_STATUSES,
+    OUTCOME_SOURCES,
+    Call,
+    Contact,
+    ToolInvocation,
+    TranscriptLine,
+    utcnow,
+)
+
+_CALL_FIELDS = {
+    "sid", "status", "started_at", "ended_at", "outcome", "outcome_source", "summary",
+    "recording_path", "failure_reason", "contact_id", "playbook", "inputs",
+}  # fmt: skip
+
+
+def start_call(
+    session: Session,
+    *,
+    direction: str,
+    from_number: str,
+    to_number: str,
+    sid: str | None = None,
+    contact_id: int | None = None,
+    playbook: str | None = None,
+    inputs: dict[str, Any] | None = None,
+    status: str = "queued",
+    started_at: dt.datetime | None = None,
+) -> Call:
+    if direction not in CALL_DIRECTIONS:
+        raise InvalidValue(f"{direction!r} is not a call direction", f"use one of {', '.join(CALL_DIRECTIONS)}")
+    _check_status(status)
+    call = Call(
+        sid=sid,
+        direction=direction,
+        from_number=from_number,
+        to_number=to_number,
+        contact_id=contact_id,
+        playbook=playbook,
+        inputs=inputs,
+        status=status,
+        started_at=started_at,
+    )
+    session.add(call)
+    session.flush()
+    return call
+
+
+def update_call(session: Session, call_id: int, **changes: Any) -> Call:
+    """Set any of: sid, status, started_at, ended_at, outcome, outcome_source, summary,
+    recording_path, failure_reason, contact_id, playbook, inputs."""
+    unknown = set(changes) - _CALL_FIELDS
+    if unknown:
+        raise TypeError(f"unknown call fields: {', '.join(sorted(unknown))}")
+    if "status" in changes:
+        _check_status(changes["status"])
+    source = changes.get("outcome_source")
+    if source is not None and source not in OUTCOME_SOURCES:
+        raise InvalidValue(f"{source!r} is not an outcome source", f"use one of {', '.join(OUTCOME_SOURCES)}")
+    call = get_call(session, call_id)
+    for field, value in changes.items():
+        setattr(call, field, value)
+    call.updated_at = utcnow()
+    session.add(call)
+    session.flush()
+    return call
+
+
+def add_line(session: Session, call_id: int, speaker: str, text: str, at: dt.datetime | None = None) -> TranscriptLine:
+    line = TranscriptLine(call_id=call_id, speaker=speaker, text=text, at=at or utcnow())
+    session.add(line)
+    session.flush()
+    return line
+
+
+def add_tool_invocation(
+    session: Session,
+    call_id: int,
+    tool: str,
+    *,
+    arguments: dict[str, Any] | None,
+    allowed: bool,
+    result: Any = None,
+    reason: str | None = None,
+    duration_ms: int | None = None,
+    at: dt.datetime | None = None,
+) -> ToolInvocation:
+    invocation = ToolInvocation(
+        call_id=call_id,
+        tool=tool,
+        arguments=arguments,
+        result=result,
+        allowed=allowed,
+        reason=reason,
+        duration_ms=duration_ms,
+        at=at or utcnow(),
+    )
+    session.add(invocation)
+    session.flush()
+    return invocation
+
+
+def _check_status(status: str) -> None:
+    if status not in CALL_STATUSES:
+        raise InvalidValue(f"{status!r} is not a call status", f"use one of {', '.join(CALL_STATUSES)}")
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def list_calls(session: Session, limit: int = 50) -> list[Call]:
+    """The latest calls first."""
+    query = select(Call).order_by(col(Call.created_at).desc(), col(Call.id).desc()).limit(limit)
+    return list(session.exec(query))
+
+
+def get_call(session: Session, call: int | str) -> Call:
+    """A call by its id or its Twilio SID."""
+    found: Call | None
+    if isinstance(call, int) or str(call).isdigit():
+        found = session.get(Call, int(call))
+    else:
+        found = session.exec(select(Call).where(Call.sid == call)).first()
+    if found is None:
+        raise NotFound(f"no call {call!r}", "see them with `tars calls list`")
+    return found
+
+
+@dataclass(frozen=True)
+class CallDetails:
+    call: Call
+    contact: Contact | None
+    transcript: list[TranscriptLine]
+    tools: list[ToolInvocation]
+
+
+def call_details(session: Session, call: int | str) -> CallDetails:
+    found = get_call(session, call)
+    contact = session.get(Contact, found.contact_id) if found.contact_id else None
+    lines = session.exec(
+        select(TranscriptLine)
+        .where(TranscriptLine.call_id == found.id)
+        .order_by(col(TranscriptLine.at), col(TranscriptLine.id))
+    )
+    tools = session.exec(
+        select(ToolInvocation)
+        .where(ToolInvocation.call_id == found.id)
+        .order_by(col(ToolInvocation.at), col(ToolInvocation.id))
+    )
+    return CallDetails(found, contact, list(lines), list(tools))
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def call_json(call: Call, contact_name: str | None = None) -> dict[str, Any]:
+    duration = (call.ended_at - call.started_at).total_seconds() if call.started_at and call.ended_at else None
+    return {
+        "id": call.id,
+        "sid": call.sid,
+        "direction": call.direction,
+        "from": call.from_number,
+        "to": call.to_number,
+        "contact_id": call.contact_id,
+        "contact": contact_name,
+        "playbook": call.playbook,
+        "inputs": call.inputs,
+        "status": call.status,
+        "started_at": _iso(call.started_at),
+        "ended_at": _iso(call.ended_at),
+        "duration_seconds": duration,
+        "outcome": call.outcome,
+        "outcome_source": call.outcome_source,
+        "summary": call.summary,
+        "recording_path": call.recording_path,
+        "failure_reason": call.failure_reason,
+        "created_at": _iso(call.created_at),
+    }
+
+
+def details_json(details: CallDetails) -> dict[str, Any]:
+    data = call_json(details.call, details.contact.name if details.contact else None)
+    data["transcript"] = [
+        {"at": _iso(line.at), "speaker": line.speaker, "text": line.text} for line in details.transcript
+    ]
+    data["tools"] = [
+        {
+            "at": _iso(t.at),
+            "tool": t.tool,
+            "arguments": t.arguments,
+            "allowed": t.allowed,
+            "reason": t.reason,
+            "result": t.result,
+            "duration_ms": t.duration_ms,
+        }
+        for t in details.tools
+    ]
+    return data

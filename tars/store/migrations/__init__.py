@@ -1,0 +1,1 @@
+"""Alembic migration scripts for the TARS store (run by ``tars.store.schema``, no alembic.ini)."""

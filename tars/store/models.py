@@ -1,0 +1,187 @@
+"""The tables. Every timestamp is timezone-aware UTC (``UTCDateTime``); statuses are plain
+strings checked by the database; free-form data (playbook inputs, outcomes, tool arguments)
+is JSON.
+
+Changing a table here means a new migration in ``migrations/versions`` (and bumping
+``schema.HEAD``); a test compares the migrated database with these models.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import JSON, CheckConstraint, Column, ForeignKey, Index, Integer, Text
+from sqlmodel import Field, SQLModel
+
+from tars.store.columns import UTCDateTime
+
+# Stable constraint names, so later migrations (and SQLite batch mode) can refer to them.
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+REMINDER_STATUSES = ("pending", "delivering", "delivered", "failed", "cancelled")
+CHANNELS = ("call", "sms", "webhook", "default")
+CALL_STATUSES = (
+    "queued",
+    "ringing",
+    "in-progress",
+    "completed",
+    "busy",
+    "no-answer",
+    "failed",
+    "voicemail",
+)
+CALL_DIRECTIONS = ("inbound", "outbound")
+OUTCOME_SOURCES = ("recorded", "extracted")
+MESSAGE_STATUSES = ("pending", "delivered", "failed")
+
+
+#: JSON where Python None is SQL NULL (not the JSON text 'null').
+_JSON = JSON(none_as_null=True)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _one_of(column: str, values: tuple[str, ...], name: str) -> CheckConstraint:
+    allowed = ", ".join(f"'{v}'" for v in values)
+    return CheckConstraint(f"{column} IN ({allowed})", name=name)
+
+
+def _fk(target: str, ondelete: str) -> Any:
+    return Column(Integer, ForeignKey(target, ondelete=ondelete), nullable=True, index=True)
+
+
+class Contact(SQLModel, table=True):
+    """Someone the owner knows. Unknown numbers have no row; ``role`` is a role name from
+    tars.yaml (``contact`` by default) or ``blocked``."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200)
+    #: The name casefolded and without accents: unique, so "Zoë" and "zoe" are one person.
+    name_key: str = Field(max_length=200, unique=True)
+    phone: str = Field(max_length=32, index=True)  # E.164
+    email: str | None = Field(default=None, max_length=320)
+    relationship: str | None = Field(default=None, max_length=100)
+    #: ISO 8601: "1990-04-15", or "--04-15" when the year is not known (as vCard writes it).
+    birthday: str | None = Field(default=None, max_length=10)
+    notes: str | None = Field(default=None, sa_type=Text)
+    role: str = Field(default="contact", max_length=64)
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Reminder(SQLModel, table=True):
+    """Something to tell the owner at ``due``. A deliverer takes a *lease* on it
+    (``claim_due``); if the deliverer dies, the lease runs out and another one takes it."""
+
+    __table_args__ = (
+        _one_of("status", REMINDER_STATUSES, "status"),
+        _one_of("channel", CHANNELS, "channel"),
+        Index("ix_reminder_status_due", "status", "due"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    text: str = Field(sa_type=Text)
+    due: dt.datetime = Field(sa_type=UTCDateTime)
+    #: The owner's timezone when it was made: repeats keep wall-clock time in it.
+    timezone: str = Field(max_length=64)
+    #: RFC 5545 RRULE ("FREQ=WEEKLY;BYDAY=MO;BYHOUR=9;BYMINUTE=0;BYSECOND=0") or None.
+    recurrence: str | None = Field(default=None, max_length=500)
+    #: DTSTART of the repeat (its first occurrence): anchors COUNT and INTERVAL.
+    series_start: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    channel: str = Field(default="default", max_length=16)
+    contact_id: int | None = Field(default=None, sa_column=_fk("contact.id", "SET NULL"))
+    status: str = Field(default="pending", max_length=16)
+    attempts: int = Field(default=0)
+    last_error: str | None = Field(default=None, sa_type=Text)
+    delivered_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    #: After a failed attempt: not before this time.
+    retry_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    lease_owner: str | None = Field(default=None, max_length=200)
+    lease_expires_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Call(SQLModel, table=True):
+    """One phone call, in or out: who, why (playbook and inputs), how it went."""
+
+    __table_args__ = (
+        _one_of("status", CALL_STATUSES, "status"),
+        _one_of("direction", CALL_DIRECTIONS, "direction"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    sid: str | None = Field(default=None, max_length=64, unique=True)  # Twilio call SID
+    direction: str = Field(max_length=16)
+    from_number: str = Field(max_length=32)
+    to_number: str = Field(max_length=32)
+    contact_id: int | None = Field(default=None, sa_column=_fk("contact.id", "SET NULL"))
+    playbook: str | None = Field(default=None, max_length=200)
+    inputs: dict[str, Any] | None = Field(default=None, sa_type=_JSON)
+    status: str = Field(default="queued", max_length=16)
+    started_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    ended_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    outcome: dict[str, Any] | None = Field(default=None, sa_type=_JSON)
+    #: "recorded" (the model called record_outcome) or "extracted" (read from the transcript).
+    outcome_source: str | None = Field(default=None, max_length=16)
+    summary: str | None = Field(default=None, sa_type=Text)
+    recording_path: str | None = Field(default=None, max_length=1000)
+    failure_reason: str | None = Field(default=None, sa_type=Text)
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class TranscriptLine(SQLModel, table=True):
+    """One thing said on a call."""
+
+    __tablename__ = "transcript_line"
+
+    id: int | None = Field(default=None, primary_key=True)
+    call_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("call.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    speaker: str = Field(max_length=32)  # "assistant", "caller", "system", …
+    text: str = Field(sa_type=Text)
+
+
+class ToolInvocation(SQLModel, table=True):
+    """A tool the model asked for on a call, whether the gate allowed it, and what came back."""
+
+    __tablename__ = "tool_invocation"
+
+    id: int | None = Field(default=None, primary_key=True)
+    call_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("call.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    tool: str = Field(max_length=200)
+    arguments: dict[str, Any] | None = Field(default=None, sa_type=_JSON)
+    result: Any = Field(default=None, sa_type=_JSON, nullable=True)
+    allowed: bool
+    reason: str | None = Field(default=None, sa_type=Text)
+    duration_ms: int | None = Field(default=None)
+
+
+class Message(SQLModel, table=True):
+    """A message taken for the owner (by ``take_message``), waiting to reach them."""
+
+    __table_args__ = (_one_of("status", MESSAGE_STATUSES, "status"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    call_id: int | None = Field(default=None, sa_column=_fk("call.id", "SET NULL"))
+    caller_number: str | None = Field(default=None, max_length=32)
+    caller_name: str | None = Field(default=None, max_length=200)
+    text: str = Field(sa_type=Text)
+    status: str = Field(default="pending", max_length=16)
+    delivered_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -1,0 +1,392 @@
+"""Reminders: made from words, listed, done, snoozed, cancelled, and delivered exactly once.
+
+A reminder row is one reminder or one repeating series (``recurrence`` is an RRULE,
+``series_start`` its first occurrence): when an occurrence is delivered, the same row moves
+on to the next one, so its id stays what the owner knows it by. ``done`` on a repeating
+reminder skips to the occurrence after; ``snooze`` moves the upcoming one; ``cancel`` ends it.
+
+Delivery (the scheduler) goes through a lease, so a deliverer that dies never loses a
+reminder and two deliverers never both send one:
+
+    claimed = claim_due(session, now, owner_id="host-1:4242", lease_seconds=120, limit=10)
+    for reminder in claimed:
+        try:
+            send(reminder)
+        except Exception as exc:
+            fail(session, reminder.id, "host-1:4242", str(exc), clock_now(), max_attempts=3)
+        else:
+            complete(session, reminder.id, "host-1:4242", clock_now())
+
+``claim_due`` takes rows that are due (``pending`` and ``due``/``retry_at`` ≤ now) or whose
+lease ran out (``delivering`` and ``lease_expires_at`` ≤ now) with one conditional UPDATE per
+row, so a row changes hands only if it is still claimable when the UPDATE runs: safe under
+SQLite's single writer and PostgreSQL's row locks alike (PostgreSQL also skips rows another
+claimer holds, ``FOR UPDATE SKIP LOCKED``). All three commit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import and_, func, or_, update
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import Session, col, select
+
+from tars import timeparse
+from tars.store.errors import InvalidValue, NotFound
+from tars.store.models import CHANNELS, Contact, Reminder
+
+OPEN = ("pending", "delivering", "failed")  # shown by `tars remind list` without --all
+MAX_BACKOFF = dt.timedelta(hours=1)
+
+
+# --------------------------------------------------------------------------- making
+
+
+def create_reminder(
+    session: Session,
+    *,
+    text: str,
+    when: str | None,
+    timezone: str,
+    now: dt.datetime,
+    every: str | None = None,
+    via: str = "default",
+    contact: str | None = None,
+) -> Reminder:
+    """A reminder from the owner's words: ``when`` "tomorrow 2pm", ``every`` "every monday at 9",
+    ``contact`` a contact's name. Bad input raises a StoreError or TimeParseError (both
+    UserErrors) and nothing is written."""
+    repeat = timeparse.parse_repeat(every, timezone) if every else None
+    if when:
+        due = timeparse.parse_future(when, timezone, now)
+    elif repeat is not None and repeat.has_time:
+        due = now.replace(microsecond=0) + dt.timedelta(seconds=1)
+    elif repeat is not None:
+        raise InvalidValue(
+            f"{every!r} does not say at what time; say when the first one is",
+            "add --at, e.g. --at 'tomorrow 9am', or put the time in the repeat: 'every day at 9'",
+        )
+    else:
+        raise InvalidValue("say when to remind you", "e.g. --at 'tomorrow 2pm' or --at 'in 20 minutes'")
+    contact_id = None
+    if contact:
+        from tars.store.contacts import get_contact
+
+        contact_id = get_contact(session, contact, fuzzy=True).id
+    return add_reminder(
+        session,
+        text=text,
+        due=due,
+        timezone=timezone,
+        now=now,
+        recurrence=repeat.rule if repeat else None,
+        channel=via,
+        contact_id=contact_id,
+    )
+
+
+def add_reminder(
+    session: Session,
+    *,
+    text: str,
+    due: dt.datetime,
+    timezone: str,
+    now: dt.datetime,
+    recurrence: str | None = None,
+    channel: str = "default",
+    contact_id: int | None = None,
+) -> Reminder:
+    """A reminder at ``due`` (or, repeating, at the first occurrence of ``recurrence`` at or
+    after ``due``). Raises InvalidValue for empty text, a time in the past, an unknown
+    channel or a repeat that never fires."""
+    text = text.strip()
+    if not text:
+        raise InvalidValue("a reminder needs some text", "e.g. tars remind add 'call mum' --at 'tomorrow 6pm'")
+    if channel not in CHANNELS:
+        raise InvalidValue(f"{channel!r} is not a way to deliver a reminder", f"use one of {', '.join(CHANNELS)}")
+    timeparse.zone(timezone)
+    if recurrence:
+        first = timeparse.first_occurrence(recurrence, due, timezone)
+        if first is None:
+            raise InvalidValue(
+                f"the repeat {recurrence!r} never fires after {timeparse.show(due, timezone)}",
+                "check its UNTIL, COUNT and BY… parts (30 February does not exist)",
+            )
+        due = first
+    if due <= now:
+        raise InvalidValue(
+            f"{timeparse.show(due, timezone)} ({timezone}) is in the past",
+            "give a time in the future",
+        )
+    if contact_id is not None and session.get(Contact, contact_id) is None:
+        raise NotFound(f"no contact with id {contact_id}")
+    reminder = Reminder(
+        text=text,
+        due=due,
+        timezone=timezone,
+        recurrence=recurrence or None,
+        series_start=due if recurrence else None,
+        channel=channel,
+        contact_id=contact_id,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(reminder)
+    session.flush()
+    return reminder
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def list_reminders(session: Session, *, include_closed: bool = False) -> list[Reminder]:
+    """Open reminders (pending, delivering, failed), soonest first; ``include_closed``: all."""
+    query = select(Reminder).order_by(col(Reminder.due), col(Reminder.id))
+    if not include_closed:
+        query = query.where(col(Reminder.status).in_(OPEN))
+    return list(session.exec(query))
+
+
+def get_reminder(session: Session, reminder_id: int) -> Reminder:
+    reminder = session.get(Reminder, reminder_id, populate_existing=True)
+    if reminder is None:
+        raise NotFound(f"no reminder with id {reminder_id}", "see them with `tars remind list --all`")
+    return reminder
+
+
+def contact_names(session: Session, reminders: list[Reminder]) -> dict[int, str]:
+    from tars.store.contacts import names_by_id
+
+    return names_by_id(session, (r.contact_id for r in reminders))
+
+
+# --------------------------------------------------------------------------- the owner's changes
+
+
+def mark_done(session: Session, reminder_id: int, now: dt.datetime) -> Reminder:
+    """Done: a one-off reminder is closed (delivered); a repeating one moves to the next time."""
+    reminder = get_reminder(session, reminder_id)
+    if reminder.status == "cancelled":
+        raise InvalidValue(f"reminder {reminder_id} was cancelled")
+    if reminder.status == "delivered":
+        raise InvalidValue(f"reminder {reminder_id} is already done")
+    _release(reminder)
+    if not _advance(reminder, now):
+        reminder.status = "delivered"
+        reminder.delivered_at = reminder.delivered_at or now
+    reminder.updated_at = now
+    session.add(reminder)
+    session.flush()
+    return reminder
+
+
+def snooze(session: Session, reminder_id: int, until: dt.datetime, now: dt.datetime) -> Reminder:
+    """Move the reminder (a repeating one: its upcoming occurrence) to ``until``; it is
+    pending again even if it had been delivered or had failed."""
+    reminder = get_reminder(session, reminder_id)
+    if reminder.status == "cancelled":
+        raise InvalidValue(f"reminder {reminder_id} was cancelled", "make a new one with `tars remind add`")
+    if until <= now:
+        raise InvalidValue(
+            f"{timeparse.show(until, reminder.timezone)} is in the past",
+            "snooze to a time in the future",
+        )
+    _release(reminder)
+    reminder.due = until
+    reminder.status = "pending"
+    reminder.attempts = 0
+    reminder.last_error = None
+    reminder.updated_at = now
+    session.add(reminder)
+    session.flush()
+    return reminder
+
+
+def cancel(session: Session, reminder_id: int, now: dt.datetime) -> Reminder:
+    """Cancel a reminder (a repeating one: the whole series). Kept, with status cancelled."""
+    reminder = get_reminder(session, reminder_id)
+    if reminder.status == "cancelled":
+        raise InvalidValue(f"reminder {reminder_id} is already cancelled")
+    _release(reminder)
+    reminder.status = "cancelled"
+    reminder.updated_at = now
+    session.add(reminder)
+    session.flush()
+    return reminder
+
+
+def _release(reminder: Reminder) -> None:
+    reminder.lease_owner = None
+    reminder.lease_expires_at = None
+    reminder.retry_at = None
+
+
+def _advance(reminder: Reminder, now: dt.datetime) -> bool:
+    """Move a repeating reminder to its next occurrence after max(due, now); False at the end."""
+    if not reminder.recurrence:
+        return False
+    start = reminder.series_start or reminder.due
+    following = timeparse.next_occurrence(reminder.recurrence, start, max(reminder.due, now), reminder.timezone)
+    if following is None:
+        return False
+    reminder.due = following
+    reminder.status = "pending"
+    reminder.attempts = 0
+    return True
+
+
+# --------------------------------------------------------------------------- delivery
+
+
+def _claimable(now: dt.datetime) -> ColumnElement[bool]:
+    return or_(
+        and_(col(Reminder.status) == "pending", func.coalesce(Reminder.retry_at, Reminder.due) <= now),
+        and_(col(Reminder.status) == "delivering", col(Reminder.lease_expires_at) <= now),
+    )
+
+
+def claim_due(
+    session: Session, now: dt.datetime, owner_id: str, lease_seconds: float = 120, limit: int = 10
+) -> list[Reminder]:
+    """Take up to ``limit`` due reminders for ``owner_id`` until ``now + lease_seconds``;
+    commits, and returns the claimed reminders (status ``delivering``, ``attempts`` counted).
+
+    Call it with a session that has nothing uncommitted. A reminder is never handed to two
+    claimers whose leases overlap; one whose claimer died is taken again when its lease ends.
+    """
+    expires = now + dt.timedelta(seconds=lease_seconds)
+    candidates = session.exec(
+        select(Reminder.id)
+        .where(_claimable(now))
+        .order_by(func.coalesce(Reminder.retry_at, Reminder.due), col(Reminder.id))
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    claimed: list[int] = []
+    for reminder_id in candidates:
+        result = session.execute(
+            update(Reminder)
+            .where(col(Reminder.id) == reminder_id, _claimable(now))
+            .values(
+                status="delivering",
+                lease_owner=owner_id,
+                lease_expires_at=expires,
+                attempts=col(Reminder.attempts) + 1,
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            claimed.append(reminder_id)  # type: ignore[arg-type]
+    session.commit()
+    if not claimed:
+        return []
+    rows = session.exec(
+        select(Reminder)
+        .where(col(Reminder.id).in_(claimed))
+        .order_by(col(Reminder.due), col(Reminder.id))
+        .execution_options(populate_existing=True)
+    )
+    found = list(rows)
+    session.commit()
+    return found
+
+
+def complete(session: Session, reminder_id: int, owner_id: str, now: dt.datetime) -> Reminder | None:
+    """Delivered: a one-off reminder is closed, a repeating one moves to its next occurrence
+    (wall-clock time kept in its timezone). Commits. None if ``owner_id`` no longer holds the
+    lease (the owner snoozed or cancelled it meanwhile, or the lease ran out and another
+    deliverer took it): then nothing is changed."""
+    reminder = _held(session, reminder_id, owner_id)
+    if reminder is None:
+        return None
+    values: dict[str, Any] = {"delivered_at": now, "last_error": None}
+    if _advance(reminder, now):
+        values.update(due=reminder.due, status="pending", attempts=0)
+    else:
+        values.update(status="delivered")
+    return _finish(session, reminder_id, owner_id, now, values)
+
+
+def fail(
+    session: Session,
+    reminder_id: int,
+    owner_id: str,
+    error: str,
+    now: dt.datetime,
+    *,
+    max_attempts: int = 3,
+    backoff_seconds: float = 60,
+) -> Reminder | None:
+    """A delivery attempt failed. Retried after ``backoff_seconds * 2**(attempts - 1)`` (at most an
+    hour) until ``max_attempts`` attempts; then ``failed`` (a repeating reminder moves on to its
+    next occurrence instead, keeping ``last_error``). Commits. None if the lease was lost."""
+    reminder = _held(session, reminder_id, owner_id)
+    if reminder is None:
+        return None
+    values: dict[str, Any] = {"last_error": error[:2000]}
+    if reminder.attempts < max_attempts:
+        wait = min(dt.timedelta(seconds=backoff_seconds * 2 ** max(reminder.attempts - 1, 0)), MAX_BACKOFF)
+        values.update(status="pending", retry_at=now + wait)
+    elif _advance(reminder, now):
+        values.update(due=reminder.due, status="pending", attempts=0, retry_at=None)
+    else:
+        values.update(status="failed", retry_at=None)
+    return _finish(session, reminder_id, owner_id, now, values)
+
+
+def _held(session: Session, reminder_id: int, owner_id: str) -> Reminder | None:
+    reminder = session.get(Reminder, reminder_id, populate_existing=True)
+    if reminder is None or reminder.status != "delivering" or reminder.lease_owner != owner_id:
+        session.rollback()
+        return None
+    session.expunge(reminder)  # _advance works on a copy; the UPDATE below is what counts
+    return reminder
+
+
+def _finish(
+    session: Session, reminder_id: int, owner_id: str, now: dt.datetime, values: dict[str, Any]
+) -> Reminder | None:
+    values.update(lease_owner=None, lease_expires_at=None, updated_at=now)
+    values.setdefault("retry_at", None)
+    result = session.execute(
+        update(Reminder)
+        .where(
+            col(Reminder.id) == reminder_id,
+            col(Reminder.status) == "delivering",
+            col(Reminder.lease_owner) == owner_id,
+        )
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    return get_reminder(session, reminder_id)
+
+
+# --------------------------------------------------------------------------- showing
+
+
+def reminder_json(reminder: Reminder, contact_name: str | None = None) -> dict[str, Any]:
+    tz = reminder.timezone
+    return {
+        "id": reminder.id,
+        "text": reminder.text,
+        "due": reminder.due.isoformat(),
+        "due_local": timeparse.local(reminder.due, tz).isoformat(),
+        "timezone": tz,
+        "repeat": reminder.recurrence,
+        "repeat_text": timeparse.describe_repeat(reminder.recurrence) or None,
+        "via": reminder.channel,
+        "contact_id": reminder.contact_id,
+        "contact": contact_name,
+        "status": reminder.status,
+        "attempts": reminder.attempts,
+        "last_error": reminder.last_error,
+        "delivered_at": reminder.delivered_at.isoformat() if reminder.delivered_at else None,
+        "retry_at": reminder.retry_at.isoformat() if reminder.retry_at else None,
+        "created_at": reminder.created_at.isoformat(),
+    }

@@ -1,0 +1,158 @@
+"""Goal calls: TARS calls the dentist and books a check-up, following the playbook step by step."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tars.sim.gemini import CallTool, Say
+from tars.sim.twilio import Party
+from tests.server.harness import Line, make_project
+
+DENTIST = "+442079460123"
+
+
+class Receptionist:
+    """The emulated model on a goal call, reacting to the playbook's step announcements."""
+
+    def __init__(self, slot: str | None = "2026-11-25T15:00:00+00:00", forbidden: str | None = None):
+        self.slot = slot
+        self.forbidden = forbidden
+        self.results: list[tuple[str, dict[str, Any]]] = []
+
+    async def on_start(self, session: Any) -> list[Any]:
+        first = [Say("Hello, this is TARS calling for Alex Morgan. I'd like to book a check-up.")]
+        if self.forbidden:
+            first.append(CallTool(self.forbidden, {}))
+        return [*first, CallTool("goto_step", {"step": "find_slot"})]
+
+    async def on_user(self, session: Any, text: str) -> list[Any]:
+        if "Wednesday at 3" in text:
+            return [CallTool("record_outcome", {"status": "booked", "when": self.slot})]
+        if "nothing on Wednesday" in text:
+            return [CallTool("record_outcome", {"status": "no_slot", "notes": "Thursday 10am or Friday 2pm"})]
+        return []
+
+    async def on_tool_result(self, session: Any, name: str, response: dict[str, Any]) -> list[Any]:
+        """The next step's instructions come back in the result of the call that moved there."""
+        self.results.append((name, response))
+        step = response.get("next_step")
+        if step == "find_slot":
+            return [Say("Do you have anything on Wednesday?")]
+        if step == "confirm":
+            return [Say("Wonderful: Wednesday at three, for Alex Morgan."), CallTool("goto_step", {"step": "wrap_up"})]
+        if step == "alternatives":
+            return [Say("Alex will call back to confirm one of those."), CallTool("goto_step", {"step": "wrap_up"})]
+        if step == "wrap_up":
+            return [Say("Thank you, goodbye."), CallTool("end_call", {"reason": "done"})]
+        return []
+
+
+async def place(line: Line, playbook: str, target: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    assert line.server is not None
+    async with aiohttp.ClientSession() as http, http.post(
+        f"{line.server.local_url}/api/calls", json={"target": target, "playbook": playbook, "inputs": inputs},
+        headers={"Authorization": f"Bearer {line.server.server.api_token}"},
+    ) as response:
+        return {**(await response.json()), "http": response.status}
+
+
+def stored(line: Line, call_id: int) -> Any:
+    from tars.store.calls import call_details
+
+    with line.db() as db, db.session() as s:
+        return call_details(s, call_id)
+
+
+async def test_the_dentist_call_books_a_slot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = make_project(tmp_path / "p", monkeypatch)
+    brain = Receptionist()
+    async with Line(project, lambda: brain) as line:
+        placed = await place(line, "book_appointment", "dentist", {"preferred_day": "Wednesday"})
+        assert placed["http"] == 201, placed
+        assert (placed["number"], placed["callee"]) == (DENTIST, "Bright Smile Dental")
+        call = await line.twilio.next_call(timeout=10)
+        assert call.to == DENTIST and call.params.get("MachineDetection") == "DetectMessageEnd"
+        # The greeting and the question run together as one stretch of speech.
+        heard = await call.wait_for_agent_utterance(timeout=20)
+        assert heard.text.startswith("Hello, this is TARS")
+        assert line.gemini.sessions[0].model_texts()[:2] == [heard.text, "Do you have anything on Wednesday?"]
+        await call.say("We have Wednesday at 3pm")
+        assert await call.wait_ended(timeout=30) == "completed"
+        await line.settle()
+        session = line.gemini.sessions[0]
+        sms = [m for m in line.twilio.messages if m.to == project.owner.phone]
+
+    assert session.tool_names == ["current_time", "record_outcome", "ask_owner", "press_digits", "end_call", "goto_step"]
+    assert "Book a check-up appointment for Alex Morgan on Wednesday" in session.system_instruction
+    record = stored(line, placed["call_id"])
+    assert record.call.direction == "outbound" and record.call.status == "completed"
+    assert record.call.outcome == {"status": "booked", "when": "2026-11-25T15:00:00+00:00"}
+    assert record.call.outcome_source == "recorded"
+    assert record.call.summary
+    steps = [line.text.split("]")[0] for line in record.transcript if line.text.startswith("[Playbook step:")]
+    assert steps == ["[Playbook step: find_slot", "[Playbook step: confirm", "[Playbook step: wrap_up"]
+    assert [r[1].get("next_step") for r in brain.results if r[0] == "record_outcome"] == ["confirm"]
+    assert len(sms) == 1 and "book_appointment" in sms[0].body and "done" in sms[0].body
+
+
+async def test_no_slot_takes_the_fallback_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = make_project(tmp_path / "p", monkeypatch)
+    brain = Receptionist()
+    async with Line(project, lambda: brain) as line:
+        placed = await place(line, "book_appointment", "dentist", {"preferred_day": "Wednesday"})
+        call = await line.twilio.next_call(timeout=10)
+        await call.wait_for_agent_utterance(timeout=20)
+        await call.say("Sorry, there is nothing on Wednesday")
+        await call.wait_ended(timeout=30)
+        await line.settle()
+    record = stored(line, placed["call_id"])
+    assert record.call.outcome == {"status": "no_slot", "notes": "Thursday 10am or Friday 2pm"}
+    assert any(t.text.startswith("[Playbook step: alternatives]") for t in record.transcript)
+
+
+async def test_a_tool_the_step_forbids_is_refused_and_the_call_goes_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = make_project(tmp_path / "p", monkeypatch)
+    brain = Receptionist(forbidden="end_call")
+    object.__setattr__(brain, "forbidden", "ask_owner")  # granted to the role, not allowed in 'introduce'
+    async with Line(project, lambda: brain) as line:
+        placed = await place(line, "book_appointment", "dentist", {"preferred_day": "Wednesday"})
+        call = await line.twilio.next_call(timeout=10)
+        await call.wait_for_agent_utterance(timeout=20)
+        await call.say("We have Wednesday at 3pm")
+        await call.wait_ended(timeout=30)
+        await line.settle()
+    record = stored(line, placed["call_id"])
+    denied = [(t.tool, t.reason) for t in record.tools if not t.allowed]
+    assert denied == [("ask_owner", "'ask_owner' is not allowed in step 'introduce' (allowed: press_digits); follow the current step")]
+    assert record.call.outcome["status"] == "booked"
+
+
+async def test_voicemail_hears_the_declared_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = make_project(tmp_path / "p", monkeypatch)
+    async with Line(project, Receptionist) as line:
+        line.twilio.set_party(DENTIST, Party(answer="voicemail"))
+        placed = await place(line, "book_appointment", "dentist", {"preferred_day": "Wednesday"})
+        call = await line.twilio.next_call(timeout=10)
+        await call.wait_ended(timeout=30)
+        heard = [u.text for u in call.heard]
+        assert line.gemini.sessions == []
+    assert heard == ["Hello, this is TARS calling for Alex Morgan to book a check-up. We'll try again later. Thank you."]
+    assert stored(line, placed["call_id"]).call.status == "voicemail"
+
+
+async def test_bad_requests_say_what_is_wrong(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = make_project(tmp_path / "p", monkeypatch)
+    async with Line(project, Receptionist) as line:
+        missing = await place(line, "book_appointment", "dentist", {})
+        assert missing["http"] == 400 and "input 'preferred_day' is required" in missing["error"]
+        unknown = await place(line, "book_apointment", "dentist", {})
+        assert unknown["http"] == 404 and "did you mean 'book_appointment'" in unknown["error"]
+        nobody = await place(line, "book_appointment", "the plumber", {"preferred_day": "Wed"})
+        assert nobody["http"] == 404
+        async with aiohttp.ClientSession() as http, http.post(f"{line.server.local_url}/api/calls", json={}) as r:
+            assert r.status == 401
+        assert line.twilio.calls == {}
