@@ -26,7 +26,8 @@ Public API::
 
     GeminiEmulator(api_key="test-key", *, brain_factory=EchoBrain, responder=echo_responder,
                    response_delay_ms=0, realtime=False, pacing=None, chunk_ms=100,
-                   end_silence_ms=500, end_of_turn_after_bytes=None, host="127.0.0.1")
+                   end_silence_ms=500, end_of_turn_after_bytes=None, speech_body_ms=None,
+                   host="127.0.0.1", port=0)
       await start() / await stop() / async with / with running_in_thread()
       base_url, ws_url, port, ca_file, client_ssl_context(), env()
       http_options(api_version=None, trailing_slash=False) -> types.HttpOptions
@@ -54,7 +55,9 @@ time, 0 sends it as fast as possible), ``chunk_ms`` (audio per frame),
 ``end_silence_ms`` (quiet that ends a caller utterance, unless the setup sets
 ``silenceDurationMs``), ``end_of_turn_after_bytes`` (deterministic end of the
 caller's turn once N bytes of audio arrived since their speech began, without
-waiting for trailing silence).
+waiting for trailing silence), ``speech_body_ms`` (model speech of a fixed length
+whatever its text: clients such as pipecat play audio out in real time, so brief
+speech keeps simulated calls short).
 """
 
 from __future__ import annotations
@@ -139,7 +142,9 @@ class GeminiEmulator:
         chunk_ms: int = 100,
         end_silence_ms: int = 500,
         end_of_turn_after_bytes: int | None = None,
+        speech_body_ms: int | None = None,
         host: str = "127.0.0.1",
+        port: int = 0,
     ):
         self.api_key = api_key
         self.responder = responder
@@ -152,11 +157,13 @@ class GeminiEmulator:
             chunk_ms=chunk_ms,
             end_silence_ms=end_silence_ms,
             end_of_turn_after_bytes=end_of_turn_after_bytes,
+            speech_body_ms=speech_body_ms,
         )
         self.live = LiveRegistry()
         self.rest_requests: list[RestRequest] = []
         self.requests: list[tuple[float, str, str]] = []  # (t, method, path) of every request
         self.port = 0
+        self._want_port = port  # 0: a free port
         self._tls: tls.LoopbackTLS | None = None
         self._runner: web.AppRunner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -246,7 +253,7 @@ class GeminiEmulator:
         site = web.TCPSite(
             self._runner,
             self.host,
-            0,
+            self._want_port,
             ssl_context=self._tls.server_context(),
         )
         await site.start()

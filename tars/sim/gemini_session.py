@@ -52,6 +52,7 @@ class LiveOptions:
     chunk_ms: int = 100
     end_silence_ms: int = 500
     end_of_turn_after_bytes: int | None = None
+    speech_body_ms: int | None = None  # fixed voiced length of model speech (None: grows with text)
     speech_threshold: float = speech.DEFAULT_THRESHOLD
 
 

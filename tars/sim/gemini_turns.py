@@ -122,7 +122,7 @@ class ModelTurns:
             await self.send({"serverContent": {"modelTurn": {"parts": [{"text": text}]}}})
             self.session.transcript.append(("model", text))
             return
-        audio = speech.encode(text, OUTPUT_RATE)
+        audio = speech.encode(text, OUTPUT_RATE, self.options.speech_body_ms)
         step = OUTPUT_RATE * 2 * self.options.chunk_ms // 1000
         started = time.monotonic()
         self._speaking = True

@@ -25,7 +25,7 @@ rejects anything that is not one of our preambles.
 
 Public API (other emulators rely on it; keep it stable)::
 
-    encode(text, rate) -> bytes           # PCM16 LE mono
+    encode(text, rate, body=None) -> bytes  # PCM16 LE mono (body: fixed voiced ms)
     silence(ms, rate) -> bytes
     Utterance(text, uid, duration_ms)
     SpeechDetector(rate, end_silence_ms=500, threshold=...)
@@ -123,8 +123,8 @@ def body_ms(text: str) -> int:
     return max(MIN_BODY_MS, round(len(text.strip()) * 1000.0 / CHARS_PER_SECOND))
 
 
-def _body(text: str, rate: int) -> np.ndarray:
-    n = _samples(body_ms(text), rate)
+def _body(text: str, rate: int, ms: int | None = None) -> np.ndarray:
+    n = _samples(max(MIN_BODY_MS, ms) if ms is not None else body_ms(text), rate)
     t = np.arange(n) / rate
     wave = np.zeros(n)
     for k in range(1, BODY_HARMONICS + 1):
@@ -140,8 +140,12 @@ def _body(text: str, rate: int) -> np.ndarray:
     return wave * envelope * BODY_AMPLITUDE
 
 
-def encode(text: str, rate: int) -> bytes:
-    """Register ``text`` and return its synthetic speech as PCM16 LE mono at ``rate``."""
+def encode(text: str, rate: int, body: int | None = None) -> bytes:
+    """Register ``text`` and return its synthetic speech as PCM16 LE mono at ``rate``.
+
+    ``body``: the voiced body's length in ms (at least ``MIN_BODY_MS``) instead of one
+    that grows with the text; brief speech keeps real-time playback short in simulations.
+    """
     uid = _register(text)
     digits = [int(d, 16) for d in uid] + [_checksum(uid)]
     gap = np.zeros(_samples(GAP_MS, rate))
@@ -149,7 +153,7 @@ def encode(text: str, rate: int) -> bytes:
     for d in digits:
         parts.append(_tone_pair(d, rate))
         parts.append(gap)
-    parts.append(_body(text, rate))
+    parts.append(_body(text, rate, body))
     audio = np.concatenate(parts)
     return np.clip(np.round(audio), -32768, 32767).astype("<i2").tobytes()
 

@@ -13,19 +13,29 @@ real service does (wire facts: ``/work/shared/reference/wire-protocols.md`` B):
 Public API::
 
     emu = TwilioEmulator(account_sid="AC" + "0" * 32, auth_token="test-token",
-                         realtime=True, realtime_playback=None, numbers=None,
+                         realtime=True,            # pace caller audio at 20 ms, Pause/Say take time
+                         realtime_playback=None,   # agent audio "plays" at 8 kHz (default: realtime)
+                         numbers=None,             # set of owned From numbers (else any E.164)
                          api_keys={"SK…": "secret"})
-    async with emu:                        # or: with emu.running_in_thread(): …
-        emu.base_url                       # "http://127.0.0.1:PORT" (REST root)
-        emu.rest_client()                  # twilio.rest.Client wired to the emulator
-        emu.route("https://tars.example.com", "http://127.0.0.1:8080")  # reverse proxy
+    async with emu:                        # or: with emu.running_in_thread(): emu.run_sync(coro)
+        emu.base_url                       # "http://127.0.0.1:PORT": REST root, pipecat base_url
+        emu.rest_client()                  # real twilio.rest.Client (blocking); async_http=True
+        emu.route("https://tars.example.com", "http://127.0.0.1:8080")  # act as reverse proxy
         emu.set_party("+15550001111", Party(answer="voicemail", gather=["1#"]))
         call = await emu.incoming_call(from_="+1555…", to="+1555…", voice_url=…)
-        call = await emu.next_call(timeout=5)        # an outbound call TARS placed
-        await call.say("Hello"); await call.press("5")
-        utterance = await call.wait_for_agent_utterance(timeout=10)
+        call = await emu.next_call(timeout=5)        # the next call created (e.g. by TARS)
+        await call.say("Hello"); await call.press("5"); await call.silence(500)
+        utterance = await call.wait_for_agent_utterance(timeout=10)   # speech.Utterance
         await call.hang_up(); await call.wait_ended()
-        emu.calls[sid]; emu.messages; emu.errors; emu.assert_no_errors()
+        await call.run_script([{"say": "Hi"}, {"expect": "welcome"}, {"hang_up": True}])
+        emu.calls[sid]; emu.messages; emu.errors; emu.warnings; emu.assert_no_errors()
+
+A :class:`Call` records ``sid``, ``direction``, ``from_``, ``to``, ``status`` and
+``status_history``, ``answered_by``, ``ended_by`` (caller, rest, app, emulator),
+``documents`` (TwiML seen), ``verbs``, ``webhooks``, ``status_callbacks``,
+``rest_updates``/``rest_hangups``, ``streams`` (each a ``MediaStream`` with the
+frames sent and received, agent audio with arrival times, ``marks``),
+``said``/``heard``, ``party_digits``/``agent_digits``, ``gathers`` and ``errors``.
 
 Calls end the way Twilio ends them: ``<Hangup/>`` or the end of the document,
 the server closing the stream, the caller's :meth:`Call.hang_up` (``stop`` then
@@ -410,6 +420,7 @@ class TwilioEmulator:
         realtime_playback: bool | None = None,
         numbers: set[str] | None = None,
         api_keys: dict[str, str] | None = None,
+        port: int = 0,
     ) -> None:
         self.account_sid = account_sid
         self.auth_token = auth_token
@@ -427,6 +438,7 @@ class TwilioEmulator:
         self._interpreter = twiml.Interpreter(self)
         self._runner: web.AppRunner | None = None
         self._port = 0
+        self._want_port = port  # 0: a free port
         self._tasks: set[asyncio.Task[Any]] = set()
         self._new_calls: asyncio.Queue[Call] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -448,7 +460,7 @@ class TwilioEmulator:
         app.add_routes(RestApi(self).routes())
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", self._want_port)
         await site.start()
         self._port = self._runner.addresses[0][1]
         await self.webhooks.start()
@@ -515,19 +527,26 @@ class TwilioEmulator:
         self.parties[number] = party
 
     def rest_client(
-        self, *, api_key: tuple[str, str] | None = None, auth_token: str | None = None
+        self,
+        *,
+        api_key: tuple[str, str] | None = None,
+        auth_token: str | None = None,
+        async_http: bool = False,
     ) -> Client:
         """A real ``twilio.rest.Client`` whose every ``*.twilio.com`` request comes here.
 
-        Use it from a thread when the emulator shares your event loop
-        (``await asyncio.to_thread(client.calls.create, …)``): the client is blocking.
+        The default client blocks: when the emulator shares your event loop, call it
+        from a thread (``await asyncio.to_thread(client.calls.create, …)``). With
+        ``async_http=True`` it uses twilio's aiohttp client for the ``*_async``
+        methods; close it with ``await client.http_client.close()``.
         """
         from twilio.rest import Client
 
-        from tars.sim.twilio_rest import loopback_http_client
+        from tars.sim.twilio_rest import loopback_async_http_client, loopback_http_client
 
         user, password = api_key or (self.account_sid, auth_token or self.auth_token)
-        http = loopback_http_client(self.base_url)
+        factory = loopback_async_http_client if async_http else loopback_http_client
+        http = factory(self.base_url)
         return Client(user, password, account_sid=self.account_sid, http_client=http)
 
     async def next_call(self, timeout: float = 10) -> Call:
@@ -684,13 +703,9 @@ class TwilioEmulator:
         final = "canceled" if call.status in {"queued", "ringing"} else "completed"
         self._end_call(call, final, by="rest")
 
-    def _redirect_call(
-        self, call: Call, url: str | None, document: str | None, method: str
-    ) -> None:
+    def _redirect_call(self, call: Call, url: str | None, document: str | None, method: str) -> None:
         """REST update with ``Url``/``Twiml``: stop the current TwiML (and stream), run the new."""
-        call.redirect_to = (
-            twiml.Source(url=url, method=method) if url else twiml.Source(twiml=document)
-        )
+        call.redirect_to = twiml.Source(url=url, method=method) if url else twiml.Source(twiml=document)
         if call.exec_task is not None and not call.exec_task.done():
             call.exec_task.cancel()
 

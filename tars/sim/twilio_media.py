@@ -140,27 +140,41 @@ class MediaStream:
     # --- lifecycle --------------------------------------------------------------
 
     async def connect(self, headers: Mapping[str, str]) -> None:
-        """Open the websocket and send ``connected`` + ``start``; raises on handshake failure."""
-        self._ws = await websockets.connect(
-            self.local_url, additional_headers=dict(headers), proxy=None, open_timeout=10
-        )
-        await self._send({"event": "connected", "protocol": "Call", "version": "1.0.0"})
-        await self._send(
-            {
-                "event": "start",
-                "sequenceNumber": self._next_seq(),
-                "start": {
-                    "accountSid": self.account_sid,
-                    "streamSid": self.stream_sid,
-                    "callSid": self.call_sid,
-                    "tracks": ["inbound"],
-                    "customParameters": dict(self.parameters),
-                    "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": RATE, "channels": 1},
-                },
-                "streamSid": self.stream_sid,
-            }
-        )
+        """Open the websocket and send ``connected`` + ``start``.
+
+        Raises ``OSError`` (``ConnectionError`` if the server hung up mid-handshake),
+        ``TimeoutError`` or ``websockets.InvalidHandshake``; the stream is then finished.
+        """
+        try:
+            self._ws = await websockets.connect(
+                self.local_url, additional_headers=dict(headers), proxy=None, open_timeout=10
+            )
+            await self._send({"event": "connected", "protocol": "Call", "version": "1.0.0"})
+            await self._send(self._start_frame())
+        except BaseException as exc:
+            self.closed_by = "error"
+            if self._ws is not None:
+                await self._ws.close()
+            self.finished.set()
+            if isinstance(exc, websockets.ConnectionClosed):
+                raise ConnectionError(f"websocket closed during the handshake: {exc}") from exc
+            raise
         self.started.set()
+
+    def _start_frame(self) -> dict[str, Any]:
+        return {
+            "event": "start",
+            "sequenceNumber": self._next_seq(),
+            "start": {
+                "accountSid": self.account_sid,
+                "streamSid": self.stream_sid,
+                "callSid": self.call_sid,
+                "tracks": ["inbound"],
+                "customParameters": dict(self.parameters),
+                "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": RATE, "channels": 1},
+            },
+            "streamSid": self.stream_sid,
+        }
 
     async def run(self) -> None:
         """Pump frames until the socket closes (by the server, an error or :meth:`stop`)."""
@@ -198,25 +212,27 @@ class MediaStream:
                     }
                 )
         await ws.close(1000)
-        await self.finished.wait()
+        with contextlib.suppress(TimeoutError):  # run() sets it; never hang a hang-up on it
+            await asyncio.wait_for(self.finished.wait(), 15)
 
     async def _shutdown(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        for item in self._outbox:
-            if not item.done.done():
-                item.done.set_exception(ConnectionError("media stream closed"))
-        self._outbox.clear()
-        if not self.realtime_playback:
-            self._ear_catch_up(time.monotonic())
-        for utterance in self._detector.flush():
-            self.on_utterance(utterance)
-        if self._ws is not None:
-            await self._ws.close()
-        self.finished.set()
+        try:
+            for task in self._tasks:
+                task.cancel()
+            # The sender may already have died on the closed socket: that is fine.
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            for item in self._outbox:
+                if not item.done.done():
+                    item.done.set_exception(ConnectionError("media stream closed"))
+            self._outbox.clear()
+            if not self.realtime_playback:
+                self._ear_catch_up(time.monotonic())
+            for utterance in self._detector.flush():
+                self.on_utterance(utterance)
+            if self._ws is not None:
+                await self._ws.close()
+        finally:
+            self.finished.set()
 
     # --- caller → server --------------------------------------------------------
 
@@ -291,6 +307,10 @@ class MediaStream:
         )
 
     async def _sender(self) -> None:
+        with contextlib.suppress(websockets.ConnectionClosed):
+            await self._send_forever()
+
+    async def _send_forever(self) -> None:
         loop = asyncio.get_running_loop()
         next_tick = loop.time()
         while True:
@@ -334,9 +354,7 @@ class MediaStream:
         if event not in SERVER_EVENTS:
             return self._fail(31924, f"unsupported event {event!r}; only media, mark, clear")
         if frame.get("streamSid") != self.stream_sid:
-            return self._fail(
-                31951, f"{event} has streamSid {frame.get('streamSid')!r}, not {self.stream_sid}"
-            )
+            return self._fail(31951, f"{event} has streamSid {frame.get('streamSid')!r}, not {self.stream_sid}")
         if event == "media":
             return self._on_media(frame)
         if event == "mark":

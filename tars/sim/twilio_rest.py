@@ -28,7 +28,7 @@ import hmac
 import re
 import secrets
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
@@ -274,9 +274,19 @@ class Webhooks:
             timeout=aiohttp.ClientTimeout(total=timeout),
         ) as response:
             body = await response.text()
-            return WebhookResult(
-                public, local, response.status, body, response.headers.get("Content-Type", "")
-            )
+            return WebhookResult(public, local, response.status, body, response.headers.get("Content-Type", ""))
+
+
+def basic_auth(request: web.Request) -> tuple[str | None, str | None]:
+    """(login, password) from an ``Authorization: Basic …`` header, or (None, None)."""
+    scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return None, None
+    try:
+        login, sep, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return None, None
+    return (login, password) if sep else (None, None)
 
 
 class RestApi:
@@ -298,19 +308,17 @@ class RestApi:
             web.route("*", "/{tail:.*}", self._wrap(self.not_found, auth=False)),
         ]
 
-    def _wrap(self, handler: Any, auth: bool = True) -> Any:
+    def _wrap(
+        self, handler: Callable[[web.Request], Awaitable[web.StreamResponse]], auth: bool = True
+    ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def wrapped(request: web.Request) -> web.StreamResponse:
             try:
                 if auth:
                     self._authenticate(request)
                 return await handler(request)
             except RestError as exc:
-                self.emu._record_error(
-                    TwilioError(exc.code, exc.message, f"REST {request.method} {request.path}")
-                )
-                headers = (
-                    {"WWW-Authenticate": 'Basic realm="Twilio API"'} if exc.status == 401 else None
-                )
+                self.emu._record_error(TwilioError(exc.code, exc.message, f"REST {request.method} {request.path}"))
+                headers = {"WWW-Authenticate": 'Basic realm="Twilio API"'} if exc.status == 401 else None
                 return web.json_response(
                     error_body(exc.code, exc.message, exc.status),
                     status=exc.status,
@@ -320,14 +328,12 @@ class RestApi:
         return wrapped
 
     def _authenticate(self, request: web.Request) -> None:
-        header = request.headers.get("Authorization", "")
-        try:
-            creds = aiohttp.BasicAuth.decode(header)
-        except ValueError:
-            raise RestError(401, 20003, "Authentication Error - No credentials provided") from None
+        login, password = basic_auth(request)
+        if login is None:
+            raise RestError(401, 20003, "Authentication Error - No credentials provided")
         emu = self.emu
         valid = {emu.account_sid: emu.auth_token, **emu.api_keys}
-        if not hmac.compare_digest(valid.get(creds.login, "\0"), creds.password):
+        if not hmac.compare_digest(valid.get(login, "\0"), password or ""):
             raise RestError(401, 20003, "Authentication Error - invalid username")
         if request.match_info.get("account") != emu.account_sid:
             raise RestError(401, 20003, "Authentication Error - account does not match credentials")
@@ -364,9 +370,7 @@ class RestApi:
         if not E164.match(from_):
             raise RestError(400, 21212, f"The 'From' number {from_} is not a valid phone number.")
         if self.emu.numbers is not None and from_ not in self.emu.numbers:
-            raise RestError(
-                400, 21210, f"The source phone number provided, {from_}, is not yet verified."
-            )
+            raise RestError(400, 21210, f"The source phone number provided, {from_}, is not yet verified.")
         url, twiml = one.get("Url"), one.get("Twiml")
         if not url and not twiml:
             raise RestError(400, 21205, "Url parameter is required (or Twiml).")
@@ -406,8 +410,7 @@ class RestApi:
         uri = request.path_qs
         page = {"first_page_uri": uri, "next_page_uri": None, "previous_page_uri": None}
         return web.json_response(
-            {"calls": calls, "page": 0, "page_size": 50, "start": 0, "end": len(calls), "uri": uri}
-            | page
+            {"calls": calls, "page": 0, "page_size": 50, "start": 0, "end": len(calls), "uri": uri} | page
         )
 
     async def fetch_call(self, request: web.Request) -> web.Response:
@@ -417,8 +420,11 @@ class RestApi:
         call = self._call(request)
         form = await self._form(request, CALL_UPDATE_PARAMS)
         one = {k: v[-1] for k, v in form.items()}
-        creds = aiohttp.BasicAuth.decode(request.headers["Authorization"])
-        record = {"params": one, "auth_user": creds.login, "call_status": call.status}
+        record: dict[str, Any] = {
+            "params": one,
+            "auth_user": basic_auth(request)[0],
+            "call_status": call.status,
+        }
         call.rest_updates.append(record)
         try:
             response = await self._apply_update(request, call, one)
@@ -428,7 +434,7 @@ class RestApi:
         record["response"] = response.status
         return response
 
-    async def _apply_update(self, request: web.Request, call: Call, one: dict[str, str]) -> Any:
+    async def _apply_update(self, request: web.Request, call: Call, one: dict[str, str]) -> web.Response:
         status, url, document = one.get("Status"), one.get("Url"), one.get("Twiml")
         if status is not None and status not in {"completed", "canceled"}:
             raise RestError(400, 20001, f"Status must be completed or canceled, not {status!r}")
@@ -448,9 +454,7 @@ class RestApi:
         return web.json_response(call_resource(call))
 
     async def create_message(self, request: web.Request) -> web.Response:
-        form = await self._form(
-            request, frozenset({"To", "From", "Body", "StatusCallback", "MessagingServiceSid"})
-        )
+        form = await self._form(request, frozenset({"To", "From", "Body", "StatusCallback", "MessagingServiceSid"}))
         one = {k: v[-1] for k, v in form.items()}
         to, from_, body = one.get("To", ""), one.get("From", ""), one.get("Body", "")
         if not to:
@@ -460,15 +464,13 @@ class RestApi:
         if not from_ and not one.get("MessagingServiceSid"):
             raise RestError(400, 21603, "A 'From' phone number is required.")
         if from_ and self.emu.numbers is not None and from_ not in self.emu.numbers:
-            message = f"The From phone number {from_} is not an SMS-capable number of yours."
-            raise RestError(400, 21606, message)
+            reason = f"The From phone number {from_} is not an SMS-capable number of yours."
+            raise RestError(400, 21606, reason)
         if not body:
             raise RestError(400, 21602, "Message body is required.")
         if len(body) > 1600:
             raise RestError(400, 21617, "The concatenated message body exceeds 1600 characters.")
-        message = Message(
-            new_sid("SM"), self.emu.account_sid, to, from_, body, one.get("StatusCallback")
-        )
+        message = Message(new_sid("SM"), self.emu.account_sid, to, from_, body, one.get("StatusCallback"))
         self.emu._send_message(message)
         return web.json_response(message.resource(), status=201)
 
@@ -506,3 +508,22 @@ def loopback_http_client(base_url: str) -> Any:
             return super().request(method, url, *args, **kwargs)
 
     return LoopbackTwilioHttpClient()
+
+
+def loopback_async_http_client(base_url: str) -> Any:
+    """Like :func:`loopback_http_client`, for twilio-python's aiohttp-based
+    ``AsyncTwilioHttpClient`` (``create_async``/``fetch_async``…). Close it with
+    ``await client.http_client.close()``."""
+    from twilio.http.async_http_client import AsyncTwilioHttpClient
+
+    target = urlsplit(base_url)
+
+    class LoopbackAsyncTwilioHttpClient(AsyncTwilioHttpClient):
+        async def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+            parts = urlsplit(url)
+            host = parts.hostname or ""
+            if host == "twilio.com" or host.endswith(".twilio.com"):
+                url = urlunsplit(parts._replace(scheme=target.scheme, netloc=target.netloc))
+            return await super().request(method, url, *args, **kwargs)
+
+    return LoopbackAsyncTwilioHttpClient()

@@ -25,6 +25,7 @@ import asyncio
 import re
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
@@ -196,7 +197,11 @@ def _gather(el: ET.Element) -> Gather:
     if not inputs or any(i not in {"dtmf", "speech"} for i in inputs):
         raise TwimlError(12200, f"<Gather input={el.get('input')!r}> must be dtmf and/or speech")
     children: list[Say | Play | Pause] = []
-    nested = {"Say": _say, "Play": _play, "Pause": _pause}
+    nested: dict[str, Callable[[ET.Element], Say | Play | Pause]] = {
+        "Say": _say,
+        "Play": _play,
+        "Pause": _pause,
+    }
     for child in el:
         if child.tag not in nested:
             raise TwimlError(12200, f"<{child.tag}> is not allowed inside <Gather>")
@@ -237,9 +242,7 @@ def _connect(el: ET.Element) -> Stream | Unsupported:
         params[name] = value
     track = stream.get("track", "inbound_track")
     if track != "inbound_track":
-        raise TwimlError(
-            31941, f"<Connect><Stream track={track!r}>: a bidirectional stream is inbound only"
-        )
+        raise TwimlError(31941, f"<Connect><Stream track={track!r}>: a bidirectional stream is inbound only")
     return Stream(
         url=url,
         parameters=params,
@@ -264,7 +267,7 @@ def _reject(el: ET.Element) -> Reject:
     return Reject(reason)
 
 
-_PARSERS = {
+_PARSERS: dict[str, Callable[[ET.Element], Verb]] = {
     "Say": _say,
     "Play": _play,
     "Pause": _pause,
@@ -414,9 +417,7 @@ class Interpreter:
         for child in verb.children:
             await self._do(call, child, url)
         wait = verb.timeout if self.emu.realtime else 0
-        keys, speech_result = await call.next_gather_input(
-            wait, verb.finish_on_key, verb.num_digits
-        )
+        keys, speech_result = await call.next_gather_input(wait, verb.finish_on_key, verb.num_digits)
         extra: dict[str, str] = {}
         if keys is not None and "dtmf" in verb.input:
             finished = ""
@@ -454,12 +455,12 @@ class Interpreter:
         except (OSError, TimeoutError, websockets.InvalidHandshake) as exc:
             emu._call_error(call, 31920, f"websocket handshake failed: {exc!r}", verb.url)
             return
-        call.changed()
-        await self._stream_event(call, verb, stream, "stream-started", doc_url)
-        call.start_script()
         run = asyncio.create_task(stream.run(), name=f"twilio-media-{stream.stream_sid}")
+        call.changed()
         try:
-            await asyncio.wait({run})
+            await self._stream_event(call, verb, stream, "stream-started", doc_url)
+            call.start_script()
+            await asyncio.wait({run})  # until the server, the caller or a REST update ends it
         finally:
             if not run.done():
                 await stream.stop()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
 import threading
 from collections.abc import AsyncIterator
 from typing import Any
@@ -26,12 +25,16 @@ from tars.sim import speech, twiml
 from tars.sim.twilio import Party, TwilioEmulator
 from tars.sim.twilio_rest import signature
 
-os.environ["NO_PROXY"] = "127.0.0.1,localhost"
-os.environ["no_proxy"] = "127.0.0.1,localhost"
-
 CALLER = "+15551230001"
 TARS_NUMBER = "+15551230002"
 PUBLIC = "https://tars.example.com"
+
+
+@pytest.fixture(autouse=True)
+def twilio_no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loopback traffic must never go through a proxy from the environment."""
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
 
 
 @pytest.fixture
@@ -83,6 +86,7 @@ async def test_rest_create_posts_signed_webhooks_and_status_callbacks(
         status_callback=twilio_app.base_url + "/status",
         status_callback_event=["initiated", "ringing", "answered", "completed"],
     )
+    assert twilio_client.http_client._test_only_last_response.status_code == 201
     assert created.sid.startswith("CA") and len(created.sid) == 34
     assert created.status == "queued"
     assert created.direction == "outbound-api"
@@ -154,9 +158,7 @@ async def test_tampered_signature_or_url_fails_request_validator(
     tampered = seen.params | {"From": "+15559999999"}
     assert not validator.validate(seen.public_url, tampered, seen.signature)
     assert not validator.validate(seen.public_url + "&x=1", seen.params, seen.signature)
-    assert not RequestValidator("other-token").validate(
-        seen.public_url, seen.params, seen.signature
-    )
+    assert not RequestValidator("other-token").validate(seen.public_url, seen.params, seen.signature)
 
 
 def test_signature_matches_twilio_validator_including_repeated_keys() -> None:
@@ -180,9 +182,7 @@ async def test_webhook_with_blank_params_needs_keep_blank_values(
     seen = twilio_app.seen("/voice")[0]
     body = urlencode(seen.params)
     validator = RequestValidator(twilio_emu.auth_token)
-    assert validator.validate(
-        seen.public_url, dict(parse_qsl(body, keep_blank_values=True)), seen.signature
-    )
+    assert validator.validate(seen.public_url, dict(parse_qsl(body, keep_blank_values=True)), seen.signature)
     assert not validator.validate(seen.public_url, dict(parse_qsl(body)), seen.signature)
 
 
@@ -238,9 +238,7 @@ async def test_unknown_call_sid_is_404_20404(twilio_client: Client) -> None:
     assert info.value.status == 404 and info.value.code == 20404
 
 
-async def test_plain_client_with_api_base_url(
-    twilio_emu: TwilioEmulator, twilio_app: WebhookApp
-) -> None:
+async def test_plain_client_with_api_base_url(twilio_emu: TwilioEmulator, twilio_app: WebhookApp) -> None:
     """Option 2 from the reference: an untouched Client, only ``api.base_url`` changed."""
     client = Client(twilio_emu.account_sid, twilio_emu.auth_token)
     client.api.base_url = twilio_emu.base_url
@@ -248,6 +246,26 @@ async def test_plain_client_with_api_base_url(
     await (await twilio_emu.next_call()).wait_ended()
     fetched = await asyncio.to_thread(client.calls(created.sid).fetch)
     assert fetched.status == "completed"
+
+
+@pytest.mark.filterwarnings("ignore:.*(BasicAuth|auth' parameter).*:DeprecationWarning")
+async def test_async_twilio_client(twilio_emu: TwilioEmulator, twilio_app: WebhookApp) -> None:
+    client = twilio_emu.rest_client(async_http=True)
+    try:
+        created = await client.calls.create_async(
+            to=CALLER,
+            from_=TARS_NUMBER,
+            url=twilio_app.base_url + "/voice",
+            status_callback=twilio_app.base_url + "/status",
+            status_callback_event=["ringing", "completed"],
+        )
+        call = await twilio_emu.next_call()
+        await call.wait_ended()
+        fetched = await client.calls(created.sid).fetch_async()
+    finally:
+        await client.http_client.close()
+    assert fetched.status == "completed"
+    assert [r.params["CallStatus"] for r in twilio_app.seen("/status")] == ["ringing", "completed"]
 
 
 async def test_messages_are_stored_with_signed_status_callbacks(
@@ -278,9 +296,7 @@ async def test_messages_are_stored_with_signed_status_callbacks(
         await asyncio.to_thread(twilio_client.messages.create, to="12", from_=TARS_NUMBER, body="x")
     assert info.value.code == 21211
     with pytest.raises(TwilioRestException) as info:
-        await asyncio.to_thread(
-            twilio_client.messages.create, to=CALLER, from_=TARS_NUMBER, body=""
-        )
+        await asyncio.to_thread(twilio_client.messages.create, to=CALLER, from_=TARS_NUMBER, body="")
     assert info.value.code == 21602
 
 
@@ -335,9 +351,7 @@ async def test_machine_detection_adds_answered_by_to_the_voice_webhook(
     answered_by: str,
 ) -> None:
     twilio_emu.set_party(CALLER, Party(answer=answer))
-    created = await create_call(
-        twilio_client, url=twilio_app.base_url + "/voice", machine_detection=detection
-    )
+    created = await create_call(twilio_client, url=twilio_app.base_url + "/voice", machine_detection=detection)
     await (await twilio_emu.next_call()).wait_ended()
     assert twilio_app.seen("/voice")[0].params["AnsweredBy"] == answered_by
     fetched = await asyncio.to_thread(twilio_client.calls(created.sid).fetch)
@@ -398,8 +412,7 @@ async def test_gather_without_input_falls_through(
     twilio_emu: TwilioEmulator, twilio_app: WebhookApp, twilio_client: Client
 ) -> None:
     twilio_app.answers["/voice"] = (
-        '<Response><Gather action="/menu"><Say>Press a key</Say></Gather>'
-        "<Say>Goodbye</Say></Response>"
+        '<Response><Gather action="/menu"><Say>Press a key</Say></Gather><Say>Goodbye</Say></Response>'
     )
     await create_call(twilio_client, url=twilio_app.base_url + "/voice")
     call = await twilio_emu.next_call()
@@ -455,9 +468,7 @@ def test_stream_url_must_be_ws_without_query_string(url: str, code: int) -> None
 
 
 def test_twiml_parser_reads_verbs_and_rejects_bidirectional_tracks() -> None:
-    verbs = twiml.parse(
-        stream_twiml("wss://tars.example.com/ws", from_number="+1555", playbook="x")
-    )
+    verbs = twiml.parse(stream_twiml("wss://tars.example.com/ws", from_number="+1555", playbook="x"))
     stream = verbs[0]
     assert isinstance(stream, twiml.Stream) and stream.secure
     assert stream.parameters == {"from_number": "+1555", "playbook": "x"}
@@ -498,9 +509,7 @@ async def test_inbound_call_and_reject(twilio_emu: TwilioEmulator, twilio_app: W
     assert call.start_time is None
 
 
-async def test_unreachable_public_host_is_loud(
-    twilio_emu: TwilioEmulator, twilio_client: Client
-) -> None:
+async def test_unreachable_public_host_is_loud(twilio_emu: TwilioEmulator, twilio_client: Client) -> None:
     await create_call(twilio_client, url="https://tars.example.com/voice")
     call = await twilio_emu.next_call()
     await call.wait_ended()
@@ -516,9 +525,7 @@ async def test_signature_is_over_the_public_url_not_request_url(
 ) -> None:
     twilio_emu.route(PUBLIC, twilio_app.base_url)
     twilio_app.answers["/twilio/voice"] = "<Response><Say>Hi</Say></Response>"
-    await create_call(
-        twilio_client, url=f"{PUBLIC}/twilio/voice", status_callback=f"{PUBLIC}/twilio/status"
-    )
+    await create_call(twilio_client, url=f"{PUBLIC}/twilio/voice", status_callback=f"{PUBLIC}/twilio/status")
     await (await twilio_emu.next_call()).wait_ended()
     for seen in twilio_app.requests:
         assert seen.headers["X-Forwarded-Proto"] == "https"
@@ -542,17 +549,13 @@ async def test_get_webhooks_sign_the_url_with_query(
 # --- media streams ----------------------------------------------------------------------------
 
 
-async def media_call(
-    emu: TwilioEmulator, app: WebhookApp, server: MediaServer, **params: str
-) -> Any:
+async def media_call(emu: TwilioEmulator, app: WebhookApp, server: MediaServer, **params: str) -> Any:
     app.answers["/voice"] = stream_twiml(server.ws_url, **params)
     return await emu.incoming_call(from_=CALLER, to=TARS_NUMBER, voice_url=app.base_url + "/voice")
 
 
 def media_server(emu: TwilioEmulator, bot: Any) -> MediaServer:
-    return MediaServer(
-        bot, account_sid=emu.account_sid, auth_token=emu.auth_token, rest_base_url=emu.base_url
-    )
+    return MediaServer(bot, account_sid=emu.account_sid, auth_token=emu.auth_token, rest_base_url=emu.base_url)
 
 
 async def test_media_stream_handshake_audio_and_dtmf_reach_pipecat(
@@ -571,9 +574,7 @@ async def test_media_stream_handshake_audio_and_dtmf_reach_pipecat(
         await session.websocket.close()
 
     async with media_server(twilio_emu, bot) as server:
-        call = await media_call(
-            twilio_emu, twilio_app, server, from_number=CALLER, playbook="smoke"
-        )
+        call = await media_call(twilio_emu, twilio_app, server, from_number=CALLER, playbook="smoke")
         await call.say("Hello, I'd like a table for two.")
         await call.press("5")
         heard = await call.wait_for_agent_utterance(timeout=10)
@@ -601,9 +602,7 @@ async def test_media_stream_handshake_audio_and_dtmf_reach_pipecat(
     twilio_emu.assert_no_errors()
 
 
-async def test_wire_frames_follow_twilio_exactly(
-    twilio_emu: TwilioEmulator, twilio_app: WebhookApp
-) -> None:
+async def test_wire_frames_follow_twilio_exactly(twilio_emu: TwilioEmulator, twilio_app: WebhookApp) -> None:
     """Regression for B1: strings for numbers, inbound track only, stop before close."""
 
     async def bot(session: MediaSession) -> None:
@@ -738,9 +737,7 @@ async def test_rest_update_completed_ends_a_live_call(
         )
         call = await twilio_emu.next_call()
         await call.wait_for_stream()
-        updated = await asyncio.to_thread(
-            twilio_client.calls(created.sid).update, status="completed"
-        )
+        updated = await asyncio.to_thread(twilio_client.calls(created.sid).update, status="completed")
         assert updated.status == "completed"
         await call.wait_ended()
         with pytest.raises(TwilioRestException) as info:  # real Twilio: 404 once ended
@@ -766,9 +763,7 @@ async def test_rest_redirect_plays_digits_then_reconnects(
         created = await create_call(twilio_client, url=twilio_app.base_url + "/voice")
         call = await twilio_emu.next_call()
         await call.wait_for_stream()
-        again = stream_twiml(server.ws_url, resume="1").replace(
-            "<Response>", '<Response><Play digits="w3"/>'
-        )
+        again = stream_twiml(server.ws_url, resume="1").replace("<Response>", '<Response><Play digits="w3"/>')
         await asyncio.to_thread(twilio_client.calls(created.sid).update, twiml=again)
         for _ in range(300):
             if len(server.sessions) == 2:
@@ -781,9 +776,7 @@ async def test_rest_redirect_plays_digits_then_reconnects(
     assert call.streams[0].sent[-1]["event"] == "stop"
 
 
-async def test_websocket_handshake_is_signed_and_proxied(
-    twilio_emu: TwilioEmulator, twilio_app: WebhookApp
-) -> None:
+async def test_websocket_handshake_is_signed_and_proxied(twilio_emu: TwilioEmulator, twilio_app: WebhookApp) -> None:
     async def bot(session: MediaSession) -> None:
         await session.websocket.close()
 
@@ -791,9 +784,7 @@ async def test_websocket_handshake_is_signed_and_proxied(
         twilio_emu.route(PUBLIC, twilio_app.base_url)
         twilio_emu.route("wss://media.example.com", f"http://127.0.0.1:{server.port}")
         twilio_app.answers["/voice"] = stream_twiml("wss://media.example.com/ws")
-        call = await twilio_emu.incoming_call(
-            from_=CALLER, to=TARS_NUMBER, voice_url=PUBLIC + "/voice"
-        )
+        call = await twilio_emu.incoming_call(from_=CALLER, to=TARS_NUMBER, voice_url=PUBLIC + "/voice")
         await call.wait_ended()
     stream = call.streams[0]
     assert stream.secure and stream.local_url == server.ws_url
@@ -805,9 +796,7 @@ async def test_websocket_handshake_is_signed_and_proxied(
     twilio_emu.assert_no_errors()
 
 
-async def test_marks_echo_at_once_without_realtime_playback(
-    twilio_emu: TwilioEmulator, twilio_app: WebhookApp
-) -> None:
+async def test_marks_echo_at_once_without_realtime_playback(twilio_emu: TwilioEmulator, twilio_app: WebhookApp) -> None:
     async def bot(session: MediaSession) -> None:
         sid = session.call_data["stream_id"]
         payload = base64.b64encode(b"\x00" * 16000).decode()
@@ -838,9 +827,7 @@ async def test_stream_status_callbacks_and_live_gather(twilio_app: WebhookApp) -
         response.append(connect)
         response.append(Gather(num_digits=1, action="/menu", timeout=5))
         twilio_app.answers["/voice"] = str(response)
-        call = await emu.incoming_call(
-            from_=CALLER, to=TARS_NUMBER, voice_url=twilio_app.base_url + "/voice"
-        )
+        call = await emu.incoming_call(from_=CALLER, to=TARS_NUMBER, voice_url=twilio_app.base_url + "/voice")
         stream = await call.wait_for_stream()
         await stream.finished.wait()
         await call.press("7")  # waits for the <Gather> to start listening
@@ -872,9 +859,7 @@ async def test_realtime_streams_paced_silence_while_the_caller_is_quiet(
 # --- pipecat end to end -----------------------------------------------------------------------
 
 
-def pipecat_bot(
-    emu: TwilioEmulator, *, end_on: str | None, **serializer_auth: str
-) -> tuple[Any, dict[str, Any]]:
+def pipecat_bot(emu: TwilioEmulator, *, end_on: str | None, **serializer_auth: str) -> tuple[Any, dict[str, Any]]:
     """A real pipecat pipeline: FastAPI transport + TwilioFrameSerializer + a tiny bot.
 
     The bot greets on DTMF ``5`` and ends the pipeline (EndFrame → REST hang-up)
@@ -920,9 +905,7 @@ def pipecat_bot(
         )
         transport = FastAPIWebsocketTransport(
             websocket=session.websocket,
-            params=FastAPIWebsocketParams(
-                audio_in_enabled=True, audio_out_enabled=True, serializer=serializer
-            ),
+            params=FastAPIWebsocketParams(audio_in_enabled=True, audio_out_enabled=True, serializer=serializer),
         )
         pipeline = Pipeline([transport.input(), Bot(), transport.output()])
         worker = PipelineWorker(
@@ -942,9 +925,7 @@ def pipecat_bot(
     return run, state
 
 
-async def test_pipecat_endframe_hangs_up_over_rest(
-    twilio_emu: TwilioEmulator, twilio_app: WebhookApp
-) -> None:
+async def test_pipecat_endframe_hangs_up_over_rest(twilio_emu: TwilioEmulator, twilio_app: WebhookApp) -> None:
     bot, state = pipecat_bot(twilio_emu, end_on="9")
     async with media_server(twilio_emu, bot) as server:
         call = await media_call(twilio_emu, twilio_app, server)
@@ -989,9 +970,7 @@ async def test_pipecat_hang_up_with_wrong_token_is_loud(twilio_app: WebhookApp) 
         assert [e.code for e in emu.errors] == [20003]
 
 
-async def test_caller_hangs_up_first_no_rest_call(
-    twilio_emu: TwilioEmulator, twilio_app: WebhookApp
-) -> None:
+async def test_caller_hangs_up_first_no_rest_call(twilio_emu: TwilioEmulator, twilio_app: WebhookApp) -> None:
     bot, state = pipecat_bot(twilio_emu, end_on=None)
     async with media_server(twilio_emu, bot) as server:
         call = await media_call(twilio_emu, twilio_app, server)
@@ -1020,9 +999,7 @@ async def test_party_script_mode(twilio_emu: TwilioEmulator, twilio_app: Webhook
     assert call.ended_by == "rest"
 
 
-async def test_party_script_failure_is_recorded(
-    twilio_emu: TwilioEmulator, twilio_app: WebhookApp
-) -> None:
+async def test_party_script_failure_is_recorded(twilio_emu: TwilioEmulator, twilio_app: WebhookApp) -> None:
     bot, _ = pipecat_bot(twilio_emu, end_on=None)
     party = Party(script=[{"press": "5"}, {"expect": "goodbye", "timeout": 10}])
     async with media_server(twilio_emu, bot) as server:
@@ -1048,9 +1025,7 @@ def test_running_in_thread_with_the_blocking_client() -> None:
     emu = TwilioEmulator(realtime=False)
     with emu.running_in_thread():
         client = emu.rest_client()
-        created = client.calls.create(
-            to=CALLER, from_=TARS_NUMBER, twiml="<Response><Say>Hello</Say></Response>"
-        )
+        created = client.calls.create(to=CALLER, from_=TARS_NUMBER, twiml="<Response><Say>Hello</Say></Response>")
         call = emu.calls[created.sid]
         assert emu.run_sync(call.wait_ended()) == "completed"
         assert client.calls(created.sid).fetch().status == "completed"

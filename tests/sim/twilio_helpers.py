@@ -193,9 +193,7 @@ class MediaServer:
             raise
 
     async def __aenter__(self) -> MediaServer:
-        config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=0, log_level="warning", ws="websockets-sansio"
-        )
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=0, log_level="warning", ws="websockets-sansio")
         self._server = uvicorn.Server(config)
         self._task = asyncio.create_task(self._server.serve())
         while not self._server.started:

@@ -1,0 +1,218 @@
+"""A TARS server between the two emulators: the phone line that tests and `tars simulate` share.
+
+    async with Line(project, brain_factory) as line:
+        call = await line.call_in(from_=line.project.owner.phone)
+        await call.wait_for_agent_utterance()
+        ...
+
+Everything is real but the far ends: the twilio and google-genai SDKs and pipecat run
+unmodified against the loopback Twilio and Gemini emulators; the server is `tars serve`'s
+own app under uvicorn on a free 127.0.0.1 port. Webhook endpoints (webhook tools and
+``delivery.webhook``) are answered by a loopback receiver that records every request.
+
+``for_simulation`` gives a project whose state (the database) lives in a folder of your
+choosing, so a simulation never touches the owner's real records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import ssl
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from tars.project import Project, freeze, load_project, thaw
+from tars.scaffold import scaffold
+from tars.server.endpoints import Endpoints
+from tars.server.run import Running, running
+from tars.sim.gemini import GeminiEmulator
+from tars.sim.twilio import Call, Party, TwilioEmulator
+
+ACCOUNT = "AC" + "1" * 32
+TOKEN = "test-auth-token"
+API_KEY = "test-gemini-key"
+PUBLIC = "https://tars.example.com"
+DELIVERY = "delivery"  # the name delivery.webhook requests are recorded under
+
+
+def make_project(root: Path, monkeypatch: Any, edits: Iterable[tuple[str, str, str]] = ()) -> Project:
+    """The shipped example project in ``root`` with text ``edits`` (file, old, new), loaded with
+    the emulators' credentials in the environment (``monkeypatch.setenv``, as pytest's)."""
+    scaffold(root)
+    for file, old, new in edits:
+        path = root / file
+        text = path.read_text()
+        assert old in text, f"{old!r} not in {file}"
+        path.write_text(text.replace(old, new, 1))
+    for name, value in environment(root / ".tars").items():
+        monkeypatch.setenv(name, value)
+    return load_project(root)
+
+
+def environment(state_dir: Path) -> dict[str, str]:
+    """Variables a project needs to run against the emulators (credentials, state, no proxy)."""
+    return {
+        "TWILIO_ACCOUNT_SID": ACCOUNT, "TWILIO_AUTH_TOKEN": TOKEN, "GEMINI_API_KEY": API_KEY,
+        "TARS_PUBLIC_URL": PUBLIC, "TARS_HOME": str(state_dir), "NO_PROXY": "127.0.0.1,localhost",
+    }  # fmt: skip
+
+
+def for_simulation(project: Project, state_dir: Path) -> Project:
+    """``project`` with its state in ``state_dir``: a fresh SQLite database there, whatever
+    ``storage.url`` or ``$TARS_HOME`` say, so the owner's real records are never touched."""
+    settings = thaw(project.settings)
+    settings.setdefault("storage", {}).pop("url", None)
+    return dataclasses.replace(project, state_dir=state_dir, settings=freeze(settings))
+
+
+def with_webhooks_to(project: Project, base_url: str) -> Project:
+    """``project`` with every webhook tool and ``delivery.webhook`` sent to ``base_url/<name>``."""
+    tools = {
+        name: dataclasses.replace(tool, webhook=dataclasses.replace(tool.webhook, url=f"{base_url}/{name}"))
+        if tool.webhook is not None else tool
+        for name, tool in project.tools.items()
+    }  # fmt: skip
+    settings = thaw(project.settings)
+    hook = settings.get("delivery", {}).get("webhook")
+    if isinstance(hook, dict) and hook.get("url"):
+        hook["url"] = f"{base_url}/{DELIVERY}"
+    return dataclasses.replace(project, tools=freeze(tools), settings=freeze(settings))
+
+
+@dataclass
+class WebhookRequest:
+    """One request TARS sent to a webhook endpoint."""
+
+    name: str  # the webhook tool's name, or "delivery"
+    method: str
+    headers: dict[str, str]
+    payload: Any  # the JSON body (or the text, if it was not JSON)
+    at: float = field(default_factory=time.monotonic)
+
+
+class WebhookReceiver:
+    """Loopback stand-in for every webhook endpoint: records requests, answers as told."""
+
+    def __init__(self) -> None:
+        self.requests: list[WebhookRequest] = []
+        self.replies: dict[str, tuple[int, Any]] = {}  # name -> (status, JSON body)
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def reply(self, name: str, status: int = 200, body: Any = None) -> None:
+        """How the endpoint ``name`` answers (default: 200 ``{"ok": true}``)."""
+        self.replies[name] = (status, {"ok": True} if body is None else body)
+
+    async def __aenter__(self) -> WebhookReceiver:
+        app = web.Application()
+        app.router.add_route("*", "/{name}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        text = await request.text()
+        try:
+            payload: Any = json.loads(text) if text else None
+        except json.JSONDecodeError:
+            payload = text
+        self.requests.append(WebhookRequest(name, request.method, dict(request.headers), payload))
+        status, body = self.replies.get(name, (200, {"ok": True}))
+        return web.json_response(body, status=status)
+
+
+class Line:
+    """The emulated phone network and model around one TARS server."""
+
+    def __init__(self, project: Project, brain_factory: Callable[[], Any], **gemini: Any):
+        self.project = project
+        self.twilio = TwilioEmulator(account_sid=ACCOUNT, auth_token=TOKEN, realtime=False)
+        self.gemini = GeminiEmulator(api_key=API_KEY, brain_factory=brain_factory, **gemini)
+        self.webhooks = WebhookReceiver()
+        self._stack = contextlib.AsyncExitStack()
+        self.server: Running | None = None
+
+    async def __aenter__(self) -> Line:
+        try:
+            await self._stack.enter_async_context(self.twilio)
+            await self._stack.enter_async_context(self.gemini)
+            await self._stack.enter_async_context(self.webhooks)
+            self.project = with_webhooks_to(self.project, self.webhooks.base_url)
+            endpoints = Endpoints(
+                twilio_account_sid=ACCOUNT,
+                twilio_auth_token=TOKEN,
+                twilio_api_base_url=self.twilio.base_url,
+                gemini_api_key=API_KEY,
+                gemini_base_url=self.gemini.base_url,
+                gemini_ssl=ssl.create_default_context(cafile=self.gemini.ca_file),
+            )
+            self.server = await self._stack.enter_async_context(running(self.project, endpoints, public_base=PUBLIC))
+            self.twilio.route(PUBLIC, self.server.local_url)
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._stack.aclose()
+
+    @property
+    def number(self) -> str:
+        """The TARS number (telephony.number)."""
+        return str(self.project.section("telephony")["number"])
+
+    async def call_in(self, from_: str, party: Party | None = None) -> Call:
+        """``from_`` rings TARS; ``party`` says what they do at keypad prompts."""
+        return await self.twilio.incoming_call(
+            from_=from_,
+            to=self.number,
+            voice_url=f"{PUBLIC}/twilio/voice",
+            status_callback=f"{PUBLIC}/twilio/status",
+            party=party,
+        )
+
+    async def settle(self, timeout: float = 10) -> None:
+        """Wait until the server has no live call and its background work (reports, notices,
+        summaries) is done, so every row and message a call leads to exists."""
+        assert self.server is not None, "enter the Line first"
+        server = self.server.server
+        deadline = time.monotonic() + timeout
+        while server.sessions or any(not task.done() for task in server.tasks):
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"the server was still busy after {timeout:.0f} s "
+                    f"({len(server.sessions)} live calls, {len(server.tasks)} tasks)"
+                )
+            await asyncio.sleep(0.02)
+
+    def db(self) -> Any:
+        """A context manager for the project's database (``with line.db() as db, db.session() as s``)."""
+        from tars.store.database import connect
+
+        return connect(self.project.database_url)
+
+
+def webhook_payloads(requests: Iterable[WebhookRequest]) -> list[Mapping[str, Any]]:
+    """The requests as plain ``{"name", "payload"}`` mappings (for reports and JSON)."""
+    return [{"name": r.name, "method": r.method, "payload": r.payload} for r in requests]
