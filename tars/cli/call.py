@@ -1,0 +1,178 @@
+"""``tars call TARGET --playbook NAME``: a goal call placed by the running server, watched live."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from tars.cli import context, output
+from tars.cli.errors import UserError
+
+
+def _vars(pairs: list[str]) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--var {pair!r} is not key=value", "e.g. --var preferred_day=Wednesday")
+        values[key.strip()] = value.strip()
+    return values
+
+
+def call(
+    ctx: typer.Context,
+    target: Annotated[str, typer.Argument(help="Who to call: a contact, a directory entry (dentist) or a number.")],
+    playbook: Annotated[str, typer.Option("--playbook", "-b", help="The playbook to follow (playbooks/NAME.yaml).")],
+    var: Annotated[list[str] | None, typer.Option("--var", "-v", help="An input, key=value (repeatable).")] = None,
+    at: Annotated[str | None, typer.Option(help="Place the call later: 'tomorrow 10am', 'in 2 hours'.")] = None,
+    wait: Annotated[bool | None, typer.Option("--wait/--no-wait", help="Watch the call live (default on a terminal).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would happen; dial nothing.")] = False,
+    simulate: Annotated[bool, typer.Option("--simulate", help="Run the call offline against the emulators.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Call someone on your behalf, following a playbook, and report what was achieved."""
+    from tars.graph.call_plan import InputError, prepare_call
+
+    project = context.load(ctx)
+    inputs = _vars(var or [])
+    if playbook not in project.playbooks:
+        from tars.config.diagnostics import suggestion
+
+        raise UserError(f"'{playbook}' is not a playbook{suggestion(playbook, project.playbooks)}",
+                        f"Playbooks: {', '.join(sorted(project.playbooks))}")
+    book = project.playbooks[playbook]
+    while True:
+        try:
+            plan = prepare_call(project, playbook, inputs)
+            break
+        except InputError as exc:
+            if exc.missing and sys.stdin.isatty() and not exc.problems[len(exc.missing):] and len(exc.problems) == len(exc.missing):
+                for spec in exc.missing:
+                    inputs[spec.name] = typer.prompt(spec.description or spec.name)
+                continue
+            hint = "pass them with --var key=value" if exc.missing else f"inputs of {playbook}: {', '.join(book.inputs)}"
+            raise UserError("; ".join(exc.problems), hint) from None
+    resolved = _resolve(project, target)
+    if simulate:
+        from tars.cli.simulate_call import simulate_call
+
+        raise typer.Exit(simulate_call(project, playbook, resolved, inputs, as_json=as_json))
+    if dry_run:
+        _show_plan(project, plan, resolved, as_json)
+        return
+    client = _client(project)
+    placed = client.post("/api/calls", {"target": resolved["phone"], "playbook": playbook, "inputs": inputs,
+                                        **({"at": at} if at else {})})
+    if as_json and not (wait if wait is not None else False):
+        output.print_json(placed)
+        return
+    output.err.print(f"[green]Calling[/] {resolved['name']} ({resolved['phone']}) — call {placed['call_id']}")
+    if wait if wait is not None else sys.stdout.isatty():
+        from tars.cli.live_view import watch
+
+        final = watch(client, placed["call_id"], show=not as_json)
+        if as_json:
+            output.print_json(final)
+    else:
+        output.err.print(f"The server owns the call; follow it with [bold]tars calls show {placed['call_id']}[/].")
+
+
+def _resolve(project: Any, target: str) -> dict[str, Any]:
+    from tars.resolve import resolve_in
+    from tars.store.database import connect
+
+    with connect(project.database_url) as db, db.session() as session:
+        found = resolve_in(session, project, target)
+    if found.best is None:
+        if found.candidates:
+            names = "; ".join(f"{c.name} ({c.source}, {c.phone})" for c in found.candidates[:6])
+            raise UserError(f"'{target}' could mean several: {names}", "be more specific, or give the number")
+        raise UserError(f"nobody called '{target}' in your contacts or the directory",
+                        "add them with `tars contacts add NAME PHONE`, or give the number (+44…)")
+    best = found.best
+    return {"name": best.name, "phone": best.phone, "source": best.source}
+
+
+def _show_plan(project: Any, plan: Any, resolved: dict[str, Any], as_json: bool) -> None:
+    data = {
+        "target": resolved, "playbook": plan.playbook.name, "role": plan.playbook.role, "inputs": dict(plan.inputs),
+        "goal": plan.goal, "tools": list(plan.tool_set),
+        "steps": [{"id": s, "tools": list(plan.allowed_tools(s)), "instructions": plan.instructions(s),
+                   "next": [t.to for t in plan.steps[s].transitions]} for s in plan.steps],
+        "voicemail": plan.playbook.voicemail_action,
+    }
+    if as_json:
+        output.print_json(data)
+        return
+    from rich.markup import escape
+
+    out = output.out
+    out.print(f"[bold]Would call[/] {escape(resolved['name'])} ({resolved['phone']}, from {resolved['source']})")
+    out.print(f"[bold]Playbook[/] {plan.playbook.name}, running as role [cyan]{plan.playbook.role}[/]")
+    out.print(f"[bold]Inputs[/] " + ", ".join(f"{k}={v}" for k, v in plan.inputs.items()))
+    out.print(f"[bold]Goal[/] {escape(plan.goal)}")
+    out.print(f"[bold]Tools[/] {', '.join(plan.tool_set)}")
+    for i, step in enumerate(data["steps"], 1):
+        out.print(f"  {i}. [yellow]{step['id']}[/] (tools: {', '.join(step['tools']) or '—'}) → {', '.join(step['next'])}")
+        out.print(f"     [dim]{escape(step['instructions'])}[/]")
+    out.print("[dim]Nothing was dialled (--dry-run).[/]")
+
+
+class ApiClient:
+    """The CLI's side of the local API (standard library HTTP; the server is on this machine)."""
+
+    def __init__(self, base: str, token: str):
+        self.base = base.rstrip("/")
+        self.token = token
+
+    def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        import json
+        import urllib.error
+        import urllib.request
+
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.base + path, data=data, method=method, headers={
+            "Authorization": f"Bearer {self.token}", "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return json.loads(response.read() or b"{}")
+        except urllib.error.HTTPError as exc:
+            try:
+                detail = json.loads(exc.read() or b"{}")
+            except ValueError:
+                detail = {}
+            message = detail.get("error") or f"HTTP {exc.code}"
+            candidates = detail.get("candidates")
+            hint = ("could mean: " + "; ".join(c["name"] for c in candidates)) if candidates else None
+            raise UserError(f"the server refused: {message}", hint) from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise UserError(f"no TARS server is answering at {self.base} ({getattr(exc, 'reason', exc)})",
+                            "start one with `tars serve` (it places and owns the call), or try `--simulate`") from None
+
+    def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self._request("POST", path, body)
+
+    def get(self, path: str) -> dict[str, Any]:
+        return self._request("GET", path)
+
+
+def _client(project: Any) -> ApiClient:
+    from tars.server.api import read_token
+
+    import os
+
+    settings = project.section("server")
+    host = settings.get("host", "127.0.0.1")
+    host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    token = read_token(project)
+    base = os.environ.get("TARS_SERVER_URL") or f"http://{host}:{settings.get('port', 8080)}"
+    if not token:
+        raise UserError(f"no TARS server has run for this project yet (no API token in {project.state_dir})",
+                        "start one with `tars serve`, or try `--simulate`")
+    return ApiClient(base, token)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("call")(call)
