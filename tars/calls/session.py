@@ -166,6 +166,9 @@ class CallSession:
         self._tasks: set[asyncio.Future[Any]] = set()
         self.worker: PipelineWorker | None = None
         self.ending = False
+        self.handing_over = False  # the call continues on a new stream (press_digits)
+        self.handover: Any = None  # set by the server for goal calls
+        self.ask: Any = None  # ask_owner's channel to the owner, set by the server for goal calls
         self.failure: str | None = None
         self.status = "in-progress"
 
@@ -221,9 +224,19 @@ class CallSession:
             await self.worker.queue_frame(InputTextRawFrame(text))
 
     async def press_digits(self, digits: str) -> None:
+        """Keys go through Twilio (tones sent as stream audio are unreliable): the call plays the
+        digits and opens a fresh media stream, where the playbook run carries on."""
         from tars.tools.builtins import ToolError
 
-        raise ToolError("pressing keys is only available on goal calls")
+        if self.playbook is None or self.handover is None:
+            raise ToolError("pressing keys is only available on goal calls")
+        self.handing_over = True
+        await self.recorder.line("system", f"pressed {digits} on the phone menu")
+        try:
+            await self.handover(self, digits)
+        except Exception:
+            self.handing_over = False
+            raise
 
     async def record_outcome(self, outcome: Mapping[str, Any]) -> dict[str, Any]:
         from tars.tools.builtins import ToolError
@@ -244,7 +257,12 @@ class CallSession:
     async def ask_owner(self, question: str) -> str:
         from tars.tools.builtins import ToolError
 
-        raise ToolError("the owner cannot be asked during this call")
+        if self.ask is None:
+            raise ToolError("the owner cannot be asked during this call")
+        await self.recorder.line("system", f"asked the owner: {question}")
+        answer = await self.ask(question)
+        await self.recorder.line("system", f"the owner answered: {answer}")
+        return str(answer)
 
     # ------------------------------------------------------------------ the pipeline
     def build(self, websocket: Any) -> PipelineWorker:
@@ -308,7 +326,10 @@ class CallSession:
         await self.recorder.update(status="in-progress", started_at=dt.datetime.now(dt.UTC))
         runner = WorkerRunner(handle_sigint=False, handle_sigterm=False)
         limit = float(self.project.section("server").get("max_call_minutes", 30)) * 60
+        if self.playbook is not None:
+            limit = min(limit, self.playbook.plan.playbook.max_duration_minutes * 60)
         watchdog = asyncio.ensure_future(self._time_limit(limit))
+        silence = asyncio.ensure_future(self._silence_policy()) if self.playbook is not None else None
         try:
             await runner.add_workers(worker)
             await worker.queue_frame(LLMRunFrame())
@@ -318,12 +339,39 @@ class CallSession:
             self.failure = self.failure or f"internal error: {type(exc).__name__}: {exc}"
         finally:
             watchdog.cancel()
+            if silence is not None:
+                silence.cancel()
             for tap in self._taps:
                 await tap.flush()
             if self.failure:
                 await self.recorder.finish("failed", self.failure)
-            else:
+            elif not self.handing_over:
                 await self.recorder.finish("completed")
+
+    async def _silence_policy(self) -> None:
+        """Goal calls: nudge the other party after a silence, end the call after N unanswered nudges."""
+        book = self.playbook.plan.playbook if self.playbook else None
+        if book is None:
+            return
+        nudges = 0
+        heard = len(self.recorder.lines)
+        quiet_since = asyncio.get_running_loop().time()
+        while not self.ending:
+            await asyncio.sleep(0.5)
+            now = asyncio.get_running_loop().time()
+            if len(self.recorder.lines) != heard:  # someone spoke (either side)
+                if any(speaker == "caller" for speaker, _ in self.recorder.lines[heard:]):
+                    nudges = 0
+                heard, quiet_since = len(self.recorder.lines), now
+                continue
+            if now - quiet_since < book.silence_nudge_after_seconds:
+                continue
+            if nudges >= book.silence_end_after_nudges:
+                await self.end_call(f"no answer after {nudges} nudges")
+                return
+            nudges += 1
+            await self.say_to_model("[System] The other party has been silent. Ask briefly whether they are still there.")
+            heard, quiet_since = len(self.recorder.lines), now
 
     async def _time_limit(self, seconds: float) -> None:
         await asyncio.sleep(seconds)

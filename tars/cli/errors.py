@@ -28,27 +28,36 @@ class UserError(Exception):
         self.code = code
 
 
-def write_crash_log(exc: BaseException, argv: list[str]) -> Path:
-    """Write a bug report for an unexpected exception; returns its path."""
+def write_crash_log(exc: BaseException, argv: list[str], project: Path | None = None) -> Path:
+    """Write a bug report for an unexpected exception; returns its path.
+
+    ``project`` is the folder given with ``--project``, if any: the log goes to that
+    project's state folder (``$TARS_HOME`` wins, as everywhere).
+    """
     from tars import __version__
 
-    folder = _crash_folder()
+    folder = _crash_folder(project)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError:
         folder = Path(tempfile.gettempdir())
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
     path = folder / f"crash-{stamp}.log"
-    env = {k: ("••••••" if any(w in k.upper() for w in _SECRET_WORDS) else v)
-           for k, v in sorted(os.environ.items()) if k.startswith(("TARS_", "TWILIO_", "GEMINI_", "GOOGLE_"))}
-    body = "\n".join([
-        f"TARS {__version__} crashed; please attach this file to a bug report.",
-        f"command: tars {' '.join(argv)}",
-        f"python: {sys.version.split()[0]} on {platform.platform()}",
-        "environment: " + ", ".join(f"{k}={v}" for k, v in env.items()),
-        "",
-        "".join(traceback.format_exception(exc)),
-    ])
+    env = {
+        k: ("••••••" if any(w in k.upper() for w in _SECRET_WORDS) else v)
+        for k, v in sorted(os.environ.items())
+        if k.startswith(("TARS_", "TWILIO_", "GEMINI_", "GOOGLE_"))
+    }
+    body = "\n".join(
+        [
+            f"TARS {__version__} crashed; please attach this file to a bug report.",
+            f"command: tars {' '.join(argv)}",
+            f"python: {sys.version.split()[0]} on {platform.platform()}",
+            "environment: " + ", ".join(f"{k}={v}" for k, v in env.items()),
+            "",
+            "".join(traceback.format_exception(exc)),
+        ]
+    )
     path.write_text(_mask(body))
     return path
 
@@ -60,13 +69,13 @@ def _mask(text: str) -> str:
     return mask_text(text, secrets)
 
 
-def _crash_folder() -> Path:
+def _crash_folder(project: Path | None = None) -> Path:
     home = os.environ.get("TARS_HOME")
     if home:
         return Path(home).expanduser()
     try:
         from tars.config.discovery import find_root, state_dir
 
-        return state_dir(find_root())
+        return state_dir(find_root(project))
     except Exception:
         return Path(tempfile.gettempdir()) / "tars"

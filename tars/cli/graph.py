@@ -38,7 +38,7 @@ def graph(
         if not console.is_terminal:  # piped: never crop lines to 80 columns
             from rich.console import Console
 
-            console = Console(file=console.file, width=240, no_color=console.no_color, highlight=False)
+            console = Console(file=console.file, width=240, no_color=console.no_color, highlight=False, emoji=False)
         console.print(render.tree(project, playbook))
         return
     text = {Format.mermaid: render.mermaid, Format.dot: render.dot, Format.json: render.node_link}[fmt](project, playbook)

@@ -24,14 +24,19 @@ def init(
         import re
 
         if not re.fullmatch(r"\+[1-9][0-9]{6,14}", phone):
-            raise UserError(f"'{phone}' is not an E.164 phone number", "Write it like +447700900123: a '+', the country code, then digits.")
+            raise UserError(
+                f"'{phone}' is not an E.164 phone number",
+                "Write it like +447700900123: a '+', the country code, then digits.",
+            )
     if timezone is not None:
         from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
         try:
             ZoneInfo(timezone)
         except (ZoneInfoNotFoundError, ValueError):
-            raise UserError(f"'{timezone}' is not a known timezone", "Use an IANA name such as Europe/London.") from None
+            raise UserError(
+                f"'{timezone}' is not a known timezone", "Use an IANA name such as Europe/London."
+            ) from None
     if directory.exists() and not directory.is_dir():
         raise UserError(f"{directory} exists and is not a folder")
     report = scaffold(directory, OwnerDetails(name, phone, timezone))

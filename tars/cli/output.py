@@ -18,7 +18,6 @@ from tars.config.diagnostics import Diagnostic
 from tars.config.secrets import MASK
 
 
-
 def console(file: TextIO | None = None, *, stderr: bool = False) -> Console:
     """A console that prints what it is given: no emoji codes (``:100:`` in ``tars.yaml:100:19``
     must stay text), no guessed highlighting, no wrapping of long paths, NO_COLOR respected."""
@@ -55,10 +54,10 @@ def show_diagnostics(diagnostics: Sequence[Diagnostic], root: Path | None, conso
             gutter = f"{d.line:>5} | "
             console.print(f"[dim]{escape(gutter)}[/]{escape(source)}")
             console.print(" " * (len(gutter) - 2) + "[dim]|[/] " + " " * (caret - 1) + "[red]^[/]")
-    files = len({d.file for d in diagnostics})
+    files = len({d.file for d in diagnostics if not d.code.startswith("project.")})  # not folders
     noun = "error" if len(diagnostics) == 1 else "errors"
-    where = "file" if files == 1 else "files"
-    console.print(f"[red]✗ {len(diagnostics)} {noun} in {files} {where}[/]")
+    where = f" in {files} {'file' if files == 1 else 'files'}" if files else ""
+    console.print(f"[red]✗ {len(diagnostics)} {noun}{where}[/]")
 
 
 def _excerpt(line: str, col: int, secret: bool, width: int = 160) -> tuple[str, int]:

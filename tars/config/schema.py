@@ -55,7 +55,9 @@ def _is_uri(value: object) -> bool:
     return not isinstance(value, str) or bool(re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^\s/]+", value))
 
 
-def _secret_keyword(validator: Any, write_only: bool, instance: Any, schema: dict[str, Any]) -> Iterator[ValidationError]:
+def _secret_keyword(
+    validator: Any, write_only: bool, instance: Any, schema: dict[str, Any]
+) -> Iterator[ValidationError]:
     """``writeOnly: true`` marks a secret: it must come from ``${VAR}``, never be written in YAML."""
     if write_only and isinstance(instance, str) and instance and not isinstance(instance, FromEnv):
         yield ValidationError("a secret is written here in plain text")
@@ -101,7 +103,9 @@ def _fast_validator(kind: str) -> Any:
         [(load_schema(k)["$id"], load_schema(k)) for k in SCHEMA_FILES if (schemas_dir() / SCHEMA_FILES[k]).is_file()]
     )
     return jsonschema_rs.validator_for(
-        load_schema(kind), registry=registry, formats={"timezone": _is_tz_name, "uri": _is_uri},
+        load_schema(kind),
+        registry=registry,
+        formats={"timezone": _is_tz_name, "uri": _is_uri},
         validate_formats=True,
     )
 
@@ -123,8 +127,7 @@ def validate_document(doc: Document, kind: str) -> list[Diagnostic]:
     misspelt = {
         (tuple(e.absolute_path), did_you_mean(key, e.schema.get("properties", {})))
         for e in errors
-        if e.validator in ("additionalProperties", "unevaluatedProperties")
-        and isinstance(e.instance, dict)
+        if e.validator in ("additionalProperties", "unevaluatedProperties") and isinstance(e.instance, dict)
         for key in e.instance
         if key not in e.schema.get("properties", {})
     }
@@ -159,15 +162,35 @@ def validate_value(value: Any, schema: dict[str, Any]) -> list[str]:
     return messages
 
 
+def json_schema_problems(schema: Any) -> list[tuple[tuple[str | int, ...], str]]:
+    """Why ``schema`` is not valid JSON Schema (Draft 2020-12): (path inside it, message).
+
+    For schemas people write in YAML (a playbook's outcome, a webhook's parameters):
+    ``'strng' is not one of: array, boolean, …; did you mean 'string'?`` rather than
+    jsonschema's "is not valid under any of the given schemas".
+    """
+    meta = Draft202012Validator(Draft202012Validator.META_SCHEMA)
+    problems = []
+    for error in sorted(meta.iter_errors(schema), key=relevance):
+        picked = _pick(error)
+        problems.append((tuple(picked.absolute_path), _message(picked)))
+    return problems
+
+
 def _pick(error: ValidationError) -> ValidationError:
     """For oneOf/anyOf, descend to the most relevant branch's error."""
     while error.validator in ("oneOf", "anyOf") and error.context:
-        deeper = best_match(error.context)
-        # An object given where a scalar (or vice versa) is expected: keep the top message.
-        if deeper.validator == "type" and not deeper.relative_path:
-            break
-        error = deeper
+        # A branch that rejects the value's very type is not the one the user meant.
+        mistyped = {e.relative_schema_path[0] for e in error.context if _wrong_type(e)}
+        meant = [e for e in error.context if e.relative_schema_path[0] not in mistyped]
+        if not meant:
+            break  # an object where a scalar goes (or vice versa): say which forms are allowed
+        error = best_match(meant)
     return error
+
+
+def _wrong_type(error: ValidationError) -> bool:
+    return error.validator == "type" and not error.relative_path
 
 
 def _diagnose(doc: Document, error: ValidationError) -> list[Diagnostic]:
@@ -183,7 +206,10 @@ def _diagnose(doc: Document, error: ValidationError) -> list[Diagnostic]:
             doc.diagnostic(
                 (*path, key),
                 f"unknown key '{key}'"
-                + (suggestion(key, allowed) or (f"; expected one of: {', '.join(allowed)}" if allowed and len(allowed) <= 12 else "")),
+                + (
+                    suggestion(key, allowed)
+                    or (f"; expected one of: {', '.join(allowed)}" if allowed and len(allowed) <= 12 else "")
+                ),
                 key=True,
                 code="schema.unknown_key",
             )
@@ -260,7 +286,7 @@ def _message(error: ValidationError) -> str:
     custom = error.schema.get("x-message", {}) if isinstance(error.schema, dict) else {}
     keyword, value, expected = error.validator, error.instance, error.validator_value
     if isinstance(value, FromEnv) and keyword != "writeOnly":
-        shown = "the value of " + ", ".join("${%s}" % v for v in value.variables)
+        shown = "the value of " + ", ".join(f"${{{v}}}" for v in value.variables)
     else:
         shown = _describe(value)
     if keyword in custom:
@@ -295,6 +321,14 @@ def _message(error: ValidationError) -> str:
     if keyword == "minProperties":
         return "must not be empty"
     if keyword in ("oneOf", "anyOf"):
+        wanted: list[str] = []
+        for branch in error.context or []:
+            if _wrong_type(branch):
+                types = branch.validator_value if isinstance(branch.validator_value, list) else [branch.validator_value]
+                wanted += [_TYPE_NAMES.get(t, t) for t in types if _TYPE_NAMES.get(t, t) not in wanted]
+        if wanted:
+            either = ", ".join(wanted[:-1]) + " or " + wanted[-1] if len(wanted) > 1 else wanted[0]
+            return f"expected {either}, got {_describe(value)}"
         return f"{shown} does not match any of the allowed forms"
     if keyword == "required":
         return error.message

@@ -24,9 +24,7 @@ from typing import Any
 from tars.config.diagnostics import Diagnostic
 from tars.config.yaml_loader import Document
 
-_REFERENCE = re.compile(
-    r"\$\$|\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:-|-|:\?|\?)(?P<arg>[^}]*))?\}"
-)
+_REFERENCE = re.compile(r"\$\$|\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:-|-|:\?|\?)(?P<arg>[^}]*))?\}")
 _BROKEN = re.compile(r"\$\{(?![A-Za-z_][A-Za-z0-9_]*(?:(?::-|-|:\?|\?)[^}]*)?\})")
 
 MASK = "••••••"
@@ -106,8 +104,7 @@ def interpolate(doc: Document, environment: Environment) -> list[Diagnostic]:
                 problems.append(
                     doc.diagnostic(
                         path,
-                        f"environment variable {name} is not set; export it or add "
-                        f"'{name}=…' to .env beside tars.yaml",
+                        f"environment variable {name} is not set; export it or add '{name}=…' to .env beside tars.yaml",
                         code="env.missing",
                     )
                 )

@@ -41,15 +41,10 @@ class _Resolver(BaseResolver):
     """YAML 1.2 core-schema scalars, minus the parts that surprise people."""
 
 
-_Resolver.add_implicit_resolver(
-    _TAG + "bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
-_Resolver.add_implicit_resolver(
-    _TAG + "null", re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""]
-)
-_Resolver.add_implicit_resolver(
-    _TAG + "int", re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$"), list("-+0123456789")
-)
+_Resolver.add_implicit_resolver(_TAG + "bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+_Resolver.add_implicit_resolver(_TAG + "null", re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""])
+# No leading '+' (as in YAML's JSON schema): +447700900123 is a phone number, not an int.
+_Resolver.add_implicit_resolver(_TAG + "int", re.compile(r"^-?(?:0|[1-9][0-9]*)$"), list("-0123456789"))
 _Resolver.add_implicit_resolver(
     _TAG + "float",
     re.compile(
@@ -60,7 +55,6 @@ _Resolver.add_implicit_resolver(
     list("-+0123456789."),
 )
 _Resolver.add_implicit_resolver(_TAG + "merge", re.compile(r"^<<$"), ["<"])
-
 
 
 class _PythonLoader(Reader, Scanner, Parser, Composer, _Resolver):
@@ -111,9 +105,7 @@ class Document:
             path = path[:-1]
         return self.values.get((), (1, 1))
 
-    def diagnostic(
-        self, path: JsonPath, message: str, *, key: bool = False, code: str = "error"
-    ) -> Diagnostic:
+    def diagnostic(self, path: JsonPath, message: str, *, key: bool = False, code: str = "error") -> Diagnostic:
         line, col = self.position(path, key=key)
         return Diagnostic(self.name, line, col, format_path(path), message, code)
 
@@ -173,6 +165,9 @@ def load_text(raw: bytes, file: Path, name: str) -> Document:
         )
 
     lines = text.splitlines()
+    too_deep = _depth_problem(text, name)
+    if too_deep is not None:
+        raise ConfigError([too_deep])
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
@@ -208,14 +203,78 @@ def _locate(raw: bytes, offset: int) -> Position:
     return line, offset - (raw.rfind(b"\n", 0, offset) + 1) + 1
 
 
+# Above this size, syntax errors keep libyaml's wording: re-reading in pure Python is slow.
+_REPARSE_LIMIT = 256 * 1024
+
+
+def _depth_problem(text: str, name: str) -> Diagnostic | None:
+    """Refuse runaway nesting before composing: the composers recurse, and libyaml's would
+    overflow the C stack (a segfault, not an error) on a file of 50,000 '['s.
+
+    Parser events come from an explicit stack, so walking them is safe at any depth.
+    """
+    events = _Loader(text)
+    # One entry per open collection: [key or index, expecting a key (mappings only)].
+    open_: list[list[Any]] = []
+    try:
+        while events.check_event():
+            event = events.get_event()
+            if isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                open_.pop()
+                _advance(open_)
+                continue
+            if not isinstance(event, yaml.NodeEvent):
+                continue
+            top = open_[-1] if open_ else None
+            if top is not None and top[1] is True:  # a mapping key, not a value
+                top[0], top[1] = getattr(event, "value", "?"), False
+                if isinstance(event, yaml.CollectionStartEvent):
+                    open_.append([None, None])  # a complex key: the composer reports it
+                continue
+            if isinstance(event, yaml.CollectionStartEvent):
+                if len(open_) > MAX_DEPTH:
+                    path = tuple(entry[0] for entry in open_[:2])
+                    mark = event.start_mark
+                    return Diagnostic(
+                        name,
+                        mark.line + 1,
+                        mark.column + 1,
+                        format_path(path),
+                        f"nested more than {MAX_DEPTH} levels deep in here",
+                        "yaml.depth",
+                    )
+                mapping = isinstance(event, yaml.MappingStartEvent)
+                open_.append([None, True] if mapping else [0, None])
+            else:
+                _advance(open_)
+    except yaml.YAMLError:
+        return None  # the composer reports syntax errors with the full message
+    finally:
+        events.dispose()
+    return None
+
+
+def _advance(open_: list[list[Any]]) -> None:
+    """A value ended: the enclosing mapping expects a key next, or the list moves on."""
+    if not open_:
+        return
+    top = open_[-1]
+    if top[1] is None and isinstance(top[0], int):
+        top[0] += 1
+    elif top[1] is False:
+        top[1] = True
+
+
 def _python_error(text: str) -> yaml.MarkedYAMLError | None:
     """The same syntax error as PyYAML's parser words it (libyaml's messages are terser)."""
+    if len(text) > _REPARSE_LIMIT:
+        return None
     loader = _PythonLoader(text)
     try:
         loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
         return exc
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         return None
     finally:
         loader.dispose()
@@ -241,8 +300,7 @@ def _syntax_diagnostic(exc: yaml.MarkedYAMLError, text: str, name: str, lines: l
     if "'\\t'" in problem or ("\t" in indent and col <= len(indent) + 1):
         return at(
             mark,
-            "a tab is used for indentation here; YAML indents with spaces only: "
-            "replace the tab with spaces",
+            "a tab is used for indentation here; YAML indents with spaces only: replace the tab with spaces",
             "yaml.tab",
         )
     if "quoted scalar" in context and "end of stream" in problem:
@@ -268,8 +326,7 @@ def _syntax_diagnostic(exc: yaml.MarkedYAMLError, text: str, name: str, lines: l
     if bracket:
         return at(
             exc.context_mark,
-            f"the '{'[' if bracket.group(1) == ']' else '{'}' opened here is never closed with "
-            f"'{bracket.group(1)}'",
+            f"the '{'[' if bracket.group(1) == ']' else '{'}' opened here is never closed with '{bracket.group(1)}'",
         )
     if "expected <block end>, but found '-'" in problem:
         return at(mark, "a list item ('- ') where 'key: value' was expected; check the indentation")
@@ -297,7 +354,7 @@ def _quote_before(text: str, mark: yaml.Mark | None) -> Any:
     A missing closing quote makes YAML read on until the next quote character, usually
     lines later, and fail there; the mistake is where the quote was opened.
     """
-    if mark is None:
+    if mark is None or len(text) > _REPARSE_LIMIT:
         return None
     found = None
     try:
@@ -307,11 +364,7 @@ def _quote_before(text: str, mark: yaml.Mark | None) -> Any:
             found = token
     except yaml.YAMLError:
         pass
-    if (
-        isinstance(found, yaml.ScalarToken)
-        and found.style in ('"', "'")
-        and found.end_mark.line == mark.line
-    ):
+    if isinstance(found, yaml.ScalarToken) and found.style in ('"', "'") and found.end_mark.line == mark.line:
         return found
     return None
 
@@ -328,18 +381,14 @@ class _Walker:
 
     def error(self, node: Node, path: JsonPath, message: str, code: str) -> None:
         mark = node.start_mark
-        self.errors.append(
-            Diagnostic(self.doc.name, mark.line + 1, mark.column + 1, format_path(path), message, code)
-        )
+        self.errors.append(Diagnostic(self.doc.name, mark.line + 1, mark.column + 1, format_path(path), message, code))
 
     def walk(self, node: Node, path: JsonPath, depth: int = 0) -> Any:
         if self.errors and self.errors[-1].code in {"yaml.bomb", "yaml.depth"}:
             return None
         if depth > MAX_DEPTH:
             # The full path is as long as the nesting; name the top of it, point at the spot.
-            self.error(
-                node, path[:2], f"nested more than {MAX_DEPTH} levels deep in here", "yaml.depth"
-            )
+            self.error(node, path[:2], f"nested more than {MAX_DEPTH} levels deep in here", "yaml.depth")
             return None
         key = id(node)
         if key in self.active:
@@ -417,8 +466,7 @@ class _Walker:
                 self.error(
                     key_node,
                     (*path, key),
-                    f"duplicate key '{key}' (first defined on line {first_seen[key]}); "
-                    "remove one of them",
+                    f"duplicate key '{key}' (first defined on line {first_seen[key]}); remove one of them",
                     "yaml.duplicate",
                 )
                 continue
@@ -441,4 +489,3 @@ class _Walker:
             if isinstance(value, dict):
                 result.update(value)
         return result
-

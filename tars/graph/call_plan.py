@@ -181,7 +181,8 @@ class CallPlan:
         elif any(t.kind in ("case", "default") for t in self.steps[step_id].transitions):
             lines.append("When this step is done, record the outcome; the next step follows from it.")
         else:
-            lines.append("When this step is done, call goto_step to move on.")
+            target = next((t.to for t in self.steps[step_id].transitions if t.kind == "always"), END)
+            lines.append(f"When this step is done, call goto_step with step '{target}'.")
         return " ".join(lines)
 
 

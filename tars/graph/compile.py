@@ -20,8 +20,6 @@ from types import MappingProxyType
 from typing import Any
 
 import networkx as nx
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
 
 from tars.config.diagnostics import ConfigError, Diagnostic, JsonPath, format_path, suggestion
 from tars.config.schema import load_schema, schemas_dir
@@ -47,11 +45,19 @@ from tars.project import (
 from tars.tools.catalog import BUILTINS
 
 END = "end"
-PLACEHOLDER = re.compile(r"\{\{\s*([^}\s]*)\s*\}\}")
+PLACEHOLDER = re.compile(r"\{\{\s*([^}]*?)\s*\}\}")
 # Placeholders every template may use, filled in by the runtime.
 CONTEXT_NAMES = frozenset(
     {"owner_name", "assistant_name", "caller_name", "time_of_day", "today", "now", "target_name"}
 )
+
+
+# What Gemini's function-declaration schemas accept (google.genai.types.Schema), in JSON spelling.
+MODEL_SCHEMA_KEYWORDS = frozenset({
+    "type", "format", "description", "nullable", "enum", "properties", "required", "items", "minItems", "maxItems",
+    "minLength", "maxLength", "minProperties", "maxProperties", "minimum", "maximum", "pattern", "example",
+    "anyOf", "propertyOrdering", "default", "title", "additionalProperties", "$defs", "$ref",
+})
 
 
 def node_id(kind: str, *parts: str) -> str:
@@ -204,7 +210,8 @@ class _Compiler:
                              "default; a required input is always given, so drop one of them", "graph.input")
         outcome = data["outcome"]
         self.check_schema(doc, ("outcome", "schema"), outcome["schema"], "outcome schema")
-        fields = dict(outcome["schema"].get("properties", {}) if isinstance(outcome["schema"], dict) else {})
+        properties = outcome["schema"].get("properties") if isinstance(outcome["schema"], dict) else None
+        fields = dict(properties) if isinstance(properties, dict) else {}  # a broken schema is reported above
         success = outcome.get("success")
         if success and success["field"] not in fields:
             self.problem(doc, ("outcome", "success", "field"), f"'{success['field']}' is not an outcome field"
@@ -282,7 +289,9 @@ class _Compiler:
                              "ref.field")
             return
         enum = fields[field].get("enum") if isinstance(fields[field], dict) else None
-        if transition.kind == "case" and enum is not None and transition.value not in [str(e) for e in enum]:
+        if not isinstance(enum, list):
+            return  # a non-list enum is an invalid schema, reported by check_schema
+        if transition.kind == "case" and transition.value not in [str(e) for e in enum]:
             self.problem(doc, path, f"'{transition.value}' is not a value of outcome field '{field}' "
                          f"(one of: {', '.join(map(str, enum))}){suggestion(transition.value, map(str, enum))}",
                          "ref.field", key=True)
@@ -347,19 +356,47 @@ class _Compiler:
 
         # jsonschema-rs answers valid/invalid fast; jsonschema explains the invalid ones.
         if not jsonschema_rs.meta.is_valid(schema):
-            try:
-                Draft202012Validator.check_schema(schema)
-            except SchemaError as exc:
-                where = (*path, *exc.path)
-                message = exc.message
-                if exc.path and exc.path[-1] == "type" and isinstance(exc.instance, str | int | float):
+            from tars.config.schema import json_schema_problems
+
+            problems = json_schema_problems(schema)
+            for inner, message in problems[:1]:  # the most relevant; the rest usually follow from it
+                if inner and inner[-1] == "type" and isinstance(_get(schema, inner), str):
                     types = ["string", "number", "integer", "boolean", "object", "array", "null"]
-                    message = (f"{exc.instance!r} is not a JSON Schema type; use one of: {', '.join(types)}"
-                               f"{suggestion(exc.instance, types)}")
-                self.problem(doc, where, f"{what} is not valid JSON Schema: {message}", "graph.schema")
+                    value = _get(schema, inner)
+                    message = f"{value!r} is not a JSON Schema type; use one of: {', '.join(types)}{suggestion(value, types)}"
+                self.problem(doc, (*path, *inner), f"{what} is not valid JSON Schema: {message}", "graph.schema")
+            if problems:
                 return
         if what == "parameters" and schema.get("type") != "object":
             self.problem(doc, path, "parameters must be a JSON Schema with type: object", "graph.schema")
+        self.check_model_keywords(doc, path, schema, what)
+
+    def check_model_keywords(self, doc: Document, path: JsonPath, schema: Any, what: str) -> None:
+        """The model is given these schemas as function parameters; it rejects keywords it does not know.
+
+        The classic way to get one: a flow-style description with a comma,
+        ``{type: string, description: The agreed time, in plain words.}``, which YAML reads
+        as a second key ``in plain words.``.
+        """
+        if not isinstance(schema, dict):
+            return
+        for key, value in schema.items():
+            where = (*path, key)
+            if key not in MODEL_SCHEMA_KEYWORDS:
+                hint = suggestion(key, MODEL_SCHEMA_KEYWORDS)
+                if not hint and value is None and " " in key:
+                    hint = "; is it the end of a description with a comma in it? Quote the description"
+                self.problem(doc, where, f"'{key}' is not a JSON Schema keyword the model accepts in {what}{hint}",
+                             "graph.schema", key=True)
+                continue
+            if key in ("properties", "$defs") and isinstance(value, dict):
+                for name, sub in value.items():
+                    self.check_model_keywords(doc, (*where, name), sub, what)
+            elif key in ("items", "additionalProperties"):
+                self.check_model_keywords(doc, where, value, what)
+            elif key == "anyOf" and isinstance(value, list):
+                for i, sub in enumerate(value):
+                    self.check_model_keywords(doc, (*where, i), sub, what)
 
     def delivery_checks(self) -> None:
         delivery = self.config.data.get("delivery", {})
@@ -519,9 +556,14 @@ def secret_paths(config: Mapping[str, Any]) -> list[tuple[str, ...]]:
     return out
 
 
-def _get(data: Any, path: tuple[str, ...]) -> Any:
+def _get(data: Any, path: tuple[str | int, ...]) -> Any:
     for key in path:
-        data = data.get(key) if isinstance(data, Mapping) else None
+        if isinstance(data, Mapping):
+            data = data.get(key)
+        elif isinstance(data, list) and isinstance(key, int) and 0 <= key < len(data):
+            data = data[key]
+        else:
+            return None
     return data
 
 

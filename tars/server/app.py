@@ -64,8 +64,11 @@ class Server:
     signer: StreamSigner = field(init=False)
     sessions: dict[str, CallSession] = field(default_factory=dict)
     reserved: dict[str, float] = field(default_factory=dict)  # call sid → when the webhook answered
+    resumes: dict[str, Any] = field(default_factory=dict)  # call sid → (PlaybookRun, digits) across a handover
+    questions: list[asyncio.Future[str]] = field(default_factory=list)  # ask_owner, oldest first
     shutting_down: bool = False
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    scheduler: Any = None  # tars.scheduler.Scheduler, started with the server (tars.server.run)
 
     def __post_init__(self) -> None:
         from tars.server.api import ensure_token
@@ -98,6 +101,23 @@ class Server:
 
         return await asyncio.to_thread(unit)
 
+    async def ask_owner(self, question: str, callee: str, timeout: float = 120.0) -> str:
+        """Text the owner a question and wait for their reply (an SMS back to the TARS number)."""
+        from tars.tools.builtins import ToolError
+
+        answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self.questions.append(answer)
+        try:
+            status = await self.outbox.send_sms(self.project.owner.phone,
+                                                f"TARS, on a call with {callee}, asks: {question} (reply to this text)")
+            log.info("asked the owner (%s); waiting up to %.0f s", status, timeout)
+            return await asyncio.wait_for(answer, timeout)
+        except TimeoutError:
+            raise ToolError(f"{self.project.owner.name} did not answer in time; say you will confirm later") from None
+        finally:
+            if answer in self.questions:
+                self.questions.remove(answer)
+
     async def shutdown(self, grace: float = 10.0) -> None:
         """No new calls; live calls are told goodbye and ended; rows are finished."""
         self.shutting_down = True
@@ -114,6 +134,15 @@ class Server:
                 await session.worker.cancel()
         if self.tasks:
             await asyncio.wait(self.tasks, timeout=grace)
+
+
+def stream_twiml(server: Server, caller: Caller, call_sid: str, call_id: int, purpose: str) -> str:
+    """``<Connect><Stream>`` whose ``<Parameter>``s are signed, so the stream cannot be forged."""
+    params = server.signer.sign({"call_sid": call_sid, "call_id": str(call_id), "from_number": caller.number,
+                                 "role": caller.role, "purpose": purpose})
+    stream = "".join(f"<Parameter name={quoteattr(k)} value={quoteattr(v)}/>" for k, v in params.items())
+    url = websocket_url(server.public_base, "/twilio/stream")
+    return f"<Connect><Stream url={quoteattr(url)}>{stream}</Stream></Connect>"
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -138,11 +167,7 @@ def create_app(server: Server) -> FastAPI:
         return Response("invalid Twilio signature", status_code=403, media_type="text/plain")
 
     def connect(caller: Caller, call_sid: str, call_id: int, purpose: str) -> Response:
-        params = server.signer.sign({"call_sid": call_sid, "call_id": str(call_id), "from_number": caller.number,
-                                     "role": caller.role, "purpose": purpose})
-        stream = "".join(f"<Parameter name={quoteattr(k)} value={quoteattr(v)}/>" for k, v in params.items())
-        url = websocket_url(server.public_base, "/twilio/stream")
-        return twiml(f"<Connect><Stream url={quoteattr(url)}>{stream}</Stream></Connect>")
+        return twiml(stream_twiml(server, caller, call_sid, call_id, purpose))
 
     def gather(caller: Caller, call_id: int, tries: int, prompt: str) -> Response:
         query = urlencode({"call_id": call_id, "role": caller.role, "tries": tries})
@@ -214,6 +239,18 @@ def create_app(server: Server) -> FastAPI:
             return twiml(say(PIN_GOODBYE), "<Hangup/>")
         return gather(caller, call_id, tries, PIN_RETRY)
 
+    @app.post("/twilio/sms")
+    async def sms(request: Request) -> Response:
+        """Texts to the TARS number: the owner's reply to a question asked during a goal call."""
+        params = await signed_form(request)
+        if params is None:
+            return forbidden()
+        if params.get("From") == project.owner.phone:
+            waiting = [q for q in server.questions if not q.done()]
+            if waiting:
+                waiting[0].set_result(params.get("Body", "").strip())
+        return twiml()
+
     @app.post("/twilio/status")
     async def status(request: Request) -> Response:
         params = await signed_form(request)
@@ -256,24 +293,39 @@ def create_app(server: Server) -> FastAPI:
             from tars.server.outbound import goal_setup
 
             setup, playbook = await goal_setup(server, body, call_sid, stream_sid)
+        elif body.get("purpose") == "reminder":
+            from tars.server.reminder_calls import reminder_setup
+
+            setup = await reminder_setup(server, body, call_sid, stream_sid)
         else:
             setup = await inbound_setup(server, body, call_sid, stream_sid)
         session = CallSession(project, server.endpoints, server.database, server.outbox, setup, playbook=playbook)
+        if setup.purpose == "reminder":
+            from tars.server.reminder_calls import watch_announcement
+
+            server.background(watch_announcement(server, session))  # delivered once announced
         if playbook is not None:
+            from tars.server.outbound import press_digits
+
             playbook.announce = lambda text: session.recorder.line("system", text)
+            session.handover = lambda s, digits: press_digits(server, s, digits)
+            session.ask = lambda question: server.ask_owner(question, setup.caller.name or setup.caller.number)
         server.sessions[setup.call_sid] = session
         server.reserved.pop(setup.call_sid, None)
         try:
             await session.run(websocket)
         finally:
-            server.sessions.pop(setup.call_sid, None)
-            if playbook is not None:
+            if server.sessions.get(setup.call_sid) is session:
+                server.sessions.pop(setup.call_sid, None)
+            if playbook is not None and not session.handing_over:
                 from tars.calls.aftercall import wrap_up
 
                 server.background(wrap_up(session, server.endpoints, server.outbox, setup.caller.name or ""))
 
     from tars.server.api import router
+    from tars.server.reminder_calls import register as reminder_routes
 
+    reminder_routes(app, server)  # /twilio/reminder, /twilio/reminder/status
     app.include_router(router)
     return app
 

@@ -82,6 +82,19 @@ def voicemail_twiml(server: Server, call: Any) -> str:
     return f"<Pause length=\"1\"/><Say>{escape(render(book.voicemail_message, values))}</Say><Hangup/>"
 
 
+async def press_digits(server: Server, session: Any, digits: str) -> None:
+    """Play ``digits`` through Twilio, then reconnect the call to a fresh stream (same playbook run)."""
+    from tars.server.app import stream_twiml
+
+    setup = session.setup
+    server.resumes[setup.call_sid] = (session.playbook, digits)
+    caller = setup.caller
+    stream = stream_twiml(server, caller, setup.call_sid, setup.call_id, "goal")
+    document = f'<Response><Play digits="{escape(digits)}"/>{stream}</Response>'
+    client = server.endpoints.twilio_client()
+    await asyncio.to_thread(lambda: client.calls(setup.call_sid).update(twiml=document))
+
+
 async def goal_setup(server: Server, body: Mapping[str, str], call_sid: str, stream_sid: str) -> tuple[CallSetup, PlaybookRun]:
     from tars.store.calls import get_call
 
@@ -92,14 +105,18 @@ async def goal_setup(server: Server, body: Mapping[str, str], call_sid: str, str
     now = instructions.local_now(project)
     values = instructions.template_values(project, now)
     plan = prepare_call(project, str(call.playbook), inputs, {**values, "target_name": callee})
-    run = PlaybookRun(plan, announce=_unbound)
+    resumed = server.resumes.pop(call_sid, None)
+    run = resumed[0] if resumed else PlaybookRun(plan, announce=_unbound)
+    plan = run.plan
     role = project.roles[plan.playbook.role]
     tools = [t for t in plan.tool_set if t in role.tools and t in project.tools] + list(RUNTIME_TOOLS)
     setup = CallSetup(
         call_id=call.id, call_sid=call_sid, stream_sid=stream_sid,
         caller=Caller(call.to_number, plan.playbook.role, callee, call.contact_id), purpose="goal",
         system_instruction=instructions.goal_instruction(project, plan, callee, now),
-        opening=run.opening(), tools=tuple(tools),
+        opening=(f"[You pressed {resumed[1]} on the phone menu and the call continues. "
+                 f"{plan.announcement(run.step, run.outcome)}]") if resumed else run.opening(),
+        tools=tuple(tools),
     )
     return setup, run
 

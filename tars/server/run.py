@@ -64,8 +64,13 @@ async def running(
     project: Project, endpoints: Endpoints, *, host: str = "127.0.0.1", port: int = 0,
     public_base: str | None = None, log_level: str = "warning",
 ) -> AsyncIterator[Running]:
-    """Serve in this event loop until the block ends; always shut down cleanly."""
+    """Serve in this event loop until the block ends; always shut down cleanly.
+
+    The scheduler (reminders, scheduled and retried goal calls) runs while the server does."""
+    from tars.scheduler import Scheduler
+
     server = open_server(project, endpoints, public_base)
+    server.scheduler = Scheduler(server)
     config = uvicorn.Config(create_app(server), host=host, port=port, log_level=log_level, lifespan="off",
                             ws="websockets-sansio" if _has_sansio() else "websockets")
     web = _GracefulUvicorn(config, server)
@@ -76,8 +81,10 @@ async def running(
                 task.result()  # raises the start-up error (port in use, …)
             await asyncio.sleep(0.01)
         bound = web.servers[0].sockets[0].getsockname()[1]
+        server.scheduler.start()
         yield Running(server, bound, web)
     finally:
+        await server.scheduler.stop()
         await server.shutdown(grace=5)
         web.should_exit = True
         with contextlib.suppress(asyncio.CancelledError):

@@ -40,6 +40,8 @@ CASES: dict[str, list[tuple[str, str, str]]] = {
     "webhook_named_like_builtin": [("tars.yaml", "    send_to_n8n:\n", "    send_sms:\n"), ("tars.yaml", "      - send_sms\n      - send_to_n8n\n", "      - send_sms\n")],
     "reserved_and_duplicate_step_ids": [("playbooks/business_inquiry.yaml", "  - id: wrap_up", "  - id: note_answer"), ("playbooks/business_inquiry.yaml", "  - id: ask\n", "  - id: end\n")],
     "webhook_channel_unconfigured": [("tars.yaml", "  call_reports: sms", "  call_reports: webhook")],
+    "comma_in_flow_description": [("playbooks/dinner_invitation.yaml", 'description: "The agreed time, in plain words."', "description: The agreed time, in plain words.")],
+    "keyword_the_model_rejects": [("playbooks/book_appointment.yaml", "notes: {type: string}", "notes: {type: string, maxLenght: 200}")],
     "invalid_webhook_parameters": [("tars.yaml", "channel: {type: string, enum: [email, telegram, discord]}", "channel: {type: 12}")],
 }
 

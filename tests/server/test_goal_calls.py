@@ -156,3 +156,110 @@ async def test_bad_requests_say_what_is_wrong(tmp_path: Path, monkeypatch: pytes
         async with aiohttp.ClientSession() as http, http.post(f"{line.server.local_url}/api/calls", json={}) as r:
             assert r.status == 401
         assert line.twilio.calls == {}
+
+
+class MenuThenPerson:
+    """A phone menu first (press 2 for opening hours), then a person on the new stream."""
+
+    def __init__(self) -> None:
+        self.sessions = 0
+
+    async def on_start(self, session: Any) -> list[Any]:
+        self.sessions += 1
+        opening = session.history[0]["text"] if session.history else ""
+        if "You pressed 2" not in opening:
+            return [Say("Hello."), CallTool("press_digits", {"digits": "2"})]
+        return [Say("Hello, what are your opening hours on Saturday?"), CallTool("goto_step", {"step": "note_answer"})]
+
+    async def on_user(self, session: Any, text: str) -> list[Any]:
+        if "nine to five" in text:
+            return [CallTool("record_outcome", {"status": "answered", "answer": "Saturday 9 to 5"})]
+        return []
+
+    async def on_tool_result(self, session: Any, name: str, response: dict[str, Any]) -> list[Any]:
+        if name == "record_outcome":
+            return [CallTool("goto_step", {"step": "wrap_up"})]
+        if response.get("next_step") == "wrap_up":
+            return [Say("Thank you, goodbye."), CallTool("end_call", {})]
+        return []
+
+
+async def test_phone_menus_get_keys_through_twilio_and_the_playbook_carries_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = make_project(tmp_path / "p", monkeypatch)
+    brain = MenuThenPerson()
+    async with Line(project, lambda: brain) as line:
+        placed = await place(line, "business_inquiry", "la_piazza", {"question": "opening hours on Saturday"})
+        call = await line.twilio.next_call(timeout=10)
+        await line.gemini.wait_for(lambda: len(line.gemini.sessions) == 2, what="a second model session", timeout=30)
+        heard = await call.wait_for_agent_utterance(timeout=20)
+        while "opening hours" not in heard.text:
+            heard = await call.wait_for_agent_utterance(timeout=20)
+        await call.say("we are open nine to five")
+        assert await call.wait_ended(timeout=30) == "completed"
+        await line.settle()
+        digits = call.agent_digits
+        sms = [m for m in line.twilio.messages if m.to == project.owner.phone]
+    assert digits == ["2"]
+    record = stored(line, placed["call_id"])
+    assert record.call.status == "completed"
+    assert record.call.outcome == {"status": "answered", "answer": "Saturday 9 to 5"}
+    assert any(t.text == "pressed 2 on the phone menu" for t in record.transcript)
+    assert len(sms) == 1, "one report for the whole call, not one per stream"
+
+
+class Guest:
+    """Dinner invitation: the guest proposes another time; TARS checks with the owner first."""
+
+    async def on_start(self, session: Any) -> list[Any]:
+        return [Say("Hi Helen, it's TARS for Alex. Dinner at La Piazza on Friday at eight?")]
+
+    async def on_user(self, session: Any, text: str) -> list[Any]:
+        if "Saturday at seven" in text:
+            return [CallTool("goto_step", {"step": "negotiate"})]
+        return []
+
+    async def on_tool_result(self, session: Any, name: str, response: dict[str, Any]) -> list[Any]:
+        if response.get("next_step") == "negotiate":
+            return [Say("Let me check with Alex."), CallTool("ask_owner", {"question": "Helen suggests Saturday at 7. OK?"})]
+        if name == "ask_owner" and "yes" in str(response.get("owner_said", "")).lower():
+            return [CallTool("goto_step", {"step": "agree"})]
+        if response.get("next_step") == "agree":
+            return [CallTool("record_outcome", {"status": "accepted", "when": "Saturday 7pm"})]
+        if name == "record_outcome":
+            return [CallTool("goto_step", {"step": "wrap_up"})]
+        if response.get("next_step") == "wrap_up":
+            return [Say("Lovely, see you Saturday."), CallTool("end_call", {})]
+        return []
+
+
+async def test_the_dinner_call_asks_the_owner_mid_call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from twilio.request_validator import RequestValidator
+
+    from tests.server.harness import PUBLIC, TOKEN
+
+    project = make_project(tmp_path / "p", monkeypatch)
+    runner_ok = __import__("typer.testing", fromlist=["CliRunner"]).CliRunner().invoke(
+        __import__("tars.cli.app", fromlist=["app"]).app,
+        ["--project", str(project.root), "contacts", "add", "Helen Price", "+447700900456"])
+    assert runner_ok.exit_code == 0
+    async with Line(project, Guest) as line:
+        placed = await place(line, "dinner_invitation", "Helen", {"guest_name": "Helen", "proposed_time": "Friday 8pm"})
+        call = await line.twilio.next_call(timeout=10)
+        await call.wait_for_agent_utterance(timeout=20)
+        await call.say("Friday is tricky. How about Saturday at seven?")
+        await line.gemini.wait_for(lambda: any("asks:" in m.body for m in line.twilio.messages), what="the question", timeout=20)
+        question = next(m for m in line.twilio.messages if "asks:" in m.body)
+        assert question.to == project.owner.phone and "Saturday at 7" in question.body
+        form = {"From": project.owner.phone, "To": line.number, "Body": "Yes, fine", "MessageSid": "SM" + "1" * 32}
+        signature = RequestValidator(TOKEN).compute_signature(f"{PUBLIC}/twilio/sms", form)
+        async with aiohttp.ClientSession() as http, http.post(f"{line.server.local_url}/twilio/sms", data=form,
+                                                               headers={"X-Twilio-Signature": signature}) as r:
+            assert r.status == 200
+        assert await call.wait_ended(timeout=30) == "completed"
+        await line.settle()
+    record = stored(line, placed["call_id"])
+    assert record.call.outcome == {"status": "accepted", "when": "Saturday 7pm"}
+    said = [t.text for t in record.transcript if t.speaker == "system"]
+    assert "the owner answered: Yes, fine" in said

@@ -1,0 +1,47 @@
+"""Files built to hurt the loader get a sentence back, never a hang, a traceback or a segfault."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tars.config.diagnostics import ConfigError
+from tars.config.yaml_loader import MAX_DEPTH, load_text
+
+N = 50_000  # deep enough to overflow a recursive composer's C stack
+
+NESTED = {
+    "flow lists": "[" * N + "]" * N,
+    "unclosed flow lists": "[" * N,
+    "flow mappings": "a: " + "{a: " * N + "1" + "}" * N,
+    "block lists": "- " * N + "x",
+    "mixed, unclosed": "k: " + "[{x: " * N,
+    "block mappings": "".join(" " * i + "a:\n" for i in range(200)) + " " * 200 + "b: 1\n",
+}
+
+
+@pytest.mark.parametrize("text", list(NESTED.values()), ids=list(NESTED))
+def test_runaway_nesting_is_refused(text: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_text(text.encode(), Path("deep.yaml"), "deep.yaml")
+    [problem] = caught.value.diagnostics
+    assert problem.code == "yaml.depth"
+    assert problem.message == f"nested more than {MAX_DEPTH} levels deep in here"
+    assert problem.line >= 1 and problem.col >= 1
+
+
+def test_nesting_up_to_the_limit_is_fine() -> None:
+    depth = MAX_DEPTH - 1
+    doc = load_text(("v: " + "[" * depth + "]" * depth).encode(), Path("ok.yaml"), "ok.yaml")
+    value = doc.data["v"]
+    for _ in range(depth - 1):
+        value = value[0]
+    assert value == []
+
+
+def test_depth_through_aliases_is_refused() -> None:
+    lines = ["a0: &a0 [x]"] + [f"a{i}: &a{i} [*a{i - 1}]" for i in range(1, MAX_DEPTH + 5)]
+    with pytest.raises(ConfigError) as caught:
+        load_text("\n".join(lines).encode(), Path("alias.yaml"), "alias.yaml")
+    assert {d.code for d in caught.value.diagnostics} == {"yaml.depth"}
