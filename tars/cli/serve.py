@@ -43,15 +43,20 @@ def serve(
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from tars.server.run import running
 
-    async def main() -> None:
+    async def main() -> int | None:
         async with running(project, endpoints, host=host or settings.get("host", "127.0.0.1"),
                            port=port or int(settings.get("port", 8080)), public_base=public,
                            log_level=log_level) as server:
             output.err.print(f"[green]TARS is answering[/] on {server.local_url} (public: {public}); "
                              f"point the Twilio number's voice webhook at {public}/twilio/voice")
             await _until_stopped(server)
+            return server.uvicorn.stopped_by
 
-    asyncio.run(main())
+    import signal
+
+    stopped_by = asyncio.run(main())
+    if stopped_by == signal.SIGINT:
+        raise typer.Exit(130)
 
 
 async def _until_stopped(server: object) -> None:

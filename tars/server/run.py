@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -31,22 +30,29 @@ class Running:
 
 
 class _GracefulUvicorn(uvicorn.Server):
-    """On SIGTERM/SIGINT: stop taking calls, say goodbye on live ones, then stop uvicorn."""
+    """On SIGTERM/SIGINT: stop taking calls, say goodbye on live ones, then stop uvicorn.
+
+    A second signal stops at once. The process then exits normally (uvicorn would re-raise
+    the signal and die by it); ``stopped_by`` tells the CLI which signal it was.
+    """
 
     def __init__(self, config: uvicorn.Config, tars: Server):
         super().__init__(config)
         self.tars = tars
-        self._stopping = False
+        self.stopped_by: int | None = None
 
     def handle_exit(self, sig: int, frame: Any) -> None:
-        if self._stopping or sig not in (signal.SIGTERM, signal.SIGINT):
-            return super().handle_exit(sig, frame)
-        self._stopping = True
+        if self.stopped_by is not None:  # a second signal: stop now
+            self.should_exit = self.force_exit = True
+            return
+        self.stopped_by = sig
         log.info("stopping: ending %d live call(s) first", len(self.tars.sessions))
 
         async def graceful() -> None:
-            await self.tars.shutdown()
-            super(_GracefulUvicorn, self).handle_exit(sig, frame)
+            try:
+                await self.tars.shutdown()
+            finally:
+                self.should_exit = True
 
         self._graceful = asyncio.ensure_future(graceful())
 

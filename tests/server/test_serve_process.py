@@ -1,0 +1,106 @@
+"""`tars serve` as a real process: starts, answers, and on SIGTERM says goodbye before it stops."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tars.sim.gemini import GeminiEmulator, Say
+from tars.sim.twilio import TwilioEmulator
+from tests.server.harness import ACCOUNT, API_KEY, PUBLIC, TOKEN, make_project
+from tests.server.test_owner_calls import greet_then
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Goodbye:
+    """Greets; when told the server is stopping, says goodbye."""
+
+    def __init__(self) -> None:
+        self.inner = greet_then()
+
+    async def on_start(self, session: Any) -> list[Any]:
+        return await self.inner.on_start(session)
+
+    async def on_user(self, session: Any, text: str) -> list[Any]:
+        return [Say("My apologies, I must go. Goodbye.")] if "shutting down" in text else []
+
+    async def on_tool_result(self, session: Any, name: str, response: dict[str, Any]) -> list[Any]:
+        return []
+
+
+async def test_serve_answers_and_stops_gracefully_on_sigterm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    async with TwilioEmulator(account_sid=ACCOUNT, auth_token=TOKEN, realtime=False) as twilio, \
+            GeminiEmulator(api_key=API_KEY, brain_factory=Goodbye) as gemini:
+        project = make_project(tmp_path / "p", monkeypatch, [
+            ("tars.yaml", "  public_url: ${TARS_PUBLIC_URL:-https://tars.example.com}\n",
+             f"  public_url: ${{TARS_PUBLIC_URL:-https://tars.example.com}}\n  api_base_url: {twilio.base_url}\n"),
+            ("tars.yaml", "  voice: Charon\n", f"  voice: Charon\n  base_url: {gemini.base_url}\n"),
+        ])
+        port = free_port()
+        env = {**os.environ, "TARS_GEMINI_CA_FILE": gemini.ca_file, "NO_PROXY": "127.0.0.1,localhost"}
+        server = subprocess.Popen(
+            [sys.executable, "-m", "tars", "--project", str(project.root), "serve", "--port", str(port),
+             "--log-level", "warning"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+        try:
+            local = f"http://127.0.0.1:{port}"
+            async with aiohttp.ClientSession() as http:
+                for _ in range(300):
+                    try:
+                        async with http.get(f"{local}/healthz") as r:
+                            if r.status == 200:
+                                assert (await r.json())["status"] == "ok"
+                                break
+                    except aiohttp.ClientError:
+                        await asyncio.sleep(0.1)
+                else:
+                    pytest.fail("tars serve did not come up: " + server.stderr.read().decode()[-2000:] if server.poll() is not None else "timeout")
+            twilio.route(PUBLIC, local)
+            call = await twilio.incoming_call(from_=project.owner.phone, to="+447700900999",
+                                              voice_url=f"{PUBLIC}/twilio/voice", status_callback=f"{PUBLIC}/twilio/status")
+            await call.wait_for_agent_utterance(timeout=30)
+            server.send_signal(signal.SIGTERM)
+            goodbye = await call.wait_for_agent_utterance(timeout=30)
+            assert goodbye.text == "My apologies, I must go. Goodbye."
+            assert await call.wait_ended(timeout=30) == "completed"
+            code = await asyncio.to_thread(server.wait, 30)
+        finally:
+            if server.poll() is None:
+                server.kill()
+                server.wait()
+        assert code == 0, server.stderr.read().decode()[-3000:]
+        assert call.rest_hangups, "the goodbye ends with a hang-up through Twilio"
+
+    from tars.store.calls import call_details
+    from tars.store.database import connect
+
+    with connect(project.database_url) as db, db.session() as s:
+        record = call_details(s, call.sid)
+    assert record.call.status == "completed" and record.call.ended_at is not None
+
+
+def test_serve_without_credentials_says_what_to_set(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from tars.cli.app import app
+    from tars.scaffold import scaffold
+
+    scaffold(tmp_path / "p")
+    result = CliRunner().invoke(app, ["--project", str(tmp_path / "p"), "serve"])
+    assert result.exit_code == 1
+    assert "tars serve needs credentials that are not set: telephony.account_sid (TWILIO_ACCOUNT_SID)" in result.output
