@@ -32,7 +32,6 @@ from pipecat.services.google.gemini_live.llm import GeminiLiveLLMService
 from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPIWebsocketTransport
 from pipecat.workers.runner import WorkerRunner
 
-from tars.calls import instructions
 from tars.calls.caller import Caller
 from tars.calls.gate import ToolGate
 from tars.calls.playbook_run import RUNTIME_TOOLS, PlaybookRun

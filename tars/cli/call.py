@@ -111,7 +111,7 @@ def _show_plan(project: Any, plan: Any, resolved: dict[str, Any], as_json: bool)
     out = output.out
     out.print(f"[bold]Would call[/] {escape(resolved['name'])} ({resolved['phone']}, from {resolved['source']})")
     out.print(f"[bold]Playbook[/] {plan.playbook.name}, running as role [cyan]{plan.playbook.role}[/]")
-    out.print(f"[bold]Inputs[/] " + ", ".join(f"{k}={v}" for k, v in plan.inputs.items()))
+    out.print("[bold]Inputs[/] " + ", ".join(f"{k}={v}" for k, v in plan.inputs.items()))
     out.print(f"[bold]Goal[/] {escape(plan.goal)}")
     out.print(f"[bold]Tools[/] {', '.join(plan.tool_set)}")
     for i, step in enumerate(data["steps"], 1):
@@ -159,9 +159,9 @@ class ApiClient:
 
 
 def _client(project: Any) -> ApiClient:
-    from tars.server.api import read_token
-
     import os
+
+    from tars.server.api import read_token
 
     settings = project.section("server")
     host = settings.get("host", "127.0.0.1")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -11,7 +11,7 @@ from tars.cli import context, output
 from tars.cli.errors import UserError
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     tree = "tree"
     mermaid = "mermaid"
     dot = "dot"

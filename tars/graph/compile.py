@@ -9,23 +9,26 @@ carry the file, line and column they were declared at. Edges are typed too:
 
 The cross-checks run over that graph and report in the same ``file:line:col  $.path``
 format as schema errors, all in one pass.
+
+networkx is imported only when a graph is compiled: ``build_project`` (also used for a
+project from the compiled-project cache) and the names other modules take from here
+(``END``, ``PLACEHOLDER``, ``node_id``) do without it.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
-
-import networkx as nx
+from typing import TYPE_CHECKING, Any
 
 from tars.config.diagnostics import ConfigError, Diagnostic, JsonPath, format_path, suggestion
-from tars.config.schema import load_schema, schemas_dir
+from tars.config.schema_files import load_schema, schemas_dir
 from tars.config.secrets import FromEnv
 from tars.config.yaml_loader import Document
 from tars.project import (
+    Deferred,
     DirectoryEntry,
     Input,
     Owner,
@@ -43,6 +46,9 @@ from tars.project import (
     freeze,
 )
 from tars.tools.catalog import BUILTINS
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 END = "end"
 PLACEHOLDER = re.compile(r"\{\{\s*([^}]*?)\s*\}\}")
@@ -66,6 +72,8 @@ def node_id(kind: str, *parts: str) -> str:
 
 class _Compiler:
     def __init__(self, sources: Sources):
+        import networkx as nx
+
         self.sources = sources
         self.graph = nx.MultiDiGraph()
         self.problems: list[Diagnostic] = []
@@ -151,6 +159,8 @@ class _Compiler:
                     self.graph.add_edge(rid, node_id("tool", tool), kind="grants")
 
     def tool_needs(self) -> None:
+        import networkx as nx
+
         tools = self.config.data.get("tools", {})
         for section in ("builtin", "webhooks"):
             for name, entry in tools.get(section, {}).items():
@@ -250,7 +260,8 @@ class _Compiler:
                 if self.tool_ref(doc, ("steps", i, "tools", j), tool):
                     self.graph.add_edge(snode, node_id("tool", tool), kind="uses")
                     if tool not in allowed:
-                        whose = "the playbook's tools" if data.get("tools") is not None else f"the tools of role '{role}'"
+                        whose = ("the playbook's tools" if data.get("tools") is not None
+                                 else f"the tools of role '{role}'")
                         self.problem(doc, ("steps", i, "tools", j), f"step '{sid}' uses tool '{tool}', which is "
                                      f"not among {whose}; add it there or remove it here", "graph.privilege")
             valid = self.step_transitions.setdefault((name, sid), [])
@@ -261,7 +272,7 @@ class _Compiler:
                                         kind="goes_to", transition=transition)
                     valid.append(transition)
                 else:
-                    self.problem(doc, path, f"'{target}' is not a step{suggestion(target, list(ids) + [END])}",
+                    self.problem(doc, path, f"'{target}' is not a step{suggestion(target, [*ids, END])}",
                                  "ref.step")
                 if transition.field is not None:
                     self.check_case(doc, path, transition, fields)
@@ -269,7 +280,8 @@ class _Compiler:
         if not any(p.code == "ref.step" and p.file == doc.name for p in self.problems[problems_before:]):
             self.reachability(name, doc, steps, ids)  # an unknown step would cascade
 
-    def transitions(self, nxt: Any, path: JsonPath) -> Iterable[tuple[Transition, JsonPath]]:
+    @staticmethod
+    def transitions(nxt: Any, path: JsonPath) -> Iterable[tuple[Transition, JsonPath]]:
         if isinstance(nxt, str):
             yield Transition(nxt, "always"), path
         elif isinstance(nxt, dict):
@@ -297,6 +309,8 @@ class _Compiler:
                          "ref.field", key=True)
 
     def reachability(self, name: str, doc: Document, steps: list[dict[str, Any]], ids: dict[str, int]) -> None:
+        import networkx as nx
+
         if not steps or ids.get(steps[0]["id"]) != 0:
             return  # the start itself is broken; that error is reported already
         step_graph = nx.DiGraph()
@@ -363,7 +377,8 @@ class _Compiler:
                 if inner and inner[-1] == "type" and isinstance(_get(schema, inner), str):
                     types = ["string", "number", "integer", "boolean", "object", "array", "null"]
                     value = _get(schema, inner)
-                    message = f"{value!r} is not a JSON Schema type; use one of: {', '.join(types)}{suggestion(value, types)}"
+                    message = (f"{value!r} is not a JSON Schema type; use one of: {', '.join(types)}"
+                               f"{suggestion(value, types)}")
                 self.problem(doc, (*path, *inner), f"{what} is not valid JSON Schema: {message}", "graph.schema")
             if problems:
                 return
@@ -410,12 +425,66 @@ class _Compiler:
 # ---------------------------------------------------------------------------- build
 
 
+# How a step's transitions and a role's granted tools are found: from the compiled graph
+# (a full load), or straight from the data (a project from the cache, which is known valid).
+StepTransitions = Callable[[str, Mapping[str, Any]], tuple[Transition, ...]]
+GrantedTools = Callable[[str], tuple[str, ...]]
+
+
 def compile_project(sources: Sources, state: Path) -> Project:
     """Check cross-references over the graph; build the frozen Project or raise ConfigError."""
+    import networkx as nx
+
     compiler = _Compiler(sources)
     compiler.compile()
     if compiler.problems:
         raise ConfigError(compiler.problems)
+    graph = compiler.graph
+
+    def granted(role: str) -> tuple[str, ...]:
+        out = graph.out_edges(node_id("role", role), data="kind")
+        return tuple(t.removeprefix("tool:") for _, t, k in out if k == "grants")
+
+    return build_project(
+        sources,
+        state,
+        needs=_needs(graph),
+        transitions=lambda name, step: tuple(compiler.step_transitions[(name, step["id"])]),
+        granted=granted,
+        deferred=Deferred(nx.freeze(graph), MappingProxyType({d.name: d for d in sources.all()})),
+    )
+
+
+def build_valid_project(
+    sources: Sources, state: Path, needs: Mapping[str, frozenset[str]], deferred: Deferred
+) -> Project:
+    """The Project of sources already known to be valid (the cache), without compiling a graph.
+
+    For a valid project the graph adds nothing these need: every transition is kept, in
+    order, and a role is granted exactly its (unique) ``tools``. tests/config/test_project_cache.py
+    checks the result equals ``compile_project``'s.
+    """
+    roles = sources.config.data["roles"]
+    return build_project(
+        sources,
+        state,
+        needs=needs,
+        transitions=lambda _name, step: tuple(t for t, _ in _Compiler.transitions(step["next"], ())),
+        granted=lambda role: tuple(roles[role]["tools"]),
+        deferred=deferred,
+    )
+
+
+def build_project(
+    sources: Sources,
+    state: Path,
+    *,
+    needs: Mapping[str, frozenset[str]],
+    transitions: StepTransitions,
+    granted: GrantedTools,
+    deferred: Deferred,
+) -> Project:
+    """The frozen Project from checked sources."""
     config = apply_defaults(sources.config.data, load_schema("tars"))
     return Project(
         root=sources.root,
@@ -428,15 +497,14 @@ def compile_project(sources: Sources, state: Path) -> Project:
         }),
         tools=MappingProxyType(_tools(config.get("tools", {}))),
         playbooks=MappingProxyType({
-            n: _playbook(n, d, compiler) for n, d in sources.playbooks.items()
+            n: _playbook(n, d, transitions, granted) for n, d in sources.playbooks.items()
         }),
         directory=MappingProxyType({k: _directory(k, v) for k, v in config.get("directory", {}).items()}),
         settings=freeze(config),
-        needs=MappingProxyType(_needs(compiler.graph)),
+        needs=MappingProxyType(dict(needs)),
         secrets=frozenset(_secrets(sources)),
         secret_paths=frozenset(secret_paths(config)),
-        graph=nx.freeze(compiler.graph),
-        documents=MappingProxyType({d.name: d for d in sources.all()}),
+        deferred=deferred,
     )
 
 
@@ -482,19 +550,13 @@ def _tools(tools: Mapping[str, Any]) -> dict[str, Tool]:
     return out
 
 
-def _playbook(name: str, doc: Document, compiler: _Compiler) -> Playbook:
-    graph = compiler.graph
+def _playbook(name: str, doc: Document, transitions: StepTransitions, granted: GrantedTools) -> Playbook:
     data = apply_defaults(doc.data, load_schema("playbook"))
     steps = []
     for step in data["steps"]:
         sid = step["id"]
-        transitions = tuple(compiler.step_transitions[(name, sid)])
-        steps.append(Step(sid, step["instructions"], tuple(step.get("tools", ())), transitions))
-    if "tools" in data:
-        tools = tuple(data["tools"])
-    else:
-        role = node_id("role", data["role"])
-        tools = tuple(t.removeprefix("tool:") for _, t, k in graph.out_edges(role, data="kind") if k == "grants")
+        steps.append(Step(sid, step["instructions"], tuple(step.get("tools", ())), transitions(name, step)))
+    tools = tuple(data["tools"]) if "tools" in data else granted(data["role"])
     inputs = {k: Input(k, v.get("type", "string"), v.get("description", ""), v.get("required", False),
                        v.get("default"), tuple(v["enum"]) if "enum" in v else None)
               for k, v in data.get("inputs", {}).items()}
@@ -567,4 +629,4 @@ def _get(data: Any, path: tuple[str | int, ...]) -> Any:
     return data
 
 
-__all__ = ["END", "compile_project", "node_id", "schemas_dir", "secret_paths"]
+__all__ = ["END", "build_project", "build_valid_project", "compile_project", "node_id", "schemas_dir", "secret_paths"]

@@ -63,12 +63,12 @@ async def place_goal_call(
 
     try:
         created = await asyncio.to_thread(dial)
-    except TwilioException as exc:
-        await server.db(lambda s: update_call(s, call_id, status="failed", failure_reason=f"Twilio refused: {exc}"))
-        raise PlacementError(f"Twilio refused the call to {number}: {exc}") from exc
-    except OSError as exc:
-        await server.db(lambda s: update_call(s, call_id, status="failed", failure_reason=f"Twilio unreachable: {exc}"))
-        raise PlacementError(f"could not reach Twilio: {exc}") from exc
+    except (TwilioException, OSError) as exc:
+        unreachable = isinstance(exc, OSError)
+        reason = f"Twilio unreachable: {exc}" if unreachable else f"Twilio refused: {exc}"
+        await server.db(lambda s: update_call(s, call_id, status="failed", failure_reason=reason))
+        raise PlacementError(f"could not reach Twilio: {exc}" if unreachable
+                             else f"Twilio refused the call to {number}: {exc}") from exc
     return await server.db(lambda s: update_call(s, call_id, sid=created.sid, status="queued"))
 
 

@@ -65,7 +65,7 @@ async def send(hook: Webhook, payload: Mapping[str, Any]) -> Any:
                 last = f"HTTP {response.status}: {text[:200]}"
                 if 400 <= response.status < 500 and response.status not in (408, 429):
                     break  # the request is wrong; retrying will not help
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         if attempt + 1 < attempts:
             await asyncio.sleep(min(0.5 * 2**attempt, 5))

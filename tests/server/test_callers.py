@@ -212,3 +212,29 @@ async def test_three_wrong_pins_end_the_call(tmp_path: Path, monkeypatch: pytest
     import logging  # the PIN never reaches a log
 
     assert "1111" not in "".join(str(r.getMessage()) for r in logging.getLogger("tars").handlers)
+
+
+async def test_status_callbacks_update_the_call_and_forged_ones_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from twilio.request_validator import RequestValidator
+
+    from tars.store.calls import start_call
+    from tests.server.harness import TOKEN
+
+    project = make_project(tmp_path / "p", monkeypatch)
+    async with Line(project, ScriptedBrain) as line:
+        sid = "CA" + "c" * 32
+        with line.db() as db, db.session() as s:
+            start_call(s, direction="outbound", from_number=line.number, to_number=STRANGER, sid=sid, status="queued")
+        url = f"{PUBLIC}/twilio/status"
+        async with aiohttp.ClientSession() as http:
+            for status, code in (("ringing", 204), ("busy", 204), ("ringing", 204)):
+                form = {"CallSid": sid, "CallStatus": status, "AccountSid": "AC" + "1" * 32}
+                signature = RequestValidator(TOKEN).compute_signature(url, form)
+                async with http.post(f"{line.server.local_url}/twilio/status", data=form,
+                                     headers={"X-Twilio-Signature": signature}) as r:
+                    assert r.status == code
+            forged = {"CallSid": sid, "CallStatus": "completed"}
+            async with http.post(f"{line.server.local_url}/twilio/status", data=forged,
+                                 headers={"X-Twilio-Signature": "bogus"}) as r:
+                assert r.status == 403
+    assert details(line, sid).call.status == "busy", "a late 'ringing' never undoes an end, a forgery changes nothing"

@@ -71,5 +71,5 @@ async def test_a_client_error_is_not_retried() -> None:
 
 
 async def test_an_unreachable_endpoint_is_a_clear_error() -> None:
-    with pytest.raises(WebhookError, match="127.0.0.1:9/hook failed after 1 attempt"):
+    with pytest.raises(WebhookError, match=r"127\.0\.0\.1:9/hook failed after 1 attempt"):
         await send(Webhook("http://127.0.0.1:9/hook", retries=0, timeout_seconds=2), {})
