@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import os
 import shutil
 import tempfile
@@ -23,11 +24,15 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tars.project import Project
 from tars.sim.expectations import Check, Observed, check, describe_value
 from tars.sim.scenario import ModelTurn, PartyTurn, Scenario
+
+if TYPE_CHECKING:
+    from tars.sim.scenario_model import ScenarioModel
+    from tars.sim.twilio import Call
 
 GOAL_CALLS_NOT_READY = "goal calls are not available yet (they arrive with issue 7)"
 #: How long the party waits for any one thing (the model's turn, its words, the hang-up).
@@ -122,12 +127,20 @@ def _state_folder(keep: Path | None, name: str) -> Iterator[Path]:
     if keep is not None:
         folder = keep / name
         if folder.exists():
+            strangers = [p.name for p in folder.iterdir() if not p.name.startswith("tars.db")]
+            if strangers:
+                from tars.cli.errors import UserError
+
+                raise UserError(
+                    f"{folder} holds more than a simulation's database ({', '.join(strangers[:3])})",
+                    "give --keep-state a folder of its own, e.g. --keep-state sim-state",
+                )
             shutil.rmtree(folder)
         folder.mkdir(parents=True)
         yield folder
         return
-    with tempfile.TemporaryDirectory(prefix=f"tars-sim-{name}-") as folder:
-        yield Path(folder)
+    with tempfile.TemporaryDirectory(prefix=f"tars-sim-{name}-") as temporary:
+        yield Path(temporary)
 
 
 @contextlib.contextmanager
@@ -208,13 +221,16 @@ def _who(scenario: Scenario, project: Project, number: str) -> str:
     return number if who == number else f"{who} ({number})"
 
 
-def _stuck(message: str, model: Any) -> str:
+def _stuck(message: str, model: ScenarioModel) -> str:
     heard = model.ignored[-3:]
     also = f"; the model heard {', '.join(repr(h) for h in heard)} instead" if heard else ""
+    cut = model.session.interruptions if model.session is not None else 0
+    if cut:
+        also += f"; the model was interrupted {cut} time(s) (talked over)"
     return f"{message}; the model was waiting for {model.waiting_for()}{also}"
 
 
-async def _until(predicate: Callable[[], bool], seconds: float, call: Any = None, what: str = "") -> None:
+async def _until(predicate: Callable[[], bool], seconds: float, call: Call | None = None, what: str = "") -> None:
     deadline = time.monotonic() + seconds
     while not predicate():
         if call is not None and call.ended:
@@ -224,13 +240,13 @@ async def _until(predicate: Callable[[], bool], seconds: float, call: Any = None
         await asyncio.sleep(0.02)
 
 
-async def _play_party(scenario: Scenario, call: Any, model: Any) -> None:
+async def _play_party(scenario: Scenario, call: Call, model: ScenarioModel) -> None:
     """The party's turns, each once the model is done with the turns before it."""
     for turn in scenario.turns:
         if not isinstance(turn, PartyTurn):
             continue
         what = f"the model's turns before turn {turn.number}"
-        await _until(lambda turn=turn: model.reached(turn.index), STEP_SECONDS, call, what)
+        await _until(functools.partial(model.reached, turn.index), STEP_SECONDS, call, what)
         await _heard_out(call, model)
         if turn.say is not None:
             await _act(call.say(turn.say, pause_ms=PAUSE_AFTER_WORDS_MS), turn)
@@ -265,7 +281,7 @@ async def _act(action: Awaitable[Any], turn: PartyTurn) -> None:
         raise Stuck(f"the party could not act at turn {turn.number} ({turn.describe()}): {exc}") from None
 
 
-async def _heard_out(call: Any, model: Any) -> None:
+async def _heard_out(call: Call, model: ScenarioModel) -> None:
     """Wait until the model's latest words have reached the party and the line is quiet."""
     since = model.last_words_at
     if since is None:
@@ -305,7 +321,8 @@ def _seed(scenario: Scenario, project: Project) -> set[int]:
                 role=contact.get("role", "contact"),
                 notes=contact.get("notes"),
             )
-            ids.add(int(row.id))
+            assert row.id is not None
+            ids.add(row.id)
         for reminder in scenario.reminders:
             create_reminder(
                 session,

@@ -53,8 +53,11 @@ def test_a_wrong_expectation_fails_and_says_why(example_project: Path, tars: Any
     failures = [line.strip() for line in result.output.splitlines() if line.strip().startswith("✗")]
     assert len(failures) == 1, result.output
     assert failures[0].startswith("✗ reminders created: 1  none matches")
-    assert re.search(r"due \w{3} \d\d \w{3} \d{4} 14:00, expected \w{3} \d\d \w{3} \d{4} 15:00 "
-                     r"\(tomorrow at 3pm, Europe/London\)", failures[0])
+    assert re.search(
+        r"due \w{3} \d\d \w{3} \d{4} 14:00, expected \w{3} \d\d \w{3} \d{4} 15:00 "
+        r"\(tomorrow at 3pm, Europe/London\)",
+        failures[0],
+    )
     assert "failed (1 of 10 checks)" in result.output
     assert "0 passed, 1 failed" in result.output
     # --keep-state leaves the scenario's database for `tars calls show` and friends.
@@ -80,8 +83,14 @@ def test_goal_call_scenarios_are_skipped_for_now(example_project: Path, tars: An
 @pytest.mark.parametrize("emulator", ["gemini", "twilio"])
 def test_an_emulator_runs_in_the_foreground_until_ctrl_c(emulator: str, tmp_path: Path) -> None:
     env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "300"}
-    process = subprocess.Popen([sys.executable, "-m", "tars", "sim", emulator, "--port", "0"], cwd=tmp_path,
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tars", "sim", emulator, "--port", "0"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         banner = _read_banner(process)
         port = int(re.search(r"127\.0\.0\.1:(\d+)/", banner)[1])  # type: ignore[index]
@@ -125,8 +134,7 @@ def _https_status(port: int, ca_file: str) -> int:
     import urllib.request
 
     context = ssl.create_default_context(cafile=ca_file)
-    opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context),
-                                         urllib.request.ProxyHandler({}))
+    opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context), urllib.request.ProxyHandler({}))
     try:
         opener.open(f"https://127.0.0.1:{port}/nothing-here", timeout=10)
     except urllib.error.HTTPError as exc:

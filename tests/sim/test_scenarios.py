@@ -92,7 +92,7 @@ def test_tool_results_are_judged_against_the_turn() -> None:
     made = {"created": {"id": 1, "text": "call Helen", "status": "pending"}}
     assert judge(ModelTurn(2, tool="create_reminder", result={"created": {"text": "call Helen"}}), made).passed
     wrong = judge(ModelTurn(2, tool="create_reminder", result={"created": {"text": "call Bob"}}), made)
-    assert not wrong.passed and "created.text is \"call Helen\", expected \"call Bob\"" in wrong.detail
+    assert not wrong.passed and 'created.text is "call Helen", expected "call Bob"' in wrong.detail
     refusal = {"refused": "'list_contacts' is not available to the unknown role on this call"}
     assert judge(ModelTurn(0, tool="list_contacts", refused=True), refusal).passed
     assert not judge(ModelTurn(0, tool="list_contacts"), refusal).passed
