@@ -34,6 +34,7 @@ from pipecat.workers.runner import WorkerRunner
 
 from tars.calls.caller import Caller
 from tars.calls.gate import ToolGate
+from tars.calls.keypad import KeypadToText
 from tars.calls.playbook_run import RUNTIME_TOOLS, PlaybookRun
 from tars.calls.recorder import CallRecorder, TranscriptTap
 from tars.config.secrets import mask_text
@@ -298,8 +299,10 @@ class CallSession:
         pair = LLMContextAggregatorPair(context)
         self._taps = (TranscriptTap(self.recorder, FrameDirection.UPSTREAM),
                       TranscriptTap(self.recorder, FrameDirection.DOWNSTREAM))
+        keypad = KeypadToText(lambda text: self.recorder.line("caller", text), self.project.owner.pin)
         pipeline = Pipeline([
-            transport.input(), pair.user(), self._taps[0], llm, self._taps[1], transport.output(), pair.assistant(),
+            transport.input(), keypad, pair.user(), self._taps[0], llm, self._taps[1], transport.output(),
+            pair.assistant(),
         ])
         worker = PipelineWorker(
             pipeline,

@@ -330,7 +330,7 @@ class Call:
         await asyncio.wait_for(self.ended_event.wait(), timeout)
         return self.status
 
-    async def say(self, text: str, *, pause_ms: int = 600) -> None:
+    async def say(self, text: str, *, pause_ms: int = 1000) -> None:
         """Speak ``text`` (synthetic speech) then pause, like a person ending a turn."""
         stream = await self.wait_for_stream()
         self.said.append(text)

@@ -238,3 +238,21 @@ async def test_status_callbacks_update_the_call_and_forged_ones_are_refused(tmp_
                                  headers={"X-Twilio-Signature": "bogus"}) as r:
                 assert r.status == 403
     assert details(line, sid).call.status == "busy", "a late 'ringing' never undoes an end, a forgery changes nothing"
+
+
+async def test_keys_the_caller_presses_reach_the_model_as_text(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TARS_OWNER_PIN", "2468")
+    project = make_project(tmp_path / "p", monkeypatch)
+
+    def keys(session: Any, event: Any) -> list[Any]:
+        return [Say(f"Noted: {event.text}"), CallTool("end_call", {})]
+
+    brain = greet_then(keys, Say("Bye."))
+    async with Line(project, lambda: brain) as line:
+        call = await line.call_in(from_=project.owner.phone)
+        await call.wait_for_agent_utterance(timeout=20)
+        await call.press("42#")
+        await call.wait_ended(timeout=30)
+    assert brain.events[1].text == "[The caller pressed the keys: 42#]"
+    said = [(t.speaker, t.text) for t in details(line, call.sid).transcript]
+    assert ("caller", "pressed 42#") in said
