@@ -9,7 +9,6 @@ joined until the turn ends.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 from collections.abc import Callable, Mapping
@@ -38,12 +37,8 @@ class CallRecorder:
         self.lines: list[tuple[str, str]] = []  # (speaker, text), also kept in memory for reports
 
     async def _write(self, work: Callable[[Any], Any]) -> Any:
-        def unit() -> Any:
-            with self.database.session() as session:
-                return work(session)
-
         try:
-            return await asyncio.to_thread(unit)
+            return await self.database.run(work)
         except Exception:  # a recording failure must never take the call down
             log.exception("could not record to the database for call %s", self.call_id)
             return None

@@ -37,6 +37,7 @@ PIN_PROMPT = "If you are {owner}, enter your PIN followed by the hash key. Other
 PIN_RETRY = "That PIN is not right. Please try again."
 PIN_GOODBYE = "That PIN is not right. Goodbye."
 MAX_PIN_TRIES = 3
+STATUS_WAIT_TRIES = 30  # tries 0.1 s apart: how long a status callback waits for its call's SID to be stored
 # Twilio's statuses → ours (a cancelled call never connected: like no answer).
 STATUS_MAP = {"queued": "queued", "initiated": "queued", "ringing": "ringing", "in-progress": "in-progress",
               "answered": "in-progress", "completed": "completed", "busy": "busy", "no-answer": "no-answer",
@@ -95,11 +96,7 @@ class Server:
         task.add_done_callback(self.tasks.discard)
 
     async def db(self, work: Any) -> Any:
-        def unit() -> Any:
-            with self.database.session() as session:
-                return work(session)
-
-        return await asyncio.to_thread(unit)
+        return await self.database.run(work)
 
     async def ask_owner(self, question: str, callee: str, timeout: float = 120.0) -> str:
         """Text the owner a question and wait for their reply (an SMS back to the TARS number)."""
@@ -342,23 +339,27 @@ async def update_status(server: Server, params: Mapping[str, str]) -> None:
     if ours == "completed" and answered_by.startswith("machine"):
         ours = "voicemail"
 
-    def work(session: Any) -> None:
+    def work(session: Any) -> bool:
         from sqlmodel import select
 
         call = session.exec(select(Call).where(Call.sid == call_sid)).first()
         if call is None:
-            return
+            return False
         final = ("completed", "busy", "no-answer", "failed", "voicemail")
         if call.status in final and ours not in final:
-            return  # a late "ringing" never undoes an end
+            return True  # a late "ringing" never undoes an end
         if call.status == "failed" and ours == "completed":
-            return  # keep the reason we recorded
+            return True  # keep the reason we recorded
         changes: dict[str, Any] = {"status": ours}
         if ours in final and call.ended_at is None:
             changes["ended_at"] = dt.datetime.now(dt.UTC)
         update_call(session, call.id, **changes)
+        return True
 
-    await server.db(work)
+    for _ in range(STATUS_WAIT_TRIES):  # a callback can overtake the REST answer that tells us the SID
+        if await server.db(work):
+            return
+        await asyncio.sleep(0.1)
 
 
 async def verify_stream(server: Server, websocket: WebSocket) -> tuple[dict[str, str], str, str] | None:

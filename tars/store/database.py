@@ -16,10 +16,11 @@ TARS raises ``DatabaseError`` with what to do about it; nothing is written.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
@@ -28,6 +29,7 @@ from sqlmodel import Session, create_engine
 
 from tars.store.errors import DatabaseError
 
+T = TypeVar("T")
 SQLITE_BUSY_TIMEOUT = 5.0  # seconds to wait for another writer before "locked"
 
 
@@ -60,6 +62,19 @@ class Database:
             raise
         finally:
             session.close()
+
+    async def run(self, work: Callable[[Session], T]) -> T:
+        """``work(session)`` in one committed transaction, on a worker thread.
+
+        For async code (the server, tools during a call): the event loop, and so the
+        call's audio, never waits on the database.
+        """
+
+        def unit() -> T:
+            with self.session() as session:
+                return work(session)
+
+        return await asyncio.to_thread(unit)
 
     def explain(self, exc: DBAPIError) -> Exception:
         """A ``DatabaseError`` in words for the failures a user can fix; else ``exc`` itself."""

@@ -8,7 +8,6 @@ the gate turns them into one-line results for the model.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -59,12 +58,7 @@ class ToolContext:
 
     async def db(self, work: Callable[[Any], Any]) -> Any:
         """Run ``work(session)`` in a worker thread, inside one committed transaction."""
-
-        def unit() -> Any:
-            with self.database.session() as session:
-                return work(session)
-
-        return await asyncio.to_thread(unit)
+        return await self.database.run(work)
 
     def local(self, instant: dt.datetime) -> str:
         from tars.timeparse import show
