@@ -8,7 +8,8 @@ stops after the first pass that found problems, so one typo does not cascade.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -16,12 +17,17 @@ from typing import TYPE_CHECKING, Any
 
 from tars.config.diagnostics import ConfigError, Diagnostic
 from tars.config.discovery import PROJECT_FILE, find_root, state_dir
-from tars.config.schema import load_schema, validate_document
+from tars.config.schema_files import load_schema
 from tars.config.secrets import Environment, FromEnv, interpolate
-from tars.config.yaml_loader import Document, load_file
 
 if TYPE_CHECKING:
     import networkx as nx
+
+    from tars.config.yaml_loader import Document
+
+# Kept light on purpose: a project loaded from the cache (tars.config.cache) must not import
+# jsonschema or networkx (nor the YAML parser). Validation (tars.config.schema), the parser
+# and the graph come in when used.
 
 Json = Any
 
@@ -186,6 +192,30 @@ class DirectoryEntry:
     notes: str | None = None
 
 
+class Deferred:
+    """The parts of a Project few commands need — the networkx graph and the parsed YAML
+    documents — either given (a full load) or built on first use (a cached load)."""
+
+    def __init__(
+        self,
+        graph: nx.MultiDiGraph | None = None,
+        documents: Mapping[str, Document] | None = None,
+        build: Callable[[], tuple[nx.MultiDiGraph, Mapping[str, Document]]] | None = None,
+    ):
+        if (graph is None or documents is None) and build is None:
+            raise ValueError("give the graph and the documents, or a way to build them")
+        self._graph, self._documents, self._build = graph, documents, build
+        self._lock = threading.Lock()
+
+    def get(self) -> tuple[nx.MultiDiGraph, Mapping[str, Document]]:
+        with self._lock:
+            if self._graph is None or self._documents is None:
+                assert self._build is not None
+                self._graph, self._documents = self._build()
+                self._build = None
+            return self._graph, self._documents
+
+
 @dataclass(frozen=True)
 class Project:
     """A validated, compiled, read-only TARS project."""
@@ -202,8 +232,17 @@ class Project:
     needs: Mapping[str, frozenset[str]]  # each tool's transitive needs, for the task planner
     secrets: frozenset[str] = field(repr=False)
     secret_paths: frozenset[tuple[str, ...]] = field(repr=False)
-    graph: nx.MultiDiGraph = field(repr=False, compare=False)
-    documents: Mapping[str, Document] = field(repr=False, compare=False)
+    deferred: Deferred = field(repr=False, compare=False)
+
+    @property
+    def graph(self) -> nx.MultiDiGraph:
+        """The compiled graph (frozen). A project from the cache compiles it on first use."""
+        return self.deferred.get()[0]
+
+    @property
+    def documents(self) -> Mapping[str, Document]:
+        """Each YAML file as read and interpolated, by its name relative to the root."""
+        return self.deferred.get()[1]
 
     def section(self, name: str) -> Mapping[str, Json]:
         return self.settings.get(name, MappingProxyType({}))
@@ -225,6 +264,8 @@ class Sources:
     config: Document
     personas: dict[str, Document]
     playbooks: dict[str, Document]
+    # Each document's data as parsed, before ${VAR} interpolation (what the cache stores).
+    raw: dict[str, Json] = field(default_factory=dict, repr=False)
 
     def all(self) -> list[Document]:
         return [self.config, *self.personas.values(), *self.playbooks.values()]
@@ -232,8 +273,11 @@ class Sources:
 
 def read_sources(root: Path, environment: Environment | None = None) -> Sources:
     """Pass 1 and 2: read every YAML file, resolve ``${VAR}``; raise on any problem."""
+    from tars.config.yaml_loader import load_file
+
     environment = environment or Environment.for_project(root)
     problems: list[Diagnostic] = []
+    raw: dict[str, Json] = {}
 
     def read(path: Path) -> Document | None:
         try:
@@ -241,6 +285,7 @@ def read_sources(root: Path, environment: Environment | None = None) -> Sources:
         except ConfigError as exc:
             problems.extend(exc.diagnostics)
             return None
+        raw[doc.name] = doc.data  # interpolation builds new containers; this stays as parsed
         problems.extend(interpolate(doc, environment))
         return doc
 
@@ -249,7 +294,7 @@ def read_sources(root: Path, environment: Environment | None = None) -> Sources:
     playbooks = {p.stem: d for p in _yaml_files(root / "playbooks") if (d := read(p))}
     if problems or config is None:
         raise ConfigError(problems)
-    return Sources(root, config, personas, playbooks)
+    return Sources(root, config, personas, playbooks, raw)
 
 
 def _yaml_files(folder: Path) -> list[Path]:
@@ -260,6 +305,8 @@ def _yaml_files(folder: Path) -> list[Path]:
 
 def check_schemas(sources: Sources) -> list[Diagnostic]:
     """Pass 3: JSON Schema for every document."""
+    from tars.config.schema import validate_document
+
     problems = validate_document(sources.config, "tars")
     for doc in sources.personas.values():
         problems += validate_document(doc, "persona")
@@ -269,17 +316,35 @@ def check_schemas(sources: Sources) -> list[Diagnostic]:
 
 
 def load_project(
-    root: Path | None = None, *, environment: Environment | None = None, start: Path | None = None
+    root: Path | None = None,
+    *,
+    environment: Environment | None = None,
+    start: Path | None = None,
+    cache: bool = False,
 ) -> Project:
-    """Find, read, check and compile a project, or raise ConfigError with every problem."""
+    """Find, read, check and compile a project, or raise ConfigError with every problem.
+
+    With ``cache=True`` an unchanged project comes from the compiled-project cache in the
+    state folder (see tars.config.cache) instead; the result is the same. ``tars validate``
+    never uses the cache: it is the checker.
+    """
+    root = find_root(root, start)
+    if cache:
+        from tars.config.cache import load_cached
+
+        return load_cached(root, environment)
+    return compile_sources(root, environment)[0]
+
+
+def compile_sources(root: Path, environment: Environment | None = None) -> tuple[Project, Sources]:
+    """The full load of the project at ``root``: read, interpolate, check schemas, compile."""
     from tars.graph.compile import compile_project
 
-    root = find_root(root, start)
     sources = read_sources(root, environment)
     problems = check_schemas(sources)
     if problems:
         raise ConfigError(problems)
-    return compile_project(sources, state_dir(root))
+    return compile_project(sources, state_dir(root)), sources
 
 
 def apply_defaults(data: Json, schema: Mapping[str, Json]) -> Json:

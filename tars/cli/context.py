@@ -28,11 +28,16 @@ def project_root(ctx: typer.Context, start: Path | None = None) -> Path:
 
 
 def load(ctx: typer.Context, start: Path | None = None) -> Project:
-    """The validated project, loaded once; a ConfigError reaches the error boundary."""
+    """The validated project, loaded once; a ConfigError reaches the error boundary.
+
+    An unchanged project comes from the compiled-project cache (tars.config.cache): the
+    same Project, without parsing YAML, checking JSON Schema or importing networkx.
+    ``tars validate`` does not come through here; it always checks everything.
+    """
     from tars.project import load_project
 
     state = _state(ctx)
     if state.get("loaded") is None:
         root = project_root(ctx, start)
-        state["loaded"] = load_project(root)
+        state["loaded"] = load_project(root, cache=True)
     return state["loaded"]

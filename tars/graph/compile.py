@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any
 from tars.config.diagnostics import ConfigError, Diagnostic, JsonPath, format_path, suggestion
 from tars.config.schema_files import load_schema, schemas_dir
 from tars.config.secrets import FromEnv
-from tars.config.yaml_loader import Document
 from tars.project import (
     Deferred,
     DirectoryEntry,
@@ -49,6 +48,8 @@ from tars.tools.catalog import BUILTINS
 
 if TYPE_CHECKING:
     import networkx as nx
+
+    from tars.config.yaml_loader import Document
 
 END = "end"
 PLACEHOLDER = re.compile(r"\{\{\s*([^}]*?)\s*\}\}")
