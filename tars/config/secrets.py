@@ -19,10 +19,12 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tars.config.diagnostics import Diagnostic
-from tars.config.yaml_loader import Document
+
+if TYPE_CHECKING:
+    from tars.config.yaml_loader import Document
 
 _REFERENCE = re.compile(r"\$\$|\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:-|-|:\?|\?)(?P<arg>[^}]*))?\}")
 _BROKEN = re.compile(r"\$\{(?![A-Za-z_][A-Za-z0-9_]*(?:(?::-|-|:\?|\?)[^}]*)?\})")

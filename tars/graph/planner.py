@@ -22,8 +22,6 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import networkx as nx
-
 
 @dataclass(frozen=True)
 class ToolCall:
@@ -54,6 +52,8 @@ Execute = Callable[[ToolCall, Upstream], Awaitable[Any]]
 
 def needs_closure(needs: Mapping[str, Iterable[str]]) -> dict[str, frozenset[str]]:
     """Every tool's transitive needs, from its direct ``needs:`` lists."""
+    import networkx as nx
+
     graph = nx.DiGraph()
     for tool, direct in needs.items():
         graph.add_node(tool)
@@ -61,8 +61,10 @@ def needs_closure(needs: Mapping[str, Iterable[str]]) -> dict[str, frozenset[str
     return {tool: frozenset(nx.descendants(graph, tool)) for tool in graph.nodes}
 
 
-def dependencies(calls: Sequence[ToolCall], closure: Mapping[str, frozenset[str]]) -> nx.DiGraph:
+def dependencies(calls: Sequence[ToolCall], closure: Mapping[str, frozenset[str]]) -> Any:
     """A DAG over call indexes: an edge i → j when call j needs call i's tool."""
+    import networkx as nx
+
     dag = nx.DiGraph()
     dag.add_nodes_from(range(len(calls)))
     for j, later in enumerate(calls):
@@ -75,6 +77,8 @@ def dependencies(calls: Sequence[ToolCall], closure: Mapping[str, frozenset[str]
 
 def plan(calls: Sequence[ToolCall], closure: Mapping[str, frozenset[str]]) -> list[list[ToolCall]]:
     """Stages of calls: every call in a stage may run together; ties keep the asked order."""
+    import networkx as nx
+
     dag = dependencies(calls, closure)
     if not nx.is_directed_acyclic_graph(dag):  # the compiler rejects needs-cycles; be safe anyway
         return [[call] for call in calls]
@@ -83,6 +87,8 @@ def plan(calls: Sequence[ToolCall], closure: Mapping[str, frozenset[str]]) -> li
 
 def order(calls: Sequence[ToolCall], closure: Mapping[str, frozenset[str]]) -> list[ToolCall]:
     """The calls flattened into one sequential order (stable topological order)."""
+    import networkx as nx
+
     dag = dependencies(calls, closure)
     return [calls[i] for i in nx.lexicographical_topological_sort(dag)]
 
@@ -97,6 +103,8 @@ async def run(
     Returns one Outcome per call, in the order the calls were asked for (the model
     matches responses to its calls by id, and reads them in that order).
     """
+    import networkx as nx
+
     dag = dependencies(calls, closure)
     if not nx.is_directed_acyclic_graph(dag):
         dag = nx.DiGraph()
