@@ -12,7 +12,6 @@ import functools
 import json
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -20,24 +19,11 @@ from jsonschema import Draft202012Validator, FormatChecker, validators
 from jsonschema.exceptions import ValidationError, best_match, relevance
 
 from tars.config.diagnostics import Diagnostic, did_you_mean, suggestion
+from tars.config.schema_files import SCHEMA_FILES, load_schema, schemas_dir
 from tars.config.secrets import FromEnv
 from tars.config.yaml_loader import Document
 
-SCHEMA_FILES = {
-    "tars": "tars.schema.json",
-    "persona": "persona.schema.json",
-    "playbook": "playbook.schema.json",
-    "scenario": "scenario.schema.json",
-}
-
-
-def schemas_dir() -> Path:
-    """The folder holding the JSON Schemas: in the wheel, or the repository's ``schemas/``."""
-    packaged = Path(__file__).resolve().parent.parent / "_project" / "schemas"
-    if packaged.is_dir():
-        return packaged
-    return Path(__file__).resolve().parents[2] / "schemas"
-
+__all__ = ["SCHEMA_FILES", "load_schema", "schemas_dir", "validate_document", "validate_value"]
 
 _formats = FormatChecker()
 
@@ -79,9 +65,6 @@ def _registry() -> Any:
     return Registry().with_resources(resources)
 
 
-@functools.cache
-def load_schema(kind: str) -> dict[str, Any]:
-    return json.loads((schemas_dir() / SCHEMA_FILES[kind]).read_text())
 
 
 @functools.cache
