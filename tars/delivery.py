@@ -7,13 +7,19 @@ Channels (from tars.yaml ``delivery``, per kind of thing):
 * ``webhook`` — a signed JSON POST to ``delivery.webhook`` (an n8n workflow, say).
 
 Every send returns "delivered" or raises ``DeliveryError`` saying what went wrong.
+
+If the owner is on a live call with TARS, a ``call`` delivery is said in that call instead
+of ringing them (their line is busy anyway): the scheduler sets ``live_owner``. Reminders go
+through the scheduler (``tars.scheduler.reminders``), which uses the same channels.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -34,6 +40,9 @@ class Outbox:
         self.project = project
         self.endpoints = endpoints
         self._client: Any = None
+        self._session: Any = None  # aiohttp.ClientSession for webhook deliveries
+        #: The owner's live call on this server, if any (a CallSession with ``say_to_model``).
+        self.live_owner: Callable[[], Any] | None = None
 
     @property
     def client(self) -> Any:
@@ -59,6 +68,10 @@ class Outbox:
         if channel == "sms":
             return await self.send_sms(self.project.owner.phone, text)
         if channel == "call":
+            live = self.live_owner() if self.live_owner is not None else None
+            if live is not None:
+                await live.say_to_model(f"[Notice] Tell {self.project.owner.name} at the next pause: {text}")
+                return "announced"
             return await self.say_by_call(self.project.owner.phone, text)
         if channel == "webhook":
             return await self.post_webhook({"text": text, **(extra or {})})
@@ -74,7 +87,7 @@ class Outbox:
 
     async def say_by_call(self, to: str, text: str) -> str:
         number = self.project.section("telephony").get("number")
-        twiml = f"<Response><Pause length=\"1\"/><Say>{escape(text)}</Say></Response>"
+        twiml = f'<Response><Pause length="1"/><Say>{escape(text)}</Say></Response>'
 
         def call() -> str:
             return self.client.calls.create(to=to, from_=number, twiml=twiml).sid
@@ -82,18 +95,64 @@ class Outbox:
         return await self._twilio(call, f"call to {to}")
 
     async def post_webhook(self, payload: Mapping[str, Any]) -> str:
-        from tars.tools.webhook import WebhookError, send
-
+        """A signed JSON POST to ``delivery.webhook`` (as ``tars.tools.webhook.send`` signs
+        and retries), over one reused HTTP client."""
         config = self.project.section("delivery").get("webhook")
         if not config:
             raise DeliveryError("delivery.webhook is not configured in tars.yaml")
-        hook = Webhook(config["url"], config.get("method", "POST"), config.get("secret") or None,
-                       config.get("headers", {}), config.get("timeout_seconds", 10), config.get("retries", 2))
-        try:
-            await send(hook, payload)
-        except WebhookError as exc:
-            raise DeliveryError(str(exc)) from exc
+        hook = Webhook(
+            config["url"],
+            config.get("method", "POST"),
+            config.get("secret") or None,
+            config.get("headers", {}),
+            config.get("timeout_seconds", 10),
+            config.get("retries", 2),
+        )
+        await self._send_signed(hook, payload)
         return "posted"
+
+    async def _send_signed(self, hook: Webhook, payload: Mapping[str, Any]) -> None:
+        import aiohttp
+
+        from tars.tools.webhook import USER_AGENT, signature
+
+        body = json.dumps(payload, separators=(",", ":"), default=str).encode()
+        http = await self._http()
+        last = ""
+        for attempt in range(1 + hook.retries):
+            if attempt:
+                await asyncio.sleep(min(0.5 * 2 ** (attempt - 1), 5))
+            timestamp = str(int(time.time()))
+            headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT,
+                       "X-TARS-Timestamp": timestamp, **dict(hook.headers)}  # fmt: skip
+            if hook.secret:
+                headers["X-TARS-Signature"] = signature(hook.secret, timestamp, body)
+            try:
+                timeout = aiohttp.ClientTimeout(total=hook.timeout_seconds)
+                async with http.request(hook.method, hook.url, data=body, headers=headers, timeout=timeout) as answer:
+                    text = await answer.text()
+                    if answer.status < 300:
+                        return
+                    last = f"HTTP {answer.status}: {text[:200]}"
+                    if 400 <= answer.status < 500 and answer.status not in (408, 429):
+                        break  # the request is wrong; retrying will not help
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        raise DeliveryError(f"{hook.url} failed after {attempt + 1} attempt(s): {last}")
+
+    async def _http(self) -> Any:
+        """One HTTP client for every webhook delivery (connections are reused: a burst of
+        reminders is a burst of requests to the same endpoint)."""
+        import aiohttp
+
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession()
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+        self._session = None
 
     async def _twilio(self, work: Any, what: str) -> str:
         from twilio.base.exceptions import TwilioException

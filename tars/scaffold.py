@@ -49,6 +49,10 @@ def _files(source: Path) -> Iterator[tuple[Path, str]]:
         for path in sorted((source / folder).glob("*")):
             if path.is_file() and path.suffix in (".yaml", ".yml", ".json"):
                 yield path, f"{folder}/{path.name}"
+    # Each playbook's scenarios (`tars test`): playbooks/scenarios/<playbook>/<scenario>.yaml
+    for path in sorted((source / "playbooks" / "scenarios").glob("*/*")):
+        if path.is_file() and path.suffix in (".yaml", ".yml"):
+            yield path, path.relative_to(source).as_posix()
 
 
 def scaffold(target: Path, owner: OwnerDetails | None = None) -> ScaffoldReport:

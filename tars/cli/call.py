@@ -29,7 +29,11 @@ def call(
     at: Annotated[str | None, typer.Option(help="Place the call later: 'tomorrow 10am', 'in 2 hours'.")] = None,
     wait: Annotated[bool | None, typer.Option("--wait/--no-wait", help="Watch the call live (default on a terminal).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would happen; dial nothing.")] = False,
-    simulate: Annotated[bool, typer.Option("--simulate", help="Run the call offline against the emulators.")] = False,
+    simulate: Annotated[bool, typer.Option("--simulate", help="Run the call offline against the emulators "
+                                           "(the other end plays one of the playbook's scenarios).")] = False,
+    scenario: Annotated[str | None, typer.Option("--scenario", help="With --simulate: the scenario to play "
+                                                 "(playbooks/scenarios/PLAYBOOK/NAME.yaml; default: its first "
+                                                 "success).", show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Call someone on your behalf, following a playbook, and report what was achieved."""
@@ -43,6 +47,13 @@ def call(
         raise UserError(f"'{playbook}' is not a playbook{suggestion(playbook, project.playbooks)}",
                         f"Playbooks: {', '.join(sorted(project.playbooks))}")
     book = project.playbooks[playbook]
+    if scenario is not None and not simulate:
+        raise UserError("--scenario goes with --simulate", "add --simulate to play that scenario offline", code=2)
+    if simulate:  # inputs missing from --var come from the scenario: checked there
+        from tars.cli.simulate_call import simulate_call
+
+        raise typer.Exit(simulate_call(project, playbook, _resolve(project, target), inputs, scenario=scenario,
+                                       as_json=as_json))
     while True:
         try:
             plan = prepare_call(project, playbook, inputs)
@@ -55,10 +66,6 @@ def call(
             hint = "pass them with --var key=value" if exc.missing else f"inputs of {playbook}: {', '.join(book.inputs)}"
             raise UserError("; ".join(exc.problems), hint) from None
     resolved = _resolve(project, target)
-    if simulate:
-        from tars.cli.simulate_call import simulate_call
-
-        raise typer.Exit(simulate_call(project, playbook, resolved, inputs, as_json=as_json))
     if dry_run:
         _show_plan(project, plan, resolved, as_json)
         return

@@ -70,7 +70,7 @@ def simulate(
 
     started = time.monotonic()
     persona = project.persona.name
-    with _QuietLogs(verbose):
+    with QuietLogs(verbose):
         results = run_all(
             loaded, project, keep_state=keep_state, on_result=lambda r: None if as_json else _show(r, persona)
         )
@@ -100,7 +100,7 @@ def _scenario_files(paths: list[Path]) -> list[Path]:
     return list(dict.fromkeys(files))
 
 
-class _QuietLogs:
+class QuietLogs:
     """Quiet logs for a readable report (pipecat's loguru and ours), or all of them with -v."""
 
     def __init__(self, verbose: bool):
@@ -148,8 +148,13 @@ def _show(result: ScenarioResult, persona: str) -> None:
     if result.status == "skipped":
         out.print(f"  [yellow]– skipped:[/] {esc(result.reason or '')}\n")
         return
-    out.print(f"  [dim]{esc(result.party)} rings {esc(persona)}[/]")
-    names = {"tars": persona, "party": "caller", "system": "system", "tool": "tool"}
+    if result.outbound:
+        answer = scenario.call.answer
+        how = "" if answer == "human" else f" (answered: {answer})"
+        out.print(f"  [dim]{esc(persona)} calls {esc(result.party)}, playbook {scenario.call.playbook}{how}[/]")
+    else:
+        out.print(f"  [dim]{esc(result.party)} rings {esc(persona)}[/]")
+    names = {"tars": persona, "party": "callee" if result.outbound else "caller", "system": "system", "tool": "tool"}
     width = max(6, *(len(names.get(e.speaker, e.speaker)) for e in result.transcript)) if result.transcript else 0
     wrap = max(40, out.width - width - 6)
     for entry in result.transcript:

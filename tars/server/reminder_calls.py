@@ -83,10 +83,14 @@ async def place_reminder_call(server: Server, reminder: Any, lease: str, *, late
     try:
         created = await asyncio.to_thread(dial)
     except (TwilioException, OSError) as exc:
-        reason = f"Twilio refused the reminder call: {exc}" if isinstance(exc, TwilioException) else (
-            f"could not reach Twilio for the reminder call: {exc}")
-        await server.db(lambda s: update_call(s, call.id, status="failed", failure_reason=reason,
-                                              ended_at=dt.datetime.now(dt.UTC)))
+        reason = (
+            f"Twilio refused the reminder call: {exc}"
+            if isinstance(exc, TwilioException)
+            else (f"could not reach Twilio for the reminder call: {exc}")
+        )
+        await server.db(
+            lambda s: update_call(s, call.id, status="failed", failure_reason=reason, ended_at=dt.datetime.now(dt.UTC))
+        )
         raise DeliveryError(reason) from exc
     await server.db(lambda s: _record_sid(s, call.id, created.sid))
     log.info("reminder %s: calling the owner (call %s)", reminder.id, call.id)
@@ -117,12 +121,14 @@ def _now(server: Server) -> dt.datetime:
 
 def register(app: FastAPI, server: Server) -> None:
     """Add the reminder-call webhooks to the server's app."""
+
     async def signed(request: Request) -> tuple[dict[str, str], int] | None:
         body = (await request.body()).decode("utf-8", "replace")
         params = dict(parse_qsl(body, keep_blank_values=True))
         url = public_url(server.public_base, request.url.path, request.url.query)
-        if not valid_twilio_signature(server.endpoints.twilio_auth_token, url, params,
-                                      request.headers.get("X-Twilio-Signature")):
+        if not valid_twilio_signature(
+            server.endpoints.twilio_auth_token, url, params, request.headers.get("X-Twilio-Signature")
+        ):
             log.warning("refused a webhook to %s with a missing or invalid Twilio signature", request.url.path)
             return None
         try:

@@ -92,6 +92,7 @@ async def running(
     finally:
         await server.scheduler.stop()
         await server.shutdown(grace=5)
+        await server.outbox.close()
         web.should_exit = True
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait_for(task, 10)

@@ -3,31 +3,24 @@
 What is observed (``Observed``) comes from TARS's own records (the Call row, its
 transcript and tool invocations, reminders, messages and contacts in the database) and
 from the far ends (the tools offered to the Gemini emulator, the SMS the Twilio emulator
-sent, the webhook requests the loopback receiver took). Each expectation becomes one
+sent and what the party heard, the webhook requests the loopback receiver took). Goal
+calls' own expectations (outcome, summary, steps, report, retries) are in
+``goal_expectations``. Each expectation becomes one
 ``Check``: passed or not, and in words what was expected and what happened.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from tars.project import Project
+from tars.sim.goal_expectations import GoalJudge
+from tars.sim.matching import Check, contains, describe_value, mismatch
 
-
-@dataclass(frozen=True)
-class Check:
-    """One expectation's verdict."""
-
-    what: str
-    passed: bool
-    detail: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        return {"what": self.what, "passed": self.passed, "detail": self.detail}
+__all__ = ["Check", "Observed", "check", "describe_value", "mismatch"]
 
 
 @dataclass
@@ -46,53 +39,20 @@ class Observed:
     contacts: list[dict[str, Any]] = field(default_factory=list)  # added during the call
     sms: list[dict[str, Any]] = field(default_factory=list)  # to, body
     webhooks: list[dict[str, Any]] = field(default_factory=list)  # name, payload
+    party_heard: list[str] = field(default_factory=list)  # what the other party heard, in order
+    # goal calls
     outcome: Mapping[str, Any] | None = None
-
-
-# ------------------------------------------------------------------------------ matching
-
-
-def describe_value(value: Any, limit: int = 160) -> str:
-    """A compact one-line rendering of a value for reports."""
-    text = json.dumps(value, ensure_ascii=False, default=str, sort_keys=False)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def mismatch(expected: Any, actual: Any, path: str = "") -> str | None:
-    """Why ``actual`` does not hold ``expected`` (mappings: these keys at least), or None."""
-    where = path or "the value"
-    if isinstance(expected, Mapping):
-        if not isinstance(actual, Mapping):
-            return f"{where}: expected a mapping, got {describe_value(actual)}"
-        for key, want in expected.items():
-            sub = f"{path}.{key}" if path else str(key)
-            if key not in actual:
-                return f"{sub} is missing"
-            problem = mismatch(want, actual[key], sub)
-            if problem:
-                return problem
-        return None
-    if isinstance(expected, list):
-        if not isinstance(actual, list | tuple) or len(actual) != len(expected):
-            return f"{where}: expected {describe_value(expected)}, got {describe_value(actual)}"
-        for i, (want, got) in enumerate(zip(expected, actual, strict=True)):
-            problem = mismatch(want, got, f"{path}[{i}]")
-            if problem:
-                return problem
-        return None
-    if expected != actual:
-        return f"{where} is {describe_value(actual)}, expected {describe_value(expected)}"
-    return None
-
-
-def _contains(haystack: Any, needle: str) -> bool:
-    return needle.casefold() in str(haystack or "").casefold()
+    outcome_source: str | None = None
+    summary: str | None = None
+    steps: list[str] = field(default_factory=list)  # the playbook steps the call went through
+    reports: list[dict[str, Any]] = field(default_factory=list)  # via, text: the after-call report(s)
+    retries: list[dict[str, Any]] | None = None  # scheduled attempts after busy/no answer (None: not looked)
 
 
 # ------------------------------------------------------------------------------ the checks
 
 
-class _Judge:
+class _Judge(GoalJudge):
     def __init__(
         self,
         expect: Mapping[str, Any],
@@ -184,7 +144,7 @@ class _Judge:
                 problem = mismatch(want[key], call.get(key) or {}, key)
                 if problem:
                     return problem
-        if "reason" in want and not _contains(call.get("reason"), want["reason"]):
+        if "reason" in want and not contains(call.get("reason"), want["reason"]):
             return f"the reason {call.get('reason')!r} does not mention {want['reason']!r}"
         return None
 
@@ -244,7 +204,7 @@ class _Judge:
                     return f"{key} is {value!r}, expected {want[key]!r}"
             if "caller_number" in want and row.get("caller_number") != self.number_of(want["caller_number"]):
                 return f"caller_number is {row.get('caller_number')!r}, expected {want['caller_number']!r}"
-            if "text_contains" in want and not _contains(row["text"], want["text_contains"]):
+            if "text_contains" in want and not contains(row["text"], want["text_contains"]):
                 return f"the text {row['text']!r} does not contain {want['text_contains']!r}"
             return None
 
@@ -265,7 +225,7 @@ class _Judge:
                 return f"sent to {row['to']}, expected {want['to']}"
             if "body" in want and row["body"] != want["body"]:
                 return f"the text is {row['body']!r}"
-            if "body_contains" in want and not _contains(row["body"], want["body_contains"]):
+            if "body_contains" in want and not contains(row["body"], want["body_contains"]):
                 return f"the text {row['body']!r} does not contain {want['body_contains']!r}"
             return None
 
@@ -281,7 +241,7 @@ class _Judge:
 
     def transcript_contains(self, words: Sequence[str]) -> None:
         text = "\n".join(t for _, t in self.seen.transcript)
-        missing = [w for w in words if not _contains(text, w)]
+        missing = [w for w in words if not contains(text, w)]
         self.add(
             f"transcript mentions {', '.join(repr(w) for w in words)}",
             not missing,
@@ -290,19 +250,12 @@ class _Judge:
 
     def transcript_excludes(self, words: Sequence[str]) -> None:
         text = "\n".join(t for _, t in self.seen.transcript)
-        found = [w for w in words if _contains(text, w)]
+        found = [w for w in words if contains(text, w)]
         self.add(
             f"transcript never mentions {', '.join(repr(w) for w in words)}",
             not found,
             f"found: {', '.join(repr(w) for w in found)}" if found else "",
         )
-
-    def outcome(self, wanted: Mapping[str, Any]) -> None:
-        if self.seen.outcome is None:
-            self.add("outcome", False, "no outcome was recorded")
-            return
-        problem = mismatch(wanted, self.seen.outcome, "outcome")
-        self.add("outcome", problem is None, problem or "")
 
 
 def check(

@@ -192,6 +192,32 @@ class Line:
             party=party,
         )
 
+    async def place_goal_call(self, target: str, playbook: str, inputs: Mapping[str, Any]) -> tuple[int, Any]:
+        """Ask the server to place a goal call, as `tars call` does (``POST /api/calls`` with the
+        server's API token); return the HTTP status and the JSON answer."""
+        import aiohttp
+
+        assert self.server is not None, "enter the Line first"
+        body = {"target": target, "playbook": playbook, "inputs": dict(inputs)}
+        headers = {"Authorization": f"Bearer {self.server.server.api_token}"}
+        async with (
+            aiohttp.ClientSession(trust_env=False) as http,
+            http.post(f"{self.server.local_url}/api/calls", json=body, headers=headers) as response,
+        ):
+            return response.status, await response.json(content_type=None)
+
+    async def owner_texts(self, body: str) -> int:
+        """The owner texts the TARS number: Twilio's signed SMS webhook; returns the HTTP status."""
+        from tars.sim.twilio_rest import new_sid
+
+        sid = new_sid("SM")
+        form = {
+            "AccountSid": ACCOUNT, "MessageSid": sid, "SmsSid": sid, "From": self.project.owner.phone,
+            "To": self.number, "Body": body, "NumMedia": "0", "NumSegments": "1",
+        }  # fmt: skip
+        result = await self.twilio.webhooks.send(f"{PUBLIC}/twilio/sms", form)
+        return result.status
+
     async def settle(self, timeout: float = 10) -> None:
         """Wait until the server has no live call and its background work (reports, notices,
         summaries) is done, so every row and message a call leads to exists."""

@@ -8,6 +8,12 @@ emulator's call (``say``, ``press``, ``silence``, ``hang_up``), each party turn 
 model has finished the turns before it and its words have been heard. Afterwards the
 call's records are read back and the expectations checked.
 
+An inbound scenario rings TARS from the party's number. A goal call (``direction:
+outbound``) is placed the way `tars call` places one: ``POST /api/calls`` with the
+server's API token; the Twilio emulator answers it as the scenario says (a person,
+voicemail, busy, no answer), and the owner's ``owner: {texts: …}`` turns reach the
+server as Twilio's signed SMS webhook.
+
 Nothing reaches Google or Twilio, and the owner's real database is never opened.
 """
 
@@ -15,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import functools
 import os
 import shutil
@@ -27,14 +32,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tars.project import Project
-from tars.sim.expectations import Check, Observed, check, describe_value
-from tars.sim.scenario import ModelTurn, PartyTurn, Scenario
+from tars.sim import records
+from tars.sim.expectations import Check, Observed, check
+from tars.sim.records import Entry
+from tars.sim.scenario import ModelTurn, OwnerTurn, PartyTurn, Scenario
 
 if TYPE_CHECKING:
+    from tars.sim.line import Line
     from tars.sim.scenario_model import ScenarioModel
     from tars.sim.twilio import Call
 
-GOAL_CALLS_NOT_READY = "goal calls are not available yet (they arrive with issue 7)"
+__all__ = ["Entry", "ScenarioResult", "run_all", "run_one", "run_scenario"]
+
 #: How long the party waits for any one thing (the model's turn, its words, the hang-up).
 STEP_SECONDS = 15.0
 #: Quiet on the line (no agent audio) that tells the party the model has finished speaking.
@@ -46,21 +55,11 @@ BRIEF_SPEECH_MS = 300
 #: utterances, so the pause must outlast the model's end-of-speech wait (500 ms) plus the
 #: ~100 ms pipecat keeps buffered on the way in.
 PAUSE_AFTER_WORDS_MS = 1000
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One line of the report's transcript: who (party, tars, system, tool) and what."""
-
-    speaker: str
-    text: str
-    allowed: bool | None = None  # tool calls: did the gate let it run?
-
-    def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"speaker": self.speaker, "text": self.text}
-        if self.allowed is not None:
-            data["allowed"] = self.allowed
-        return data
+#: A moment of line noise when the callee picks up, before they speak: it primes the audio
+#: path into the model (resampler, turn detection) so their first words arrive whole.
+PICK_UP_SILENCE_MS = 300
+#: How long a goal call that ended busy or unanswered may take to get its retry decided.
+FOLLOW_UP_SECONDS = 5.0
 
 
 @dataclass
@@ -76,6 +75,12 @@ class ScenarioResult:
     call_sid: str | None = None
     party: str = ""  # who the other party is, in words
     state_dir: str | None = None
+    call_id: int | None = None  # TARS's Call row (in the scenario's state folder)
+    seen: Observed = field(default_factory=Observed)
+
+    @property
+    def outbound(self) -> bool:
+        return self.scenario.call.outbound
 
     @property
     def failures(self) -> list[Check]:
@@ -86,8 +91,11 @@ class ScenarioResult:
             "scenario": self.scenario.name, "file": self.scenario.file,
             "description": self.scenario.description, "status": self.status, "reason": self.reason,
             "seconds": round(self.seconds, 2), "call_sid": self.call_sid, "party": self.party,
-            "state_dir": self.state_dir, "checks": [c.to_json() for c in self.checks],
+            "state_dir": self.state_dir, "call_status": self.seen.status, "checks": [c.to_json() for c in self.checks],
             "transcript": [e.to_json() for e in self.transcript],
+            **({"playbook": self.scenario.call.playbook, "outcome": self.seen.outcome,
+                "outcome_source": self.seen.outcome_source, "summary": self.seen.summary,
+                "steps": self.seen.steps} if self.outbound else {}),
         }  # fmt: skip
 
 
@@ -104,22 +112,34 @@ def run_all(
     *,
     keep_state: Path | None = None,
     on_result: Callable[[ScenarioResult], None] = lambda r: None,
+    jobs: int = 1,
 ) -> list[ScenarioResult]:
-    """Run scenarios one after another (each with its own state folder); report each as it ends."""
+    """Run scenarios (each with its own state folder and its own line), ``jobs`` at a time;
+    report each as it ends; return the results in the order of ``scenarios``."""
 
-    async def main() -> list[ScenarioResult]:
-        results = []
-        for scenario in scenarios:
+    async def one(scenario: Scenario, gate: asyncio.Semaphore) -> ScenarioResult:
+        async with gate:
             with _state_folder(keep_state, scenario.name) as state:
                 result = await run_scenario(scenario, project, state)
                 if keep_state is not None:
                     result.state_dir = str(state)
-            on_result(result)
-            results.append(result)
-        return results
+        on_result(result)
+        return result
+
+    async def main() -> list[ScenarioResult]:
+        gate = asyncio.Semaphore(max(1, jobs))
+        return list(await asyncio.gather(*(one(s, gate) for s in scenarios)))
 
     with _loopback_without_proxy():
         return asyncio.run(main())
+
+
+def run_one(
+    scenario: Scenario, project: Project, state_dir: Path, show: Callable[[Entry], None] | None = None
+) -> ScenarioResult:
+    """Run one scenario in ``state_dir`` (kept by the caller), showing its rows as they are made."""
+    with _loopback_without_proxy():
+        return asyncio.run(run_scenario(scenario, project, state_dir, show=show))
 
 
 @contextlib.contextmanager
@@ -162,57 +182,104 @@ def _loopback_without_proxy() -> Iterator[None]:
 # ------------------------------------------------------------------------------ one scenario
 
 
-async def run_scenario(scenario: Scenario, project: Project, state_dir: Path) -> ScenarioResult:
-    """Play one scenario against the real server in this event loop."""
+async def run_scenario(
+    scenario: Scenario, project: Project, state_dir: Path, *, show: Callable[[Entry], None] | None = None
+) -> ScenarioResult:
+    """Play one scenario against the real server in this event loop. ``show`` (goal calls) is
+    handed each transcript line and tool call as TARS records it."""
     from tars.sim.line import Line, for_simulation
     from tars.sim.scenario_model import ScenarioModel
+    from tars.sim.text_model import TextModel
     from tars.sim.twilio import Party
 
     started = time.monotonic()
-    if scenario.call.direction == "outbound":
-        party = f"{scenario.call.target} (playbook {scenario.call.playbook})"
-        return ScenarioResult(scenario, "skipped", reason=GOAL_CALLS_NOT_READY, party=party)
     sim = for_simulation(project, state_dir)
-    given_contacts = await asyncio.to_thread(_seed, scenario, sim)
+    given_contacts = await asyncio.to_thread(records.seed, scenario, sim)
     model = ScenarioModel(scenario.turns)
-    number = scenario.number_of(scenario.call.from_ or "unknown", project)
+    outbound = scenario.call.outbound
+    caller = scenario.call.from_ or "unknown"
+    number = scenario.target_number(project) if outbound else scenario.number_of(caller, project)
     result = ScenarioResult(scenario, "failed", party=_who(scenario, project, number))
-    seen = Observed()
-    async with Line(sim, lambda: model, speech_body_ms=BRIEF_SPEECH_MS) as line:
+    seen = result.seen
+    text_model = TextModel(scenario.text_model)
+    async with Line(sim, lambda: model, speech_body_ms=BRIEF_SPEECH_MS, responder=text_model) as line:
         for name, reply in scenario.webhook_replies.items():
             line.webhooks.reply(name, int(reply.get("status", 200)), reply.get("reply"))
-        call = await line.call_in(number, Party(gather=list(scenario.call.keypad)))
-        result.call_sid = call.sid
-        try:
-            await _play_party(scenario, call, model)
-        except Stuck as exc:
-            result.checks.append(Check("the script ran to the end", False, _stuck(str(exc), model)))
-        if not call.ended:
-            await call.hang_up()
-        with contextlib.suppress(TimeoutError):  # the last rows and notices are written as the call closes
-            await line.settle(STEP_SECONDS)
+        if outbound:
+            line.twilio.set_party(number, Party(answer=scenario.call.answer))
+            call = await _place(scenario, line, result)
+        else:
+            call = await line.call_in(number, Party(gather=list(scenario.call.keypad)))
+        if call is not None:
+            result.call_sid = call.sid
+            watching = records.Watching(sim, result.call_id, show) if show and result.call_id is not None else None
+            try:
+                await _play_party(scenario, call, model, line)
+            except Stuck as exc:
+                result.checks.append(Check("the script ran to the end", False, _stuck(str(exc), model)))
+            if not call.ended:
+                await call.hang_up()
+            with contextlib.suppress(TimeoutError):  # the last rows and notices are written as the call closes
+                await line.settle(STEP_SECONDS)
+            if outbound and "retry_scheduled" in scenario.expect and result.call_id is not None:
+                await _follow_up_decided(line, result.call_id)
+            if watching is not None:
+                await watching.stop()
+            seen.party_heard = [u.text for u in call.heard]
         sessions = line.gemini.sessions
         seen.offered = sessions[0].tool_names if sessions else None
         seen.greeting = model.greeting
         seen.sms = [{"to": m.to, "body": m.body} for m in line.twilio.messages]
         seen.webhooks = [{"name": r.name, "payload": r.payload} for r in line.webhooks.requests]
+        seen.reports = records.reports_in(seen.sms, seen.webhooks, project.owner.phone)
         emulator_errors = (
             [str(e) for e in line.twilio.errors]
             + list(line.gemini.errors)
             + [f"Gemini closed the socket: {v.reason}" for v in line.gemini.violations]
         )
-    await asyncio.to_thread(_read_records, sim, call.sid, given_contacts, seen, result, project)
+    if call is not None:
+        start = project.playbooks[scenario.call.playbook].start.id if outbound and scenario.call.playbook else None
+        which = result.call_id if result.call_id is not None else call.sid
+        details = await asyncio.to_thread(records.read, sim, which, given_contacts, seen, start)
+        if details is None:
+            result.checks.append(Check("TARS recorded the call", False, "no Call row for this call"))
+        else:
+            result.call_id = details.call.id
+            result.transcript = records.transcript(details)
     result.checks[:0] = model.checks
     if emulator_errors:
         result.checks.append(Check("the emulators saw no errors", False, "; ".join(emulator_errors)))
-    contact = next((c["name"] for c in scenario.contacts if c["phone"] == number), None)
-    result.checks += check(scenario.expect, seen, project, lambda who: scenario.number_of(who, project), contact)
+    if call is not None:
+        contact = next((c["name"] for c in scenario.contacts if c["phone"] == number), None)
+        result.checks += check(scenario.expect, seen, project, lambda who: scenario.number_of(who, project), contact)
     result.status = "failed" if result.failures else "passed"
     result.seconds = time.monotonic() - started
     return result
 
 
+async def _place(scenario: Scenario, line: Line, result: ScenarioResult) -> Call | None:
+    """Ask the server for the goal call, as `tars call` does; the Twilio emulator's call, or None."""
+    status, answer = await line.place_goal_call(
+        scenario.call.target or "", scenario.call.playbook or "", scenario.call.inputs
+    )
+    if status != 201:
+        error = answer.get("error") if isinstance(answer, dict) else answer
+        result.checks.append(Check("TARS placed the call", False, f"POST /api/calls answered {status}: {error}"))
+        return None
+    result.call_id = int(answer["call_id"])
+    try:
+        return await line.twilio.next_call(timeout=STEP_SECONDS)
+    except TimeoutError:
+        result.checks.append(Check("TARS placed the call", False, "Twilio was never asked to dial"))
+        return None
+
+
 def _who(scenario: Scenario, project: Project, number: str) -> str:
+    if scenario.call.outbound:
+        target = scenario.call.target or number
+        entry = project.directory.get(target)
+        name = (entry.name or target) if entry is not None else target
+        return number if name == number else f"{name} ({number})"
     who = scenario.call.from_ or "unknown"
     if who == "owner":
         return f"{project.owner.name}, the owner ({number})"
@@ -240,9 +307,21 @@ async def _until(predicate: Callable[[], bool], seconds: float, call: Call | Non
         await asyncio.sleep(0.02)
 
 
-async def _play_party(scenario: Scenario, call: Call, model: ScenarioModel) -> None:
-    """The party's turns, each once the model is done with the turns before it."""
+async def _play_party(scenario: Scenario, call: Call, model: ScenarioModel, line: Line) -> None:
+    """The party's (and the owner's) turns, each once the model is done with the turns before it."""
+    if not scenario.turns:  # a goal call nobody answers in person: it ends by itself
+        try:
+            await call.wait_ended(STEP_SECONDS)
+        except TimeoutError:
+            raise Stuck(f"the call was still {call.status} after {STEP_SECONDS:.0f} s") from None
+        return
+    if scenario.call.outbound:  # the callee speaks once the line is through to the model
+        await _until(lambda: model.session is not None, STEP_SECONDS, call, "TARS to connect the model")
+        await call.silence(PICK_UP_SILENCE_MS)
     for turn in scenario.turns:
+        if isinstance(turn, OwnerTurn):
+            await _owner_replies(turn, call, model, line)
+            continue
         if not isinstance(turn, PartyTurn):
             continue
         what = f"the model's turns before turn {turn.number}"
@@ -272,6 +351,21 @@ async def _play_party(scenario: Scenario, call: Call, model: ScenarioModel) -> N
         await _heard_out(call, model)
 
 
+async def _owner_replies(turn: OwnerTurn, call: Call, model: ScenarioModel, line: Line) -> None:
+    """Once TARS has texted the owner its question (ask_owner is waiting), the owner texts back."""
+    assert line.server is not None
+    server = line.server.server
+
+    def asked() -> bool:
+        return model.awaiting_owner(turn.index) and any(not q.done() for q in server.questions)
+
+    await _until(asked, STEP_SECONDS, call, f"TARS to text the owner its question (turn {turn.number})")
+    model.owner_acted(turn.index)
+    status = await line.owner_texts(turn.texts)
+    if status != 200:
+        raise Stuck(f"the server answered {status} to the owner's text at turn {turn.number}")
+
+
 async def _act(action: Awaitable[Any], turn: PartyTurn) -> None:
     from tars.sim.twilio import CallEnded
 
@@ -299,96 +393,15 @@ async def _heard_out(call: Call, model: ScenarioModel) -> None:
         await asyncio.sleep(0.02)
 
 
-# ------------------------------------------------------------------------------ the records
+async def _follow_up_decided(line: Line, call_id: int) -> None:
+    """Wait (briefly) until the scheduler has decided whether a busy or unanswered call is retried."""
+    from tars.store.calls import get_call
 
-
-def _seed(scenario: Scenario, project: Project) -> set[int]:
-    """Write the scenario's ``given`` rows; return the ids of the given contacts."""
-    from tars.store.contacts import Rules, add_contact
-    from tars.store.database import connect
-    from tars.store.reminders import create_reminder
-
-    ids = set()
-    with connect(project.database_url) as db, db.session() as session:
-        rules = Rules.of(project)
-        for contact in scenario.contacts:
-            row = add_contact(
-                session,
-                rules,
-                name=contact["name"],
-                phone=contact["phone"],
-                relationship=contact.get("relationship"),
-                role=contact.get("role", "contact"),
-                notes=contact.get("notes"),
-            )
-            assert row.id is not None
-            ids.add(row.id)
-        for reminder in scenario.reminders:
-            create_reminder(
-                session,
-                text=reminder["text"],
-                when=reminder["when"],
-                every=reminder.get("every"),
-                timezone=project.owner.timezone,
-                now=dt.datetime.now(dt.UTC),
-            )
-        session.commit()
-    return ids
-
-
-def _read_records(
-    project: Project, sid: str, given: set[int], seen: Observed, result: ScenarioResult, original: Project
-) -> None:
-    from sqlmodel import select
-
-    from tars.store.calls import call_details
-    from tars.store.database import connect
-    from tars.store.errors import NotFound
-    from tars.store.models import Contact, Message, Reminder
-
-    with connect(project.database_url) as db, db.session() as session:
-        try:
-            details = call_details(session, sid)
-        except NotFound:
-            result.checks.append(Check("TARS recorded the call", False, "no Call row for this call"))
+    assert line.server is not None
+    server = line.server.server
+    deadline = time.monotonic() + FOLLOW_UP_SECONDS
+    while time.monotonic() < deadline:
+        row = await server.db(lambda s: get_call(s, call_id))
+        if row.status not in ("busy", "no-answer") or getattr(row, "follow_up", None) is not None:
             return
-        call = details.call
-        seen.status, seen.failure_reason = call.status, call.failure_reason
-        seen.started_at = call.started_at or call.created_at
-        seen.outcome = call.outcome
-        seen.transcript = [(line.speaker, line.text) for line in details.transcript]
-        seen.tool_calls = [
-            {"tool": t.tool, "args": t.arguments or {}, "allowed": t.allowed, "result": t.result, "reason": t.reason}
-            for t in details.tools
-        ]
-        reminders = [r for r in session.exec(select(Reminder)) if r.created_at >= call.created_at]
-        seen.reminders = [
-            {"text": r.text, "due": r.due, "repeat": r.recurrence, "via": r.channel, "status": r.status}
-            for r in reminders
-        ]
-        seen.messages = [
-            {"text": m.text, "caller_number": m.caller_number, "caller_name": m.caller_name, "status": m.status}
-            for m in session.exec(select(Message))
-        ]
-        seen.contacts = [
-            {"name": c.name, "phone": c.phone, "relationship": c.relationship, "role": c.role}
-            for c in session.exec(select(Contact))
-            if c.id not in given
-        ]
-        result.transcript = _transcript(details, original)
-
-
-def _transcript(details: Any, project: Project) -> list[Entry]:
-    """TARS's record of the call: what was said and every tool call, in time order."""
-    names = {"assistant": "tars", "caller": "party"}
-    timed: list[tuple[dt.datetime, int, Entry]] = []
-    for n, line in enumerate(details.transcript):
-        timed.append((line.at, n, Entry(names.get(line.speaker, line.speaker), line.text)))
-    for n, tool in enumerate(details.tools):
-        args = ", ".join(f"{k}={describe_value(v, 60)}" for k, v in (tool.arguments or {}).items())
-        if tool.allowed:
-            outcome = describe_value(tool.result, 100) if tool.result is not None else "done"
-        else:
-            outcome = f"refused: {tool.reason}"
-        timed.append((tool.at, 10_000 + n, Entry("tool", f"{tool.tool}({args}) → {outcome}", tool.allowed)))
-    return [entry for _, _, entry in sorted(timed, key=lambda t: (t[0], t[1]))]
+        await asyncio.sleep(0.1)

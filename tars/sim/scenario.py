@@ -13,11 +13,27 @@
       reminders: [{text: call Helen, due: tomorrow at 2pm}]
 
 ``call`` says who rings (``owner``, ``unknown``, a contact from ``given.contacts`` or an
-E.164 number) or, for goal calls, the playbook, target and inputs. ``given`` fills the
-empty database (contacts, reminders) and says how webhook endpoints answer. ``turns``
-alternate between the other party (``say``, ``press``, ``silence``, ``hang_up``) and the
-emulated model (``say``, ``greet``, ``tool`` with ``args`` and an expected ``result``,
-``refused`` or ``error``). ``expect`` is checked once the call is over.
+E.164 number) or, for goal calls (``direction: outbound``), the playbook, target, inputs
+and how the phone answers (``human``, ``voicemail``, ``busy``, ``no-answer``). ``given``
+fills the empty database (contacts, reminders), says how webhook endpoints answer and what
+the text model writes after a goal call. ``turns`` alternate between the other party
+(``say``, ``press``, ``silence``, ``hang_up``), the emulated model (``say``, ``greet``,
+``tool`` with ``args`` and an expected ``result``, ``refused`` or ``error``) and, on goal
+calls, the owner answering an ``ask_owner`` question by text (``owner: {texts: …}``).
+``expect`` is checked once the call is over.
+
+A goal call, as the playbooks' own scenarios (``playbooks/scenarios/<playbook>/``) write it:
+
+    call: {direction: outbound, playbook: book_appointment, target: dentist,
+           inputs: {preferred_day: Wednesday}}
+    turns:
+      - party: {say: "Bright Smile Dental, how can I help?"}
+      - model: {say: "Hello, I'm calling for Alex Morgan to book a check-up."}
+      - model: {tool: goto_step, args: {step: find_slot}, result: {next_step: find_slot}}
+      ...
+    expect:
+      steps_visited: [introduce, find_slot, confirm, wrap_up]
+      outcome: {status: booked}
 
 Loading runs the project's passes: YAML (line-tracking), JSON Schema
 (``schemas/scenario.schema.json``), then cross-checks against the project (tool, contact,
@@ -92,7 +108,22 @@ class ModelTurn:
         return "greets" if self.greet else f"says {self.say!r}"
 
 
-Turn = PartyTurn | ModelTurn
+@dataclass(frozen=True)
+class OwnerTurn:
+    """The owner answers the question the model asked with ``ask_owner``, by text message."""
+
+    index: int
+    texts: str
+
+    @property
+    def number(self) -> int:
+        return self.index + 1
+
+    def describe(self) -> str:
+        return f"the owner texts {self.texts!r}"
+
+
+Turn = PartyTurn | ModelTurn | OwnerTurn
 
 
 @dataclass(frozen=True)
@@ -106,6 +137,10 @@ class ScenarioCall:
     target: str | None = None
     inputs: Mapping[str, Any] = field(default_factory=dict)
     answer: str = "human"
+
+    @property
+    def outbound(self) -> bool:
+        return self.direction == "outbound"
 
 
 @dataclass(frozen=True)
@@ -121,6 +156,19 @@ class Scenario:
     webhook_replies: Mapping[str, Mapping[str, Any]]
     turns: tuple[Turn, ...]
     expect: Mapping[str, Any]
+    #: Goal calls: what the Gemini text model answers after the call (``summary``, ``outcome``).
+    text_model: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def playbook(self) -> str | None:
+        """The playbook a goal call follows (None for inbound calls)."""
+        return self.call.playbook if self.call.outbound else None
+
+    def target_number(self, project: Project) -> str:
+        """The number a goal call dials: a directory entry's, a given contact's, or the E.164 target."""
+        target = self.call.target or ""
+        entry = project.directory.get(target)
+        return entry.phone if entry is not None else self.number_of(target, project)
 
     def number_of(self, who: str, project: Project) -> str:
         """The phone number of ``owner``, ``unknown``, a given contact's name, or an E.164 number."""
@@ -179,10 +227,12 @@ def _build(doc: Document, name: str) -> Scenario:
     call = data["call"]
     given = data.get("given") or {}
     turns: list[Turn] = []
-    for index, item in enumerate(data["turns"]):
+    for index, item in enumerate(data.get("turns") or []):
         if "party" in item:
             p = item["party"]
             turns.append(PartyTurn(index, p.get("say"), p.get("press"), p.get("silence"), bool(p.get("hang_up"))))
+        elif "owner" in item:
+            turns.append(OwnerTurn(index, item["owner"]["texts"]))
         else:
             m = item["model"]
             turns.append(
@@ -215,4 +265,5 @@ def _build(doc: Document, name: str) -> Scenario:
         webhook_replies=dict(given.get("webhooks") or {}),
         turns=tuple(turns),
         expect=dict(data.get("expect") or {}),
+        text_model=dict(given.get("text_model") or {}),
     )

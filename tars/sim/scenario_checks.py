@@ -15,6 +15,12 @@ from tars.config.yaml_loader import Document
 from tars.project import Project
 from tars.sim.scenario import E164, OWNER, TOOL_ONLY, UNKNOWN
 
+#: Tools a goal call offers besides the playbook's (see tars.calls.playbook_run.RUNTIME_TOOLS).
+GOAL_RUNTIME_TOOLS = ("goto_step",)
+#: Expectations only a goal call can meet.
+GOAL_EXPECTATIONS = ("outcome", "outcome_source", "summary", "steps_visited", "report", "retry_scheduled")
+END = "end"
+
 
 def comma_traps(doc: Document) -> list[Diagnostic]:
     """``{say: Thanks, bye!}`` is YAML for ``{say: Thanks, "bye!": null}``: say so plainly."""
@@ -22,15 +28,16 @@ def comma_traps(doc: Document) -> list[Diagnostic]:
     turns = doc.data.get("turns") if isinstance(doc.data, dict) else None
     for i, item in enumerate(turns if isinstance(turns, list) else []):
         for side, turn in item.items() if isinstance(item, dict) else []:
-            if not isinstance(turn, dict) or not isinstance(turn.get("say"), str):
+            said = next((k for k in ("say", "texts") if isinstance(turn, dict) and isinstance(turn.get(k), str)), None)
+            if said is None:
                 continue
-            extra = [k for k, v in turn.items() if v is None and k not in ("say", "greet", "tool", "press")]
+            extra = [k for k, v in turn.items() if v is None and k not in ("say", "texts", "greet", "tool", "press")]
             if extra:
-                words = ", ".join([turn["say"], *extra])
+                words = ", ".join([turn[said], *extra])
                 problems.append(
                     doc.diagnostic(
                         ("turns", i, side),
-                        f'a comma ends the words in {{say: ...}}: put them in quotes, say: "{words}"',
+                        f'a comma ends the words in {{{said}: ...}}: put them in quotes, {said}: "{words}"',
                         code="scenario.comma",
                     )
                 )
@@ -49,6 +56,8 @@ class _Checker:
         self.contacts = [c["name"] for c in given.get("contacts") or []]
         self.inbound = self.data["call"].get("direction", "inbound") == "inbound"
         self.forged: set[str] = set()  # made-up tool names the scenario expects to be refused
+        self.playbook = None if self.inbound else self.project.playbooks.get(self.data["call"].get("playbook", ""))
+        self.tools = [*self.project.tools] + ([] if self.inbound else list(GOAL_RUNTIME_TOOLS))
 
     def error(self, path: JsonPath, message: str, *, key: bool = False, code: str = "scenario") -> None:
         self.problems.append(self.doc.diagnostic(path, message, key=key, code=code))
@@ -117,6 +126,19 @@ class _Checker:
                     "given.contacts, or an E.164 number"
                     + suggestion(target, [*self.project.directory, *self.contacts]),
                 )
+        answer = call.get("answer", "human")
+        if answer == "human" and not self.data.get("turns"):
+            self.error(
+                ("call",),
+                "a goal call answered by a person needs 'turns' (what each side says)",
+                code="scenario.required",
+            )
+        elif answer != "human" and "turns" in self.data:
+            self.error(
+                ("turns",),
+                f"nobody talks on a call answered '{answer}': drop 'turns', or answer: human",
+                key=True,
+            )
         if playbook is not None:
             inputs = call.get("inputs") or {}
             for name in inputs:
@@ -157,6 +179,8 @@ class _Checker:
             self.time_words(("given", "reminders", i, "when"), reminder["when"], future=True)
             if reminder.get("every"):
                 self.repeat_words(("given", "reminders", i, "every"), reminder["every"])
+        if "text_model" in given and self.inbound:
+            self.error(("given", "text_model"), "'text_model' is for goal calls (direction: outbound)", key=True)
         hooks = self.webhook_names()
         for name in given.get("webhooks") or {}:
             if name not in hooks:
@@ -192,7 +216,21 @@ class _Checker:
     def turns(self) -> None:
         hung_up: int | None = None  # the turn number where the party hung up
         ended: int | None = None  # the turn number of the model's end_call
-        for i, item in enumerate(self.data["turns"]):
+        turns = self.data.get("turns") or []
+        if self.inbound and not turns:
+            self.error((), "an inbound call needs 'turns' (what each side says)", code="scenario.required")
+        for i, item in enumerate(turns):
+            if "owner" in item:
+                before = turns[i - 1].get("model", {}) if i > 0 else {}
+                if self.inbound:
+                    self.error(("turns", i, "owner"), "the owner answers questions on goal calls (direction: outbound)")
+                elif before.get("tool") != "ask_owner" or before.get("refused") or "error" in before:
+                    self.error(
+                        ("turns", i, "owner"),
+                        "the owner texts an answer to the model's question: put this turn right after "
+                        "a `model: {tool: ask_owner, …}` turn",
+                    )
+                continue
             if "party" in item:
                 if hung_up or ended:
                     why = f"hanging up at turn {hung_up}" if hung_up else f"the model's end_call at turn {ended}"
@@ -224,30 +262,58 @@ class _Checker:
             tool = turn.get("tool")
             if tool is None:
                 continue
-            if tool not in self.project.tools:
+            if tool == "goto_step" and not self.inbound:
+                self.step_argument((*path, "args", "step"), (turn.get("args") or {}).get("step"), turn)
+            if tool not in self.tools:
                 if turn.get("refused"):
                     self.forged.add(tool)
                 else:
                     self.error(
                         (*path, "tool"),
                         f"'{tool}' is not a tool of this project"
-                        + suggestion(tool, self.project.tools)
+                        + suggestion(tool, self.tools)
                         + " (a made-up tool the gate must refuse needs `refused: true`)",
                     )
             elif tool == "end_call" and not turn.get("refused"):
                 ended = ended or i + 1
 
+    def step_names(self) -> list[str]:
+        return [s.id for s in self.playbook.steps] + [END] if self.playbook is not None else []
+
+    def step_argument(self, path: JsonPath, step: object, turn: dict[str, object]) -> None:
+        """goto_step's ``step`` names a step of the playbook (unless the call must fail)."""
+        names = self.step_names()
+        if not names or "error" in turn or turn.get("refused") or not isinstance(step, str) or step in names:
+            return
+        self.error(
+            path,
+            f"'{step}' is not a step of playbook '{self.playbook.name}'"  # type: ignore[union-attr]
+            + (suggestion(step, names) or f"; steps: {', '.join(names)}"),
+        )
+
     # --- expectations
     def expect(self) -> None:
         expect = self.data.get("expect") or {}
-        known = [*self.project.tools]
+        known = self.tools
+        if self.inbound:
+            for key in GOAL_EXPECTATIONS:
+                if key in expect:
+                    self.error(("expect", key), f"'{key}' is for goal calls (direction: outbound)", key=True)
         for key in ("tools_offered", "tools_not_offered"):
             for i, name in enumerate(expect.get(key) or []):
-                if name not in self.project.tools:
+                if name not in known:
                     self.error(("expect", key, i), f"'{name}' is not a tool of this project" + suggestion(name, known))
+        names = self.step_names()
+        for i, step in enumerate(expect.get("steps_visited") or []):
+            if names and step not in names:
+                self.error(
+                    ("expect", "steps_visited", i),
+                    f"'{step}' is not a step of playbook '{self.playbook.name}'"  # type: ignore[union-attr]
+                    + (suggestion(step, names) or f"; steps: {', '.join(names)}"),
+                )
         for i, call in enumerate(expect.get("tool_calls") or []):
             name = call["tool"]
-            if name not in self.project.tools and name not in self.forged:
+            if name not in known and name not in self.forged:
                 self.error(
                     ("expect", "tool_calls", i, "tool"),
                     f"'{name}' is not a tool of this project" + suggestion(name, [*known, *self.forged]),

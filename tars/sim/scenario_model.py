@@ -9,7 +9,9 @@ not told about) its next turns wait for whatever it hears next, such as a prompt
 sends it. Every tool result is judged against the turn's ``result``/``refused``/``error``.
 
 The party side (``runner``) asks ``reached(i)`` before each party turn, so the party
-never talks over the model, and ``finished`` at the end.
+never talks over the model, and ``finished`` at the end. An owner's text (``owner:``)
+answers the ``ask_owner`` call just before it: the runner sends it once
+``awaiting_owner(i)``, and the model goes on when the tool's result comes back.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 from tars.sim.expectations import Check, describe_value, mismatch
 from tars.sim.gemini_brain import Action, CallTool, Say
 from tars.sim.gemini_session import LiveSession
-from tars.sim.scenario import ModelTurn, PartyTurn, Turn
+from tars.sim.scenario import ModelTurn, OwnerTurn, PartyTurn, Turn
 
 GREETING = re.compile(r'Greet the caller now with: "(?P<words>.*)"\]', re.DOTALL)
 
@@ -67,6 +69,15 @@ class ScenarioModel:
             self.cursor += 1
             self._cue_needed = True
 
+    def awaiting_owner(self, index: int) -> bool:
+        """The model has asked the owner (``ask_owner`` is waiting) and ``turns[index]`` is the reply."""
+        return self.cursor == index and self.pending is not None and self.pending.tool == "ask_owner"
+
+    def owner_acted(self, index: int) -> None:
+        """The owner's reply is on its way: the model goes on past it when ask_owner returns."""
+        if self.cursor == index:
+            self.cursor += 1
+
     def waiting_for(self) -> str:
         """What the model is waiting for, in words (for a stuck scenario's report)."""
         if self.pending is not None:
@@ -78,6 +89,8 @@ class ScenarioModel:
             return f"to hear the party say {turn.say!r} (turn {turn.number})"
         if isinstance(turn, PartyTurn):
             return f"the party to act (turn {turn.number}: {turn.describe()})"
+        if isinstance(turn, OwnerTurn):
+            return f"the model to ask the owner before turn {turn.number} ({turn.describe()})"
         return f"something to hear before turn {turn.number} ({turn.describe()})"
 
     def _words_sent(self) -> bool:
@@ -117,7 +130,7 @@ class ScenarioModel:
         actions: list[Action] = []
         while self.cursor < len(self.turns):
             turn = self.turns[self.cursor]
-            if isinstance(turn, PartyTurn):
+            if not isinstance(turn, ModelTurn):
                 break
             self.cursor += 1
             if turn.greet:

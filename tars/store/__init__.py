@@ -11,5 +11,7 @@ SQLModel/SQLAlchemy, so CLI modules import them inside their commands only.
 * ``models``: the tables (``Contact``, ``Reminder``, ``Call``, ``TranscriptLine``,
   ``ToolInvocation``, ``Message``)
 * ``contacts``, ``reminders``, ``calls``, ``messages``: what commands and tools do with them
+* ``call_queue``: goal calls for later and their retries, reminder calls, live owner calls
+  (what the scheduler, ``tars.scheduler``, claims and checks)
 * ``phones``: phone numbers, validated and normalised with ``phonenumbers``
 """

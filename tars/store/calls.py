@@ -28,6 +28,7 @@ from tars.store.models import (
 _CALL_FIELDS = {
     "sid", "status", "started_at", "ended_at", "outcome", "outcome_source", "summary",
     "recording_path", "failure_reason", "contact_id", "playbook", "inputs",
+    "scheduled_at", "attempt", "retry_of", "follow_up", "reminder_id",
 }  # fmt: skip
 
 
@@ -65,7 +66,8 @@ def start_call(
 
 def update_call(session: Session, call_id: int, **changes: Any) -> Call:
     """Set any of: sid, status, started_at, ended_at, outcome, outcome_source, summary,
-    recording_path, failure_reason, contact_id, playbook, inputs."""
+    recording_path, failure_reason, contact_id, playbook, inputs, scheduled_at, attempt,
+    retry_of, follow_up, reminder_id."""
     unknown = set(changes) - _CALL_FIELDS
     if unknown:
         raise TypeError(f"unknown call fields: {', '.join(sorted(unknown))}")
@@ -192,6 +194,10 @@ def call_json(call: Call, contact_name: str | None = None) -> dict[str, Any]:
         "summary": call.summary,
         "recording_path": call.recording_path,
         "failure_reason": call.failure_reason,
+        "scheduled_at": _iso(call.scheduled_at),
+        "attempt": call.attempt,
+        "retry_of": call.retry_of,
+        "reminder_id": call.reminder_id,
         "created_at": _iso(call.created_at),
     }
 

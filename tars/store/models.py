@@ -107,16 +107,33 @@ class Reminder(SQLModel, table=True):
     retry_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     lease_owner: str | None = Field(default=None, max_length=200)
     lease_expires_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    #: The last delivery came late: it fell due while no TARS server was running.
+    late: bool = Field(default=False)
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 class Call(SQLModel, table=True):
-    """One phone call, in or out: who, why (playbook and inputs), how it went."""
+    """One phone call, in or out: who, why (playbook and inputs), how it went.
+
+    A goal call for later is a ``queued`` row with ``scheduled_at`` and no ``sid`` yet; the
+    scheduler claims it with a lease (``lease_owner``/``lease_expires_at``) and places it. A
+    retry after busy or no answer is a new row (``attempt`` + 1, ``retry_of`` the call it
+    retries); ``follow_up`` records on the ended call what was decided: "retry" or "none".
+    ``reminder_id`` marks a call placed to announce a reminder. While the owner is on a call,
+    the server holding its media stream renews ``live_on``/``live_until`` so other servers
+    leave the owner's reminders to it (they are announced in that call).
+
+    The newer columns are plain integers without foreign keys on purpose: adding them is an
+    ``ALTER TABLE … ADD COLUMN`` on SQLite, never a table copy (which, with foreign keys on,
+    would cascade-delete every transcript line).
+    """
 
     __table_args__ = (
         _one_of("status", CALL_STATUSES, "status"),
         _one_of("direction", CALL_DIRECTIONS, "direction"),
+        Index("ix_call_retry_of", "retry_of", unique=True),  # one retry per attempt, whoever schedules it
+        Index("ix_call_status_scheduled_at", "status", "scheduled_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -136,6 +153,16 @@ class Call(SQLModel, table=True):
     summary: str | None = Field(default=None, sa_type=Text)
     recording_path: str | None = Field(default=None, max_length=1000)
     failure_reason: str | None = Field(default=None, sa_type=Text)
+    #: A queued call to place at this time (None: placed at once).
+    scheduled_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    attempt: int = Field(default=1)
+    retry_of: int | None = Field(default=None)
+    follow_up: str | None = Field(default=None, max_length=16)  # None, "retry" or "none"
+    reminder_id: int | None = Field(default=None, index=True)
+    lease_owner: str | None = Field(default=None, max_length=200)
+    lease_expires_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    live_on: str | None = Field(default=None, max_length=200)
+    live_until: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 

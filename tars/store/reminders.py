@@ -18,15 +18,18 @@ reminder and two deliverers never both send one:
             complete(session, reminder.id, "host-1:4242", clock_now())
 
 ``claim_due`` takes rows that are due (``pending`` and ``due``/``retry_at`` ≤ now) or whose
-lease ran out (``delivering`` and ``lease_expires_at`` ≤ now) with one conditional UPDATE per
-row, so a row changes hands only if it is still claimable when the UPDATE runs: safe under
+lease ran out (``delivering`` and ``lease_expires_at`` ≤ now) with one conditional UPDATE,
+so a row changes hands only if it is still claimable when the UPDATE runs: safe under
 SQLite's single writer and PostgreSQL's row locks alike (PostgreSQL also skips rows another
-claimer holds, ``FOR UPDATE SKIP LOCKED``). All three commit.
+claimer holds, ``FOR UPDATE SKIP LOCKED``). The claimer's id must be unique to the claim
+(the scheduler uses ``<server>#<n>``): the claimed rows are read back by it. All commit;
+``complete_many`` records many deliveries in one transaction.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import and_, func, or_, update
@@ -39,6 +42,8 @@ from tars.store.models import CHANNELS, Contact, Reminder
 
 OPEN = ("pending", "delivering", "failed")  # shown by `tars remind list` without --all
 MAX_BACKOFF = dt.timedelta(hours=1)
+#: "Done" this soon after a delivery refers to the reminder just delivered.
+ACKNOWLEDGE_WITHIN = dt.timedelta(hours=1)
 
 
 # --------------------------------------------------------------------------- making
@@ -166,12 +171,17 @@ def contact_names(session: Session, reminders: list[Reminder]) -> dict[int, str]
 
 
 def mark_done(session: Session, reminder_id: int, now: dt.datetime) -> Reminder:
-    """Done: a one-off reminder is closed (delivered); a repeating one moves to the next time."""
+    """Done: a one-off reminder is closed (delivered); a repeating one moves to the next time.
+
+    "Done" right after a delivery acknowledges what was just delivered ("call Helen" —
+    "done!" on the reminder call): a delivered one-off stays as it is, and a repeating one
+    that has just moved on to its next time is not moved again (if nothing else changed it
+    since, within ``ACKNOWLEDGE_WITHIN`` of the delivery)."""
     reminder = get_reminder(session, reminder_id)
     if reminder.status == "cancelled":
         raise InvalidValue(f"reminder {reminder_id} was cancelled")
-    if reminder.status == "delivered":
-        raise InvalidValue(f"reminder {reminder_id} is already done")
+    if reminder.status == "delivered" or _just_delivered(reminder, now):
+        return reminder
     _release(reminder)
     if not _advance(reminder, now):
         reminder.status = "delivered"
@@ -215,6 +225,17 @@ def cancel(session: Session, reminder_id: int, now: dt.datetime) -> Reminder:
     session.add(reminder)
     session.flush()
     return reminder
+
+
+def _just_delivered(reminder: Reminder, now: dt.datetime) -> bool:
+    """A repeating reminder delivered moments ago and untouched since (it moved on by itself)."""
+    delivered = reminder.delivered_at
+    return (
+        reminder.status == "pending"
+        and delivered is not None
+        and reminder.updated_at == delivered
+        and dt.timedelta() <= now - delivered <= ACKNOWLEDGE_WITHIN
+    )
 
 
 def _release(reminder: Reminder) -> None:
@@ -264,28 +285,34 @@ def claim_due(
         .limit(limit)
         .with_for_update(skip_locked=True)
     ).all()
-    claimed: list[int] = []
-    for reminder_id in candidates:
-        result = session.execute(
-            update(Reminder)
-            .where(col(Reminder.id) == reminder_id, _claimable(now))
-            .values(
-                status="delivering",
-                lease_owner=owner_id,
-                lease_expires_at=expires,
-                attempts=col(Reminder.attempts) + 1,
-                updated_at=now,
-            )
-            .execution_options(synchronize_session=False)
+    if not candidates:
+        session.commit()
+        return []
+    # One conditional UPDATE for the lot: a row another claimer took meanwhile no longer
+    # matches _claimable and is left alone. ``owner_id`` must be unique to this claim.
+    taken = session.execute(
+        update(Reminder)
+        .where(col(Reminder.id).in_(candidates), _claimable(now))
+        .values(
+            status="delivering",
+            lease_owner=owner_id,
+            lease_expires_at=expires,
+            attempts=col(Reminder.attempts) + 1,
+            updated_at=now,
         )
-        if result.rowcount == 1:  # type: ignore[attr-defined]
-            claimed.append(reminder_id)  # type: ignore[arg-type]
+        .execution_options(synchronize_session=False)
+    )
     session.commit()
-    if not claimed:
+    if taken.rowcount == 0:  # type: ignore[attr-defined]
         return []
     rows = session.exec(
         select(Reminder)
-        .where(col(Reminder.id).in_(claimed))
+        .where(
+            col(Reminder.id).in_(candidates),
+            col(Reminder.status) == "delivering",
+            col(Reminder.lease_owner) == owner_id,
+            col(Reminder.lease_expires_at) == expires,
+        )
         .order_by(col(Reminder.due), col(Reminder.id))
         .execution_options(populate_existing=True)
     )
@@ -294,20 +321,84 @@ def claim_due(
     return found
 
 
-def complete(session: Session, reminder_id: int, owner_id: str, now: dt.datetime) -> Reminder | None:
+def next_due(session: Session) -> dt.datetime | None:
+    """When the next pending reminder falls due (its retry time, if it has one), if any."""
+    first = session.exec(
+        select(func.min(Reminder.due)).where(col(Reminder.status) == "pending", col(Reminder.retry_at).is_(None))
+    ).one()
+    retry = session.exec(select(func.min(Reminder.retry_at)).where(col(Reminder.status) == "pending")).one()
+    session.commit()
+    found = [t for t in (first, retry) if t is not None]
+    if not found:
+        return None
+    from tars.store.columns import UTCDateTime
+
+    return min(UTCDateTime().process_result_value(t, session.get_bind().dialect) for t in found)
+
+
+def complete(
+    session: Session, reminder_id: int, owner_id: str, now: dt.datetime, *, late: bool = False
+) -> Reminder | None:
     """Delivered: a one-off reminder is closed, a repeating one moves to its next occurrence
-    (wall-clock time kept in its timezone). Commits. None if ``owner_id`` no longer holds the
-    lease (the owner snoozed or cancelled it meanwhile, or the lease ran out and another
-    deliverer took it): then nothing is changed."""
+    (wall-clock time kept in its timezone). ``late``: it fell due while no server was running.
+    Commits. None if ``owner_id`` no longer holds the lease (the owner snoozed or cancelled it
+    meanwhile, or the lease ran out and another deliverer took it): then nothing is changed."""
     reminder = _held(session, reminder_id, owner_id)
     if reminder is None:
         return None
-    values: dict[str, Any] = {"delivered_at": now, "last_error": None}
+    return _finish(session, reminder_id, owner_id, now, _delivered(reminder, now, late))
+
+
+def complete_many(session: Session, deliveries: Sequence[tuple[int, str, bool]], now: dt.datetime) -> list[bool]:
+    """``complete`` for many ``(reminder_id, owner_id, late)`` in one transaction (one commit,
+    one turn at the write lock, however many deliveries finished meanwhile). Commits. For
+    each: True if it was recorded, False if its lease had been lost."""
+    ids = [reminder_id for reminder_id, _, _ in deliveries]
+    state = {
+        row.id: row
+        for row in session.execute(
+            select(Reminder.id, Reminder.status, Reminder.lease_owner, Reminder.recurrence).where(
+                col(Reminder.id).in_(ids)
+            )
+        )
+    }
+    recorded: dict[int, bool] = {}
+    one_offs: dict[tuple[str, bool], list[int]] = {}
+    for reminder_id, owner_id, late in deliveries:
+        row = state.get(reminder_id)
+        if row is None or row.status != "delivering" or row.lease_owner != owner_id:
+            recorded[reminder_id] = False
+        elif row.recurrence:  # moves on to its next time: one by one
+            reminder = _held(session, reminder_id, owner_id, end_read=False)
+            recorded[reminder_id] = reminder is not None and _apply(
+                session, reminder_id, owner_id, now, _delivered(reminder, now, late)
+            )
+        else:
+            one_offs.setdefault((owner_id, late), []).append(reminder_id)
+    for (owner_id, late), group in one_offs.items():  # closed: one UPDATE per claim
+        values: dict[str, Any] = {"delivered_at": now, "last_error": None, "late": late, "status": "delivered"}
+        if _apply_many(session, group, owner_id, now, values) == len(group):
+            recorded.update(dict.fromkeys(group, True))
+            continue
+        closed = set(  # a lease was lost between the read and the UPDATE: which ones went through?
+            session.exec(
+                select(Reminder.id).where(
+                    col(Reminder.id).in_(group), col(Reminder.status) == "delivered", col(Reminder.delivered_at) == now
+                )
+            )
+        )
+        recorded.update({reminder_id: reminder_id in closed for reminder_id in group})
+    session.commit()
+    return [recorded[reminder_id] for reminder_id in ids]
+
+
+def _delivered(reminder: Reminder, now: dt.datetime, late: bool) -> dict[str, Any]:
+    values: dict[str, Any] = {"delivered_at": now, "last_error": None, "late": late}
     if _advance(reminder, now):
         values.update(due=reminder.due, status="pending", attempts=0)
     else:
         values.update(status="delivered")
-    return _finish(session, reminder_id, owner_id, now, values)
+    return values
 
 
 def fail(
@@ -337,10 +428,43 @@ def fail(
     return _finish(session, reminder_id, owner_id, now, values)
 
 
-def _held(session: Session, reminder_id: int, owner_id: str) -> Reminder | None:
+def skip(session: Session, reminder_id: int, owner_id: str, reason: str, now: dt.datetime) -> Reminder | None:
+    """Not delivered on purpose (a late reminder under ``late_reminders: skip``): a one-off ends
+    ``failed`` with ``reason`` (so `tars remind list` shows it), a repeating one moves on to its
+    next occurrence, keeping ``reason`` in ``last_error``. Commits. None if the lease was lost."""
+    reminder = _held(session, reminder_id, owner_id)
+    if reminder is None:
+        return None
+    values: dict[str, Any] = {"last_error": reason[:2000], "retry_at": None}
+    if _advance(reminder, now):
+        values.update(due=reminder.due, status="pending", attempts=0)
+    else:
+        values.update(status="failed")
+    return _finish(session, reminder_id, owner_id, now, values)
+
+
+def extend_lease(session: Session, reminder_id: int, owner_id: str, until: dt.datetime) -> bool:
+    """Keep holding a reminder until ``until`` (a reminder call that rings, then talks). Commits.
+    False if ``owner_id`` no longer holds it."""
+    result = session.execute(
+        update(Reminder)
+        .where(
+            col(Reminder.id) == reminder_id,
+            col(Reminder.status) == "delivering",
+            col(Reminder.lease_owner) == owner_id,
+        )
+        .values(lease_expires_at=until)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+def _held(session: Session, reminder_id: int, owner_id: str, *, end_read: bool = True) -> Reminder | None:
     reminder = session.get(Reminder, reminder_id, populate_existing=True)
     if reminder is None or reminder.status != "delivering" or reminder.lease_owner != owner_id:
-        session.rollback()
+        if end_read:
+            session.rollback()
         return None
     session.expunge(reminder)  # _advance works on a copy; the UPDATE below is what counts
     return reminder
@@ -349,22 +473,33 @@ def _held(session: Session, reminder_id: int, owner_id: str) -> Reminder | None:
 def _finish(
     session: Session, reminder_id: int, owner_id: str, now: dt.datetime, values: dict[str, Any]
 ) -> Reminder | None:
+    applied = _apply(session, reminder_id, owner_id, now, values)
+    session.commit()
+    return get_reminder(session, reminder_id) if applied else None
+
+
+def _apply(session: Session, reminder_id: int, owner_id: str, now: dt.datetime, values: dict[str, Any]) -> bool:
+    """The change, only if ``owner_id`` still holds the lease; the lease is released."""
+    return _apply_many(session, [reminder_id], owner_id, now, values) == 1
+
+
+def _apply_many(
+    session: Session, reminder_ids: Sequence[int], owner_id: str, now: dt.datetime, values: dict[str, Any]
+) -> int:
+    """The change to those of ``reminder_ids`` that ``owner_id`` still holds; how many."""
     values.update(lease_owner=None, lease_expires_at=None, updated_at=now)
     values.setdefault("retry_at", None)
     result = session.execute(
         update(Reminder)
         .where(
-            col(Reminder.id) == reminder_id,
+            col(Reminder.id).in_(reminder_ids),
             col(Reminder.status) == "delivering",
             col(Reminder.lease_owner) == owner_id,
         )
         .values(**values)
         .execution_options(synchronize_session=False)
     )
-    session.commit()
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        return None
-    return get_reminder(session, reminder_id)
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 # --------------------------------------------------------------------------- showing
@@ -386,6 +521,7 @@ def reminder_json(reminder: Reminder, contact_name: str | None = None) -> dict[s
         "status": reminder.status,
         "attempts": reminder.attempts,
         "last_error": reminder.last_error,
+        "late": reminder.late,
         "delivered_at": reminder.delivered_at.isoformat() if reminder.delivered_at else None,
         "retry_at": reminder.retry_at.isoformat() if reminder.retry_at else None,
         "created_at": reminder.created_at.isoformat(),

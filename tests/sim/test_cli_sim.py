@@ -65,16 +65,16 @@ def test_a_wrong_expectation_fails_and_says_why(example_project: Path, tars: Any
     assert f"state kept in {state / 'wrong_time'}" in result.output
 
 
-def test_goal_call_scenarios_are_skipped_for_now(example_project: Path, tars: Any) -> None:
+def test_a_goal_call_scenario_places_the_call_through_the_api(example_project: Path, tars: Any) -> None:
     goal = SCENARIOS / "goal_calls" / "book_dentist.yaml"
-    result = tars("--project", example_project, "simulate", goal)
-    assert result.exit_code == 1
-    assert "– skipped: goal calls are not available yet" in result.output
-    assert "pass --allow-skip" in result.output
-    result = tars("--project", example_project, "simulate", "--allow-skip", "--json", goal)
-    assert result.exit_code == 0
-    report = json.loads(result.stdout)
-    assert (report["ok"], report["skipped"], report["scenarios"][0]["status"]) == (True, 1, "skipped")
+    result = tars("--project", example_project, "simulate", "--json", goal)
+    assert result.exit_code == 0, result.output
+    [played] = json.loads(result.stdout)["scenarios"]
+    assert (played["status"], played["call_status"], played["playbook"]) == ("passed", "completed", "book_appointment")
+    assert played["steps"] == ["introduce", "find_slot", "confirm", "wrap_up"]
+    assert played["outcome"] == {"status": "booked", "when": "2026-11-25T10:00:00+00:00"}
+    refused = [e for e in played["transcript"] if e["speaker"] == "tool" and not e["allowed"]]
+    assert [e["text"].split("(")[0] for e in refused] == ["ask_owner"]
 
 
 # ------------------------------------------------------------------------------ tars sim

@@ -1,0 +1,282 @@
+"""The scheduler's loop: claim what is due, hand it out, follow calls up.
+
+Each tick (``TICK_SECONDS``, sooner when a delivery frees a slot while more is due):
+
+1. **Live owner calls**: this server's owner calls are recorded in the database
+   (``Call.live_on``/``live_until``, renewed while live). If another server holds one, this
+   server claims no reminders: that server will, and will announce them in the call.
+2. **Reminders**: claimed under a lease, as many as there are free delivery slots
+   (``concurrency``), each delivered in its own task (``tars.scheduler.reminders``).
+3. **Reminder calls that ended unannounced** (busy, no answer, voicemail, hung up first):
+   the reminder's attempt fails and is retried with backoff.
+4. **Goal-call retries**: a goal call that ended busy or unanswered gets its next attempt
+   per the playbook's ``busy``/``no_answer`` policy, inside its calling window.
+5. **Scheduled goal calls** that are due are claimed and placed (``place_goal_call``).
+
+Leases are per claim (``<server id>#<n>``), so a lease that ran out and was taken again,
+even by this same server, is never mistaken for the new one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import itertools
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tars.server.app import Server
+
+log = logging.getLogger("tars.scheduler")
+
+TICK_SECONDS = 0.5
+#: How long a claim holds a reminder (or a scheduled call) before another server may take it.
+LEASE_SECONDS = 120.0
+#: First retry after this long; doubles per attempt (at most an hour).
+BACKOFF_SECONDS = 60.0
+#: Reminders delivered at once by one server.
+CONCURRENCY = 64
+#: Deliveries recorded in one transaction, at most.
+SETTLE_BATCH = 500
+#: A live owner call is recorded for this long, renewed every ``LIVE_RENEW_SECONDS``.
+LIVE_SECONDS = 10.0
+LIVE_RENEW_SECONDS = 2.0
+
+
+def server_id() -> str:
+    """This process, as lease owners and live calls name it: host, pid and a random tag."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+class Scheduler:
+    """Runs in the server's event loop; all database work goes through ``server.db``."""
+
+    def __init__(
+        self,
+        server: Server,
+        *,
+        tick: float | None = None,
+        lease_seconds: float | None = None,
+        backoff_seconds: float | None = None,
+        concurrency: int | None = None,
+        clock: Callable[[], dt.datetime] | None = None,
+    ):
+        self.server = server
+        self.id = server_id()
+        self.tick_seconds = TICK_SECONDS if tick is None else tick
+        self.lease_seconds = LEASE_SECONDS if lease_seconds is None else lease_seconds
+        self.backoff_seconds = BACKOFF_SECONDS if backoff_seconds is None else backoff_seconds
+        self.concurrency = CONCURRENCY if concurrency is None else concurrency
+        self.clock: Callable[[], dt.datetime] = clock or (lambda: dt.datetime.now(dt.UTC))
+        self.inflight: set[asyncio.Task[Any]] = set()
+        self.sending = 0  # deliveries holding a slot (see Slot)
+        self.ticks = 0
+        self._claims = itertools.count(1)
+        self._task: asyncio.Task[Any] | None = None
+        self._wake: asyncio.Event | None = None
+        self._more_due = False
+        self._next_due: dt.datetime | None = None
+        self._stopping = False
+        self._live_renewed_at = float("-inf")
+        self._live_ids: frozenset[int] = frozenset()
+        self._writes = asyncio.Lock()
+        self._settling: list[tuple[int, str, bool, asyncio.Future[bool]]] = []
+        self._settler: asyncio.Task[Any] | None = None
+        from tars.scheduler.live import owner_session
+
+        server.outbox.live_owner = lambda: owner_session(server)
+
+    # ------------------------------------------------------------------ settings from tars.yaml
+    def now(self) -> dt.datetime:
+        return self.clock()
+
+    @property
+    def max_attempts(self) -> int:
+        """One attempt plus ``delivery.retries`` retries."""
+        return 1 + int(self.server.project.section("delivery").get("retries", 3))
+
+    def token(self) -> str:
+        return f"{self.id}#{next(self._claims)}"
+
+    # ------------------------------------------------------------------ life
+    def start(self) -> None:
+        if self._task is None:
+            self._wake = asyncio.Event()
+            self._task = asyncio.ensure_future(self._run())
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop claiming; let deliveries under way finish (up to ``grace`` seconds). A delivery
+        cut short keeps its lease and is delivered again when the lease runs out."""
+        self._stopping = True
+        if self._task is not None:
+            self.wake()  # the loop ends after its current step: a claim under way is delivered
+            _done, running = await asyncio.wait({self._task}, timeout=grace)
+            for task in running:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            self._task = None
+        if self.inflight:
+            _done, pending = await asyncio.wait(set(self.inflight), timeout=grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=1)
+        if self._settler is not None and not self._settler.done():
+            await asyncio.wait({self._settler}, timeout=grace)
+
+    def wake(self) -> None:
+        """Tick now (something may have fallen due or a slot came free)."""
+        if self._wake is not None:
+            self._wake.set()
+
+    async def _run(self) -> None:
+        assert self._wake is not None
+        while not self._stopping:
+            self._wake.clear()  # before the tick: a wake during it means "tick again now"
+            try:
+                await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("scheduler tick failed; trying again")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._pause())
+
+    def _pause(self) -> float:
+        """Until the next tick, or sooner if a reminder falls due before it."""
+        pause = self.tick_seconds
+        if self._next_due is not None:
+            pause = min(pause, max((self._next_due - self.now()).total_seconds(), 0.0))
+        return pause
+
+    @property
+    def active(self) -> bool:
+        return not (self._stopping or self.server.shutting_down)
+
+    async def tick(self) -> None:
+        """One round: live calls, reminders, reminder-call follow-ups, retries, scheduled calls."""
+        self.ticks += 1
+        if not self.active:
+            return
+        await self._renew_live_calls()
+        await self._claim_reminders()
+        from tars.scheduler import goal_calls, reminders
+
+        await reminders.follow_up_reminder_calls(self)
+        await goal_calls.schedule_retries(self)
+        if self.active:
+            await goal_calls.place_due_calls(self)
+
+    # ------------------------------------------------------------------ database writes
+    async def write(self, work: Callable[[Any], Any]) -> Any:
+        """The scheduler's own writes (claims, delivery records) one at a time, so they never
+        wait on each other for SQLite's write lock."""
+        async with self._writes:
+            return await self.server.db(work)
+
+    async def settle(self, reminder_id: int, lease: str, late: bool) -> bool:
+        """Record a delivery; deliveries that finish together are written in one transaction.
+        False if the lease had been lost (see ``tars.store.reminders.complete``)."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._settling.append((reminder_id, lease, late, future))
+        if self._settler is None or self._settler.done():
+            self._settler = asyncio.ensure_future(self._settle_all())
+        return await future
+
+    async def _settle_all(self) -> None:
+        from tars.store.reminders import complete_many
+
+        while self._settling:
+            batch, self._settling = self._settling[:SETTLE_BATCH], self._settling[SETTLE_BATCH:]
+            deliveries = [(rid, lease, late) for rid, lease, late, _ in batch]
+            now = self.now()
+            try:
+                recorded = await self.write(lambda s, d=deliveries, now=now: complete_many(s, d, now))
+            except Exception as exc:
+                for *_, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (*_, future), ok in zip(batch, recorded, strict=True):
+                if not future.done():
+                    future.set_result(ok)
+
+    # ------------------------------------------------------------------ live owner calls
+    async def _renew_live_calls(self) -> None:
+        from tars.scheduler.live import owner_sessions
+        from tars.store.call_queue import mark_live
+
+        ids = frozenset(s.setup.call_id for s in owner_sessions(self.server))
+        clock = asyncio.get_running_loop().time()
+        if not ids or (ids == self._live_ids and clock - self._live_renewed_at < LIVE_RENEW_SECONDS):
+            self._live_ids = ids
+            return
+        until = self.now() + dt.timedelta(seconds=LIVE_SECONDS)
+        await self.server.db(lambda s: mark_live(s, ids, self.id, until))
+        self._live_ids, self._live_renewed_at = ids, clock
+
+    # ------------------------------------------------------------------ reminders
+    async def _claim_reminders(self) -> None:
+        from tars.scheduler.reminders import deliver
+        from tars.store.call_queue import owner_live_elsewhere
+        from tars.store.reminders import claim_due
+
+        now = self.now()
+        self._more_due = False
+        self._next_due = None
+        holder = await self.server.db(lambda s: owner_live_elsewhere(s, self.id, now))
+        if holder is not None:
+            log.debug("the owner is on a call held by %s; its reminders are announced there", holder)
+            return
+        while self.active:
+            free = self.concurrency - self.sending
+            if free <= 0:
+                self._more_due = True  # a slot coming free wakes the loop
+                return
+            token = self.token()
+            claimed = await self.write(
+                lambda s, limit=free, token=token: claim_due(s, self.now(), token, self.lease_seconds, limit=limit)
+            )
+            for reminder in claimed:
+                self._spawn(deliver(self, reminder, token, Slot(self)))
+            if len(claimed) < free:
+                from tars.store.reminders import next_due
+
+                self._next_due = await self.server.db(next_due)
+                return
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self.inflight.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self.inflight.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("a delivery crashed: %r", task.exception())
+
+    def _slot_freed(self) -> None:
+        self.sending -= 1
+        if self._more_due:
+            self.wake()
+
+
+class Slot:
+    """One of ``concurrency`` deliveries under way. Freed once the message has gone out (or
+    failed): recording it happens in batches, and need not hold up the next delivery."""
+
+    def __init__(self, scheduler: Scheduler):
+        self._scheduler: Scheduler | None = scheduler
+        scheduler.sending += 1
+
+    def free(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler._slot_freed()
+            self._scheduler = None

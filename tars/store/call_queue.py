@@ -1,0 +1,267 @@
+"""Calls for later: goal calls scheduled for a time, retries after busy or no answer, reminder
+calls, and the owner's live calls — what the scheduler claims, places and checks.
+
+A scheduled call is a ``queued`` Call row with ``scheduled_at`` and no ``sid``. Claiming works
+as for reminders (``tars.store.reminders``): one conditional UPDATE per row takes a lease, so
+two servers never place one call twice and a server that dies mid-placement loses only its
+lease; the call is claimed again when the lease runs out::
+
+    for call in claim_due_calls(session, now, "host:4242#7", lease_seconds=120, limit=5):
+        place(call)                                 # sets the call's sid
+        release_call(session, call.id, "host:4242#7")
+
+A retry is a new row (``attempt`` + 1, ``retry_of``); ``follow_up`` on the ended call records
+once, whoever decides it, that a retry was scheduled ("retry") or that none will be ("none").
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import and_, or_, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import Session, col, select
+
+from tars.store.calls import start_call
+from tars.store.errors import InvalidValue
+from tars.store.models import Call, Reminder
+
+FINAL = ("completed", "busy", "no-answer", "failed", "voicemail")
+RETRYABLE = ("busy", "no-answer")
+
+
+# --------------------------------------------------------------------------- scheduled goal calls
+
+
+def schedule_call(
+    session: Session,
+    *,
+    from_number: str,
+    to_number: str,
+    playbook: str,
+    inputs: dict[str, Any] | None,
+    at: dt.datetime,
+    contact_id: int | None = None,
+    attempt: int = 1,
+    retry_of: int | None = None,
+) -> Call:
+    """A goal call to place at ``at`` (the scheduler places it when due, in the playbook's
+    calling window). ``inputs`` as ``place_goal_call`` stores them (with ``_callee``)."""
+    if at.tzinfo is None:
+        raise InvalidValue("a scheduled call needs a timezone-aware time")
+    call = start_call(
+        session,
+        direction="outbound",
+        from_number=from_number,
+        to_number=to_number,
+        contact_id=contact_id,
+        playbook=playbook,
+        inputs=inputs,
+        status="queued",
+    )
+    call.scheduled_at = at
+    call.attempt = attempt
+    call.retry_of = retry_of
+    session.add(call)
+    session.flush()
+    return call
+
+
+def _claimable(now: dt.datetime) -> ColumnElement[bool]:
+    return and_(
+        col(Call.status) == "queued",
+        col(Call.sid).is_(None),
+        col(Call.scheduled_at).is_not(None),
+        col(Call.scheduled_at) <= now,
+        or_(col(Call.lease_expires_at).is_(None), col(Call.lease_expires_at) <= now),
+    )
+
+
+def claim_due_calls(
+    session: Session, now: dt.datetime, owner_id: str, lease_seconds: float = 120, limit: int = 10
+) -> list[Call]:
+    """Take up to ``limit`` scheduled calls that are due (or whose claimer's lease ran out) for
+    ``owner_id`` until ``now + lease_seconds``; commits and returns them, soonest first."""
+    expires = now + dt.timedelta(seconds=lease_seconds)
+    candidates = session.exec(
+        select(Call.id)
+        .where(_claimable(now))
+        .order_by(col(Call.scheduled_at), col(Call.id))
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    claimed: list[int] = []
+    for call_id in candidates:
+        result = session.execute(
+            update(Call)
+            .where(col(Call.id) == call_id, _claimable(now))
+            .values(lease_owner=owner_id, lease_expires_at=expires)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            claimed.append(call_id)  # type: ignore[arg-type]
+    session.commit()
+    if not claimed:
+        return []
+    rows = list(
+        session.exec(
+            select(Call)
+            .where(col(Call.id).in_(claimed))
+            .order_by(col(Call.scheduled_at), col(Call.id))
+            .execution_options(populate_existing=True)
+        )
+    )
+    session.commit()
+    return rows
+
+
+def release_call(session: Session, call_id: int, owner_id: str, *, scheduled_at: dt.datetime | None = None) -> bool:
+    """Let go of a claimed call: placed (its sid is set), failed, or put off to ``scheduled_at``
+    (outside its calling window). Commits. False if ``owner_id`` no longer held it."""
+    values: dict[str, Any] = {"lease_owner": None, "lease_expires_at": None}
+    if scheduled_at is not None:
+        values["scheduled_at"] = scheduled_at
+    result = session.execute(
+        update(Call)
+        .where(col(Call.id) == call_id, col(Call.lease_owner) == owner_id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+# --------------------------------------------------------------------------- retries
+
+
+def calls_to_follow_up(session: Session, limit: int = 50) -> list[Call]:
+    """Goal calls that ended busy or unanswered and have no retry decision yet, oldest first."""
+    query = (
+        select(Call)
+        .where(
+            col(Call.direction) == "outbound",
+            col(Call.playbook).is_not(None),
+            col(Call.status).in_(RETRYABLE),
+            col(Call.follow_up).is_(None),
+        )
+        .order_by(col(Call.id))
+        .limit(limit)
+    )
+    return list(session.exec(query))
+
+
+def schedule_retry(session: Session, call: Call, at: dt.datetime) -> Call | None:
+    """The next attempt of ``call`` at ``at``, decided once: None (and nothing written) if a
+    retry decision for ``call`` was already made, by this server or another. Commits."""
+    taken = session.execute(
+        update(Call)
+        .where(col(Call.id) == call.id, col(Call.follow_up).is_(None))
+        .values(follow_up="retry")
+        .execution_options(synchronize_session=False)
+    )
+    if taken.rowcount != 1:  # type: ignore[attr-defined]
+        session.rollback()
+        return None
+    try:
+        retry = schedule_call(
+            session,
+            from_number=call.from_number,
+            to_number=call.to_number,
+            playbook=str(call.playbook),
+            inputs=call.inputs,
+            at=at,
+            contact_id=call.contact_id,
+            attempt=call.attempt + 1,
+            retry_of=call.id,
+        )
+        session.commit()
+    except IntegrityError:  # another server scheduled it between our UPDATE and INSERT
+        session.rollback()
+        return None
+    return retry
+
+
+def no_retry(session: Session, call_id: int) -> bool:
+    """Record that ``call_id`` will not be retried (policy exhausted). Commits."""
+    result = session.execute(
+        update(Call)
+        .where(col(Call.id) == call_id, col(Call.follow_up).is_(None))
+        .values(follow_up="none")
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+def attempts_of(session: Session, call_id: int) -> list[Call]:
+    """Every attempt of the call series ``call_id`` belongs to, first to last."""
+    first = session.get(Call, call_id)
+    while first is not None and first.retry_of is not None:
+        first = session.get(Call, first.retry_of)
+    series: list[Call] = []
+    current = first
+    while current is not None:
+        series.append(current)
+        current = session.exec(select(Call).where(col(Call.retry_of) == current.id)).first()
+    return series
+
+
+# --------------------------------------------------------------------------- reminder calls
+
+
+def start_reminder_call(session: Session, *, reminder_id: int, from_number: str, to_number: str, lease: str) -> Call:
+    """The Call row of a call announcing ``reminder_id``, placed under the reminder lease ``lease``."""
+    call = start_call(
+        session,
+        direction="outbound",
+        from_number=from_number,
+        to_number=to_number,
+        status="queued",
+        inputs={"_reminder_lease": lease},
+    )
+    call.reminder_id = reminder_id
+    session.add(call)
+    session.flush()
+    return call
+
+
+def unfinished_reminder_calls(session: Session, limit: int = 50) -> list[tuple[Call, Reminder]]:
+    """Reminder calls that have ended while their reminder is still being delivered: the
+    announcement never happened (busy, no answer, voicemail, hung up first)."""
+    query = (
+        select(Call, Reminder)
+        .join(Reminder, col(Reminder.id) == col(Call.reminder_id))
+        .where(col(Call.status).in_(FINAL), col(Reminder.status) == "delivering")
+        .order_by(col(Call.id))
+        .limit(limit)
+    )
+    return [(call, reminder) for call, reminder in session.exec(query)]
+
+
+# --------------------------------------------------------------------------- the owner's live calls
+
+
+def mark_live(session: Session, call_ids: Iterable[int], server_id: str, until: dt.datetime) -> None:
+    """``server_id`` holds the media streams of these owner calls until ``until`` (renewed while live)."""
+    ids = list(call_ids)
+    if ids:
+        session.execute(
+            update(Call)
+            .where(col(Call.id).in_(ids))
+            .values(live_on=server_id, live_until=until)
+            .execution_options(synchronize_session=False)
+        )
+    session.commit()
+
+
+def owner_live_elsewhere(session: Session, server_id: str, now: dt.datetime) -> str | None:
+    """The server (other than ``server_id``) holding a live owner call now, if any."""
+    query = select(Call.live_on).where(
+        col(Call.live_until) > now, col(Call.live_on).is_not(None), col(Call.live_on) != server_id
+    )
+    found = session.exec(query.limit(1)).first()
+    session.commit()
+    return found
