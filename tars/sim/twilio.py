@@ -78,6 +78,7 @@ __all__ = ["Call", "CallEnded", "Party", "ScriptError", "TwilioEmulator", "Utter
 
 log = logging.getLogger("tars.sim.twilio")
 T = TypeVar("T")
+NOISE_MS = 250  # shorter than speech.MIN_BODY_MS: never a whole synthetic utterance
 ANSWERS = frozenset({"human", "voicemail", "fax", "busy", "no-answer", "failed"})
 FINAL_STATUSES = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
 SIP_CODES = {"completed": "200", "busy": "486", "no-answer": "487", "failed": "500"}
@@ -245,7 +246,13 @@ class Call:
         return params
 
     def hear(self, utterance: Utterance) -> None:
-        """The party heard the agent say something (from the media stream)."""
+        """The party heard the agent say something (from the media stream).
+
+        A blip shorter than any synthetic word and carrying no id is not speech: under
+        load, a gap in the paced audio can split the tail of a silence off as one.
+        """
+        if utterance.uid is None and utterance.duration_ms < NOISE_MS:
+            return
         self.heard.append(utterance)
         self._heard_queue.put_nowait(utterance)
 
