@@ -328,7 +328,6 @@ def create_app(server: Server) -> FastAPI:
 
 
 async def update_status(server: Server, params: Mapping[str, str]) -> None:
-    from tars.store.calls import update_call
     from tars.store.models import Call
 
     ours = STATUS_MAP.get(params.get("CallStatus", ""))
@@ -339,21 +338,30 @@ async def update_status(server: Server, params: Mapping[str, str]) -> None:
     if ours == "completed" and answered_by.startswith("machine"):
         ours = "voicemail"
 
+    final = ("completed", "busy", "no-answer", "failed", "voicemail")
+
     def work(session: Any) -> bool:
+        from sqlalchemy import update
         from sqlmodel import select
 
-        call = session.exec(select(Call).where(Call.sid == call_sid)).first()
-        if call is None:
-            return False
-        final = ("completed", "busy", "no-answer", "failed", "voicemail")
-        if call.status in final and ours not in final:
-            return True  # a late "ringing" never undoes an end
-        if call.status == "failed" and ours == "completed":
-            return True  # keep the reason we recorded
-        changes: dict[str, Any] = {"status": ours}
-        if ours in final and call.ended_at is None:
-            changes["ended_at"] = dt.datetime.now(dt.UTC)
-        update_call(session, call.id, **changes)
+        for _ in range(5):
+            call = session.exec(select(Call).where(Call.sid == call_sid)).first()
+            if call is None:
+                return False
+            if call.status in final and ours not in final:
+                return True  # a late "ringing" never undoes an end
+            if call.status == "failed" and ours == "completed":
+                return True  # keep the reason we recorded
+            now = dt.datetime.now(dt.UTC)
+            values: dict[str, Any] = {"status": ours, "updated_at": now}
+            if ours in final and call.ended_at is None:
+                values["ended_at"] = now
+            # Only if nobody changed the status since we read it (the call's own session may
+            # be writing "failed" right now); otherwise read again and decide again.
+            done = session.exec(update(Call).where(Call.id == call.id, Call.status == call.status).values(**values))
+            if done.rowcount:
+                return True
+            session.expire_all()
         return True
 
     for _ in range(STATUS_WAIT_TRIES):  # a callback can overtake the REST answer that tells us the SID
