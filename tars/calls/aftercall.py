@@ -32,19 +32,23 @@ async def _generate(endpoints: Endpoints, model: str, prompt: str, schema: dict[
     client = genai.Client(api_key=endpoints.gemini_api_key or "unset", http_options=endpoints.http_options())
     config = types.GenerateContentConfig(temperature=0)
     if schema is not None:
-        config = types.GenerateContentConfig(temperature=0, response_mime_type="application/json",
-                                             response_json_schema=schema)
+        config = types.GenerateContentConfig(
+            temperature=0, response_mime_type="application/json", response_json_schema=schema
+        )
     response = await client.aio.models.generate_content(model=model, contents=prompt, config=config)
     return response.text or ""
 
 
-async def extract_outcome(project: Project, endpoints: Endpoints, run: PlaybookRun,
-                          lines: Sequence[tuple[str, str]]) -> dict[str, Any] | None:
+async def extract_outcome(
+    project: Project, endpoints: Endpoints, run: PlaybookRun, lines: Sequence[tuple[str, str]]
+) -> dict[str, Any] | None:
     """The outcome read from the transcript (JSON mode), or None if it cannot be."""
     schema = run.plan.outcome_schema
-    prompt = (f"A phone call was made to achieve this goal: {run.plan.goal}\n"
-              f"Here is the transcript:\n{transcript_text(lines)}\n\n"
-              "Return the call's outcome as JSON matching the schema. Use only what the transcript says.")
+    prompt = (
+        f"A phone call was made to achieve this goal: {run.plan.goal}\n"
+        f"Here is the transcript:\n{transcript_text(lines)}\n\n"
+        "Return the call's outcome as JSON matching the schema. Use only what the transcript says."
+    )
     try:
         text = await _generate(endpoints, str(project.section("model").get("text_model")), prompt, schema)
         outcome = json.loads(text)
@@ -57,11 +61,19 @@ async def extract_outcome(project: Project, endpoints: Endpoints, run: PlaybookR
     return outcome
 
 
-async def summarize(project: Project, endpoints: Endpoints, run: PlaybookRun, outcome: dict[str, Any] | None,
-                    lines: Sequence[tuple[str, str]], callee: str) -> str:
-    prompt = (f"Summarise this phone call for {project.owner.name} in two or three sentences: who was called, "
-              f"what was achieved, anything to follow up.\nGoal: {run.plan.goal}\nOutcome: {json.dumps(outcome)}\n"
-              f"Transcript:\n{transcript_text(lines)}")
+async def summarize(
+    project: Project,
+    endpoints: Endpoints,
+    run: PlaybookRun,
+    outcome: dict[str, Any] | None,
+    lines: Sequence[tuple[str, str]],
+    callee: str,
+) -> str:
+    prompt = (
+        f"Summarise this phone call for {project.owner.name} in two or three sentences: who was called, "
+        f"what was achieved, anything to follow up.\nGoal: {run.plan.goal}\nOutcome: {json.dumps(outcome)}\n"
+        f"Transcript:\n{transcript_text(lines)}"
+    )
     try:
         text = (await _generate(endpoints, str(project.section("model").get("text_model")), prompt)).strip()
         if text:
@@ -75,7 +87,9 @@ async def summarize(project: Project, endpoints: Endpoints, run: PlaybookRun, ou
 def report_text(run: PlaybookRun, callee: str, outcome: dict[str, Any] | None, summary: str) -> str:
     verdict = "done" if run.succeeded or (outcome and _success(run, outcome)) else "not done"
     details = ", ".join(f"{k}: {v}" for k, v in (outcome or {}).items())
-    return f"TARS call to {callee} ({run.plan.playbook.name}): {verdict}. {summary}" + (f" [{details}]" if details else "")
+    return f"TARS call to {callee} ({run.plan.playbook.name}): {verdict}. {summary}" + (
+        f" [{details}]" if details else ""
+    )
 
 
 def _success(run: PlaybookRun, outcome: dict[str, Any]) -> bool:
@@ -89,8 +103,11 @@ async def wrap_up(session: Any, endpoints: Endpoints, outbox: Any, callee: str) 
     project: Project = session.project
     lines = session.recorder.lines
     try:
-        outcome, source = (run.outcome, "recorded") if run.recorded else (
-            await extract_outcome(project, endpoints, run, lines), "extracted")
+        outcome, source = (
+            (run.outcome, "recorded")
+            if run.recorded
+            else (await extract_outcome(project, endpoints, run, lines), "extracted")
+        )
         summary = await summarize(project, endpoints, run, outcome, lines, callee)
         changes: dict[str, Any] = {"summary": summary}
         if outcome is not None:
@@ -100,7 +117,10 @@ async def wrap_up(session: Any, endpoints: Endpoints, outbox: Any, callee: str) 
         await session.recorder.update(**changes)
         via = run.plan.playbook.report_via
         channel = outbox.channel_for("call_reports") if via == "default" else via
-        await outbox.deliver(channel, report_text(run, callee, outcome, summary), {"kind": "call_report",
-                             "playbook": run.plan.playbook.name, "outcome": outcome})
+        await outbox.deliver(
+            channel,
+            report_text(run, callee, outcome, summary),
+            {"kind": "call_report", "playbook": run.plan.playbook.name, "outcome": outcome},
+        )
     except Exception:
         log.exception("wrapping up the goal call failed")

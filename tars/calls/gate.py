@@ -40,7 +40,13 @@ class Executor(Protocol):
 
 class Recorder(Protocol):
     async def tool_invocation(
-        self, tool: str, arguments: Mapping[str, Any], *, allowed: bool, result: Any, reason: str | None,
+        self,
+        tool: str,
+        arguments: Mapping[str, Any],
+        *,
+        allowed: bool,
+        result: Any,
+        reason: str | None,
         duration_ms: int | None,
     ) -> None: ...
 
@@ -111,8 +117,11 @@ class ToolGate:
             try:
                 value = await asyncio.wait_for(self.execute(call, upstream), timeout)
             except Exception as exc:
-                error = (f"{call.name} took too long and was stopped" if isinstance(exc, TimeoutError)
-                         else f"{type(exc).__name__}: {exc}")
+                error = (
+                    f"{call.name} took too long and was stopped"
+                    if isinstance(exc, TimeoutError)
+                    else f"{type(exc).__name__}: {exc}"
+                )
                 results[call.id] = {"error": _user_message(error)}
                 await self._record(call, results[call.id], error, started)
                 raise
@@ -126,7 +135,6 @@ class ToolGate:
                 await self._record(outcome.call, results[outcome.call.id], outcome.error, time.perf_counter())
         return [results[call.id] for call in calls]
 
-
     async def _record(self, call: ToolCall, result: dict[str, Any], reason: str | None, started: float) -> None:
         duration = int((time.perf_counter() - started) * 1000)
         await self.recorder.tool_invocation(
@@ -136,8 +144,15 @@ class ToolGate:
 
 def _user_message(error: str) -> str:
     """A tool's exception as one line for the model (no class names for UserErrors)."""
-    for prefix in ("UserError: ", "InvalidValue: ", "NotFound: ", "AlreadyExists: ", "TimeParseError: ",
-                   "StoreError: ", "ToolError: "):
+    for prefix in (
+        "UserError: ",
+        "InvalidValue: ",
+        "NotFound: ",
+        "AlreadyExists: ",
+        "TimeParseError: ",
+        "StoreError: ",
+        "ToolError: ",
+    ):
         if error.startswith(prefix):
-            return error[len(prefix):]
+            return error[len(prefix) :]
     return error

@@ -67,10 +67,15 @@ def inbound_instruction(
     owner = project.owner
     who = {
         "owner": f"The caller is {owner.name}, the person you work for. Address them as {persona.address_owner_as}.",
-        "unknown": (f"The caller ({number}) is not in {owner.name}'s contacts. Be polite; do not reveal "
-                    f"anything about {owner.name}, their schedule or contacts. Offer to take a message."),
-    }.get(role, f"The caller is {caller_name or number}, one of {owner.name}'s contacts (role: {role}). "
-                f"Do not reveal private details about {owner.name}.")
+        "unknown": (
+            f"The caller ({number}) is not in {owner.name}'s contacts. Be polite; do not reveal "
+            f"anything about {owner.name}, their schedule or contacts. Offer to take a message."
+        ),
+    }.get(
+        role,
+        f"The caller is {caller_name or number}, one of {owner.name}'s contacts (role: {role}). "
+        f"Do not reveal private details about {owner.name}.",
+    )
     lines = [
         *persona_lines(persona),
         f"You work for {owner.name}. Their timezone is {owner.timezone}.",

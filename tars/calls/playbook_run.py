@@ -45,13 +45,20 @@ class PlaybookRun:
     # -------------------------------------------------------------- what the model is offered
     def tool_schemas(self) -> dict[str, dict[str, Any]]:
         """Per-call parameter schemas: record_outcome takes the playbook's outcome; goto_step the step names."""
-        targets = sorted({t.to for s in self.plan.steps.values() for t in s.transitions if t.kind in ("always", "choice")})
+        targets = sorted(
+            {t.to for s in self.plan.steps.values() for t in s.transitions if t.kind in ("always", "choice")}
+        )
         return {
             "record_outcome": self.plan.outcome_schema,
             "goto_step": {
                 "type": "object",
-                "properties": {"step": {"type": "string", "enum": targets or [END],
-                                        "description": "The step to go to next (or end)."}},
+                "properties": {
+                    "step": {
+                        "type": "string",
+                        "enum": targets or [END],
+                        "description": "The step to go to next (or end).",
+                    }
+                },
                 "required": ["step"],
                 "additionalProperties": False,
             },
@@ -64,7 +71,7 @@ class PlaybookRun:
         }
 
     def opening(self) -> str:
-        return (f"[The call has connected; the other party has answered. {self.plan.announcement(self.step)}]")
+        return f"[The call has connected; the other party has answered. {self.plan.announcement(self.step)}]"
 
     # -------------------------------------------------------------- the gate's question
     def policy(self, tool: str) -> str | None:
@@ -74,8 +81,10 @@ class PlaybookRun:
         allowed = self.plan.allowed_tools(self.step)
         if tool in allowed or tool in ALWAYS_ALLOWED:
             return None
-        return (f"'{tool}' is not allowed in step '{self.step}' (allowed: {', '.join(allowed) or 'none'}); "
-                "follow the current step")
+        return (
+            f"'{tool}' is not allowed in step '{self.step}' (allowed: {', '.join(allowed) or 'none'}); "
+            "follow the current step"
+        )
 
     # -------------------------------------------------------------- moves
     async def record_outcome(self, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -104,8 +113,10 @@ class PlaybookRun:
         elif choices:
             destination = self.plan.next_step(self.step, choice=target) if target in [c.to for c in choices] else ""
             if not destination:
-                raise ToolError(f"'{target}' is not a way out of step '{self.step}'; "
-                                f"choose one of: {', '.join(c.to for c in choices)}")
+                raise ToolError(
+                    f"'{target}' is not a way out of step '{self.step}'; "
+                    f"choose one of: {', '.join(c.to for c in choices)}"
+                )
         else:
             raise ToolError(f"step '{self.step}' moves on when you record the outcome, not with goto_step")
         return await self._move(destination)

@@ -53,14 +53,29 @@ class CallRecorder:
         await self._write(lambda s: add_line(s, self.call_id, speaker, text))
 
     async def tool_invocation(
-        self, tool: str, arguments: Mapping[str, Any], *, allowed: bool, result: Any, reason: str | None,
+        self,
+        tool: str,
+        arguments: Mapping[str, Any],
+        *,
+        allowed: bool,
+        result: Any,
+        reason: str | None,
         duration_ms: int | None,
     ) -> None:
         from tars.store.calls import add_tool_invocation
 
-        await self._write(lambda s: add_tool_invocation(
-            s, self.call_id, tool, arguments=dict(arguments), allowed=allowed, result=result,
-            reason=reason, duration_ms=duration_ms))
+        await self._write(
+            lambda s: add_tool_invocation(
+                s,
+                self.call_id,
+                tool,
+                arguments=dict(arguments),
+                allowed=allowed,
+                result=result,
+                reason=reason,
+                duration_ms=duration_ms,
+            )
+        )
 
     async def update(self, **changes: Any) -> None:
         from tars.store.calls import update_call

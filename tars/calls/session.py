@@ -63,7 +63,9 @@ class CallSetup:
 
 
 def function_schemas(
-    project: Project, names: Sequence[str], overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    project: Project,
+    names: Sequence[str],
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
     descriptions: Mapping[str, str] | None = None,
 ) -> ToolsSchema:
     """The tools offered to the model, as pipecat FunctionSchemas (JSON Schema parameters)."""
@@ -72,10 +74,14 @@ def function_schemas(
         tool = project.tools.get(name)
         params = dict((overrides or {}).get(name) or (thaw(tool.parameters) if tool else {}))
         description = (descriptions or {}).get(name) or (tool.description if tool else name)
-        schemas.append(FunctionSchema(
-            name=name, description=description,
-            properties=params.get("properties", {}), required=list(params.get("required", [])),
-        ))
+        schemas.append(
+            FunctionSchema(
+                name=name,
+                description=description,
+                properties=params.get("properties", {}),
+                required=list(params.get("required", [])),
+            )
+        )
     return ToolsSchema(standard_tools=schemas)
 
 
@@ -133,8 +139,9 @@ class GatedGeminiLive(GeminiLiveLLMService):
         await super().run_function_calls(function_calls)
 
     async def _handle(self, params: Any) -> None:
-        result = await self._call.result_for(ToolCall(params.tool_call_id, params.function_name,
-                                                         dict(params.arguments or {})))
+        result = await self._call.result_for(
+            ToolCall(params.tool_call_id, params.function_name, dict(params.arguments or {}))
+        )
         await params.result_callback(result)
 
 
@@ -158,9 +165,14 @@ class CallSession:
         self.playbook = playbook
         self.context = ToolContext(project, database, setup.caller, self, outbox, setup.call_id)
         self.gate = ToolGate(
-            project, setup.caller.role, setup.tools, lambda call, upstream: execute(self.context, call, upstream),
-            self.recorder, playbook.policy if playbook else None,
-            schemas=playbook.tool_schemas() if playbook else None, runtime_tools=RUNTIME_TOOLS if playbook else (),
+            project,
+            setup.caller.role,
+            setup.tools,
+            lambda call, upstream: execute(self.context, call, upstream),
+            self.recorder,
+            playbook.policy if playbook else None,
+            schemas=playbook.tool_schemas() if playbook else None,
+            runtime_tools=RUNTIME_TOOLS if playbook else (),
         )
         self._batches: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._tasks: set[asyncio.Future[Any]] = set()
@@ -277,8 +289,9 @@ class CallSession:
         )
         transport = FastAPIWebsocketTransport(
             websocket,
-            FastAPIWebsocketParams(audio_in_enabled=True, audio_out_enabled=True, add_wav_header=False,
-                                   serializer=serializer),
+            FastAPIWebsocketParams(
+                audio_in_enabled=True, audio_out_enabled=True, add_wav_header=False, serializer=serializer
+            ),
         )
         llm = GatedGeminiLive(
             api_key=self.endpoints.gemini_api_key or "unset",
@@ -288,22 +301,35 @@ class CallSession:
                 system_instruction=self.setup.system_instruction,
             ),
             tools=function_schemas(
-                self.project, self.setup.tools,
+                self.project,
+                self.setup.tools,
                 self.playbook.tool_schemas() if self.playbook else None,
                 self.playbook.descriptions() if self.playbook else None,
-            ) if self.setup.tools else None,
+            )
+            if self.setup.tools
+            else None,
             http_options=self.endpoints.http_options(),
             session=self,
         )
         context = LLMContext(messages=[{"role": "user", "content": self.setup.opening}])
         pair = LLMContextAggregatorPair(context)
-        self._taps = (TranscriptTap(self.recorder, FrameDirection.UPSTREAM),
-                      TranscriptTap(self.recorder, FrameDirection.DOWNSTREAM))
+        self._taps = (
+            TranscriptTap(self.recorder, FrameDirection.UPSTREAM),
+            TranscriptTap(self.recorder, FrameDirection.DOWNSTREAM),
+        )
         keypad = KeypadToText(lambda text: self.recorder.line("caller", text), self.project.owner.pin)
-        pipeline = Pipeline([
-            transport.input(), keypad, pair.user(), self._taps[0], llm, self._taps[1], transport.output(),
-            pair.assistant(),
-        ])
+        pipeline = Pipeline(
+            [
+                transport.input(),
+                keypad,
+                pair.user(),
+                self._taps[0],
+                llm,
+                self._taps[1],
+                transport.output(),
+                pair.assistant(),
+            ]
+        )
         worker = PipelineWorker(
             pipeline,
             params=PipelineParams(audio_in_sample_rate=16000, audio_out_sample_rate=24000),
@@ -372,7 +398,9 @@ class CallSession:
                 await self.end_call(f"no answer after {nudges} nudges")
                 return
             nudges += 1
-            await self.say_to_model("[System] The other party has been silent. Ask briefly whether they are still there.")
+            await self.say_to_model(
+                "[System] The other party has been silent. Ask briefly whether they are still there."
+            )
             heard, quiet_since = len(self.recorder.lines), now
 
     async def _time_limit(self, seconds: float) -> None:

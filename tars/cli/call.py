@@ -27,13 +27,27 @@ def call(
     playbook: Annotated[str, typer.Option("--playbook", "-b", help="The playbook to follow (playbooks/NAME.yaml).")],
     var: Annotated[list[str] | None, typer.Option("--var", "-v", help="An input, key=value (repeatable).")] = None,
     at: Annotated[str | None, typer.Option(help="Place the call later: 'tomorrow 10am', 'in 2 hours'.")] = None,
-    wait: Annotated[bool | None, typer.Option("--wait/--no-wait", help="Watch the call live (default on a terminal).")] = None,
+    wait: Annotated[
+        bool | None, typer.Option("--wait/--no-wait", help="Watch the call live (default on a terminal).")
+    ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would happen; dial nothing.")] = False,
-    simulate: Annotated[bool, typer.Option("--simulate", help="Run the call offline against the emulators "
-                                           "(the other end plays one of the playbook's scenarios).")] = False,
-    scenario: Annotated[str | None, typer.Option("--scenario", help="With --simulate: the scenario to play "
-                                                 "(playbooks/scenarios/PLAYBOOK/NAME.yaml; default: its first "
-                                                 "success).", show_default=False)] = None,
+    simulate: Annotated[
+        bool,
+        typer.Option(
+            "--simulate",
+            help="Run the call offline against the emulators (the other end plays one of the playbook's scenarios).",
+        ),
+    ] = False,
+    scenario: Annotated[
+        str | None,
+        typer.Option(
+            "--scenario",
+            help="With --simulate: the scenario to play "
+            "(playbooks/scenarios/PLAYBOOK/NAME.yaml; default: its first "
+            "success).",
+            show_default=False,
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Call someone on your behalf, following a playbook, and report what was achieved."""
@@ -44,34 +58,46 @@ def call(
     if playbook not in project.playbooks:
         from tars.config.diagnostics import suggestion
 
-        raise UserError(f"'{playbook}' is not a playbook{suggestion(playbook, project.playbooks)}",
-                        f"Playbooks: {', '.join(sorted(project.playbooks))}")
+        raise UserError(
+            f"'{playbook}' is not a playbook{suggestion(playbook, project.playbooks)}",
+            f"Playbooks: {', '.join(sorted(project.playbooks))}",
+        )
     book = project.playbooks[playbook]
     if scenario is not None and not simulate:
         raise UserError("--scenario goes with --simulate", "add --simulate to play that scenario offline", code=2)
     if simulate:  # inputs missing from --var come from the scenario: checked there
         from tars.cli.simulate_call import simulate_call
 
-        raise typer.Exit(simulate_call(project, playbook, _resolve(project, target), inputs, scenario=scenario,
-                                       as_json=as_json))
+        raise typer.Exit(
+            simulate_call(project, playbook, _resolve(project, target), inputs, scenario=scenario, as_json=as_json)
+        )
     while True:
         try:
             plan = prepare_call(project, playbook, inputs)
             break
         except InputError as exc:
-            if exc.missing and sys.stdin.isatty() and not exc.problems[len(exc.missing):] and len(exc.problems) == len(exc.missing):
+            if (
+                exc.missing
+                and sys.stdin.isatty()
+                and not exc.problems[len(exc.missing) :]
+                and len(exc.problems) == len(exc.missing)
+            ):
                 for spec in exc.missing:
                     inputs[spec.name] = typer.prompt(spec.description or spec.name)
                 continue
-            hint = "pass them with --var key=value" if exc.missing else f"inputs of {playbook}: {', '.join(book.inputs)}"
+            hint = (
+                "pass them with --var key=value" if exc.missing else f"inputs of {playbook}: {', '.join(book.inputs)}"
+            )
             raise UserError("; ".join(exc.problems), hint) from None
     resolved = _resolve(project, target)
     if dry_run:
         _show_plan(project, plan, resolved, as_json)
         return
     client = _client(project)
-    placed = client.post("/api/calls", {"target": resolved["phone"], "playbook": playbook, "inputs": inputs,
-                                        **({"at": at} if at else {})})
+    placed = client.post(
+        "/api/calls",
+        {"target": resolved["phone"], "playbook": playbook, "inputs": inputs, **({"at": at} if at else {})},
+    )
     if as_json and not (wait if wait is not None else False):
         output.print_json(placed)
         return
@@ -96,18 +122,31 @@ def _resolve(project: Any, target: str) -> dict[str, Any]:
         if found.candidates:
             names = "; ".join(f"{c.name} ({c.source}, {c.phone})" for c in found.candidates[:6])
             raise UserError(f"'{target}' could mean several: {names}", "be more specific, or give the number")
-        raise UserError(f"nobody called '{target}' in your contacts or the directory",
-                        "add them with `tars contacts add NAME PHONE`, or give the number (+44…)")
+        raise UserError(
+            f"nobody called '{target}' in your contacts or the directory",
+            "add them with `tars contacts add NAME PHONE`, or give the number (+44…)",
+        )
     best = found.best
     return {"name": best.name, "phone": best.phone, "source": best.source}
 
 
 def _show_plan(project: Any, plan: Any, resolved: dict[str, Any], as_json: bool) -> None:
     data = {
-        "target": resolved, "playbook": plan.playbook.name, "role": plan.playbook.role, "inputs": dict(plan.inputs),
-        "goal": plan.goal, "tools": list(plan.tool_set),
-        "steps": [{"id": s, "tools": list(plan.allowed_tools(s)), "instructions": plan.instructions(s),
-                   "next": [t.to for t in plan.steps[s].transitions]} for s in plan.steps],
+        "target": resolved,
+        "playbook": plan.playbook.name,
+        "role": plan.playbook.role,
+        "inputs": dict(plan.inputs),
+        "goal": plan.goal,
+        "tools": list(plan.tool_set),
+        "steps": [
+            {
+                "id": s,
+                "tools": list(plan.allowed_tools(s)),
+                "instructions": plan.instructions(s),
+                "next": [t.to for t in plan.steps[s].transitions],
+            }
+            for s in plan.steps
+        ],
         "voicemail": plan.playbook.voicemail_action,
     }
     if as_json:
@@ -122,7 +161,9 @@ def _show_plan(project: Any, plan: Any, resolved: dict[str, Any], as_json: bool)
     out.print(f"[bold]Goal[/] {escape(plan.goal)}")
     out.print(f"[bold]Tools[/] {', '.join(plan.tool_set)}")
     for i, step in enumerate(data["steps"], 1):
-        out.print(f"  {i}. [yellow]{step['id']}[/] (tools: {', '.join(step['tools']) or '—'}) → {', '.join(step['next'])}")
+        out.print(
+            f"  {i}. [yellow]{step['id']}[/] (tools: {', '.join(step['tools']) or '—'}) → {', '.join(step['next'])}"
+        )
         out.print(f"     [dim]{escape(step['instructions'])}[/]")
     out.print("[dim]Nothing was dialled (--dry-run).[/]")
 
@@ -140,8 +181,12 @@ class ApiClient:
         import urllib.request
 
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.base + path, data=data, method=method, headers={
-            "Authorization": f"Bearer {self.token}", "Content-Type": "application/json"})
+        request = urllib.request.Request(
+            self.base + path,
+            data=data,
+            method=method,
+            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
+        )
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
                 return json.loads(response.read() or b"{}")
@@ -155,8 +200,10 @@ class ApiClient:
             hint = ("could mean: " + "; ".join(c["name"] for c in candidates)) if candidates else None
             raise UserError(f"the server refused: {message}", hint) from None
         except (urllib.error.URLError, OSError) as exc:
-            raise UserError(f"no TARS server is answering at {self.base} ({getattr(exc, 'reason', exc)})",
-                            "start one with `tars serve` (it places and owns the call), or try `--simulate`") from None
+            raise UserError(
+                f"no TARS server is answering at {self.base} ({getattr(exc, 'reason', exc)})",
+                "start one with `tars serve` (it places and owns the call), or try `--simulate`",
+            ) from None
 
     def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         return self._request("POST", path, body)
@@ -176,8 +223,10 @@ def _client(project: Any) -> ApiClient:
     token = read_token(project)
     base = os.environ.get("TARS_SERVER_URL") or f"http://{host}:{settings.get('port', 8080)}"
     if not token:
-        raise UserError(f"no TARS server has run for this project yet (no API token in {project.state_dir})",
-                        "start one with `tars serve`, or try `--simulate`")
+        raise UserError(
+            f"no TARS server has run for this project yet (no API token in {project.state_dir})",
+            "start one with `tars serve`, or try `--simulate`",
+        )
     return ApiClient(base, token)
 
 

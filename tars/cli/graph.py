@@ -21,7 +21,9 @@ class Format(StrEnum):
 def graph(
     ctx: typer.Context,
     playbook: Annotated[str | None, typer.Argument(help="Show only this playbook.", show_default=False)] = None,
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="tree (terminal), mermaid or dot (docs), json (node-link).")] = Format.tree,
+    fmt: Annotated[
+        Format, typer.Option("--format", "-f", help="tree (terminal), mermaid or dot (docs), json (node-link).")
+    ] = Format.tree,
 ) -> None:
     """Show how playbooks, steps, roles and tools connect."""
     from tars.config.diagnostics import suggestion
@@ -41,7 +43,9 @@ def graph(
             console = Console(file=console.file, width=240, no_color=console.no_color, highlight=False, emoji=False)
         console.print(render.tree(project, playbook))
         return
-    text = {Format.mermaid: render.mermaid, Format.dot: render.dot, Format.json: render.node_link}[fmt](project, playbook)
+    text = {Format.mermaid: render.mermaid, Format.dot: render.dot, Format.json: render.node_link}[fmt](
+        project, playbook
+    )
     output.out.print(text, end="", markup=False, soft_wrap=True)
 
 

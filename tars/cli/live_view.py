@@ -18,7 +18,8 @@ def render(call: dict[str, Any]) -> Any:
 
     status = call.get("status", "?")
     step = f"  step [yellow]{call['step']}[/]" if call.get("step") else ""
-    header = f"[bold]{escape(str(call.get('to_number') or ''))}[/]  {call.get('playbook') or ''}  status [cyan]{status}[/]{step}"
+    who = escape(str(call.get("to_number") or ""))
+    header = f"[bold]{who}[/]  {call.get('playbook') or ''}  status [cyan]{status}[/]{step}"
     lines = Table.grid(padding=(0, 1))
     for line in call.get("transcript", [])[-14:]:
         who = {"assistant": "[green]TARS[/]", "caller": "[blue]them[/]"}.get(line["speaker"], "[dim]system[/]")

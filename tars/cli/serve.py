@@ -16,7 +16,9 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port to listen on (default: server.port).")] = None,
     public_url: Annotated[
         str | None,
-        typer.Option("--public-url", help="The https:// URL Twilio reaches this server at (default: telephony.public_url)."),
+        typer.Option(
+            "--public-url", help="The https:// URL Twilio reaches this server at (default: telephony.public_url)."
+        ),
     ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
@@ -44,11 +46,18 @@ def serve(
     from tars.server.run import running
 
     async def main() -> int | None:
-        async with running(project, endpoints, host=host or settings.get("host", "127.0.0.1"),
-                           port=port or int(settings.get("port", 8080)), public_base=public,
-                           log_level=log_level) as server:
-            output.err.print(f"[green]TARS is answering[/] on {server.local_url} (public: {public}); "
-                             f"point the Twilio number's voice webhook at {public}/twilio/voice")
+        async with running(
+            project,
+            endpoints,
+            host=host or settings.get("host", "127.0.0.1"),
+            port=port or int(settings.get("port", 8080)),
+            public_base=public,
+            log_level=log_level,
+        ) as server:
+            output.err.print(
+                f"[green]TARS is answering[/] on {server.local_url} (public: {public}); "
+                f"point the Twilio number's voice webhook at {public}/twilio/voice"
+            )
             await _until_stopped(server)
             return server.uvicorn.stopped_by
 

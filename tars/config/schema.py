@@ -65,8 +65,6 @@ def _registry() -> Any:
     return Registry().with_resources(resources)
 
 
-
-
 @functools.cache
 def validator_for(kind: str) -> Any:
     return _TarsValidator(load_schema(kind), registry=_registry(), format_checker=_formats)

@@ -48,8 +48,10 @@ def coerce_inputs(playbook: Playbook, given: Mapping[str, Any]) -> dict[str, Any
     values: dict[str, Any] = {}
     for key in given:
         if key not in playbook.inputs:
-            problems.append(f"'{key}' is not an input of playbook '{playbook.name}'"
-                            f"{suggestion(key, playbook.inputs)}; it takes: {', '.join(playbook.inputs) or 'none'}")
+            problems.append(
+                f"'{key}' is not an input of playbook '{playbook.name}'"
+                f"{suggestion(key, playbook.inputs)}; it takes: {', '.join(playbook.inputs) or 'none'}"
+            )
     for name, spec in playbook.inputs.items():
         if name not in given or given[name] is None or given[name] == "":
             if spec.required:
@@ -105,8 +107,9 @@ def _convert(spec: Input, value: Any) -> Any:
     else:
         result = text if isinstance(value, str) else value
     if spec.enum is not None and result not in spec.enum:
-        raise ValueError(f"{result!r} is not one of: {', '.join(map(str, spec.enum))}"
-                         f"{suggestion(result, map(str, spec.enum))}")
+        raise ValueError(
+            f"{result!r} is not one of: {', '.join(map(str, spec.enum))}{suggestion(result, map(str, spec.enum))}"
+        )
     return result
 
 

@@ -54,17 +54,39 @@ if TYPE_CHECKING:
 END = "end"
 PLACEHOLDER = re.compile(r"\{\{\s*([^}]*?)\s*\}\}")
 # Placeholders every template may use, filled in by the runtime.
-CONTEXT_NAMES = frozenset(
-    {"owner_name", "assistant_name", "caller_name", "time_of_day", "today", "now", "target_name"}
-)
+CONTEXT_NAMES = frozenset({"owner_name", "assistant_name", "caller_name", "time_of_day", "today", "now", "target_name"})
 
 
 # What Gemini's function-declaration schemas accept (google.genai.types.Schema), in JSON spelling.
-MODEL_SCHEMA_KEYWORDS = frozenset({
-    "type", "format", "description", "nullable", "enum", "properties", "required", "items", "minItems", "maxItems",
-    "minLength", "maxLength", "minProperties", "maxProperties", "minimum", "maximum", "pattern", "example",
-    "anyOf", "propertyOrdering", "default", "title", "additionalProperties", "$defs", "$ref",
-})
+MODEL_SCHEMA_KEYWORDS = frozenset(
+    {
+        "type",
+        "format",
+        "description",
+        "nullable",
+        "enum",
+        "properties",
+        "required",
+        "items",
+        "minItems",
+        "maxItems",
+        "minLength",
+        "maxLength",
+        "minProperties",
+        "maxProperties",
+        "minimum",
+        "maximum",
+        "pattern",
+        "example",
+        "anyOf",
+        "propertyOrdering",
+        "default",
+        "title",
+        "additionalProperties",
+        "$defs",
+        "$ref",
+    }
+)
 
 
 def node_id(kind: str, *parts: str) -> str:
@@ -116,13 +138,24 @@ class _Compiler:
         tools = self.config.data.get("tools", {})
         for name, entry in tools.get("builtin", {}).items():
             enabled = entry is not False and not (isinstance(entry, dict) and entry.get("enabled") is False)
-            self.add_node(node_id("tool", name), "tool", self.config, ("tools", "builtin", name),
-                          tool_kind="builtin", enabled=enabled)
+            self.add_node(
+                node_id("tool", name),
+                "tool",
+                self.config,
+                ("tools", "builtin", name),
+                tool_kind="builtin",
+                enabled=enabled,
+            )
         for name, entry in tools.get("webhooks", {}).items():
             path = ("tools", "webhooks", name)
             if name in BUILTINS:
-                self.problem(self.config, path, f"'{name}' is the name of a built-in tool; "
-                             "give the webhook another name", "ref.tool", key=True)
+                self.problem(
+                    self.config,
+                    path,
+                    f"'{name}' is the name of a built-in tool; give the webhook another name",
+                    "ref.tool",
+                    key=True,
+                )
             self.add_node(node_id("tool", name), "tool", self.config, path, tool_kind="webhook", enabled=True)
             params = entry.get("parameters")
             if params is not None:
@@ -144,8 +177,12 @@ class _Compiler:
                 return False
             return True
         if name in BUILTINS:
-            self.problem(doc, path, f"'{name}' is a built-in tool that is not enabled; "
-                         f"add '{name}: true' under tools.builtin in tars.yaml", "ref.tool")
+            self.problem(
+                doc,
+                path,
+                f"'{name}' is a built-in tool that is not enabled; add '{name}: true' under tools.builtin in tars.yaml",
+                "ref.tool",
+            )
         else:
             hint = suggestion(name, list(known) + list(BUILTINS))
             self.problem(doc, path, f"'{name}' is not a tool{hint}", "ref.tool")
@@ -166,8 +203,10 @@ class _Compiler:
         for section in ("builtin", "webhooks"):
             for name, entry in tools.get(section, {}).items():
                 declared = entry.get("needs") if isinstance(entry, dict) else None
-                needs = declared if declared is not None else (
-                    list(BUILTINS[name].needs) if section == "builtin" and name in BUILTINS else []
+                needs = (
+                    declared
+                    if declared is not None
+                    else (list(BUILTINS[name].needs) if section == "builtin" and name in BUILTINS else [])
                 )
                 for i, need in enumerate(needs):
                     path = ("tools", section, name, "needs", i) if declared is not None else ("tools", section, name)
@@ -175,17 +214,19 @@ class _Compiler:
                         self.problem(self.config, path, f"tool '{name}' needs itself", "graph.cycle")
                     elif self.tool_ref(self.config, path, need):
                         self.graph.add_edge(node_id("tool", name), node_id("tool", need), kind="needs")
-        needs_graph = nx.DiGraph(
-            (u, v) for u, v, k in self.graph.edges(data="kind") if k == "needs"
-        )
+        needs_graph = nx.DiGraph((u, v) for u, v, k in self.graph.edges(data="kind") if k == "needs")
         for cycle in sorted(nx.simple_cycles(needs_graph), key=lambda c: sorted(c)):
             start = min(cycle)
             i = cycle.index(start)
             ordered = [n.removeprefix("tool:") for n in cycle[i:] + cycle[:i]]
             first = ordered[0]
             section = "webhooks" if self.graph.nodes[node_id("tool", first)]["tool_kind"] == "webhook" else "builtin"
-            self.problem(self.config, ("tools", section, first, "needs"),
-                         "tools need each other in a cycle: " + " -> ".join([*ordered, first]), "graph.cycle")
+            self.problem(
+                self.config,
+                ("tools", section, first, "needs"),
+                "tools need each other in a cycle: " + " -> ".join([*ordered, first]),
+                "graph.cycle",
+            )
 
     # ---------------------------------------------------------------- playbooks
     def playbook(self, name: str, doc: Document) -> None:
@@ -210,23 +251,37 @@ class _Compiler:
                 if self.tool_ref(doc, ("tools", i), tool):
                     self.graph.add_edge(pid, node_id("tool", tool), kind="allows")
                     if granted is not None and tool not in granted:
-                        self.problem(doc, ("tools", i), f"playbook uses tool '{tool}' but its role "
-                                     f"'{role}' is not granted it; add it to roles.{role}.tools "
-                                     "in tars.yaml or remove it here", "graph.privilege")
+                        self.problem(
+                            doc,
+                            ("tools", i),
+                            f"playbook uses tool '{tool}' but its role "
+                            f"'{role}' is not granted it; add it to roles.{role}.tools "
+                            "in tars.yaml or remove it here",
+                            "graph.privilege",
+                        )
 
         inputs = data.get("inputs", {})
         for key, spec in inputs.items():
             if spec.get("required") and "default" in spec:
-                self.problem(doc, ("inputs", key, "default"), f"input '{key}' is required and also has a "
-                             "default; a required input is always given, so drop one of them", "graph.input")
+                self.problem(
+                    doc,
+                    ("inputs", key, "default"),
+                    f"input '{key}' is required and also has a "
+                    "default; a required input is always given, so drop one of them",
+                    "graph.input",
+                )
         outcome = data["outcome"]
         self.check_schema(doc, ("outcome", "schema"), outcome["schema"], "outcome schema")
         properties = outcome["schema"].get("properties") if isinstance(outcome["schema"], dict) else None
         fields = dict(properties) if isinstance(properties, dict) else {}  # a broken schema is reported above
         success = outcome.get("success")
         if success and success["field"] not in fields:
-            self.problem(doc, ("outcome", "success", "field"), f"'{success['field']}' is not an outcome field"
-                         f"{suggestion(success['field'], fields)}", "ref.field")
+            self.problem(
+                doc,
+                ("outcome", "success", "field"),
+                f"'{success['field']}' is not an outcome field{suggestion(success['field'], fields)}",
+                "ref.field",
+            )
 
         names = set(inputs) | set(fields) | CONTEXT_NAMES
         self.templates(doc, ("goal",), data["goal"], names)
@@ -238,11 +293,16 @@ class _Compiler:
         for i, step in enumerate(steps):
             sid = step["id"]
             if sid == END:
-                self.problem(doc, ("steps", i, "id"), "'end' is reserved for the end of the call; "
-                             "name the step something else", "graph.step")
+                self.problem(
+                    doc,
+                    ("steps", i, "id"),
+                    "'end' is reserved for the end of the call; name the step something else",
+                    "graph.step",
+                )
             elif sid in ids:
-                self.problem(doc, ("steps", i, "id"), f"duplicate step id '{sid}' (also steps[{ids[sid]}])",
-                             "graph.step")
+                self.problem(
+                    doc, ("steps", i, "id"), f"duplicate step id '{sid}' (also steps[{ids[sid]}])", "graph.step"
+                )
             else:
                 ids[sid] = i
                 self.add_node(node_id("step", name, sid), "step", doc, ("steps", i), playbook=name, step=sid, index=i)
@@ -261,20 +321,29 @@ class _Compiler:
                 if self.tool_ref(doc, ("steps", i, "tools", j), tool):
                     self.graph.add_edge(snode, node_id("tool", tool), kind="uses")
                     if tool not in allowed:
-                        whose = ("the playbook's tools" if data.get("tools") is not None
-                                 else f"the tools of role '{role}'")
-                        self.problem(doc, ("steps", i, "tools", j), f"step '{sid}' uses tool '{tool}', which is "
-                                     f"not among {whose}; add it there or remove it here", "graph.privilege")
+                        whose = (
+                            "the playbook's tools" if data.get("tools") is not None else f"the tools of role '{role}'"
+                        )
+                        self.problem(
+                            doc,
+                            ("steps", i, "tools", j),
+                            f"step '{sid}' uses tool '{tool}', which is "
+                            f"not among {whose}; add it there or remove it here",
+                            "graph.privilege",
+                        )
             valid = self.step_transitions.setdefault((name, sid), [])
             for transition, path in self.transitions(step["next"], ("steps", i, "next")):
                 target = transition.to
                 if target == END or target in ids:
-                    self.graph.add_edge(snode, end if target == END else node_id("step", name, target),
-                                        kind="goes_to", transition=transition)
+                    self.graph.add_edge(
+                        snode,
+                        end if target == END else node_id("step", name, target),
+                        kind="goes_to",
+                        transition=transition,
+                    )
                     valid.append(transition)
                 else:
-                    self.problem(doc, path, f"'{target}' is not a step{suggestion(target, [*ids, END])}",
-                                 "ref.step")
+                    self.problem(doc, path, f"'{target}' is not a step{suggestion(target, [*ids, END])}", "ref.step")
                 if transition.field is not None:
                     self.check_case(doc, path, transition, fields)
 
@@ -298,16 +367,22 @@ class _Compiler:
         base = path[: path.index("next") + 1]
         if field not in fields:
             if transition.kind == "default":
-                self.problem(doc, (*base, "field"), f"'{field}' is not an outcome field{suggestion(field, fields)}",
-                             "ref.field")
+                self.problem(
+                    doc, (*base, "field"), f"'{field}' is not an outcome field{suggestion(field, fields)}", "ref.field"
+                )
             return
         enum = fields[field].get("enum") if isinstance(fields[field], dict) else None
         if not isinstance(enum, list):
             return  # a non-list enum is an invalid schema, reported by check_schema
         if transition.kind == "case" and transition.value not in [str(e) for e in enum]:
-            self.problem(doc, path, f"'{transition.value}' is not a value of outcome field '{field}' "
-                         f"(one of: {', '.join(map(str, enum))}){suggestion(transition.value, map(str, enum))}",
-                         "ref.field", key=True)
+            self.problem(
+                doc,
+                path,
+                f"'{transition.value}' is not a value of outcome field '{field}' "
+                f"(one of: {', '.join(map(str, enum))}){suggestion(transition.value, map(str, enum))}",
+                "ref.field",
+                key=True,
+            )
 
     def reachability(self, name: str, doc: Document, steps: list[dict[str, Any]], ids: dict[str, int]) -> None:
         import networkx as nx
@@ -330,11 +405,20 @@ class _Compiler:
         for sid, i in ids.items():
             nid = node_id("step", name, sid)
             if nid not in reachable:
-                self.problem(doc, ("steps", i, "id"), f"step '{sid}' is unreachable: no step leads to it "
-                             f"from the start ('{steps[0]['id']}')", "graph.unreachable")
+                self.problem(
+                    doc,
+                    ("steps", i, "id"),
+                    f"step '{sid}' is unreachable: no step leads to it from the start ('{steps[0]['id']}')",
+                    "graph.unreachable",
+                )
             elif nid not in finishing:
-                self.problem(doc, ("steps", i, "next"), f"step '{sid}' can never reach the end: every path "
-                             "from it loops; add a transition to 'end' or to a step that ends", "graph.dead_end")
+                self.problem(
+                    doc,
+                    ("steps", i, "next"),
+                    f"step '{sid}' can never reach the end: every path "
+                    "from it loops; add a transition to 'end' or to a step that ends",
+                    "graph.dead_end",
+                )
 
     # ---------------------------------------------------------------- misc checks
     def templates(self, doc: Document, path: JsonPath, value: Any, names: Iterable[str]) -> None:
@@ -350,10 +434,16 @@ class _Compiler:
             if placeholder not in known:
                 hint = suggestion(placeholder, known)
                 line, col = self.locate_text(doc, path, match.group(0))
-                self.problems.append(Diagnostic(
-                    doc.name, line, col, format_path(path),
-                    f"placeholder '{{{{ {placeholder} }}}}' names no input, outcome field or built-in value{hint}",
-                    "graph.template"))
+                self.problems.append(
+                    Diagnostic(
+                        doc.name,
+                        line,
+                        col,
+                        format_path(path),
+                        f"placeholder '{{{{ {placeholder} }}}}' names no input, outcome field or built-in value{hint}",
+                        "graph.template",
+                    )
+                )
 
     @staticmethod
     def locate_text(doc: Document, path: JsonPath, text: str) -> tuple[int, int]:
@@ -378,8 +468,9 @@ class _Compiler:
                 if inner and inner[-1] == "type" and isinstance(_get(schema, inner), str):
                     types = ["string", "number", "integer", "boolean", "object", "array", "null"]
                     value = _get(schema, inner)
-                    message = (f"{value!r} is not a JSON Schema type; use one of: {', '.join(types)}"
-                               f"{suggestion(value, types)}")
+                    message = (
+                        f"{value!r} is not a JSON Schema type; use one of: {', '.join(types)}{suggestion(value, types)}"
+                    )
                 self.problem(doc, (*path, *inner), f"{what} is not valid JSON Schema: {message}", "graph.schema")
             if problems:
                 return
@@ -402,8 +493,13 @@ class _Compiler:
                 hint = suggestion(key, MODEL_SCHEMA_KEYWORDS)
                 if not hint and value is None and " " in key:
                     hint = "; is it the end of a description with a comma in it? Quote the description"
-                self.problem(doc, where, f"'{key}' is not a JSON Schema keyword the model accepts in {what}{hint}",
-                             "graph.schema", key=True)
+                self.problem(
+                    doc,
+                    where,
+                    f"'{key}' is not a JSON Schema keyword the model accepts in {what}{hint}",
+                    "graph.schema",
+                    key=True,
+                )
                 continue
             if key in ("properties", "$defs") and isinstance(value, dict):
                 for name, sub in value.items():
@@ -419,8 +515,12 @@ class _Compiler:
         uses_webhook = any(v == "webhook" for k, v in delivery.items() if isinstance(v, str))
         if uses_webhook and "webhook" not in delivery:
             key = next(k for k, v in delivery.items() if v == "webhook")
-            self.problem(self.config, ("delivery", key), "the webhook channel is chosen but delivery.webhook "
-                         "(url, secret) is not configured", "ref.delivery")
+            self.problem(
+                self.config,
+                ("delivery", key),
+                "the webhook channel is chosen but delivery.webhook (url, secret) is not configured",
+                "ref.delivery",
+            )
 
 
 # ---------------------------------------------------------------------------- build
@@ -492,14 +592,14 @@ def build_project(
         state_dir=state,
         owner=_owner(config["owner"]),
         persona=_persona(config["persona"], sources.personas[config["persona"]].data),
-        roles=MappingProxyType({
-            n: Role(n, tuple(r.get("tools", ())), r.get("description", ""), r.get("pin", False))
-            for n, r in config["roles"].items()
-        }),
+        roles=MappingProxyType(
+            {
+                n: Role(n, tuple(r.get("tools", ())), r.get("description", ""), r.get("pin", False))
+                for n, r in config["roles"].items()
+            }
+        ),
         tools=MappingProxyType(_tools(config.get("tools", {}))),
-        playbooks=MappingProxyType({
-            n: _playbook(n, d, transitions, granted) for n, d in sources.playbooks.items()
-        }),
+        playbooks=MappingProxyType({n: _playbook(n, d, transitions, granted) for n, d in sources.playbooks.items()}),
         directory=MappingProxyType({k: _directory(k, v) for k, v in config.get("directory", {}).items()}),
         settings=freeze(config),
         needs=MappingProxyType(dict(needs)),
@@ -522,15 +622,33 @@ def _needs(graph: nx.MultiDiGraph) -> dict[str, frozenset[str]]:
 
 
 def _owner(o: Mapping[str, Any]) -> Owner:
-    return Owner(o["name"], o["phone"], o["timezone"], o.get("region", "US"), o.get("email"),
-                 o.get("pin") or None, o.get("require_pin", False))
+    return Owner(
+        o["name"],
+        o["phone"],
+        o["timezone"],
+        o.get("region", "US"),
+        o.get("email"),
+        o.get("pin") or None,
+        o.get("require_pin", False),
+    )
 
 
 def _persona(key: str, p: Mapping[str, Any]) -> Persona:
     p = apply_defaults(p, load_schema("persona"))
-    return Persona(key, p["name"], p["language"], freeze(p["greetings"]), p.get("voice"), p.get("nationality"),
-                   p["style"], p["humor"], p["honesty"], p["verbosity"], p["address_owner_as"],
-                   p.get("style_notes", ""))
+    return Persona(
+        key,
+        p["name"],
+        p["language"],
+        freeze(p["greetings"]),
+        p.get("voice"),
+        p.get("nationality"),
+        p["style"],
+        p["humor"],
+        p["honesty"],
+        p["verbosity"],
+        p["address_owner_as"],
+        p.get("style_notes", ""),
+    )
 
 
 def _tools(tools: Mapping[str, Any]) -> dict[str, Tool]:
@@ -540,14 +658,33 @@ def _tools(tools: Mapping[str, Any]) -> dict[str, Tool]:
         if entry is False or cfg.get("enabled") is False:
             continue
         spec = BUILTINS[name]
-        out[name] = Tool(name, "builtin", cfg.get("description") or spec.description, freeze(spec.parameters),
-                         tuple(cfg.get("needs", spec.needs)), cfg.get("timeout_seconds", 10))
+        out[name] = Tool(
+            name,
+            "builtin",
+            cfg.get("description") or spec.description,
+            freeze(spec.parameters),
+            tuple(cfg.get("needs", spec.needs)),
+            cfg.get("timeout_seconds", 10),
+        )
     for name, entry in tools.get("webhooks", {}).items():
-        hook = Webhook(entry["url"], entry["method"], entry.get("secret") or None, freeze(entry.get("headers", {})),
-                       entry["timeout_seconds"], entry["retries"])
+        hook = Webhook(
+            entry["url"],
+            entry["method"],
+            entry.get("secret") or None,
+            freeze(entry.get("headers", {})),
+            entry["timeout_seconds"],
+            entry["retries"],
+        )
         params = entry.get("parameters", {"type": "object", "properties": {}})
-        out[name] = Tool(name, "webhook", entry["description"], freeze(params), tuple(entry.get("needs", ())),
-                         entry["timeout_seconds"], hook)
+        out[name] = Tool(
+            name,
+            "webhook",
+            entry["description"],
+            freeze(params),
+            tuple(entry.get("needs", ())),
+            entry["timeout_seconds"],
+            hook,
+        )
     return out
 
 
@@ -558,20 +695,38 @@ def _playbook(name: str, doc: Document, transitions: StepTransitions, granted: G
         sid = step["id"]
         steps.append(Step(sid, step["instructions"], tuple(step.get("tools", ())), transitions(name, step)))
     tools = tuple(data["tools"]) if "tools" in data else granted(data["role"])
-    inputs = {k: Input(k, v.get("type", "string"), v.get("description", ""), v.get("required", False),
-                       v.get("default"), tuple(v["enum"]) if "enum" in v else None)
-              for k, v in data.get("inputs", {}).items()}
+    inputs = {
+        k: Input(
+            k,
+            v.get("type", "string"),
+            v.get("description", ""),
+            v.get("required", False),
+            v.get("default"),
+            tuple(v["enum"]) if "enum" in v else None,
+        )
+        for k, v in data.get("inputs", {}).items()
+    }
     success = data["outcome"].get("success") or {}
     voicemail = data.get("voicemail", {})
     silence = data.get("silence", {})
     window = data.get("calling_window", "any")
     return Playbook(
-        name=name, file=doc.name, description=data["description"], goal=data["goal"], role=data["role"],
-        tools=tools, inputs=MappingProxyType(inputs), steps=tuple(steps),
-        outcome_schema=freeze(data["outcome"]["schema"]), success_field=success.get("field"),
-        success_values=tuple(success.get("in", ())), voicemail_action=voicemail.get("action", "hang_up"),
-        voicemail_message=voicemail.get("message"), no_answer=RetryPolicy(**data.get("no_answer", {})),
-        busy=RetryPolicy(**data.get("busy", {})), calling_window=freeze(window),
+        name=name,
+        file=doc.name,
+        description=data["description"],
+        goal=data["goal"],
+        role=data["role"],
+        tools=tools,
+        inputs=MappingProxyType(inputs),
+        steps=tuple(steps),
+        outcome_schema=freeze(data["outcome"]["schema"]),
+        success_field=success.get("field"),
+        success_values=tuple(success.get("in", ())),
+        voicemail_action=voicemail.get("action", "hang_up"),
+        voicemail_message=voicemail.get("message"),
+        no_answer=RetryPolicy(**data.get("no_answer", {})),
+        busy=RetryPolicy(**data.get("busy", {})),
+        calling_window=freeze(window),
         max_duration_minutes=data["max_duration_minutes"],
         silence_nudge_after_seconds=silence.get("nudge_after_seconds", 8),
         silence_end_after_nudges=silence.get("end_after_nudges", 2),
@@ -580,8 +735,15 @@ def _playbook(name: str, doc: Document, transitions: StepTransitions, granted: G
 
 
 def _directory(key: str, entry: Mapping[str, Any]) -> DirectoryEntry:
-    return DirectoryEntry(key, entry["phone"], entry.get("name"), entry.get("timezone"),
-                          freeze(entry.get("hours", [])), tuple(entry.get("aliases", ())), entry.get("notes"))
+    return DirectoryEntry(
+        key,
+        entry["phone"],
+        entry.get("name"),
+        entry.get("timezone"),
+        freeze(entry.get("hours", [])),
+        tuple(entry.get("aliases", ())),
+        entry.get("notes"),
+    )
 
 
 def _secrets(sources: Sources) -> set[str]:

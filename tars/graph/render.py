@@ -56,7 +56,11 @@ def tree(project: Project, only: str | None = None) -> Any:
         roles.add(f"[cyan]{role.name}[/]: {', '.join(role.tools) or '—'}")
     tools = root.add("[bold]tools[/]")
     for tool in project.tools.values():
-        direct = sorted(t.removeprefix("tool:") for _, t, k in project.graph.out_edges(node_id("tool", tool.name), data="kind") if k == "needs")
+        direct = sorted(
+            t.removeprefix("tool:")
+            for _, t, k in project.graph.out_edges(node_id("tool", tool.name), data="kind")
+            if k == "needs"
+        )
         needs = f"  needs: {', '.join(direct)}" if direct else ""
         tools.add(f"{tool.name} [dim]({tool.kind})[/]{needs}")
     return root
@@ -73,7 +77,13 @@ def _mid(*parts: str) -> str:
 
 def _mtext(text: str) -> str:
     """Mermaid label text: quotes and brackets as entity codes so the parser never trips."""
-    return text.replace("&", "#amp;").replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;").replace("|", "#124;")
+    return (
+        text.replace("&", "#amp;")
+        .replace('"', "#quot;")
+        .replace("<", "#lt;")
+        .replace(">", "#gt;")
+        .replace("|", "#124;")
+    )
 
 
 def mermaid(project: Project, only: str | None = None) -> str:
@@ -114,11 +124,11 @@ def dot(project: Project, only: str | None = None) -> str:
         book = project.playbooks[name]
         out.append(f"  subgraph {_dq('cluster_' + name)} {{")
         out.append(f"    label={_dq(f'{name} (runs as {book.role})')};")
-        out.append(f"    {_dq(name + '/start')} [shape=circle, label=\"start\"];")
-        out.append(f"    {_dq(name + '/end')} [shape=doublecircle, label=\"end\"];")
+        out.append(f'    {_dq(name + "/start")} [shape=circle, label="start"];')
+        out.append(f'    {_dq(name + "/end")} [shape=doublecircle, label="end"];')
         for step in book.steps:
             label = step.id + (f"\\n[{', '.join(step.tools)}]" if step.tools else "")
-            out.append(f"    {_dq(name + '/' + step.id)} [shape=box, label=\"{label}\"];")
+            out.append(f'    {_dq(name + "/" + step.id)} [shape=box, label="{label}"];')
         out.append(f"    {_dq(name + '/start')} -> {_dq(name + '/' + book.steps[0].id)};")
         for step in book.steps:
             for t in step.transitions:
@@ -135,13 +145,17 @@ def dot(project: Project, only: str | None = None) -> str:
         for tool in project.tools.values():
             out.append(f"  {_dq('tool/' + tool.name)} [shape=component, label={_dq(tool.name)}];")
             for need in _direct_needs(project, tool.name):
-                out.append(f"  {_dq('tool/' + tool.name)} -> {_dq('tool/' + need)} [label=\"needs\"];")
+                out.append(f'  {_dq("tool/" + tool.name)} -> {_dq("tool/" + need)} [label="needs"];')
     out.append("}")
     return "\n".join(out) + "\n"
 
 
 def _direct_needs(project: Project, tool: str) -> Iterable[str]:
-    return sorted(t.removeprefix("tool:") for _, t, k in project.graph.out_edges(node_id("tool", tool), data="kind") if k == "needs")
+    return sorted(
+        t.removeprefix("tool:")
+        for _, t, k in project.graph.out_edges(node_id("tool", tool), data="kind")
+        if k == "needs"
+    )
 
 
 # ------------------------------------------------------------------------------ json

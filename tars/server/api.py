@@ -82,22 +82,28 @@ async def place(request: Request) -> JSONResponse:
         return _error(400, str(exc))
     if found.best is None:
         candidates = [{"name": c.name, "phone": c.phone, "source": c.source} for c in found.candidates]
-        return _error(409 if candidates else 404, f"'{target}' is ambiguous" if candidates else
-                      f"nobody called '{target}' in the contacts or the directory", candidates=candidates)
+        return _error(
+            409 if candidates else 404,
+            f"'{target}' is ambiguous" if candidates else f"nobody called '{target}' in the contacts or the directory",
+            candidates=candidates,
+        )
     best = found.best
     if server.shutting_down:
         return _error(503, "the server is shutting down")
     try:
-        call = await place_goal_call(server, number=best.phone, playbook=playbook, inputs=inputs, callee=best.name,
-                                     contact_id=best.contact_id)
+        call = await place_goal_call(
+            server, number=best.phone, playbook=playbook, inputs=inputs, callee=best.name, contact_id=best.contact_id
+        )
     except KeyError as exc:
         return _error(404, str(exc.args[0]))
     except InputError as exc:
         return _error(400, str(exc), problems=exc.problems)
     except PlacementError as exc:
         return _error(502, str(exc))
-    return JSONResponse({"call_id": call.id, "sid": call.sid, "status": call.status, "number": best.phone,
-                         "callee": best.name}, status_code=201)
+    return JSONResponse(
+        {"call_id": call.id, "sid": call.sid, "status": call.status, "number": best.phone, "callee": best.name},
+        status_code=201,
+    )
 
 
 @router.get("/calls/{call_id}")

@@ -1,10 +1,10 @@
 """The server Twilio talks to: signed webhooks in, TwiML out, one pipeline per media stream.
 
-    POST /twilio/voice    incoming (or answered outbound) call → TwiML <Connect><Stream>
-    POST /twilio/pin      the keypad PIN from <Gather> → owner, retry, or goodbye
-    POST /twilio/status   call status callbacks → the Call row
-    WS   /twilio/stream   the media stream → CallSession (signed parameters only)
-    GET  /healthz         liveness and the number of live calls
+POST /twilio/voice    incoming (or answered outbound) call → TwiML <Connect><Stream>
+POST /twilio/pin      the keypad PIN from <Gather> → owner, retry, or goodbye
+POST /twilio/status   call status callbacks → the Call row
+WS   /twilio/stream   the media stream → CallSession (signed parameters only)
+GET  /healthz         liveness and the number of live calls
 """
 
 from __future__ import annotations
@@ -39,9 +39,18 @@ PIN_GOODBYE = "That PIN is not right. Goodbye."
 MAX_PIN_TRIES = 3
 STATUS_WAIT_TRIES = 30  # tries 0.1 s apart: how long a status callback waits for its call's SID to be stored
 # Twilio's statuses → ours (a cancelled call never connected: like no answer).
-STATUS_MAP = {"queued": "queued", "initiated": "queued", "ringing": "ringing", "in-progress": "in-progress",
-              "answered": "in-progress", "completed": "completed", "busy": "busy", "no-answer": "no-answer",
-              "failed": "failed", "canceled": "no-answer"}
+STATUS_MAP = {
+    "queued": "queued",
+    "initiated": "queued",
+    "ringing": "ringing",
+    "in-progress": "in-progress",
+    "answered": "in-progress",
+    "completed": "completed",
+    "busy": "busy",
+    "no-answer": "no-answer",
+    "failed": "failed",
+    "canceled": "no-answer",
+}
 
 
 def twiml(*verbs: str) -> Response:
@@ -105,8 +114,9 @@ class Server:
         answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self.questions.append(answer)
         try:
-            status = await self.outbox.send_sms(self.project.owner.phone,
-                                                f"TARS, on a call with {callee}, asks: {question} (reply to this text)")
+            status = await self.outbox.send_sms(
+                self.project.owner.phone, f"TARS, on a call with {callee}, asks: {question} (reply to this text)"
+            )
             log.info("asked the owner (%s); waiting up to %.0f s", status, timeout)
             return await asyncio.wait_for(answer, timeout)
         except TimeoutError:
@@ -135,8 +145,15 @@ class Server:
 
 def stream_twiml(server: Server, caller: Caller, call_sid: str, call_id: int, purpose: str) -> str:
     """``<Connect><Stream>`` whose ``<Parameter>``s are signed, so the stream cannot be forged."""
-    params = server.signer.sign({"call_sid": call_sid, "call_id": str(call_id), "from_number": caller.number,
-                                 "role": caller.role, "purpose": purpose})
+    params = server.signer.sign(
+        {
+            "call_sid": call_sid,
+            "call_id": str(call_id),
+            "from_number": caller.number,
+            "role": caller.role,
+            "purpose": purpose,
+        }
+    )
     stream = "".join(f"<Parameter name={quoteattr(k)} value={quoteattr(v)}/>" for k, v in params.items())
     url = websocket_url(server.public_base, "/twilio/stream")
     return f"<Connect><Stream url={quoteattr(url)}>{stream}</Stream></Connect>"
@@ -154,8 +171,9 @@ def create_app(server: Server) -> FastAPI:
     async def signed_form(request: Request) -> dict[str, str] | None:
         params = await _form(request)
         url = public_url(server.public_base, request.url.path, request.url.query)
-        if valid_twilio_signature(server.endpoints.twilio_auth_token, url, params,
-                                  request.headers.get("X-Twilio-Signature")):
+        if valid_twilio_signature(
+            server.endpoints.twilio_auth_token, url, params, request.headers.get("X-Twilio-Signature")
+        ):
             return params
         log.warning("refused a webhook to %s with a missing or invalid Twilio signature", request.url.path)
         return None
@@ -171,15 +189,20 @@ def create_app(server: Server) -> FastAPI:
         action = public_url(server.public_base, "/twilio/pin", query)
         digits = str(len(project.owner.pin or "") + 1)
         return twiml(
-            f"<Gather input=\"dtmf\" finishOnKey=\"#\" timeout=\"4\" numDigits={quoteattr(digits)} "
-            f"action={quoteattr(action)} method=\"POST\">{say(prompt)}</Gather>",
-            f"<Redirect method=\"POST\">{escape(action)}</Redirect>",
+            f'<Gather input="dtmf" finishOnKey="#" timeout="4" numDigits={quoteattr(digits)} '
+            f'action={quoteattr(action)} method="POST">{say(prompt)}</Gather>',
+            f'<Redirect method="POST">{escape(action)}</Redirect>',
         )
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
-        return JSONResponse({"status": "stopping" if server.shutting_down else "ok",
-                             "live_calls": len(server.sessions), "max_calls": server.max_calls})
+        return JSONResponse(
+            {
+                "status": "stopping" if server.shutting_down else "ok",
+                "live_calls": len(server.sessions),
+                "max_calls": server.max_calls,
+            }
+        )
 
     @app.post("/twilio/voice")
     async def voice(request: Request) -> Response:
@@ -196,9 +219,17 @@ def create_app(server: Server) -> FastAPI:
             return twiml('<Reject reason="busy"/>')
         from tars.store.calls import start_call
 
-        call = await server.db(lambda s: start_call(
-            s, direction="inbound", from_number=number, to_number=params.get("To", ""), sid=call_sid,
-            contact_id=caller.contact_id, status="ringing"))
+        call = await server.db(
+            lambda s: start_call(
+                s,
+                direction="inbound",
+                from_number=number,
+                to_number=params.get("To", ""),
+                sid=call_sid,
+                contact_id=caller.contact_id,
+                status="ringing",
+            )
+        )
         server.reserved[call_sid] = asyncio.get_running_loop().time()
         if caller.role != OWNER and caller.contact_id is None:
             server.background(server.outbox.notify_owner(f"Incoming call from {number}", kind="unknown_callers"))
@@ -230,8 +261,11 @@ def create_app(server: Server) -> FastAPI:
         if tries >= MAX_PIN_TRIES:
             from tars.store.calls import update_call
 
-            await server.db(lambda s: update_call(s, call_id, status="failed", failure_reason="wrong PIN",
-                                                  ended_at=dt.datetime.now(dt.UTC)))
+            await server.db(
+                lambda s: update_call(
+                    s, call_id, status="failed", failure_reason="wrong PIN", ended_at=dt.datetime.now(dt.UTC)
+                )
+            )
             server.reserved.pop(call_sid, None)
             return twiml(say(PIN_GOODBYE), "<Hangup/>")
         return gather(caller, call_id, tries, PIN_RETRY)
@@ -410,10 +444,12 @@ async def inbound_setup(server: Server, body: Mapping[str, str], call_sid: str, 
     values = instructions.template_values(project, now, caller.name)
     first_words = instructions.greeting(project, caller.greeting_kind, values)
     return CallSetup(
-        call_id=int(body["call_id"]), call_sid=call_sid, stream_sid=stream_sid, caller=caller,
+        call_id=int(body["call_id"]),
+        call_sid=call_sid,
+        stream_sid=stream_sid,
+        caller=caller,
         purpose=body.get("purpose", "inbound"),
-        system_instruction=instructions.inbound_instruction(project, role.name, caller.name, caller.number,
-                                                            now, tools),
-        opening=f"[The call has connected. Greet the caller now with: \"{first_words}\"]",
+        system_instruction=instructions.inbound_instruction(project, role.name, caller.name, caller.number, now, tools),
+        opening=f'[The call has connected. Greet the caller now with: "{first_words}"]',
         tools=tuple(tools),
     )

@@ -1,8 +1,8 @@
 """Goal calls: placing them through Twilio, answering the answered call, setting up the run.
 
-    place_goal_call ─ Twilio REST calls.create(url=/twilio/outbound?call_id=N, AMD, status callbacks)
-    /twilio/outbound ─ human: <Connect><Stream> (purpose goal) · machine: the voicemail policy
-    goal_setup ─ the CallPlan and PlaybookRun for the stream, one Gemini session for the call
+place_goal_call ─ Twilio REST calls.create(url=/twilio/outbound?call_id=N, AMD, status callbacks)
+/twilio/outbound ─ human: <Connect><Stream> (purpose goal) · machine: the voicemail policy
+goal_setup ─ the CallPlan and PlaybookRun for the stream, one Gemini session for the call
 """
 
 from __future__ import annotations
@@ -32,8 +32,14 @@ class PlacementError(Exception):
 
 
 async def place_goal_call(
-    server: Server, *, number: str, playbook: str, inputs: Mapping[str, Any], callee: str,
-    contact_id: int | None = None, call_id: int | None = None,
+    server: Server,
+    *,
+    number: str,
+    playbook: str,
+    inputs: Mapping[str, Any],
+    callee: str,
+    contact_id: int | None = None,
+    call_id: int | None = None,
 ) -> Any:
     """Create (or reuse) the Call row and ask Twilio to dial. Returns the Call."""
     from tars.store.calls import start_call, update_call
@@ -41,10 +47,18 @@ async def place_goal_call(
     project = server.project
     plan = prepare_call(project, playbook, inputs)  # raises InputError / KeyError for bad requests
     if call_id is None:
-        call = await server.db(lambda s: start_call(
-            s, direction="outbound", from_number=str(project.section("telephony")["number"]), to_number=number,
-            contact_id=contact_id, playbook=playbook, inputs={**dict(plan.inputs), "_callee": callee},
-            status="queued"))
+        call = await server.db(
+            lambda s: start_call(
+                s,
+                direction="outbound",
+                from_number=str(project.section("telephony")["number"]),
+                to_number=number,
+                contact_id=contact_id,
+                playbook=playbook,
+                inputs={**dict(plan.inputs), "_callee": callee},
+                status="queued",
+            )
+        )
         call_id = call.id
     query = urlencode({"call_id": call_id})
     detection = "DetectMessageEnd" if plan.playbook.voicemail_action == "leave_message" else "Enable"
@@ -52,11 +66,15 @@ async def place_goal_call(
 
     def dial() -> Any:
         return client.calls.create(
-            to=number, from_=str(project.section("telephony")["number"]),
-            url=public_url(server.public_base, "/twilio/outbound", query), method="POST",
-            status_callback=public_url(server.public_base, "/twilio/status"), status_callback_method="POST",
+            to=number,
+            from_=str(project.section("telephony")["number"]),
+            url=public_url(server.public_base, "/twilio/outbound", query),
+            method="POST",
+            status_callback=public_url(server.public_base, "/twilio/status"),
+            status_callback_method="POST",
             status_callback_event=["initiated", "ringing", "answered", "completed"],
-            machine_detection=detection, timeout=30,
+            machine_detection=detection,
+            timeout=30,
         )
 
     from twilio.base.exceptions import TwilioException
@@ -67,8 +85,9 @@ async def place_goal_call(
         unreachable = isinstance(exc, OSError)
         reason = f"Twilio unreachable: {exc}" if unreachable else f"Twilio refused: {exc}"
         await server.db(lambda s: update_call(s, call_id, status="failed", failure_reason=reason))
-        raise PlacementError(f"could not reach Twilio: {exc}" if unreachable
-                             else f"Twilio refused the call to {number}: {exc}") from exc
+        raise PlacementError(
+            f"could not reach Twilio: {exc}" if unreachable else f"Twilio refused the call to {number}: {exc}"
+        ) from exc
     return await server.db(lambda s: update_call(s, call_id, sid=created.sid, status="queued"))
 
 
@@ -79,7 +98,7 @@ def voicemail_twiml(server: Server, call: Any) -> str:
     if book.voicemail_action != "leave_message" or not book.voicemail_message:
         return "<Hangup/>"
     values = {**instructions.template_values(project, instructions.local_now(project)), **(call.inputs or {})}
-    return f"<Pause length=\"1\"/><Say>{escape(render(book.voicemail_message, values))}</Say><Hangup/>"
+    return f'<Pause length="1"/><Say>{escape(render(book.voicemail_message, values))}</Say><Hangup/>'
 
 
 async def press_digits(server: Server, session: Any, digits: str) -> None:
@@ -95,7 +114,9 @@ async def press_digits(server: Server, session: Any, digits: str) -> None:
     await asyncio.to_thread(lambda: client.calls(setup.call_sid).update(twiml=document))
 
 
-async def goal_setup(server: Server, body: Mapping[str, str], call_sid: str, stream_sid: str) -> tuple[CallSetup, PlaybookRun]:
+async def goal_setup(
+    server: Server, body: Mapping[str, str], call_sid: str, stream_sid: str
+) -> tuple[CallSetup, PlaybookRun]:
     from tars.store.calls import get_call
 
     project = server.project
@@ -111,11 +132,18 @@ async def goal_setup(server: Server, body: Mapping[str, str], call_sid: str, str
     role = project.roles[plan.playbook.role]
     tools = [t for t in plan.tool_set if t in role.tools and t in project.tools] + list(RUNTIME_TOOLS)
     setup = CallSetup(
-        call_id=call.id, call_sid=call_sid, stream_sid=stream_sid,
-        caller=Caller(call.to_number, plan.playbook.role, callee, call.contact_id), purpose="goal",
+        call_id=call.id,
+        call_sid=call_sid,
+        stream_sid=stream_sid,
+        caller=Caller(call.to_number, plan.playbook.role, callee, call.contact_id),
+        purpose="goal",
         system_instruction=instructions.goal_instruction(project, plan, callee, now),
-        opening=(f"[You pressed {resumed[1]} on the phone menu and the call continues. "
-                 f"{plan.announcement(run.step, run.outcome)}]") if resumed else run.opening(),
+        opening=(
+            f"[You pressed {resumed[1]} on the phone menu and the call continues. "
+            f"{plan.announcement(run.step, run.outcome)}]"
+        )
+        if resumed
+        else run.opening(),
         tools=tuple(tools),
     )
     return setup, run

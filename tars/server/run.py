@@ -67,8 +67,13 @@ def open_server(project: Project, endpoints: Endpoints, public_base: str | None 
 
 @contextlib.asynccontextmanager
 async def running(
-    project: Project, endpoints: Endpoints, *, host: str = "127.0.0.1", port: int = 0,
-    public_base: str | None = None, log_level: str = "warning",
+    project: Project,
+    endpoints: Endpoints,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    public_base: str | None = None,
+    log_level: str = "warning",
 ) -> AsyncIterator[Running]:
     """Serve in this event loop until the block ends; always shut down cleanly.
 
@@ -77,8 +82,14 @@ async def running(
 
     server = open_server(project, endpoints, public_base)
     server.scheduler = Scheduler(server)
-    config = uvicorn.Config(create_app(server), host=host, port=port, log_level=log_level, lifespan="off",
-                            ws="websockets-sansio" if _has_sansio() else "websockets")
+    config = uvicorn.Config(
+        create_app(server),
+        host=host,
+        port=port,
+        log_level=log_level,
+        lifespan="off",
+        ws="websockets-sansio" if _has_sansio() else "websockets",
+    )
     web = _GracefulUvicorn(config, server)
     task = asyncio.ensure_future(web.serve())
     try:

@@ -120,9 +120,7 @@ LIVE_PATH = re.compile(
     r"^/+ws/google\.ai\.generativelanguage\.(v1beta|v1alpha)\."
     r"GenerativeService\.BidiGenerateContent$"
 )
-REST_PATH = re.compile(
-    r"^/+(v1beta|v1alpha|v1)/models/([^/:]+):(generateContent|streamGenerateContent)$"
-)
+REST_PATH = re.compile(r"^/+(v1beta|v1alpha|v1)/models/([^/:]+):(generateContent|streamGenerateContent)$")
 
 T = TypeVar("T")
 
@@ -246,9 +244,7 @@ class GeminiEmulator:
         self._tls = tls.create()
         app = web.Application(client_max_size=64 << 20)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
-        self._runner = web.AppRunner(
-            app, access_log=None, handle_signals=False, shutdown_timeout=1.0
-        )
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(
             self._runner,
@@ -283,9 +279,7 @@ class GeminiEmulator:
         """Run the emulator on its own event loop in a background thread."""
         loop = asyncio.new_event_loop()
         ready = threading.Event()
-        thread = threading.Thread(
-            target=self._thread_main, args=(loop, ready), name="gemini-emulator", daemon=True
-        )
+        thread = threading.Thread(target=self._thread_main, args=(loop, ready), name="gemini-emulator", daemon=True)
         thread.start()
         ready.wait()
         self._loop = loop
@@ -350,9 +344,7 @@ class GeminiEmulator:
         """Send an arbitrary frame, unchecked (for SDK-behaviour tests only)."""
         await self._connection(session).send_raw(frame)
 
-    async def wait_for(
-        self, predicate: Callable[[], Any], timeout: float = 10, what: str = "condition"
-    ) -> Any:
+    async def wait_for(self, predicate: Callable[[], Any], timeout: float = 10, what: str = "condition") -> Any:
         """Poll ``predicate`` until truthy (a safety net, not a timing assertion)."""
         deadline = time.monotonic() + timeout
         while True:

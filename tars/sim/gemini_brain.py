@@ -71,9 +71,7 @@ class Brain(Protocol):
 
     async def on_user(self, session: LiveSession, text: str) -> list[Action]: ...
 
-    async def on_tool_result(
-        self, session: LiveSession, name: str, response: dict[str, Any]
-    ) -> list[Action]: ...
+    async def on_tool_result(self, session: LiveSession, name: str, response: dict[str, Any]) -> list[Action]: ...
 
 
 async def ask(result: Any) -> list[Action]:
@@ -98,9 +96,7 @@ class EchoBrain:
     async def on_user(self, session: LiveSession, text: str) -> list[Action]:
         return [Say(f"You said: {text}")] if text.strip() else []
 
-    async def on_tool_result(
-        self, session: LiveSession, name: str, response: dict[str, Any]
-    ) -> list[Action]:
+    async def on_tool_result(self, session: LiveSession, name: str, response: dict[str, Any]) -> list[Action]:
         return [Say(f"{name} is done.")]
 
 
@@ -153,9 +149,7 @@ class ScriptedBrain:
     async def on_user(self, session: LiveSession, text: str) -> list[Action]:
         return await self._next(session, Event("user", text=text))
 
-    async def on_tool_result(
-        self, session: LiveSession, name: str, response: dict[str, Any]
-    ) -> list[Action]:
+    async def on_tool_result(self, session: LiveSession, name: str, response: dict[str, Any]) -> list[Action]:
         return await self._next(session, Event("tool_result", name=name, response=response))
 
 

@@ -37,6 +37,7 @@ import json
 import time
 from typing import Any
 
+import numpy as np
 from aiohttp import WSMsgType, web
 
 from tars.sim import speech
@@ -136,6 +137,7 @@ class LiveConnection(ModelTurns):
         self._vad_disabled = False
         self._end_silence_ms = options.end_silence_ms
         self._speech_bytes = 0  # audio received since the caller's speech began
+        self._last_audio = b""  # the end of the previous chunk (an onset may start there)
 
     # --- lifecycle -------------------------------------------------------
 
@@ -146,6 +148,7 @@ class LiveConnection(ModelTurns):
             self._worker = asyncio.create_task(self._work(), name=f"{self.session.id}-turns")
             async for msg in self.ws:
                 if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                    self._frame_at = time.monotonic()
                     await self._on_frame(msg.data)
                 elif msg.type == WSMsgType.ERROR:
                     break
@@ -348,10 +351,14 @@ class LiveConnection(ModelTurns):
         utterances = self._detector.feed(pcm)
         onset = not was_speaking and (self._detector.speaking or bool(utterances))
         if onset:
-            self._speech_bytes = 0
+            # Count from the first loud sample, not from the start of the chunk: clients
+            # that batch audio (pipecat's resampler sends ~95 ms blocks) would otherwise
+            # end the turn early by the silence that led the block.
+            self._speech_bytes = _from_onset(self._last_audio, pcm, rate) - len(pcm)
             await self._maybe_barge_in()
         if onset or was_speaking:
             self._speech_bytes += len(pcm)
+        self._last_audio = pcm[-2 * speech.FRAME_MS * rate // 1000 :]
         for utt in utterances:
             await self._heard(utt)
         limit = self.options.end_of_turn_after_bytes
@@ -364,6 +371,7 @@ class LiveConnection(ModelTurns):
 
     async def _heard(self, utt: speech.Utterance) -> None:
         self._speech_bytes = 0
+        self._heard_at = self._frame_at
         await self.send(
             {"serverContent": {"inputTranscription": {"text": utt.text, "finished": True}}}
         )
@@ -437,6 +445,18 @@ class LiveConnection(ModelTurns):
         self.registry.errors.append(f"{self.session.id}: {type(exc).__name__}: {exc}")
         if not self.ws.closed:
             await _close(self.ws, 1011, "Internal error encountered.")
+
+
+def _from_onset(before: bytes, pcm16: bytes, rate: int) -> int:
+    """Bytes from the start of speech in ``before + pcm16`` to the end: 1 ms before the first
+    loud sample (``speech.ONSET_LEVEL``; a fade-in crosses it ~1 ms late, as in
+    ``speech.decode_id``); all of ``pcm16`` if nothing is that loud (quiet speech)."""
+    audio = before + pcm16
+    x = np.frombuffer(audio[: len(audio) // 2 * 2], dtype="<i2")
+    loud = np.flatnonzero(np.abs(x.astype(np.int32)) >= speech.ONSET_LEVEL)
+    if not len(loud):
+        return len(pcm16)
+    return 2 * (len(x) - max(0, int(loud[0]) - rate // 1000))
 
 
 def _summarise(frame: dict[str, Any]) -> dict[str, Any]:

@@ -249,9 +249,7 @@ async def serve_rest(
         err = error_json(400, f"Invalid JSON payload received. {exc}", "INVALID_ARGUMENT")
         return web.json_response(err, status=400)
     if not isinstance(body, dict) or not body.get("contents"):
-        err = error_json(
-            400, "* GenerateContentRequest.contents: contents is not specified", "INVALID_ARGUMENT"
-        )
+        err = error_json(400, "* GenerateContentRequest.contents: contents is not specified", "INVALID_ARGUMENT")
         return web.json_response(err, status=400)
     rest = RestRequest(time.monotonic(), api_version, model, method, body)
     records.append(rest)

@@ -78,6 +78,9 @@ class LiveSession:
     started: bool = False
     interruptions: int = 0
     audio_bytes_in: int = 0
+    # (when the caller audio that ended a turn arrived, when the reply's first audio frame
+    # was sent), monotonic: the emulator's own share of a turn's latency, for benchmarks
+    turn_timings: list[tuple[float, float]] = field(default_factory=list)
     max_frame_bytes: int = 0
     state: dict[str, Any] = field(default_factory=dict)  # free scratch space for brains
     _pending_text: list[str] = field(default_factory=list, repr=False)

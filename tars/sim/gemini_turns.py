@@ -51,6 +51,8 @@ class ModelTurns:
         self._turn_prompt_ms = 0
         self._turn_prompt_chars = 0
         self._turn_output_ms = 0
+        self._frame_at = 0.0  # when the client frame being handled arrived
+        self._heard_at: float | None = None  # a caller turn ended; no reply audio yet
 
     async def send(self, frame: dict[str, Any]) -> None:
         raise NotImplementedError
@@ -133,6 +135,9 @@ class ModelTurns:
                 part["inlineData"]["data"] = b64encode(chunk)
                 await self.send({"serverContent": {"modelTurn": {"parts": [part]}}})
                 now = time.monotonic()
+                if self._heard_at is not None:
+                    self.session.turn_timings.append((self._heard_at, now))
+                    self._heard_at = None
                 chunk_s = len(chunk) / 2 / OUTPUT_RATE
                 self._playback_until = max(self._playback_until, now) + chunk_s
                 self._turn_output_ms += int(chunk_s * 1000)

@@ -36,6 +36,7 @@ Public API (other emulators rely on it; keep it stable)::
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
 from typing import NamedTuple
@@ -146,6 +147,12 @@ def encode(text: str, rate: int, body: int | None = None) -> bytes:
     ``body``: the voiced body's length in ms (at least ``MIN_BODY_MS``) instead of one
     that grows with the text; brief speech keeps real-time playback short in simulations.
     """
+    _register(text)
+    return _encode(text, rate, body)
+
+
+@functools.lru_cache(maxsize=256)
+def _encode(text: str, rate: int, body: int | None) -> bytes:
     uid = _register(text)
     digits = [int(d, 16) for d in uid] + [_checksum(uid)]
     gap = np.zeros(_samples(GAP_MS, rate))
@@ -197,14 +204,17 @@ def ulaw_to_pcm16(ulaw: bytes) -> bytes:
 # --- detection -------------------------------------------------------------
 
 
-def _tone_power(window: np.ndarray, freq: float, rate: int) -> float:
-    """Goertzel recurrence: power of ``window`` at ``freq`` (any real frequency)."""
-    coeff = 2.0 * np.cos(2.0 * np.pi * freq / rate)
-    s1 = s2 = 0.0
-    for sample in window.tolist():
-        s0 = sample + coeff * s1 - s2
-        s2, s1 = s1, s0
-    return float(s1 * s1 + s2 * s2 - coeff * s1 * s2)
+@functools.lru_cache(maxsize=16)
+def _tone_basis(n: int, rate: int) -> np.ndarray:
+    """``exp(-jωk)`` for the 8 tone frequencies (rows) over ``n`` samples."""
+    freqs = np.array(LOW_HZ + HIGH_HZ)[:, None]
+    return np.exp(-2j * np.pi * freqs / rate * np.arange(n)[None, :])
+
+
+def _tone_powers(window: np.ndarray, rate: int) -> np.ndarray:
+    """Power of ``window`` at every tone frequency: |single-bin DFT|², what a Goertzel filter
+    finds, for all eight at once."""
+    return np.abs(_tone_basis(len(window), rate) @ window) ** 2
 
 
 def _classify(window: np.ndarray, rate: int) -> int | None:
@@ -213,8 +223,8 @@ def _classify(window: np.ndarray, rate: int) -> int | None:
     if energy <= 0.0:
         return None
     n = len(window)
-    lows = [_tone_power(window, f, rate) for f in LOW_HZ]
-    highs = [_tone_power(window, f, rate) for f in HIGH_HZ]
+    powers = _tone_powers(window, rate).tolist()
+    lows, highs = powers[: len(LOW_HZ)], powers[len(LOW_HZ) :]
     lo_i, hi_i = int(np.argmax(lows)), int(np.argmax(highs))
     # For a pure sinusoid 2*P/(N*E) is its share of the window's energy.
     share = 2.0 * (lows[lo_i] + highs[hi_i]) / (n * energy)
@@ -294,9 +304,13 @@ class SpeechDetector:
         step = self._frame_bytes
         whole = len(data) // step * step
         self._pending = data[whole:]
-        for i in range(0, whole, step):
-            frame = data[i : i + step]
-            done = self._frame(frame)
+        if not whole:
+            return out
+        # Every frame's loudness at once (RMS >= threshold, squared on both sides).
+        x = np.frombuffer(data[:whole], dtype="<i2").astype(np.float64).reshape(-1, step // 2)
+        loud = (np.einsum("ij,ij->i", x, x) >= self.threshold * self.threshold * (step // 2)).tolist()
+        for k, i in enumerate(range(0, whole, step)):
+            done = self._frame(data[i : i + step], loud[k])
             if done is not None:
                 out.append(done)
         return out
@@ -310,9 +324,7 @@ class SpeechDetector:
             return []
         return [self._finish()]
 
-    def _frame(self, frame: bytes) -> Utterance | None:
-        x = np.frombuffer(frame, dtype="<i2").astype(np.float64)
-        loud = float(np.sqrt(np.mean(x * x))) >= self.threshold
+    def _frame(self, frame: bytes, loud: bool) -> Utterance | None:
         if not self.speaking:
             if loud:
                 self.speaking = True

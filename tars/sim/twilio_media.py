@@ -80,6 +80,7 @@ class _Outgoing:
     data: bytes | str
     done: asyncio.Future[None]
     offset: int = 0
+    sent_at: float | None = None  # monotonic time its last frame was written to the socket
 
 
 @dataclass
@@ -112,6 +113,7 @@ class MediaStream:
         self._seq = 0
         self._chunk = 0
         self._outbox: deque[_Outgoing] = deque()
+        self._finishing: _Outgoing | None = None  # its last frame is being sent
         self._wake = asyncio.Event()
         self._playback: deque[bytes] = deque()
         self._queued_bytes = 0  # total agent bytes ever queued for playback
@@ -221,10 +223,12 @@ class MediaStream:
                 task.cancel()
             # The sender may already have died on the closed socket: that is fine.
             await asyncio.gather(*self._tasks, return_exceptions=True)
-            for item in self._outbox:
+            pending = [*self._outbox, *([self._finishing] if self._finishing else [])]
+            for item in pending:
                 if not item.done.done():
                     item.done.set_exception(ConnectionError("media stream closed"))
             self._outbox.clear()
+            self._finishing = None
             if not self.realtime_playback:
                 self._ear_catch_up(time.monotonic())
             for utterance in self._detector.flush():
@@ -245,22 +249,26 @@ class MediaStream:
         self.sent.append(frame)
         await self._ws.send(json.dumps(frame))
 
-    async def send_audio(self, pcm16: bytes) -> None:
-        """Queue caller audio (PCM16 8 kHz); returns once its last frame is on the wire."""
-        await self._enqueue("audio", speech.pcm16_to_ulaw(pcm16))
+    async def send_audio(self, pcm16: bytes) -> float:
+        """Queue caller audio (PCM16 8 kHz); returns once its last frame is on the wire,
+        with the monotonic time that frame was written to the socket (for benchmarks)."""
+        item = await self._enqueue("audio", speech.pcm16_to_ulaw(pcm16))
+        return item.sent_at if item.sent_at is not None else time.monotonic()
 
     async def send_dtmf(self, digits: str) -> None:
         """Queue one ``dtmf`` event per digit, in order with the audio."""
         for digit in digits:
             await self._enqueue("dtmf", digit)
 
-    async def _enqueue(self, kind: str, data: bytes | str) -> None:
+    async def _enqueue(self, kind: str, data: bytes | str) -> _Outgoing:
         if self.finished.is_set():
             raise ConnectionError("media stream closed")
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._outbox.append(_Outgoing(kind, data, done))
+        item = _Outgoing(kind, data, done)
+        self._outbox.append(item)
         self._wake.set()
         await done
+        return item
 
     def _take_frame(self) -> bytes | str | None:
         """Next 160-byte μ-law frame or DTMF digit from the outbox (None if empty)."""
@@ -275,7 +283,11 @@ class MediaStream:
             item.offset += FRAME_BYTES
             if item.offset >= len(data):
                 self._outbox.popleft()
-                item.done.set_result(None)
+                if frame:
+                    self._finishing = item  # done once this frame is on the wire
+                else:
+                    item.sent_at = time.monotonic()
+                    item.done.set_result(None)
             if frame:
                 return frame.ljust(FRAME_BYTES, ULAW_SILENCE)
         return None
@@ -295,6 +307,10 @@ class MediaStream:
                 "streamSid": self.stream_sid,
             }
         )
+        finishing, self._finishing = self._finishing, None
+        if finishing is not None and not finishing.done.done():
+            finishing.sent_at = time.monotonic()
+            finishing.done.set_result(None)
 
     async def _send_digit(self, digit: str) -> None:
         await self._send(

@@ -99,25 +99,41 @@ async def current_time(ctx: ToolContext, args: Mapping[str, Any]) -> dict[str, A
     from zoneinfo import ZoneInfo
 
     now = ctx.clock().astimezone(ZoneInfo(ctx.project.owner.timezone))
-    return {"now": now.isoformat(timespec="minutes"), "spoken": now.strftime("%A %d %B %Y, %H:%M"),
-            "timezone": ctx.project.owner.timezone}
+    return {
+        "now": now.isoformat(timespec="minutes"),
+        "spoken": now.strftime("%A %d %B %Y, %H:%M"),
+        "timezone": ctx.project.owner.timezone,
+    }
 
 
 # ------------------------------------------------------------------------------ reminders
 
 
 def _reminder_view(ctx: ToolContext, reminder: Any) -> dict[str, Any]:
-    return {"id": reminder.id, "text": reminder.text, "due": ctx.local(reminder.due),
-            "status": reminder.status, "repeats": reminder.recurrence}
+    return {
+        "id": reminder.id,
+        "text": reminder.text,
+        "due": ctx.local(reminder.due),
+        "status": reminder.status,
+        "repeats": reminder.recurrence,
+    }
 
 
 @handler("create_reminder")
 async def create_reminder(ctx: ToolContext, args: Mapping[str, Any]) -> dict[str, Any]:
     from tars.store.reminders import create_reminder as create
 
-    reminder = await ctx.db(lambda s: create(
-        s, text=args["text"], when=args.get("when"), every=args.get("every"), via=args.get("via", "default"),
-        timezone=ctx.project.owner.timezone, now=ctx.clock()))
+    reminder = await ctx.db(
+        lambda s: create(
+            s,
+            text=args["text"],
+            when=args.get("when"),
+            every=args.get("every"),
+            via=args.get("via", "default"),
+            timezone=ctx.project.owner.timezone,
+            now=ctx.clock(),
+        )
+    )
     return {"created": _reminder_view(ctx, reminder)}
 
 
@@ -170,8 +186,10 @@ async def lookup_contact(ctx: ToolContext, args: Mapping[str, Any]) -> dict[str,
         best = found.best
         return {"name": best.name, "phone": best.phone, "source": best.source}
     if found.candidates:
-        return {"ambiguous": [{"name": c.name, "source": c.source} for c in found.candidates[:5]],
-                "hint": "ask which one they mean"}
+        return {
+            "ambiguous": [{"name": c.name, "source": c.source} for c in found.candidates[:5]],
+            "hint": "ask which one they mean",
+        }
     raise ToolError(f"nobody called {args['name']!r} in the contacts or the directory")
 
 
@@ -180,9 +198,16 @@ async def add_contact(ctx: ToolContext, args: Mapping[str, Any]) -> dict[str, An
     from tars.store.contacts import Rules
     from tars.store.contacts import add_contact as add
 
-    contact = await ctx.db(lambda s: add(
-        s, Rules.of(ctx.project), name=args["name"], phone=args["phone"],
-        relationship=args.get("relationship"), notes=args.get("notes")))
+    contact = await ctx.db(
+        lambda s: add(
+            s,
+            Rules.of(ctx.project),
+            name=args["name"],
+            phone=args["phone"],
+            relationship=args.get("relationship"),
+            notes=args.get("notes"),
+        )
+    )
     return {"added": {"name": contact.name, "phone": contact.phone}}
 
 
@@ -191,8 +216,10 @@ async def list_contacts(ctx: ToolContext, args: Mapping[str, Any]) -> dict[str, 
     from tars.store.contacts import list_contacts as listing
 
     contacts = await ctx.db(listing)
-    return {"contacts": [{"name": c.name, "relationship": c.relationship} for c in contacts[:50]],
-            "count": len(contacts)}
+    return {
+        "contacts": [{"name": c.name, "relationship": c.relationship} for c in contacts[:50]],
+        "count": len(contacts),
+    }
 
 
 # ------------------------------------------------------------------------------ messages
@@ -204,8 +231,9 @@ async def take_message(ctx: ToolContext, args: Mapping[str, Any]) -> dict[str, A
 
     name = args.get("caller_name") or ctx.caller.name
     callback = args.get("callback_number") or ctx.caller.number
-    message = await ctx.db(lambda s: take(s, str(args["message"]), caller_number=callback,
-                                          caller_name=name, call_id=ctx.call_id))
+    message = await ctx.db(
+        lambda s: take(s, str(args["message"]), caller_number=callback, caller_name=name, call_id=ctx.call_id)
+    )
     who = f"{name} ({callback})" if name else callback
     status = await ctx.outbox.notify_owner(f"Message from {who}: {message.text}", kind="messages")
     if status == "delivered":

@@ -29,7 +29,9 @@ def signature(secret: str, timestamp: str, body: bytes) -> str:
     return "sha256=" + mac.hexdigest()
 
 
-def verify(secret: str, timestamp: str, body: bytes, given: str, tolerance: float = 300, now: float | None = None) -> bool:
+def verify(
+    secret: str, timestamp: str, body: bytes, given: str, tolerance: float = 300, now: float | None = None
+) -> bool:
     """The receiving side's check (also what the tests use)."""
     try:
         fresh = abs((now or time.time()) - int(timestamp)) <= tolerance
@@ -47,15 +49,22 @@ async def send(hook: Webhook, payload: Mapping[str, Any]) -> Any:
     last = ""
     for attempt in range(attempts):
         timestamp = str(int(time.time()))
-        headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT,
-                   "X-TARS-Timestamp": timestamp, **dict(hook.headers)}
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            "X-TARS-Timestamp": timestamp,
+            **dict(hook.headers),
+        }
         if hook.secret:
             headers["X-TARS-Signature"] = signature(hook.secret, timestamp, body)
         try:
             timeout = aiohttp.ClientTimeout(total=hook.timeout_seconds)
-            async with aiohttp.ClientSession(timeout=timeout) as session, session.request(
-                hook.method, hook.url, data=body if hook.method != "GET" else None, headers=headers
-            ) as response:
+            async with (
+                aiohttp.ClientSession(timeout=timeout) as session,
+                session.request(
+                    hook.method, hook.url, data=body if hook.method != "GET" else None, headers=headers
+                ) as response,
+            ):
                 text = await response.text()
                 if response.status < 300:
                     try:
@@ -72,10 +81,16 @@ async def send(hook: Webhook, payload: Mapping[str, Any]) -> Any:
     raise WebhookError(f"{hook.url} failed after {attempt + 1} attempt(s): {last}")
 
 
-async def call_webhook(tool: Tool, arguments: dict[str, Any], upstream: Mapping[str, Any], caller: Any) -> dict[str, Any]:
+async def call_webhook(
+    tool: Tool, arguments: dict[str, Any], upstream: Mapping[str, Any], caller: Any
+) -> dict[str, Any]:
     """Run a declared webhook tool: the model's arguments (and needed outputs) as JSON."""
     assert tool.webhook is not None
-    payload = {"tool": tool.name, "arguments": arguments, "upstream": dict(upstream),
-               "caller": {"number": getattr(caller, "number", None), "role": getattr(caller, "role", None)}}
+    payload = {
+        "tool": tool.name,
+        "arguments": arguments,
+        "upstream": dict(upstream),
+        "caller": {"number": getattr(caller, "number", None), "role": getattr(caller, "role", None)},
+    }
     result = await send(tool.webhook, payload)
     return result if isinstance(result, dict) else {"result": result}

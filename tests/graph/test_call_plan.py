@@ -56,6 +56,8 @@ def test_bad_inputs_say_what_is_wrong(project: Project) -> None:
     with pytest.raises(InputError) as caught:
         prepare_call(project, "book_appointment", {"prefered_day": "Wed"})
     assert [i.name for i in caught.value.missing] == ["preferred_day"]
-    assert "'prefered_day' is not an input of playbook 'book_appointment'; did you mean 'preferred_day'?" in str(caught.value)
+    assert "'prefered_day' is not an input of playbook 'book_appointment'; did you mean 'preferred_day'?" in str(
+        caught.value
+    )
     with pytest.raises(KeyError, match="did you mean 'book_appointment'"):
         prepare_call(project, "book_apointment", {})

@@ -24,25 +24,83 @@ CASES: dict[str, list[tuple[str, str, str]]] = {
     "unknown_persona": [("tars.yaml", "persona: tars", "persona: tarz")],
     "unknown_step": [("playbooks/book_appointment.yaml", "next: find_slot", "next: find_slott")],
     "unknown_tool_in_role": [("tars.yaml", "tools: [take_message, end_call]", "tools: [take_mesage, end_call]")],
-    "needs_cycle": [("tars.yaml", "    lookup_contact: true\n", "    lookup_contact:\n      needs: [make_goal_call]\n")],
+    "needs_cycle": [
+        ("tars.yaml", "    lookup_contact: true\n", "    lookup_contact:\n      needs: [make_goal_call]\n")
+    ],
     "unreachable_step": [("playbooks/business_inquiry.yaml", "next: note_answer", "next: wrap_up")],
-    "loop_without_end": [("playbooks/business_inquiry.yaml", "    tools: [record_outcome]\n    next: wrap_up", "    tools: [record_outcome]\n    next: ask")],
-    "playbook_tool_not_granted": [("playbooks/business_inquiry.yaml", "tools: [current_time, record_outcome, press_digits, end_call]", "tools: [current_time, record_outcome, press_digits, end_call, send_sms]")],
-    "step_tool_not_in_playbook": [("playbooks/business_inquiry.yaml", "    tools: [end_call]\n    next: end", "    tools: [end_call, ask_owner]\n    next: end")],
-    "unknown_placeholder": [("playbooks/business_inquiry.yaml", "and ask:\n      {{ question }}", "and ask:\n      {{ questoin }}")],
-    "required_input_with_default": [("playbooks/dinner_invitation.yaml", "    description: Who is invited?\n    required: true", "    description: Who is invited?\n    required: true\n    default: Helen")],
-    "invalid_outcome_schema": [("playbooks/business_inquiry.yaml", "status: {type: string, enum: [answered, unknown]}", "status: {type: strng, enum: [answered, unknown]}")],
-    "case_value_not_in_enum": [("playbooks/book_appointment.yaml", "        booked: confirm", "        bookd: confirm")],
-    "unknown_success_field": [("playbooks/book_appointment.yaml", "success: {field: status, in: [booked]}", "success: {field: state, in: [booked]}")],
+    "loop_without_end": [
+        (
+            "playbooks/business_inquiry.yaml",
+            "    tools: [record_outcome]\n    next: wrap_up",
+            "    tools: [record_outcome]\n    next: ask",
+        )
+    ],
+    "playbook_tool_not_granted": [
+        (
+            "playbooks/business_inquiry.yaml",
+            "tools: [current_time, record_outcome, press_digits, end_call]",
+            "tools: [current_time, record_outcome, press_digits, end_call, send_sms]",
+        )
+    ],
+    "step_tool_not_in_playbook": [
+        (
+            "playbooks/business_inquiry.yaml",
+            "    tools: [end_call]\n    next: end",
+            "    tools: [end_call, ask_owner]\n    next: end",
+        )
+    ],
+    "unknown_placeholder": [
+        ("playbooks/business_inquiry.yaml", "and ask:\n      {{ question }}", "and ask:\n      {{ questoin }}")
+    ],
+    "required_input_with_default": [
+        (
+            "playbooks/dinner_invitation.yaml",
+            "    description: Who is invited?\n    required: true",
+            "    description: Who is invited?\n    required: true\n    default: Helen",
+        )
+    ],
+    "invalid_outcome_schema": [
+        (
+            "playbooks/business_inquiry.yaml",
+            "status: {type: string, enum: [answered, unknown]}",
+            "status: {type: strng, enum: [answered, unknown]}",
+        )
+    ],
+    "case_value_not_in_enum": [
+        ("playbooks/book_appointment.yaml", "        booked: confirm", "        bookd: confirm")
+    ],
+    "unknown_success_field": [
+        (
+            "playbooks/book_appointment.yaml",
+            "success: {field: status, in: [booked]}",
+            "success: {field: state, in: [booked]}",
+        )
+    ],
     "unknown_transition_field": [("playbooks/book_appointment.yaml", "      field: status\n", "      field: stauts\n")],
     "disabled_builtin_granted": [("tars.yaml", "    take_message: true", "    take_message: {enabled: false}")],
     "builtin_not_enabled": [("tars.yaml", "    press_digits: true\n", "")],
-    "webhook_named_like_builtin": [("tars.yaml", "    send_to_n8n:\n", "    send_sms:\n"), ("tars.yaml", "      - send_sms\n      - send_to_n8n\n", "      - send_sms\n")],
-    "reserved_and_duplicate_step_ids": [("playbooks/business_inquiry.yaml", "  - id: wrap_up", "  - id: note_answer"), ("playbooks/business_inquiry.yaml", "  - id: ask\n", "  - id: end\n")],
+    "webhook_named_like_builtin": [
+        ("tars.yaml", "    send_to_n8n:\n", "    send_sms:\n"),
+        ("tars.yaml", "      - send_sms\n      - send_to_n8n\n", "      - send_sms\n"),
+    ],
+    "reserved_and_duplicate_step_ids": [
+        ("playbooks/business_inquiry.yaml", "  - id: wrap_up", "  - id: note_answer"),
+        ("playbooks/business_inquiry.yaml", "  - id: ask\n", "  - id: end\n"),
+    ],
     "webhook_channel_unconfigured": [("tars.yaml", "  call_reports: sms", "  call_reports: webhook")],
-    "comma_in_flow_description": [("playbooks/dinner_invitation.yaml", 'description: "The agreed time, in plain words."', "description: The agreed time, in plain words.")],
-    "keyword_the_model_rejects": [("playbooks/book_appointment.yaml", "notes: {type: string}", "notes: {type: string, maxLenght: 200}")],
-    "invalid_webhook_parameters": [("tars.yaml", "channel: {type: string, enum: [email, telegram, discord]}", "channel: {type: 12}")],
+    "comma_in_flow_description": [
+        (
+            "playbooks/dinner_invitation.yaml",
+            'description: "The agreed time, in plain words."',
+            "description: The agreed time, in plain words.",
+        )
+    ],
+    "keyword_the_model_rejects": [
+        ("playbooks/book_appointment.yaml", "notes: {type: string}", "notes: {type: string, maxLenght: 200}")
+    ],
+    "invalid_webhook_parameters": [
+        ("tars.yaml", "channel: {type: string, enum: [email, telegram, discord]}", "channel: {type: 12}")
+    ],
 }
 
 
@@ -90,8 +148,10 @@ def test_schema_errors_stop_before_compile(tmp_path: Path) -> None:
     """
     root = make_project(
         tmp_path,
-        [("playbooks/book_appointment.yaml", "role: delegate", "rol: delegate"),
-         ("playbooks/business_inquiry.yaml", "next: note_answer", "next: nowhere")],
+        [
+            ("playbooks/book_appointment.yaml", "role: delegate", "rol: delegate"),
+            ("playbooks/business_inquiry.yaml", "next: note_answer", "next: nowhere"),
+        ],
     )
     result = CliRunner().invoke(app, ["--project", str(root), "validate", "--json"])
     import json
@@ -101,7 +161,9 @@ def test_schema_errors_stop_before_compile(tmp_path: Path) -> None:
 
 
 def test_all_cross_check_errors_in_one_pass(tmp_path: Path) -> None:
-    edits = CASES["unknown_tool_in_role"] + CASES["unknown_role"] + CASES["unknown_placeholder"][:0] + CASES["needs_cycle"]
+    edits = (
+        CASES["unknown_tool_in_role"] + CASES["unknown_role"] + CASES["unknown_placeholder"][:0] + CASES["needs_cycle"]
+    )
     root = make_project(tmp_path, edits)
     result = CliRunner().invoke(app, ["--project", str(root), "validate", "--json"])
     import json

@@ -97,7 +97,11 @@ async def test_a_failed_prerequisite_skips_its_dependents_with_a_reason() -> Non
             raise LookupError("no contact named Helen")
         return "ran"
 
-    outcomes = await run(calls("make_goal_call", "lookup_contact", "current_time"), needs_closure(SEED_NEEDS | {"current_time": []}), execute)
+    outcomes = await run(
+        calls("make_goal_call", "lookup_contact", "current_time"),
+        needs_closure(SEED_NEEDS | {"current_time": []}),
+        execute,
+    )
     by_name = {o.call.name: o for o in outcomes}
     assert by_name["lookup_contact"].error == "LookupError: no contact named Helen"
     assert by_name["make_goal_call"].skipped

@@ -74,14 +74,30 @@ def test_json_is_node_link_with_typed_nodes_and_edges() -> None:
     assert edge_kinds == {"grants", "needs", "runs_as", "starts_at", "allows", "uses", "goes_to"}
     step = next(n for n in data["nodes"] if n["id"] == "step:book_appointment.find_slot")
     assert (step["file"], step["line"]) == ("playbooks/book_appointment.yaml", 35)
-    case = next(e for e in data["edges"] if e["source"] == "step:book_appointment.find_slot" and e["target"] == "step:book_appointment.alternatives")
-    assert case["transition"] == {"to": "alternatives", "kind": "case", "field": "status", "value": "no_slot", "when": None}
+    case = next(
+        e
+        for e in data["edges"]
+        if e["source"] == "step:book_appointment.find_slot" and e["target"] == "step:book_appointment.alternatives"
+    )
+    assert case["transition"] == {
+        "to": "alternatives",
+        "kind": "case",
+        "field": "status",
+        "value": "no_slot",
+        "when": None,
+    }
 
 
 def test_tree_shows_steps_transitions_roles_and_tools() -> None:
     result = runner.invoke(app, ["graph"])
     assert result.exit_code == 0
-    for text in ("book_appointment", "find_slot (start)" if False else "introduce (start)", "→ alternatives  when status = no_slot", "unknown: take_message, end_call", "send_to_n8n (webhook)  needs: lookup_contact, make_goal_call"):
+    for text in (
+        "book_appointment",
+        "find_slot (start)" if False else "introduce (start)",
+        "→ alternatives  when status = no_slot",
+        "unknown: take_message, end_call",
+        "send_to_n8n (webhook)  needs: lookup_contact, make_goal_call",
+    ):
         assert text in result.output
 
 

@@ -25,7 +25,9 @@ def details(line: Line, sid: str) -> Any:
         return call_details(s, sid)
 
 
-async def test_unknown_caller_leaves_a_message_and_cannot_list_contacts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_unknown_caller_leaves_a_message_and_cannot_list_contacts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     project = make_project(tmp_path / "p", monkeypatch)
     brain = greet_then(
         CallTool("list_contacts", {}),  # forged: never offered to an unknown caller
@@ -47,7 +49,11 @@ async def test_unknown_caller_leaves_a_message_and_cannot_list_contacts(tmp_path
     refused = brain.events[2].response
     assert refused == {"refused": "'list_contacts' is not available to the unknown role on this call"}
     record = details(line, call.sid)
-    assert [(t.tool, t.allowed) for t in record.tools] == [("list_contacts", False), ("take_message", True), ("end_call", True)]
+    assert [(t.tool, t.allowed) for t in record.tools] == [
+        ("list_contacts", False),
+        ("take_message", True),
+        ("end_call", True),
+    ]
     assert record.tools[0].reason == refused["refused"]
     owner = project.owner.phone
     assert f"Incoming call from {STRANGER}" in texts
@@ -76,7 +82,12 @@ async def test_contact_gets_the_contact_greeting_and_role(tmp_path: Path, monkey
 async def test_forged_webhook_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     project = make_project(tmp_path / "p", monkeypatch)
     async with Line(project, ScriptedBrain) as line:
-        form = {"CallSid": "CA" + "f" * 32, "From": project.owner.phone, "To": line.number, "AccountSid": "AC" + "1" * 32}
+        form = {
+            "CallSid": "CA" + "f" * 32,
+            "From": project.owner.phone,
+            "To": line.number,
+            "AccountSid": "AC" + "1" * 32,
+        }
         async with aiohttp.ClientSession() as http:
             for headers in ({}, {"X-Twilio-Signature": "forged"}):
                 async with http.post(f"{line.server.local_url}/twilio/voice", data=form, headers=headers) as response:
@@ -104,8 +115,9 @@ async def test_tampered_stream_parameters_close_the_socket_before_any_model_sess
 
         sig = RequestValidator("test-auth-token").compute_signature(f"{PUBLIC}/twilio/voice", form)
         async with aiohttp.ClientSession() as http:
-            async with http.post(f"{line.server.local_url}/twilio/voice", data=form,
-                                 headers={"X-Twilio-Signature": sig}) as response:
+            async with http.post(
+                f"{line.server.local_url}/twilio/voice", data=form, headers={"X-Twilio-Signature": sig}
+            ) as response:
                 body = await response.text()
             import re
 
@@ -116,19 +128,37 @@ async def test_tampered_stream_parameters_close_the_socket_before_any_model_sess
                 ws_url = line.server.local_url.replace("http", "ws") + "/twilio/stream"
                 async with http.ws_connect(ws_url) as ws:
                     await ws.send_str(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
-                    await ws.send_str(json.dumps({"event": "start", "sequenceNumber": "1", "streamSid": "MZ" + "1" * 32,
-                                                  "start": {"accountSid": "AC" + "1" * 32, "streamSid": "MZ" + "1" * 32,
-                                                            "callSid": forged["call_sid"], "tracks": ["inbound"],
-                                                            "customParameters": forged,
-                                                            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}}))
+                    await ws.send_str(
+                        json.dumps(
+                            {
+                                "event": "start",
+                                "sequenceNumber": "1",
+                                "streamSid": "MZ" + "1" * 32,
+                                "start": {
+                                    "accountSid": "AC" + "1" * 32,
+                                    "streamSid": "MZ" + "1" * 32,
+                                    "callSid": forged["call_sid"],
+                                    "tracks": ["inbound"],
+                                    "customParameters": forged,
+                                    "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+                                },
+                            }
+                        )
+                    )
                     message = await ws.receive(timeout=10)
-                    assert message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING)
+                    assert message.type in (
+                        aiohttp.WSMsgType.CLOSE,
+                        aiohttp.WSMsgType.CLOSED,
+                        aiohttp.WSMsgType.CLOSING,
+                    )
                     assert ws.close_code == 1008
         assert line.gemini.sessions == []
 
 
 async def test_callers_over_the_limit_hear_a_busy_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    project = make_project(tmp_path / "p", monkeypatch, [("tars.yaml", "max_concurrent_calls: 4", "max_concurrent_calls: 1")])
+    project = make_project(
+        tmp_path / "p", monkeypatch, [("tars.yaml", "max_concurrent_calls: 4", "max_concurrent_calls: 1")]
+    )
     brain = greet_then(CallTool("end_call", {}), Say("Bye."))
     async with Line(project, lambda: brain) as line:
         first = await line.call_in(from_=project.owner.phone)
@@ -143,7 +173,9 @@ async def test_callers_over_the_limit_hear_a_busy_message(tmp_path: Path, monkey
         await first.wait_ended(timeout=30)
 
 
-async def test_gemini_drop_mid_call_resumes_and_the_call_continues(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_gemini_drop_mid_call_resumes_and_the_call_continues(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     project = make_project(tmp_path / "p", monkeypatch)
     brain = greet_then(Say("Still here, sir."), [Say("Goodbye."), CallTool("end_call", {})])
     async with Line(project, lambda: brain) as line:
@@ -160,7 +192,9 @@ async def test_gemini_drop_mid_call_resumes_and_the_call_continues(tmp_path: Pat
     assert details(line, call.sid).call.status == "completed"
 
 
-async def test_gemini_gone_for_good_apologises_and_records_the_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_gemini_gone_for_good_apologises_and_records_the_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     project = make_project(tmp_path / "p", monkeypatch)
     async with Line(project, lambda: greet_then()) as line:
         call = await line.call_in(from_=project.owner.phone)
@@ -184,8 +218,9 @@ async def test_owner_pin_from_an_unknown_number(tmp_path: Path, monkeypatch: pyt
     project = make_project(tmp_path / "p", monkeypatch)
     brain = greet_then(CallTool("end_call", {}), Say("Bye."))
     async with Line(project, lambda: brain) as line:
-        call = await line.twilio.incoming_call(from_=STRANGER, to=line.number, voice_url=f"{PUBLIC}/twilio/voice",
-                                               party=Party(gather=["2468#"]))
+        call = await line.twilio.incoming_call(
+            from_=STRANGER, to=line.number, voice_url=f"{PUBLIC}/twilio/voice", party=Party(gather=["2468#"])
+        )
         prompt = await call.wait_for_agent_utterance(timeout=20)
         assert prompt.text == "If you are Alex Morgan, enter your PIN followed by the hash key. Otherwise, please hold."
         hello = await call.wait_for_agent_utterance(timeout=20)
@@ -201,8 +236,12 @@ async def test_three_wrong_pins_end_the_call(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setenv("TARS_OWNER_PIN", "2468")
     project = make_project(tmp_path / "p", monkeypatch, [("tars.yaml", "require_pin: false", "require_pin: true")])
     async with Line(project, ScriptedBrain) as line:
-        call = await line.twilio.incoming_call(from_=project.owner.phone, to=line.number,
-                                               voice_url=f"{PUBLIC}/twilio/voice", party=Party(gather=["1111#", "2222#", "3333#"]))
+        call = await line.twilio.incoming_call(
+            from_=project.owner.phone,
+            to=line.number,
+            voice_url=f"{PUBLIC}/twilio/voice",
+            party=Party(gather=["1111#", "2222#", "3333#"]),
+        )
         assert await call.wait_ended(timeout=20) == "completed"
         heard = [u.text for u in call.heard]
     assert heard[-1] == "That PIN is not right. Goodbye."
@@ -214,7 +253,9 @@ async def test_three_wrong_pins_end_the_call(tmp_path: Path, monkeypatch: pytest
     assert "1111" not in "".join(str(r.getMessage()) for r in logging.getLogger("tars").handlers)
 
 
-async def test_status_callbacks_update_the_call_and_forged_ones_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_status_callbacks_update_the_call_and_forged_ones_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from twilio.request_validator import RequestValidator
 
     from tars.store.calls import start_call
@@ -230,12 +271,14 @@ async def test_status_callbacks_update_the_call_and_forged_ones_are_refused(tmp_
             for status, code in (("ringing", 204), ("busy", 204), ("ringing", 204)):
                 form = {"CallSid": sid, "CallStatus": status, "AccountSid": "AC" + "1" * 32}
                 signature = RequestValidator(TOKEN).compute_signature(url, form)
-                async with http.post(f"{line.server.local_url}/twilio/status", data=form,
-                                     headers={"X-Twilio-Signature": signature}) as r:
+                async with http.post(
+                    f"{line.server.local_url}/twilio/status", data=form, headers={"X-Twilio-Signature": signature}
+                ) as r:
                     assert r.status == code
             forged = {"CallSid": sid, "CallStatus": "completed"}
-            async with http.post(f"{line.server.local_url}/twilio/status", data=forged,
-                                 headers={"X-Twilio-Signature": "bogus"}) as r:
+            async with http.post(
+                f"{line.server.local_url}/twilio/status", data=forged, headers={"X-Twilio-Signature": "bogus"}
+            ) as r:
                 assert r.status == 403
     assert details(line, sid).call.status == "busy", "a late 'ringing' never undoes an end, a forgery changes nothing"
 

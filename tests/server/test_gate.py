@@ -68,7 +68,13 @@ async def test_a_step_policy_can_refuse(project: Project) -> None:
     async def run(call: ToolCall, upstream: Mapping[str, Any]) -> dict[str, Any]:
         return {"ok": True}
 
-    g = gate(project, "delegate", run, notebook, step_policy=lambda name: None if name == "current_time" else "not in this step")
+    g = gate(
+        project,
+        "delegate",
+        run,
+        notebook,
+        step_policy=lambda name: None if name == "current_time" else "not in this step",
+    )
     results = await g.run_batch([ToolCall("1", "end_call", {}), ToolCall("2", "current_time", {})])
     assert results == [{"refused": "not in this step"}, {"ok": True}]
 
@@ -85,7 +91,9 @@ async def test_slow_tools_time_out_failures_become_results(project: Project, mon
     monkeypatch.setattr(type(project.tools["current_time"]), "timeout_seconds", 0.05, raising=False)
     object.__setattr__(project.tools["current_time"], "timeout_seconds", 0.05)
     try:
-        results = await g.run_batch([ToolCall("1", "current_time", {}), ToolCall("2", "lookup_contact", {"name": "Zed"})])
+        results = await g.run_batch(
+            [ToolCall("1", "current_time", {}), ToolCall("2", "lookup_contact", {"name": "Zed"})]
+        )
     finally:
         object.__setattr__(project.tools["current_time"], "timeout_seconds", 10)
     assert results[0] == {"error": "current_time took too long and was stopped"}
@@ -103,11 +111,13 @@ async def test_batches_run_in_planner_order_with_outputs_passed_on(project: Proj
         return {"name": call.name, "saw": sorted(upstream)}
 
     notebook = Notebook()
-    results = await gate(project, "owner", run, notebook).run_batch([
-        ToolCall("a", "send_to_n8n", {"channel": "email", "message": "hi"}),
-        ToolCall("b", "make_goal_call", {"target": "dentist", "playbook": "book_appointment"}),
-        ToolCall("c", "lookup_contact", {"name": "dentist"}),
-    ])
+    results = await gate(project, "owner", run, notebook).run_batch(
+        [
+            ToolCall("a", "send_to_n8n", {"channel": "email", "message": "hi"}),
+            ToolCall("b", "make_goal_call", {"target": "dentist", "playbook": "book_appointment"}),
+            ToolCall("c", "lookup_contact", {"name": "dentist"}),
+        ]
+    )
     assert order == ["lookup_contact", "make_goal_call", "send_to_n8n"]
     assert results[0]["saw"] == ["lookup_contact", "make_goal_call"]
     assert [r["tool"] for r in notebook.rows] == ["lookup_contact", "make_goal_call", "send_to_n8n"]

@@ -53,10 +53,14 @@ class Receptionist:
 
 async def place(line: Line, playbook: str, target: str, inputs: dict[str, Any]) -> dict[str, Any]:
     assert line.server is not None
-    async with aiohttp.ClientSession() as http, http.post(
-        f"{line.server.local_url}/api/calls", json={"target": target, "playbook": playbook, "inputs": inputs},
-        headers={"Authorization": f"Bearer {line.server.server.api_token}"},
-    ) as response:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            f"{line.server.local_url}/api/calls",
+            json={"target": target, "playbook": playbook, "inputs": inputs},
+            headers={"Authorization": f"Bearer {line.server.server.api_token}"},
+        ) as response,
+    ):
         return {**(await response.json()), "http": response.status}
 
 
@@ -86,7 +90,14 @@ async def test_the_dentist_call_books_a_slot(tmp_path: Path, monkeypatch: pytest
         session = line.gemini.sessions[0]
         sms = [m for m in line.twilio.messages if m.to == project.owner.phone]
 
-    assert session.tool_names == ["current_time", "record_outcome", "ask_owner", "press_digits", "end_call", "goto_step"]
+    assert session.tool_names == [
+        "current_time",
+        "record_outcome",
+        "ask_owner",
+        "press_digits",
+        "end_call",
+        "goto_step",
+    ]
     assert "Book a check-up appointment for Alex Morgan on Wednesday" in session.system_instruction
     record = stored(line, placed["call_id"])
     assert record.call.direction == "outbound" and record.call.status == "completed"
@@ -114,7 +125,9 @@ async def test_no_slot_takes_the_fallback_step(tmp_path: Path, monkeypatch: pyte
     assert any(t.text.startswith("[Playbook step: alternatives]") for t in record.transcript)
 
 
-async def test_a_tool_the_step_forbids_is_refused_and_the_call_goes_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_tool_the_step_forbids_is_refused_and_the_call_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     project = make_project(tmp_path / "p", monkeypatch)
     brain = Receptionist(forbidden="end_call")
     object.__setattr__(brain, "forbidden", "ask_owner")  # granted to the role, not allowed in 'introduce'
@@ -127,7 +140,9 @@ async def test_a_tool_the_step_forbids_is_refused_and_the_call_goes_on(tmp_path:
         await line.settle()
     record = stored(line, placed["call_id"])
     denied = [(t.tool, t.reason) for t in record.tools if not t.allowed]
-    assert denied == [("ask_owner", "'ask_owner' is not allowed in step 'introduce' (allowed: press_digits); follow the current step")]
+    assert denied == [
+        ("ask_owner", "'ask_owner' is not allowed in step 'introduce' (allowed: press_digits); follow the current step")
+    ]
     assert record.call.outcome["status"] == "booked"
 
 
@@ -140,7 +155,9 @@ async def test_voicemail_hears_the_declared_message(tmp_path: Path, monkeypatch:
         await call.wait_ended(timeout=30)
         heard = [u.text for u in call.heard]
         assert line.gemini.sessions == []
-    assert heard == ["Hello, this is TARS calling for Alex Morgan to book a check-up. We'll try again later. Thank you."]
+    assert heard == [
+        "Hello, this is TARS calling for Alex Morgan to book a check-up. We'll try again later. Thank you."
+    ]
     assert stored(line, placed["call_id"]).call.status == "voicemail"
 
 
@@ -222,7 +239,10 @@ class Guest:
 
     async def on_tool_result(self, session: Any, name: str, response: dict[str, Any]) -> list[Any]:
         if response.get("next_step") == "negotiate":
-            return [Say("Let me check with Alex."), CallTool("ask_owner", {"question": "Helen suggests Saturday at 7. OK?"})]
+            return [
+                Say("Let me check with Alex."),
+                CallTool("ask_owner", {"question": "Helen suggests Saturday at 7. OK?"}),
+            ]
         if name == "ask_owner" and "yes" in str(response.get("owner_said", "")).lower():
             return [CallTool("goto_step", {"step": "agree"})]
         if response.get("next_step") == "agree":
@@ -240,22 +260,31 @@ async def test_the_dinner_call_asks_the_owner_mid_call(tmp_path: Path, monkeypat
     from tests.server.harness import PUBLIC, TOKEN
 
     project = make_project(tmp_path / "p", monkeypatch)
-    runner_ok = __import__("typer.testing", fromlist=["CliRunner"]).CliRunner().invoke(
-        __import__("tars.cli.app", fromlist=["app"]).app,
-        ["--project", str(project.root), "contacts", "add", "Helen Price", "+447700900456"])
+    runner_ok = (
+        __import__("typer.testing", fromlist=["CliRunner"])
+        .CliRunner()
+        .invoke(
+            __import__("tars.cli.app", fromlist=["app"]).app,
+            ["--project", str(project.root), "contacts", "add", "Helen Price", "+447700900456"],
+        )
+    )
     assert runner_ok.exit_code == 0
     async with Line(project, Guest) as line:
         placed = await place(line, "dinner_invitation", "Helen", {"guest_name": "Helen", "proposed_time": "Friday 8pm"})
         call = await line.twilio.next_call(timeout=10)
         await call.wait_for_agent_utterance(timeout=20)
         await call.say("Friday is tricky. How about Saturday at seven?")
-        await line.gemini.wait_for(lambda: any("asks:" in m.body for m in line.twilio.messages), what="the question", timeout=20)
+        await line.gemini.wait_for(
+            lambda: any("asks:" in m.body for m in line.twilio.messages), what="the question", timeout=20
+        )
         question = next(m for m in line.twilio.messages if "asks:" in m.body)
         assert question.to == project.owner.phone and "Saturday at 7" in question.body
         form = {"From": project.owner.phone, "To": line.number, "Body": "Yes, fine", "MessageSid": "SM" + "1" * 32}
         signature = RequestValidator(TOKEN).compute_signature(f"{PUBLIC}/twilio/sms", form)
-        async with aiohttp.ClientSession() as http, http.post(f"{line.server.local_url}/twilio/sms", data=form,
-                                                               headers={"X-Twilio-Signature": signature}) as r:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(f"{line.server.local_url}/twilio/sms", data=form, headers={"X-Twilio-Signature": signature}) as r,
+        ):
             assert r.status == 200
         assert await call.wait_ended(timeout=30) == "completed"
         await line.settle()

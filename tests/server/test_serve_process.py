@@ -43,19 +43,41 @@ class Goodbye:
 
 
 async def test_serve_answers_and_stops_gracefully_on_sigterm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    async with TwilioEmulator(account_sid=ACCOUNT, auth_token=TOKEN, realtime=False) as twilio, \
-            GeminiEmulator(api_key=API_KEY, brain_factory=Goodbye) as gemini:
-        project = make_project(tmp_path / "p", monkeypatch, [
-            ("tars.yaml", "  public_url: ${TARS_PUBLIC_URL:-https://tars.example.com}\n",
-             f"  public_url: ${{TARS_PUBLIC_URL:-https://tars.example.com}}\n  api_base_url: {twilio.base_url}\n"),
-            ("tars.yaml", "  voice: Charon\n", f"  voice: Charon\n  base_url: {gemini.base_url}\n"),
-        ])
+    async with (
+        TwilioEmulator(account_sid=ACCOUNT, auth_token=TOKEN, realtime=False) as twilio,
+        GeminiEmulator(api_key=API_KEY, brain_factory=Goodbye) as gemini,
+    ):
+        project = make_project(
+            tmp_path / "p",
+            monkeypatch,
+            [
+                (
+                    "tars.yaml",
+                    "  public_url: ${TARS_PUBLIC_URL:-https://tars.example.com}\n",
+                    "  public_url: ${TARS_PUBLIC_URL:-https://tars.example.com}\n"
+                    f"  api_base_url: {twilio.base_url}\n",
+                ),
+                ("tars.yaml", "  voice: Charon\n", f"  voice: Charon\n  base_url: {gemini.base_url}\n"),
+            ],
+        )
         port = free_port()
         env = {**os.environ, "TARS_GEMINI_CA_FILE": gemini.ca_file, "NO_PROXY": "127.0.0.1,localhost"}
         server = subprocess.Popen(
-            [sys.executable, "-m", "tars", "--project", str(project.root), "serve", "--port", str(port),
-             "--log-level", "warning"],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            [
+                sys.executable,
+                "-m",
+                "tars",
+                "--project",
+                str(project.root),
+                "serve",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
         try:
             local = f"http://127.0.0.1:{port}"
@@ -69,10 +91,18 @@ async def test_serve_answers_and_stops_gracefully_on_sigterm(tmp_path: Path, mon
                     except aiohttp.ClientError:
                         await asyncio.sleep(0.1)
                 else:
-                    pytest.fail("tars serve did not come up: " + server.stderr.read().decode()[-2000:] if server.poll() is not None else "timeout")
+                    pytest.fail(
+                        "tars serve did not come up: " + server.stderr.read().decode()[-2000:]
+                        if server.poll() is not None
+                        else "timeout"
+                    )
             twilio.route(PUBLIC, local)
-            call = await twilio.incoming_call(from_=project.owner.phone, to="+447700900999",
-                                              voice_url=f"{PUBLIC}/twilio/voice", status_callback=f"{PUBLIC}/twilio/status")
+            call = await twilio.incoming_call(
+                from_=project.owner.phone,
+                to="+447700900999",
+                voice_url=f"{PUBLIC}/twilio/voice",
+                status_callback=f"{PUBLIC}/twilio/status",
+            )
             await call.wait_for_agent_utterance(timeout=30)
             server.send_signal(signal.SIGTERM)
             goodbye = await call.wait_for_agent_utterance(timeout=30)

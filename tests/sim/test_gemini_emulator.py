@@ -164,9 +164,7 @@ async def test_sdk_audio_turn(gemini_emulator: GeminiEmulator) -> None:
 
 
 async def test_sdk_tool_call_roundtrip() -> None:
-    brain = ScriptedBrain(
-        [CallTool("book_table", {"party_size": 4, "time": "19:00"}), Say("Booked for four.")]
-    )
+    brain = ScriptedBrain([CallTool("book_table", {"party_size": 4, "time": "19:00"}), Say("Booked for four.")])
     decl = types.FunctionDeclaration(
         name="book_table",
         description="Book a table.",
@@ -179,9 +177,7 @@ async def test_sdk_tool_call_roundtrip() -> None:
             required=["party_size"],
         ),
     )
-    config = live_config(
-        tools=[types.Tool(function_declarations=[decl])], system_instruction="You are TARS."
-    )
+    config = live_config(tools=[types.Tool(function_declarations=[decl])], system_instruction="You are TARS.")
     async with GeminiEmulator(api_key=KEY, brain_factory=lambda: brain) as emu:
         client = client_for(emu)
         async with client.aio.live.connect(model=MODEL, config=config) as session:
@@ -194,9 +190,7 @@ async def test_sdk_tool_call_roundtrip() -> None:
             assert call is not None and call.name == "book_table"
             assert call.args == {"party_size": 4, "time": "19:00"}
             await session.send_tool_response(
-                function_responses=types.FunctionResponse(
-                    id=call.id, name=call.name, response={"confirmation": "B-42"}
-                )
+                function_responses=types.FunctionResponse(id=call.id, name=call.name, response={"confirmation": "B-42"})
             )
             rest = [m async for m in session.receive()]
         said = [
@@ -239,10 +233,7 @@ async def test_speech_over_the_model_interrupts(gemini_emulator: GeminiEmulator)
             await speak(session, "stop please")
             await inbox.wait(lambda: inbox.content("interrupted"), "interrupted")
             await inbox.wait(
-                lambda: (
-                    "You said: stop please"
-                    in [t.text for t in inbox.content("output_transcription")]
-                ),
+                lambda: "You said: stop please" in [t.text for t in inbox.content("output_transcription")],
                 "reply to the barge-in",
             )
         finally:
@@ -271,17 +262,13 @@ async def test_resumption_continues_the_conversation() -> None:
                 lambda: len([m for m in inbox.messages if m.session_resumption_update]) >= 2,
                 "handle after the greeting",
             )
-            handle = [m for m in inbox.messages if m.session_resumption_update][
-                -1
-            ].session_resumption_update.new_handle
+            handle = [m for m in inbox.messages if m.session_resumption_update][-1].session_resumption_update.new_handle
             await emu.drop()  # abrupt: no close frame
             await inbox.wait(lambda: inbox.error is not None, "the SDK to notice the drop")
             assert isinstance(inbox.error, errors.APIError) and inbox.error.code == 1006
             await inbox.close()
 
-        async with client.aio.live.connect(
-            model=MODEL, config=live_config(handle=handle)
-        ) as session:
+        async with client.aio.live.connect(model=MODEL, config=live_config(handle=handle)) as session:
             await speak(session, "what time is it")
             turn = [m async for m in session.receive()]
         said = [
@@ -326,9 +313,7 @@ async def test_go_away_reaches_the_sdk(gemini_emulator: GeminiEmulator) -> None:
 async def test_deterministic_end_of_turn_delay_and_pacing() -> None:
     """end_of_turn_after_bytes ends the caller's turn without waiting for silence."""
     one_second = 16000 * 2
-    emu = GeminiEmulator(
-        api_key=KEY, end_of_turn_after_bytes=one_second, response_delay_ms=20, pacing=0.05
-    )
+    emu = GeminiEmulator(api_key=KEY, end_of_turn_after_bytes=one_second, response_delay_ms=20, pacing=0.05)
     async with emu:
         client = client_for(emu)
         async with client.aio.live.connect(model=MODEL, config=live_config()) as session:
@@ -362,9 +347,7 @@ async def test_bad_api_key_raises_1008(gemini_emulator: GeminiEmulator) -> None:
 
 async def raw_socket(emu: GeminiEmulator, path: str | None = None) -> Any:
     url = emu.ws_url if path is None else f"wss://127.0.0.1:{emu.port}{path}"
-    return await websockets.connect(
-        url, ssl=emu.client_ssl_context(), additional_headers={"x-goog-api-key": KEY}
-    )
+    return await websockets.connect(url, ssl=emu.client_ssl_context(), additional_headers={"x-goog-api-key": KEY})
 
 
 async def closed_with(ws: Any) -> tuple[int, str]:
@@ -390,13 +373,7 @@ SETUP = json.dumps({"setup": {"model": f"models/{MODEL}"}})
         (
             [
                 SETUP,
-                json.dumps(
-                    {
-                        "tool_response": {
-                            "functionResponses": [{"id": "fc-9", "name": "x", "response": {}}]
-                        }
-                    }
-                ),
+                json.dumps({"tool_response": {"functionResponses": [{"id": "fc-9", "name": "x", "response": {}}]}}),
             ],
             "unknown function call id",
         ),
@@ -476,9 +453,7 @@ class PipecatCall:
                 pair.assistant(),
             ]
         )
-        self.worker = PipelineWorker(
-            pipeline, params=PipelineParams(), cancel_on_idle_timeout=False
-        )
+        self.worker = PipelineWorker(pipeline, params=PipelineParams(), cancel_on_idle_timeout=False)
         self.runner = WorkerRunner(handle_sigint=False)
         self.task: asyncio.Task[None] | None = None
 
@@ -555,31 +530,21 @@ async def test_pipecat_greets_calls_tool_and_resumes() -> None:
         call.llm.register_function("lookup_weather", lookup_weather)
         await call.start()
         try:
-            await emu.wait_for(
-                lambda: emu.sessions and len(emu.sessions[0].model_texts()) >= 2, what="tool reply"
-            )
+            await emu.wait_for(lambda: emu.sessions and len(emu.sessions[0].model_texts()) >= 2, what="tool reply")
             s = emu.sessions[0]
             await emu.wait_for(
-                lambda: (
-                    s.handles
-                    and len(s.sent)
-                    and "turnComplete" in s.sent[-2].get("serverContent", {})
-                ),
+                lambda: s.handles and len(s.sent) and "turnComplete" in s.sent[-2].get("serverContent", {}),
                 what="turn end",
             )
             # Drop the connection: pipecat reconnects with its handle, no reseed.
             await emu.drop()
-            await emu.wait_for(
-                lambda: s.connections == 2 and s.connected, what="resumed connection"
-            )
+            await emu.wait_for(lambda: s.connections == 2 and s.connected, what="resumed connection")
             await call.worker.queue_frame(InputTextRawFrame("DTMF: 5"))
             await emu.wait_for(lambda: "Pressed 5." in s.model_texts(), what="DTMF reply")
             # Caller audio through pipecat (16 kHz) is heard and transcribed.
             audio = speech.encode("is it raining", 16000) + speech.silence(700, 16000)
             for i in range(0, len(audio), 640):
-                frame = InputAudioRawFrame(
-                    audio=audio[i : i + 640], sample_rate=16000, num_channels=1
-                )
+                frame = InputAudioRawFrame(audio=audio[i : i + 640], sample_rate=16000, num_channels=1)
                 await call.worker.queue_frame(frame)
             await emu.wait_for(lambda: "No rain today." in s.model_texts(), what="reply to audio")
             # pipecat flushes an unpunctuated transcript after 0.5 s, upstream. (Without a
@@ -659,9 +624,7 @@ async def test_double_slash_path_from_trailing_slash_base_url(
     async with client.aio.live.connect(model=MODEL, config=live_config()) as session:
         assert session.session_id
     paths = [p for _, _, p in gemini_emulator.requests]
-    assert paths == [
-        "//ws/google.ai.generativelanguage.v1alpha.GenerativeService.BidiGenerateContent"
-    ]
+    assert paths == ["//ws/google.ai.generativelanguage.v1alpha.GenerativeService.BidiGenerateContent"]
 
 
 async def test_url_safe_base64_audio_and_mixed_keys(gemini_emulator: GeminiEmulator) -> None:
@@ -669,12 +632,8 @@ async def test_url_safe_base64_audio_and_mixed_keys(gemini_emulator: GeminiEmula
     pcm = bytes([0xFB, 0xFF, 0xBF, 0xFB]) * 400
     client = client_for(gemini_emulator)
     async with client.aio.live.connect(model=MODEL, config=live_config()) as session:
-        await session.send_realtime_input(
-            audio=types.Blob(data=pcm, mime_type="audio/pcm;rate=16000")
-        )
-        await gemini_emulator.wait_for(
-            lambda: gemini_emulator.sessions[0].audio_bytes_in, what="audio"
-        )
+        await session.send_realtime_input(audio=types.Blob(data=pcm, mime_type="audio/pcm;rate=16000"))
+        await gemini_emulator.wait_for(lambda: gemini_emulator.sessions[0].audio_bytes_in, what="audio")
     [s] = gemini_emulator.sessions
     assert s.audio_bytes_in == len(pcm)
     [frame] = s.frames_of("realtimeInput")
@@ -687,19 +646,13 @@ async def test_url_safe_base64_audio_and_mixed_keys(gemini_emulator: GeminiEmula
 
 def test_normalise_and_tolerant_base64() -> None:
     raw = {
-        "tool_response": {
-            "function_responses": [{"id": "fc-1", "response": {"snake_case_key": 1}}]
-        },
+        "tool_response": {"function_responses": [{"id": "fc-1", "response": {"snake_case_key": 1}}]},
         "setup": {
             "generation_config": {"max_output_tokens": 5, "responseModalities": ["AUDIO"]},
             "tools": [
                 {
                     "function_declarations": [
-                        {
-                            "parameters": {
-                                "properties": {"party_size": {"type": "INTEGER", "min_items": 1}}
-                            }
-                        }
+                        {"parameters": {"properties": {"party_size": {"type": "INTEGER", "min_items": 1}}}}
                     ]
                 }
             ],
@@ -723,9 +676,7 @@ async def test_server_frames_one_part_known_keys_under_1mib() -> None:
     async with GeminiEmulator(api_key=KEY, brain_factory=lambda: brain) as emu:
         client = client_for(emu)
         async with client.aio.live.connect(model=MODEL, config=live_config()) as session:
-            await session.send_client_content(
-                turns=types.Content(role="user", parts=[types.Part(text="go")])
-            )
+            await session.send_client_content(turns=types.Content(role="user", parts=[types.Part(text="go")]))
             turn = [m async for m in session.receive()]
         [s] = emu.sessions
         assert turn[-1].server_content.turn_complete
@@ -774,12 +725,8 @@ async def test_sdk_rejects_frames_over_1mib(gemini_emulator: GeminiEmulator) -> 
     async with client.aio.live.connect(model=MODEL, config=live_config()) as session:
         assert (await session._receive()).session_resumption_update  # drain the first handle
         with pytest.raises(AssertionError):
-            await emu.send_raw(
-                {"serverContent": {"outputTranscription": {"text": "x" * MAX_SERVER_FRAME}}}
-            )
-        big = json.dumps(
-            {"serverContent": {"outputTranscription": {"text": "x" * MAX_SERVER_FRAME}}}
-        )
+            await emu.send_raw({"serverContent": {"outputTranscription": {"text": "x" * MAX_SERVER_FRAME}}})
+        big = json.dumps({"serverContent": {"outputTranscription": {"text": "x" * MAX_SERVER_FRAME}}})
         await emu._connection(None).ws.send_bytes(big.encode())  # bypass the guard
         with pytest.raises(errors.APIError) as info:
             await session._receive()
@@ -813,9 +760,7 @@ async def test_rest_text_json_and_function_call() -> None:
         structured = await client.aio.models.generate_content(
             model="gemini-x",
             contents="an order",
-            config=types.GenerateContentConfig(
-                response_mime_type="application/json", response_schema=Order
-            ),
+            config=types.GenerateContentConfig(response_mime_type="application/json", response_schema=Order),
         )
         assert isinstance(structured.parsed, Order)
 
@@ -830,9 +775,7 @@ async def test_rest_text_json_and_function_call() -> None:
         raw = await client.aio.models.generate_content(
             model="gemini-x",
             contents="a time",
-            config=types.GenerateContentConfig(
-                response_mime_type="application/json", response_json_schema=json_schema
-            ),
+            config=types.GenerateContentConfig(response_mime_type="application/json", response_json_schema=json_schema),
         )
         assert json.loads(raw.text) == {"when": "2026-01-01T09:00:00Z", "n": 3}
 
