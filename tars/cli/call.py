@@ -101,6 +101,14 @@ def call(
     if as_json and not (wait if wait is not None else False):
         output.print_json(placed)
         return
+    if placed.get("scheduled_at"):
+        output.err.print(
+            f"[green]Scheduled[/] a call to {resolved['name']} ({resolved['phone']}) for "
+            f"{placed['scheduled']} — call {placed['call_id']}; the server places it when due."
+        )
+        if as_json:
+            output.print_json(placed)
+        return
     output.err.print(f"[green]Calling[/] {resolved['name']} ({resolved['phone']}) — call {placed['call_id']}")
     if wait if wait is not None else sys.stdout.isatty():
         from tars.cli.live_view import watch

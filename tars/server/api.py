@@ -90,6 +90,8 @@ async def place(request: Request) -> JSONResponse:
     best = found.best
     if server.shutting_down:
         return _error(503, "the server is shutting down")
+    if body.get("at"):
+        return await _schedule(server, str(body["at"]), playbook, inputs, best)
     try:
         call = await place_goal_call(
             server, number=best.phone, playbook=playbook, inputs=inputs, callee=best.name, contact_id=best.contact_id
@@ -103,6 +105,51 @@ async def place(request: Request) -> JSONResponse:
     return JSONResponse(
         {"call_id": call.id, "sid": call.sid, "status": call.status, "number": best.phone, "callee": best.name},
         status_code=201,
+    )
+
+
+async def _schedule(server: Any, at: str, playbook: str, inputs: dict[str, Any], best: Any) -> JSONResponse:
+    """``--at``: stored now, placed by the scheduler when due (inside the calling window)."""
+    from tars.graph.call_plan import InputError, prepare_call
+    from tars.cli.errors import UserError
+    from tars.store.call_queue import schedule_call
+    from tars.timeparse import clock_now, parse_future, show
+
+    project = server.project
+    try:
+        plan = prepare_call(project, playbook, inputs)
+        when = parse_future(at, project.owner.timezone, clock_now())
+    except KeyError as exc:
+        return _error(404, str(exc.args[0]))
+    except InputError as exc:
+        return _error(400, str(exc), problems=exc.problems)
+    except UserError as exc:  # an unreadable or past time
+        return _error(400, f"{exc}" + (f" ({exc.hint})" if exc.hint else ""))
+    number = str(project.section("telephony")["number"])
+    call = await server.db(
+        lambda s: schedule_call(
+            s,
+            from_number=number,
+            to_number=best.phone,
+            playbook=playbook,
+            contact_id=best.contact_id,
+            inputs={**dict(plan.inputs), "_callee": best.name},
+            at=when,
+        )
+    )
+    if server.scheduler is not None:
+        server.scheduler.wake()
+    return JSONResponse(
+        {
+            "call_id": call.id,
+            "sid": None,
+            "status": "queued",
+            "number": best.phone,
+            "callee": best.name,
+            "scheduled_at": when.isoformat(),
+            "scheduled": show(when, project.owner.timezone),
+        },
+        status_code=202,
     )
 
 

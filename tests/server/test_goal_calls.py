@@ -292,3 +292,31 @@ async def test_the_dinner_call_asks_the_owner_mid_call(tmp_path: Path, monkeypat
     assert record.call.outcome == {"status": "accepted", "when": "Saturday 7pm"}
     said = [t.text for t in record.transcript if t.speaker == "system"]
     assert "the owner answered: Yes, fine" in said
+
+
+async def test_a_call_for_later_is_stored_not_dialled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = make_project(tmp_path / "p", monkeypatch)
+    async with Line(project, Receptionist) as line:
+        later = await place(line, "book_appointment", "dentist", {"preferred_day": "Wednesday", **{}})
+        assert later["http"] == 201  # without "at": dialled now
+        await line.twilio.next_call(timeout=10)
+        assert line.server is not None
+        async with aiohttp.ClientSession() as http:
+            body = {
+                "target": "dentist",
+                "playbook": "book_appointment",
+                "inputs": {"preferred_day": "Friday"},
+                "at": "tomorrow 10am",
+            }
+            headers = {"Authorization": f"Bearer {line.server.server.api_token}"}
+            async with http.post(f"{line.server.local_url}/api/calls", json=body, headers=headers) as r:
+                scheduled = await r.json()
+                assert r.status == 202, scheduled
+            async with http.post(
+                f"{line.server.local_url}/api/calls", json={**body, "at": "yesterday 3pm"}, headers=headers
+            ) as r:
+                assert r.status == 400 and "past" in (await r.json())["error"]
+        assert len(line.twilio.calls) == 1
+    record = stored(line, scheduled["call_id"])
+    assert record.call.status == "queued" and record.call.sid is None
+    assert record.call.scheduled_at is not None and scheduled["scheduled"].endswith("10:00")
