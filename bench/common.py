@@ -7,6 +7,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -39,7 +40,9 @@ class Row:
         return data
 
 
-def time_command(argv: Sequence[str], runs: int, env: dict[str, str] | None = None, cwd: Path | None = None) -> list[float]:
+def time_command(
+    argv: Sequence[str], runs: int, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> list[float]:
     """Wall seconds for each of ``runs`` runs of a command (after one warm-up run)."""
     full_env = {**os.environ, **(env or {})}
     subprocess.run(argv, env=full_env, cwd=cwd, capture_output=True, check=False)
@@ -69,7 +72,8 @@ def percentile(values: Sequence[float], pct: float) -> float:
 def machine() -> str:
     mem = ""
     try:
-        kb = int(next(line for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")).split()[1])
+        meminfo = Path("/proc/meminfo").read_text().splitlines()
+        kb = int(next(line for line in meminfo if line.startswith("MemTotal")).split()[1])
         mem = f", {kb / 1024 / 1024:.0f} GiB"
     except (OSError, StopIteration, ValueError):
         pass
@@ -79,7 +83,25 @@ def machine() -> str:
 def table(rows: Sequence[Row]) -> str:
     lines = ["| measurement | value | reference | ratio | target |", "|---|---|---|---|---|"]
     for r in rows:
-        ref = f"{r.reference}: {r.reference_value:.1f} {r.unit}" if r.reference and r.reference_value is not None else "—"
+        has_ref = r.reference and r.reference_value is not None
+        ref = f"{r.reference}: {_number(r.reference_value, r.unit)} {r.unit}" if has_ref else "—"
         ratio = f"{r.ratio:.2f}×" if r.ratio is not None else "—"
-        lines.append(f"| {r.name} | {r.value:.1f} {r.unit} | {ref} | {ratio} | {r.target or '—'} |")
+        lines.append(f"| {r.name} | {_number(r.value, r.unit)} {r.unit} | {ref} | {ratio} | {r.target or '—'} |")
     return "\n".join(lines)
+
+
+PYCACHE = Path(tempfile.gettempdir()) / "tars-bench-pycache"
+
+
+def python_env(base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for a measured Python subprocess: bytecode cached, as in any normal
+    install (outside the checkout, in ``PYCACHE``), even where ``PYTHONDONTWRITEBYTECODE``
+    is set; without it, every run would compile every module of TARS from source first."""
+    env = {k: v for k, v in (os.environ if base is None else base).items() if k != "PYTHONDONTWRITEBYTECODE"}
+    return env | {"PYTHONPYCACHEPREFIX": str(PYCACHE)}
+
+
+def _number(value: float | None, unit: str) -> str:
+    if value is None or value != value:  # None or NaN
+        return "—"
+    return f"{value:.0f}" if unit == "calls" else f"{value:.1f}"
