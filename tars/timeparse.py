@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from tars.cli.errors import UserError
+from tars.errors import UserError
 
 if TYPE_CHECKING:
     from dateutil.rrule import rrule

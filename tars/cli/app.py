@@ -3,6 +3,11 @@
 Heavy libraries (pipecat, google-genai, twilio, fastapi, sqlmodel) are imported inside
 the commands that need them, never here, so ``tars --help`` and ``tars validate`` answer
 at once. A lint rule (ruff TID253) and a test keep it that way.
+
+Command modules are imported lazily too: ``COMMANDS`` names each command's module and its
+one-line help, so ``tars --help`` lists every command without importing any of them, and
+``tars remind add`` imports ``tars.cli.remind`` alone. tests/cli/test_cli_lazy.py checks
+the table against the commands the modules really register.
 """
 
 from __future__ import annotations
@@ -12,15 +17,97 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperGroup
+from typer import _click as click
+from typer.core import TyperCommand, TyperGroup
 
 from tars import __version__
 from tars.cli import errors
-from tars.cli.errors import UserError
+from tars.errors import UserError
+
+#: name → (module whose ``register(app)`` adds it, its one-line help as ``tars --help`` shows it).
+#: In the order ``tars --help`` lists them (as Typer did: commands, then groups).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "init": ("tars.cli.init", "Create a TARS project from the example. Existing files are never overwritten."),
+    "validate": ("tars.cli.validate", "Check tars.yaml, personas/ and playbooks/: YAML, schemas and cross-references."),
+    "graph": ("tars.cli.graph", "Show how playbooks, steps, roles and tools connect."),
+    "serve": (
+        "tars.cli.serve",
+        "Answer calls to the TARS number: Twilio webhooks in, one Gemini Live pipeline per call.",
+    ),
+    "call": ("tars.cli.call", "Call someone on your behalf, following a playbook, and report what was achieved."),
+    "simulate": (
+        "tars.cli.simulate",
+        "Play scripted calls against this project, offline: transcript and ✓/✗ per expectation.",
+    ),
+    "test": ("tars.cli.test", "Play each playbook's scenarios offline and check what they expect: a pass/fail table."),
+    "config": ("tars.cli.config", "Inspect the resolved configuration."),
+    "contacts": (
+        "tars.cli.contacts",
+        "The people TARS knows: numbers, birthdays and roles (what they may ask TARS for).",
+    ),
+    "remind": (
+        "tars.cli.remind",
+        "Reminders in plain words: 'tomorrow 2pm', 'in 20 minutes', 'every weekday at 9'.",
+    ),
+    "calls": ("tars.cli.calls", "Calls TARS made and answered: what was said, which tools ran, how it went."),
+    "sim": ("tars.cli.sim", "Run one loopback emulator (Gemini or Twilio) in the foreground for manual testing."),
+}
 
 
-class _ErrorBoundary(TyperGroup):
+class _LazyGroup(TyperGroup):
+    """A group whose sub-commands are imported when one is run (or asked for by name), not
+    when the group is built: listing them in ``--help`` uses ``COMMANDS`` alone."""
+
+    lazy: dict[str, tuple[str, str]] = {}
+
+    def __init__(self, **attrs: Any):
+        super().__init__(**attrs)
+        self._listing = False
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*self.lazy, *(name for name in self.commands if name not in self.lazy)]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name not in self.commands and cmd_name in self.lazy:
+            if self._listing:  # --help: the name and the line from the table will do
+                return TyperCommand(name=cmd_name, help=self.lazy[cmd_name][1])
+            self.commands[cmd_name] = load_command(cmd_name)
+        return self.commands.get(cmd_name)
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        try:
+            return self._click_resolve_command(ctx, args)
+        except click.exceptions.UsageError as exc:  # "did you mean", over every command
+            if self.suggest_commands and args:
+                from difflib import get_close_matches
+
+                matches = get_close_matches(args[0], self.list_commands(ctx))
+                if matches:
+                    exc.message = f"{exc.message.rstrip('.')}. Did you mean {', '.join(map(repr, matches))}?"
+            raise
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        self._listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
+
+
+def load_command(name: str) -> click.Command:
+    """Import the module of command ``name`` and build its click command (as Typer would)."""
+    import importlib
+
+    module = importlib.import_module(COMMANDS[name][0])
+    holder = typer.Typer(rich_markup_mode="rich", add_completion=False)
+    module.register(holder)
+    return typer.main.get_group(holder).commands[name]
+
+
+class _ErrorBoundary(_LazyGroup):
     """Every command runs inside this: user errors exit 1 with the fix, crashes exit 3 with a log."""
+
+    lazy = COMMANDS
 
     def invoke(self, ctx: Any) -> Any:
         from tars.cli import output
@@ -87,32 +174,6 @@ def root(
 
     output.reset_consoles()
     ctx.obj = {"project": project, "root": None}
-
-
-def _register() -> None:
-    from tars.cli import config, init, validate
-
-    app.command("init")(init.init)
-    app.command("validate")(validate.validate)
-    app.add_typer(config.app, name="config")
-    for name in ("graph", "contacts", "remind", "calls", "serve", "call", "simulate", "sim", "test"):
-        _try_register(name)
-
-
-def _try_register(name: str) -> None:
-    """Command groups from later modules register themselves if present."""
-    import importlib
-
-    try:
-        module = importlib.import_module(f"tars.cli.{name}")
-    except ModuleNotFoundError as exc:
-        if exc.name == f"tars.cli.{name}":
-            return
-        raise
-    module.register(app)
-
-
-_register()
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from tars.cli import context, output
-from tars.cli.errors import UserError
+from tars.errors import UserError
 
 
 def _vars(pairs: list[str]) -> dict[str, str]:

@@ -36,16 +36,10 @@ def list_(
     with connect(project.database_url) as db, db.session() as session:
         calls = list_calls(session, limit)
         names = names_by_id(session, (c.contact_id for c in calls))
-    if as_json:
-        output.print_json([call_json(c, names.get(c.contact_id or 0)) for c in calls])
+    if output.listed(calls, as_json, lambda c: call_json(c, names.get(c.contact_id or 0)), "No calls yet."):
         return
-    if not calls:
-        output.out.print("No calls yet.")
-        return
-    from rich.table import Table
-
     tz = project.owner.timezone
-    table = Table(box=None, pad_edge=False, caption=f"times in {tz}", caption_justify="left")
+    table = output.table(caption=f"times in {tz}")
     for header in ("ID", "When", "", "Who", "Playbook", "Status"):
         table.add_column(header, no_wrap=True)
     table.add_column("Summary")

@@ -37,3 +37,7 @@ def show(
     else:
         text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
     output.out.print(mask_text(text, project.secrets), markup=False)
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="config")

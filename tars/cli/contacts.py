@@ -10,6 +10,8 @@ import typer
 from tars.cli import context, output
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from tars.store.models import Contact
 
 app = typer.Typer(
@@ -50,26 +52,21 @@ def add(
     as_json: JsonOpt = False,
 ) -> None:
     """Add someone. Example: tars contacts add 'Alice Smith' '07700 900123' --relationship sister"""
-    from tars.store.contacts import Rules, add_contact, contact_json
-    from tars.store.database import connect
+    from tars.store.contacts import add_contact
 
-    project = context.load(ctx)
-    with connect(project.database_url) as db, db.session() as session:
-        contact = add_contact(
-            session,
-            Rules.of(project),
-            name=name,
-            phone=phone,
-            email=email,
-            relationship=relationship,
-            birthday=birthday,
-            role=role,
-            notes=notes,
-        )
-    if as_json:
-        output.print_json(contact_json(contact))
-        return
-    output.out.print(f"[green]✓[/] Added {_who(contact)} as {output.escape(contact.role)}")
+    _save(
+        ctx,
+        add_contact,
+        lambda c: f"Added {_who(c)} as {output.escape(c.role)}",
+        as_json,
+        name=name,
+        phone=phone,
+        email=email,
+        relationship=relationship,
+        birthday=birthday,
+        role=role,
+        notes=notes,
+    )
 
 
 @app.command("list")
@@ -87,17 +84,13 @@ def list_(
     project = context.load(ctx)
     with connect(project.database_url) as db, db.session() as session:
         contacts = list_contacts(session, role)
-    if as_json:
-        output.print_json([contact_json(c) for c in contacts])
+    if output.listed(
+        contacts, as_json, contact_json, "No contacts yet. Add one with [bold]tars contacts add NAME PHONE[/]."
+    ):
         return
-    if not contacts:
-        output.out.print("No contacts yet. Add one with [bold]tars contacts add NAME PHONE[/].")
-        return
-    from rich.table import Table
-
     from tars.store.phones import pretty_phone
 
-    table = Table("Name", "Phone", "Role", "Relationship", "Email", "Birthday", box=None, pad_edge=False)
+    table = output.table("Name", "Phone", "Role", "Relationship", "Email", "Birthday")
     for c in contacts:
         cells = (c.name, pretty_phone(c.phone), c.role, c.relationship, c.email, c.birthday)
         table.add_row(*(output.escape(v or "") for v in cells))
@@ -160,27 +153,21 @@ def edit(
     as_json: JsonOpt = False,
 ) -> None:
     """Change a contact. Give an empty value (--email '') to clear a field."""
-    from tars.store.contacts import Rules, contact_json, edit_contact
-    from tars.store.database import connect
+    from tars.store.contacts import edit_contact
 
-    project = context.load(ctx)
-    with connect(project.database_url) as db, db.session() as session:
-        contact = edit_contact(
-            session,
-            Rules.of(project),
-            name,
-            name=new_name,
-            phone=phone,
-            email=email,
-            relationship=relationship,
-            birthday=birthday,
-            role=role,
-            notes=notes,
-        )
-    if as_json:
-        output.print_json(contact_json(contact))
-        return
-    output.out.print(f"[green]✓[/] Updated {_who(contact)}, role {output.escape(contact.role)}")
+    _save(
+        ctx,
+        lambda session, rules, **fields: edit_contact(session, rules, name, **fields),
+        lambda c: f"Updated {_who(c)}, role {output.escape(c.role)}",
+        as_json,
+        name=new_name,
+        phone=phone,
+        email=email,
+        relationship=relationship,
+        birthday=birthday,
+        role=role,
+        notes=notes,
+    )
 
 
 @app.command("rm")
@@ -195,7 +182,7 @@ def remove(
     project = context.load(ctx)
     with connect(project.database_url) as db, db.session() as session:
         contact = remove_contact(session, name)
-    output.out.print(f"[green]✓[/] Removed {_who(contact)}")
+    output.line(f"[green]✓[/] Removed {_who(contact)}")
 
 
 @app.command("import")
@@ -226,6 +213,27 @@ def import_(
         for where, who, why in report.skipped:
             table.add_row(output.escape(where), output.escape(who), output.escape(why))
         output.out.print(table)
+
+
+def _save(
+    ctx: typer.Context,
+    write: Callable[..., Contact],
+    done: Callable[[Contact], str],
+    as_json: bool,
+    **fields: str | None,
+) -> None:
+    """What add and edit share: ``write(session, rules, **fields)`` in one session of the
+    project's database, then the contact as JSON or ``done(contact)`` as a line."""
+    from tars.store.contacts import Rules, contact_json
+    from tars.store.database import connect
+
+    project = context.load(ctx)
+    with connect(project.database_url) as db, db.session() as session:
+        contact = write(session, Rules.of(project), **fields)
+    if as_json:
+        output.print_json(contact_json(contact))
+    else:
+        output.line(f"[green]✓[/] {done(contact)}")
 
 
 def _who(contact: Contact) -> str:

@@ -14,18 +14,13 @@ import tempfile
 import traceback
 from pathlib import Path
 
-OK, USER_ERROR, USAGE, CRASH, INTERRUPTED = 0, 1, 2, 3, 130
+from tars.errors import USER_ERROR, UserError
+
+__all__ = ["CRASH", "INTERRUPTED", "OK", "USAGE", "USER_ERROR", "UserError", "write_crash_log"]
+
+OK, USAGE, CRASH, INTERRUPTED = 0, 2, 3, 130
 
 _SECRET_WORDS = ("TOKEN", "SECRET", "KEY", "PASSWORD", "PIN", "AUTH")
-
-
-class UserError(Exception):
-    """Something the user can fix; the message says what and how. Exit code 1."""
-
-    def __init__(self, message: str, hint: str | None = None, code: int = USER_ERROR):
-        super().__init__(message)
-        self.hint = hint
-        self.code = code
 
 
 def write_crash_log(exc: BaseException, argv: list[str], project: Path | None = None) -> Path:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from tars.cli import context, output
-from tars.cli.errors import UserError
+from tars.errors import UserError
 
 
 class Format(StrEnum):

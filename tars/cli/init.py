@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from tars.cli import output
-from tars.cli.errors import UserError
+from tars.errors import UserError
 
 
 def init(
@@ -49,3 +49,7 @@ def init(
         f"\nNext: edit {directory / 'tars.yaml'} (owner, numbers), put secrets in .env "
         f"(see .env.example), then run [bold]tars{where} validate[/]."
     )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("init")(init)

@@ -93,7 +93,7 @@ def add(
     line += f", via {_channel(project, reminder.channel)}"
     if reminder.contact_id:
         line += f", about {output.escape(names.get(reminder.contact_id, '?'))}"
-    output.out.print(line)
+    output.line(line)
 
 
 @app.command("list")
@@ -111,21 +111,16 @@ def list_(
     with connect(project.database_url) as db, db.session() as session:
         reminders = list_reminders(session, include_closed=show_all)
         names = contact_names(session, reminders)
-    if as_json:
-        output.print_json([reminder_json(r, names.get(r.contact_id or 0)) for r in reminders])
+    hint = "" if show_all else " (--all shows delivered and cancelled ones)"
+    empty = f"No reminders{hint}. Add one with [bold]tars remind add TEXT --at WHEN[/]."
+    if output.listed(reminders, as_json, lambda r: reminder_json(r, names.get(r.contact_id or 0)), empty):
         return
-    if not reminders:
-        hint = "" if show_all else " (--all shows delivered and cancelled ones)"
-        output.out.print(f"No reminders{hint}. Add one with [bold]tars remind add TEXT --at WHEN[/].")
-        return
-    from rich.table import Table
-
     tz = project.owner.timezone
-    table = Table(box=None, pad_edge=False, caption=f"times in {tz}", caption_justify="left")
+    table = output.table(caption=f"times in {tz}")
     for header in ("ID", "Due", "Reminder", "Repeats", "Via", "About", "Status"):
         table.add_column(header, no_wrap=header in ("ID", "Due", "Via"))
     for r in reminders:
-        status = r.status if not r.last_error else f"{r.status}: {r.last_error}"
+        status = _status(r, tz)
         table.add_row(
             str(r.id),
             timeparse.show(r.due, tz),
@@ -194,7 +189,19 @@ def _report(project: Project, reminder: Reminder, verb: str, as_json: bool) -> N
     line = f"[green]✓[/] {verb}: reminder {reminder.id}, {output.escape(reminder.text)}"
     if reminder.status == "pending":
         line += f" — next {timeparse.show(reminder.due, project.owner.timezone)}"
-    output.out.print(line)
+    output.line(line)
+
+
+def _status(reminder: Reminder, tz: str) -> str:
+    """The status as listed: a delivery that came late (it fell due while no TARS server was
+    running) says so and when it came; the last error or note follows."""
+    from tars import timeparse
+
+    status = reminder.status
+    if reminder.late and reminder.delivered_at is not None:
+        when = timeparse.show(reminder.delivered_at, tz)
+        status = f"delivered late, {when}" if status == "delivered" else f"{status} (last one delivered late, {when})"
+    return f"{status}: {reminder.last_error}" if reminder.last_error else status
 
 
 def _channel(project: Project, channel: str) -> str:

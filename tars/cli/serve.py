@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from tars.cli import context, output
-from tars.cli.errors import UserError
+from tars.errors import UserError
 
 
 def serve(

@@ -60,7 +60,7 @@ def validate(
         output.show_diagnostics(problems, state["root"])
     else:
         for root, project in valid:
-            output.out.print(
+            output.line(
                 f"[green]✓[/] {output.escape(str(root))} is valid: persona '{project.persona.key}', "
                 f"{len(project.playbooks)} playbooks, {len(project.roles)} roles, {len(project.tools)} tools"
             )
@@ -73,3 +73,7 @@ def _named(diagnostics: list[Diagnostic], root: Path, *, several: bool) -> list[
     if not several:
         return list(diagnostics)
     return [replace(d, file=os.path.relpath(root / d.file)) for d in diagnostics]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("validate")(validate)

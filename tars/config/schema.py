@@ -8,27 +8,30 @@ the most relevant branch's error rather than a wall of alternatives.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import json
 import re
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-from jsonschema import Draft202012Validator, FormatChecker, validators
-from jsonschema.exceptions import ValidationError, best_match, relevance
 
 from tars.config.diagnostics import Diagnostic, did_you_mean, suggestion
 from tars.config.schema_files import SCHEMA_FILES, load_schema, schemas_dir
 from tars.config.secrets import FromEnv
-from tars.config.yaml_loader import Document
+
+if TYPE_CHECKING:
+    from jsonschema import FormatChecker
+    from jsonschema.exceptions import ValidationError
+
+    from tars.config.yaml_loader import Document
 
 __all__ = ["SCHEMA_FILES", "load_schema", "schemas_dir", "validate_document", "validate_value"]
 
-_formats = FormatChecker()
+# jsonschema (Python) is imported only to explain an invalid document (or to check a value
+# at run time): a valid project is answered by jsonschema-rs alone (see ``_fast_validator``).
 
 
-@_formats.checks("timezone", raises=(ZoneInfoNotFoundError, ValueError))
 def _is_timezone(value: object) -> bool:
     if not isinstance(value, str) or not value or value.startswith("/") or ".." in value:
         return False
@@ -36,20 +39,35 @@ def _is_timezone(value: object) -> bool:
     return True
 
 
-@_formats.checks("uri")
 def _is_uri(value: object) -> bool:
     return not isinstance(value, str) or bool(re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^\s/]+", value))
+
+
+@functools.cache
+def _formats() -> FormatChecker:
+    from jsonschema import FormatChecker
+
+    formats = FormatChecker()
+    formats.checks("timezone", raises=(ZoneInfoNotFoundError, ValueError))(_is_timezone)
+    formats.checks("uri")(_is_uri)
+    return formats
 
 
 def _secret_keyword(
     validator: Any, write_only: bool, instance: Any, schema: dict[str, Any]
 ) -> Iterator[ValidationError]:
     """``writeOnly: true`` marks a secret: it must come from ``${VAR}``, never be written in YAML."""
+    from jsonschema.exceptions import ValidationError
+
     if write_only and isinstance(instance, str) and instance and not isinstance(instance, FromEnv):
         yield ValidationError("a secret is written here in plain text")
 
 
-_TarsValidator = validators.extend(Draft202012Validator, {"writeOnly": _secret_keyword})
+@functools.cache
+def _tars_validator() -> Any:
+    from jsonschema import Draft202012Validator, validators
+
+    return validators.extend(Draft202012Validator, {"writeOnly": _secret_keyword})
 
 
 @functools.cache
@@ -67,28 +85,80 @@ def _registry() -> Any:
 
 @functools.cache
 def validator_for(kind: str) -> Any:
-    return _TarsValidator(load_schema(kind), registry=_registry(), format_checker=_formats)
+    return _tars_validator()(load_schema(kind), registry=_registry(), format_checker=_formats())
+
+
+# The plain-text strings of the document being checked by jsonschema-rs (see _FastSecret).
+_plain_strings: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar("plain_strings")
+
+
+class _FastSecret:
+    """``writeOnly`` for jsonschema-rs, which sees every string as plain ``str`` (a ``FromEnv``
+    from ``${VAR}`` is given to it as its text). A secret fails when its text is written in
+    plain text somewhere in the document: never missed, and on the rare false alarm (a
+    ``${VAR}`` whose value is also written out elsewhere) the Python validator decides."""
+
+    def __init__(self, parent_schema: Any, value: Any, schema_path: Any):
+        self.on = bool(value)
+
+    def validate(self, instance: Any) -> None:
+        if self.on and isinstance(instance, str) and instance and instance in _plain_strings.get():
+            raise ValueError("a secret is written here in plain text")
 
 
 @functools.cache
 def _fast_validator(kind: str) -> Any:
-    """jsonschema-rs (Rust) for the common case, a valid document: ~100x faster.
+    """jsonschema-rs (Rust) for the common case, a valid document: ~100x faster, and no
+    import of jsonschema (Python).
 
     It only answers valid/invalid; the messages come from the Python validator, which
-    runs only when this one says a document is invalid. tars.yaml always takes the slow
-    path because its ``writeOnly`` secret check is a keyword of ours.
+    runs only when this one says a document is invalid. ``writeOnly`` (secrets) is a
+    keyword of ours in both (``_FastSecret`` here, ``_secret_keyword`` there).
     """
     import jsonschema_rs
 
-    registry = jsonschema_rs.Registry(
-        [(load_schema(k)["$id"], load_schema(k)) for k in SCHEMA_FILES if (schemas_dir() / SCHEMA_FILES[k]).is_file()]
-    )
     return jsonschema_rs.validator_for(
         load_schema(kind),
-        registry=registry,
+        registry=_fast_registry(),
         formats={"timezone": _is_tz_name, "uri": _is_uri},
         validate_formats=True,
+        keywords={"writeOnly": _FastSecret},
     )
+
+
+@functools.cache
+def _fast_registry() -> Any:
+    import jsonschema_rs
+
+    return jsonschema_rs.Registry(
+        [(load_schema(k)["$id"], load_schema(k)) for k in SCHEMA_FILES if (schemas_dir() / SCHEMA_FILES[k]).is_file()]
+    )
+
+
+def _fast_valid(data: Any, kind: str) -> bool:
+    """True if jsonschema-rs finds ``data`` valid (with every ``${VAR}`` value as its text)."""
+    plain: set[str] = set()
+    token = _plain_strings.set(frozenset())
+    try:
+        copy = _as_json(data, plain)
+        _plain_strings.set(frozenset(plain))
+        return bool(_fast_validator(kind).is_valid(copy))
+    finally:
+        _plain_strings.reset(token)
+
+
+def _as_json(value: Any, plain: set[str]) -> Any:
+    """``value`` as plain JSON types for jsonschema-rs (it refuses ``str`` subclasses such as
+    ``FromEnv``); every string written in plain text is added to ``plain``."""
+    if isinstance(value, dict):
+        return {k: _as_json(v, plain) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_as_json(v, plain) for v in value]
+    if isinstance(value, FromEnv):
+        return str.__str__(value)
+    if isinstance(value, str):
+        plain.add(value)
+    return value
 
 
 def _is_tz_name(value: str) -> bool:
@@ -100,7 +170,7 @@ def _is_tz_name(value: str) -> bool:
 
 def validate_document(doc: Document, kind: str) -> list[Diagnostic]:
     """Every schema error in ``doc`` as diagnostics, one per distinct problem."""
-    if kind != "tars" and _fast_validator(kind).is_valid(doc.data):
+    if _fast_valid(doc.data, kind):
         return []
     validator = validator_for(kind)
     errors = [_pick(error) for error in validator.iter_errors(doc.data)]
@@ -135,7 +205,9 @@ def _missing_key(error: ValidationError) -> str:
 
 def validate_value(value: Any, schema: dict[str, Any]) -> list[str]:
     """Plain messages for a value checked against a schema (tool arguments, outcomes)."""
-    validator = _TarsValidator(schema, registry=_registry(), format_checker=_formats)
+    from jsonschema.exceptions import relevance
+
+    validator = _tars_validator()(schema, registry=_registry(), format_checker=_formats())
     messages = []
     for error in sorted(validator.iter_errors(value), key=relevance):
         path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
@@ -150,6 +222,9 @@ def json_schema_problems(schema: Any) -> list[tuple[tuple[str | int, ...], str]]
     ``'strng' is not one of: array, boolean, …; did you mean 'string'?`` rather than
     jsonschema's "is not valid under any of the given schemas".
     """
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import relevance
+
     meta = Draft202012Validator(Draft202012Validator.META_SCHEMA)
     problems = []
     for error in sorted(meta.iter_errors(schema), key=relevance):
@@ -160,6 +235,8 @@ def json_schema_problems(schema: Any) -> list[tuple[tuple[str | int, ...], str]]
 
 def _pick(error: ValidationError) -> ValidationError:
     """For oneOf/anyOf, descend to the most relevant branch's error."""
+    from jsonschema.exceptions import best_match
+
     while error.validator in ("oneOf", "anyOf") and error.context:
         # A branch that rejects the value's very type is not the one the user meant.
         mistyped = {e.relative_schema_path[0] for e in error.context if _wrong_type(e)}

@@ -10,9 +10,10 @@ carry the file, line and column they were declared at. Edges are typed too:
 The cross-checks run over that graph and report in the same ``file:line:col  $.path``
 format as schema errors, all in one pass.
 
-networkx is imported only when a graph is compiled: ``build_project`` (also used for a
-project from the compiled-project cache) and the names other modules take from here
-(``END``, ``PLACEHOLDER``, ``node_id``) do without it.
+The checks themselves need no networkx: the compiler records the graph in a plain
+``Recorded`` (nodes and edges in order) and checks cycles and reachability in plain Python,
+so ``tars validate`` never imports networkx. ``Project.graph`` — the networkx
+``MultiDiGraph``, frozen — is built from that record on first use (``tars graph``).
 """
 
 from __future__ import annotations
@@ -93,12 +94,85 @@ def node_id(kind: str, *parts: str) -> str:
     return f"{kind}:{'.'.join(parts)}"
 
 
-class _Compiler:
-    def __init__(self, sources: Sources):
+class Recorded:
+    """The compiled graph without networkx: nodes (with their attributes) in the order they
+    first appeared, edges in the order they were added. ``to_networkx`` replays them into
+    the same ``MultiDiGraph`` the compiler would have built with networkx directly."""
+
+    def __init__(self) -> None:
+        self.nodes: dict[str, dict[str, Any]] = {}
+        self.edges: list[tuple[str, str, dict[str, Any]]] = []
+
+    def add_node(self, nid: str, **attrs: Any) -> None:
+        self.nodes.setdefault(nid, {}).update(attrs)
+
+    def add_edge(self, u: str, v: str, **attrs: Any) -> None:
+        self.nodes.setdefault(u, {})
+        self.nodes.setdefault(v, {})
+        self.edges.append((u, v, attrs))
+
+    def successors(self, u: str, kind: str) -> list[str]:
+        """Where ``u``'s edges of ``kind`` lead, in networkx's ``out_edges`` order."""
+        found: dict[str, int] = {}
+        for a, b, attrs in self.edges:
+            if a == u:
+                found.setdefault(b, 0)
+                found[b] += attrs.get("kind") == kind
+        return [b for b, n in found.items() for _ in range(n)]
+
+    def to_networkx(self) -> nx.MultiDiGraph:
         import networkx as nx
 
+        graph = nx.MultiDiGraph()
+        graph.add_nodes_from(self.nodes.items())
+        graph.add_edges_from(self.edges)
+        return nx.freeze(graph)
+
+
+def reachable(edges: Mapping[str, Iterable[str]], start: str) -> set[str]:
+    """Every node a path leads to from ``start``, ``start`` included."""
+    seen = {start}
+    stack = [start]
+    while stack:
+        for nxt in edges.get(stack.pop(), ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append(nxt)
+    return seen
+
+
+def simple_cycles(edges: Mapping[str, Iterable[str]]) -> list[list[str]]:
+    """Every elementary cycle of a small directed graph (no self-loops), each once, starting
+    at its least node: from each node, paths through greater nodes only that lead back to it
+    (a branch that cannot lead back is never followed)."""
+    targets = {u: sorted(set(vs)) for u, vs in edges.items()}
+    cycles: list[list[str]] = []
+    for start in sorted(set(targets) | {v for vs in targets.values() for v in vs}):
+        back: dict[str, list[str]] = {}  # reversed edges among the nodes from ``start`` up
+        for u, vs in targets.items():
+            for v in vs:
+                if u >= start and v >= start:
+                    back.setdefault(v, []).append(u)
+        _cycles_from(targets, start, reachable(back, start), [start], cycles)
+    return cycles
+
+
+def _cycles_from(
+    targets: Mapping[str, list[str]], start: str, returns: set[str], path: list[str], cycles: list[list[str]]
+) -> None:
+    for nxt in targets.get(path[-1], ()):
+        if nxt == start:
+            cycles.append(list(path))
+        elif nxt > start and nxt in returns and nxt not in path:
+            path.append(nxt)
+            _cycles_from(targets, start, returns, path, cycles)
+            path.pop()
+
+
+class _Compiler:
+    def __init__(self, sources: Sources):
         self.sources = sources
-        self.graph = nx.MultiDiGraph()
+        self.graph = Recorded()
         self.problems: list[Diagnostic] = []
         self.config = sources.config
         self._known_tools: dict[str, bool] | None = None  # filled once all tool nodes exist
@@ -164,7 +238,7 @@ class _Compiler:
     def known_tools(self) -> dict[str, bool]:
         if self._known_tools is None:
             self._known_tools = {
-                n.removeprefix("tool:"): d["enabled"] for n, d in self.graph.nodes(data=True) if d["kind"] == "tool"
+                n.removeprefix("tool:"): d["enabled"] for n, d in self.graph.nodes.items() if d.get("kind") == "tool"
             }
         return self._known_tools
 
@@ -197,8 +271,6 @@ class _Compiler:
                     self.graph.add_edge(rid, node_id("tool", tool), kind="grants")
 
     def tool_needs(self) -> None:
-        import networkx as nx
-
         tools = self.config.data.get("tools", {})
         for section in ("builtin", "webhooks"):
             for name, entry in tools.get(section, {}).items():
@@ -214,8 +286,11 @@ class _Compiler:
                         self.problem(self.config, path, f"tool '{name}' needs itself", "graph.cycle")
                     elif self.tool_ref(self.config, path, need):
                         self.graph.add_edge(node_id("tool", name), node_id("tool", need), kind="needs")
-        needs_graph = nx.DiGraph((u, v) for u, v, k in self.graph.edges(data="kind") if k == "needs")
-        for cycle in sorted(nx.simple_cycles(needs_graph), key=lambda c: sorted(c)):
+        needs: dict[str, list[str]] = {}
+        for u, v, attrs in self.graph.edges:
+            if attrs.get("kind") == "needs":
+                needs.setdefault(u, []).append(v)
+        for cycle in sorted(simple_cycles(needs), key=lambda c: (sorted(c), c)):
             start = min(cycle)
             i = cycle.index(start)
             ordered = [n.removeprefix("tool:") for n in cycle[i:] + cycle[:i]]
@@ -385,26 +460,22 @@ class _Compiler:
             )
 
     def reachability(self, name: str, doc: Document, steps: list[dict[str, Any]], ids: dict[str, int]) -> None:
-        import networkx as nx
-
         if not steps or ids.get(steps[0]["id"]) != 0:
             return  # the start itself is broken; that error is reported already
-        step_graph = nx.DiGraph()
-        for sid in ids:
-            step_graph.add_node(node_id("step", name, sid))
         end = node_id("end", name)
-        step_graph.add_node(end)
+        forward: dict[str, list[str]] = {}
+        backward: dict[str, list[str]] = {}
         for sid in ids:
-            step_graph.add_edges_from(
-                (node_id("step", name, sid), end if t.to == END else node_id("step", name, t.to))
-                for t in self.step_transitions.get((name, sid), ())
-            )
+            for t in self.step_transitions.get((name, sid), ()):
+                u, v = node_id("step", name, sid), end if t.to == END else node_id("step", name, t.to)
+                forward.setdefault(u, []).append(v)
+                backward.setdefault(v, []).append(u)
         start = node_id("step", name, steps[0]["id"])
-        reachable = nx.descendants(step_graph, start) | {start}
-        finishing = nx.ancestors(step_graph, end) | {end}
+        from_start = reachable(forward, start)
+        finishing = reachable(backward, end)
         for sid, i in ids.items():
             nid = node_id("step", name, sid)
-            if nid not in reachable:
+            if nid not in from_start:
                 self.problem(
                     doc,
                     ("steps", i, "id"),
@@ -533,18 +604,19 @@ GrantedTools = Callable[[str], tuple[str, ...]]
 
 
 def compile_project(sources: Sources, state: Path) -> Project:
-    """Check cross-references over the graph; build the frozen Project or raise ConfigError."""
-    import networkx as nx
+    """Check cross-references over the graph; build the frozen Project or raise ConfigError.
 
+    The networkx graph (``Project.graph``) is built from the compiler's record when first
+    asked for."""
     compiler = _Compiler(sources)
     compiler.compile()
     if compiler.problems:
         raise ConfigError(compiler.problems)
     graph = compiler.graph
+    documents = MappingProxyType({d.name: d for d in sources.all()})
 
     def granted(role: str) -> tuple[str, ...]:
-        out = graph.out_edges(node_id("role", role), data="kind")
-        return tuple(t.removeprefix("tool:") for _, t, k in out if k == "grants")
+        return tuple(t.removeprefix("tool:") for t in graph.successors(node_id("role", role), "grants"))
 
     return build_project(
         sources,
@@ -552,7 +624,7 @@ def compile_project(sources: Sources, state: Path) -> Project:
         needs=_needs(graph),
         transitions=lambda name, step: tuple(compiler.step_transitions[(name, step["id"])]),
         granted=granted,
-        deferred=Deferred(nx.freeze(graph), MappingProxyType({d.name: d for d in sources.all()})),
+        deferred=Deferred(build=lambda: (graph.to_networkx(), documents)),
     )
 
 
@@ -609,14 +681,14 @@ def build_project(
     )
 
 
-def _needs(graph: nx.MultiDiGraph) -> dict[str, frozenset[str]]:
+def _needs(graph: Recorded) -> dict[str, frozenset[str]]:
     from tars.graph.planner import needs_closure
 
     direct: dict[str, list[str]] = {}
-    for u, v, kind in graph.edges(data="kind"):
-        if kind == "needs":
+    for u, v, attrs in graph.edges:
+        if attrs.get("kind") == "needs":
             direct.setdefault(u.removeprefix("tool:"), []).append(v.removeprefix("tool:"))
-    tools = [n.removeprefix("tool:") for n, k in graph.nodes(data="kind") if k == "tool"]
+    tools = [n.removeprefix("tool:") for n, attrs in graph.nodes.items() if attrs.get("kind") == "tool"]
     closure = needs_closure(direct)
     return {t: closure.get(t, frozenset()) for t in tools}
 
@@ -724,6 +796,7 @@ def _playbook(name: str, doc: Document, transitions: StepTransitions, granted: G
         success_values=tuple(success.get("in", ())),
         voicemail_action=voicemail.get("action", "hang_up"),
         voicemail_message=voicemail.get("message"),
+        voicemail_retry=RetryPolicy(voicemail.get("retries", 0), voicemail.get("backoff_minutes", 30)),
         no_answer=RetryPolicy(**data.get("no_answer", {})),
         busy=RetryPolicy(**data.get("busy", {})),
         calling_window=freeze(window),

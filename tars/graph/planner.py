@@ -17,7 +17,6 @@ lookup_contact, then make_goal_call, then send_to_n8n with the call's result.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,14 +50,26 @@ Execute = Callable[[ToolCall, Upstream], Awaitable[Any]]
 
 
 def needs_closure(needs: Mapping[str, Iterable[str]]) -> dict[str, frozenset[str]]:
-    """Every tool's transitive needs, from its direct ``needs:`` lists."""
-    import networkx as nx
-
-    graph = nx.DiGraph()
-    for tool, direct in needs.items():
-        graph.add_node(tool)
-        graph.add_edges_from((tool, need) for need in direct)
-    return {tool: frozenset(nx.descendants(graph, tool)) for tool in graph.nodes}
+    """Every tool's transitive needs, from its direct ``needs:`` lists (a tool is never its
+    own need, even in a cycle). Plain Python: compiling a project imports no networkx."""
+    direct: dict[str, list[str]] = {}
+    for tool, wanted in needs.items():
+        direct.setdefault(tool, [])
+        for need in wanted:
+            direct[tool].append(need)
+            direct.setdefault(need, [])
+    closure: dict[str, frozenset[str]] = {}
+    for tool, first in direct.items():
+        seen: set[str] = set()
+        stack = list(first)
+        while stack:
+            need = stack.pop()
+            if need not in seen:
+                seen.add(need)
+                stack.extend(direct[need])
+        seen.discard(tool)
+        closure[tool] = frozenset(seen)
+    return closure
 
 
 def dependencies(calls: Sequence[ToolCall], closure: Mapping[str, frozenset[str]]) -> Any:
@@ -103,6 +114,8 @@ async def run(
     Returns one Outcome per call, in the order the calls were asked for (the model
     matches responses to its calls by id, and reads them in that order).
     """
+    import asyncio
+
     import networkx as nx
 
     dag = dependencies(calls, closure)

@@ -110,7 +110,7 @@ async def place(request: Request) -> JSONResponse:
 
 async def _schedule(server: Any, at: str, playbook: str, inputs: dict[str, Any], best: Any) -> JSONResponse:
     """``--at``: stored now, placed by the scheduler when due (inside the calling window)."""
-    from tars.cli.errors import UserError
+    from tars.errors import UserError
     from tars.graph.call_plan import InputError, prepare_call
     from tars.store.call_queue import schedule_call
     from tars.timeparse import clock_now, parse_future, show

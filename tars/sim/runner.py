@@ -149,7 +149,7 @@ def _state_folder(keep: Path | None, name: str) -> Iterator[Path]:
         if folder.exists():
             strangers = [p.name for p in folder.iterdir() if not p.name.startswith("tars.db")]
             if strangers:
-                from tars.cli.errors import UserError
+                from tars.errors import UserError
 
                 raise UserError(
                     f"{folder} holds more than a simulation's database ({', '.join(strangers[:3])})",

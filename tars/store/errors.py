@@ -6,7 +6,7 @@ and tools catch ``StoreError`` to tell the caller what was wrong.
 
 from __future__ import annotations
 
-from tars.cli.errors import UserError
+from tars.errors import UserError
 
 
 class StoreError(UserError):

@@ -13,13 +13,16 @@ from tars.cli.app import app
 
 
 def _commands() -> Iterator[tuple[tuple[str, ...], Any]]:
-    """Every command and group in the tree, discovered (groups are added by other modules)."""
+    """Every command and group in the tree, discovered (the root's are loaded lazily, so
+    through ``list_commands``/``get_command`` rather than ``.commands``)."""
     root = typer.main.get_command(app)
 
     def walk(path: tuple[str, ...], command: Any) -> Iterator[tuple[tuple[str, ...], Any]]:
         yield path, command
-        for name, sub in sorted(getattr(command, "commands", {}).items()):
-            yield from walk((*path, name), sub)
+        if hasattr(command, "list_commands"):
+            ctx = typer.Context(command)
+            for name in sorted(command.list_commands(ctx)):
+                yield from walk((*path, name), command.get_command(ctx, name))
 
     yield from walk((), root)
 

@@ -168,7 +168,7 @@ def test_two_processes_starting_together_migrate_once(store: Store) -> None:
 
 
 def test_database_error_is_a_user_error() -> None:
-    from tars.cli.errors import USER_ERROR, UserError
+    from tars.errors import USER_ERROR, UserError
 
     assert issubclass(DatabaseError, UserError)
     assert DatabaseError("x").code == USER_ERROR
