@@ -4,6 +4,10 @@ pipecat turns Twilio's ``dtmf`` events into ``InputDTMFFrame``s, but nothing rea
 Gemini Live from them on its own (its DTMF aggregator only updates the local context).
 Text does: digits are collected until ``#`` or a short pause and sent as one
 ``InputTextRawFrame``. The owner's PIN is never passed on.
+
+Every audio frame of the call crosses this processor on its way in, so it runs in
+pipecat's direct mode (no queue and task of its own) and never waits for anything: the
+note it makes of the keys (the call's transcript) is queued, not written, on the spot.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ PAUSE_SECONDS = 1.5
 
 class KeypadToText(FrameProcessor):
     def __init__(self, note: Callable[[str], Awaitable[None]], secret: str | None = None, pause: float = PAUSE_SECONDS):
-        super().__init__()
+        super().__init__(enable_direct_mode=True)
         self._note = note
         self._secret = secret
         self._pause = pause

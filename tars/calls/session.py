@@ -25,13 +25,16 @@ from pipecat.frames.frames import EndFrame, InputTextRawFrame, LLMRunFrame
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.processors.aggregators.llm_context import LLMContext
-from pipecat.processors.aggregators.llm_response_universal import LLMContextAggregatorPair
-from pipecat.processors.frame_processor import FrameDirection
-from pipecat.serializers.twilio import TwilioFrameSerializer
+from pipecat.processors.aggregators.llm_response_universal import (
+    LLMContextAggregatorPair,
+    LLMUserAggregatorParams,
+)
 from pipecat.services.google.gemini_live.llm import GeminiLiveLLMService
 from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPIWebsocketTransport
+from pipecat.turns.user_turn_strategies import ExternalUserTurnStrategies
 from pipecat.workers.runner import WorkerRunner
 
+from tars.calls.audio import PhoneLineSerializer
 from tars.calls.caller import Caller
 from tars.calls.gate import ToolGate
 from tars.calls.keypad import KeypadToText
@@ -280,7 +283,7 @@ class CallSession:
     def build(self, websocket: Any) -> PipelineWorker:
         server = self.project.section("server")
         settings = self.project.section("model")
-        serializer = TwilioFrameSerializer(
+        serializer = PhoneLineSerializer(
             stream_sid=self.setup.stream_sid,
             call_sid=self.setup.call_sid,
             account_sid=self.endpoints.twilio_account_sid,
@@ -312,20 +315,20 @@ class CallSession:
             session=self,
         )
         context = LLMContext(messages=[{"role": "user", "content": self.setup.opening}])
-        pair = LLMContextAggregatorPair(context)
-        self._taps = (
-            TranscriptTap(self.recorder, FrameDirection.UPSTREAM),
-            TranscriptTap(self.recorder, FrameDirection.DOWNSTREAM),
+        # Gemini Live decides turns itself; pipecat's default strategies would load a local
+        # turn-detection model for every call (~200 ms of the event loop, ~10 MB) unused.
+        pair = LLMContextAggregatorPair(
+            context, user_params=LLMUserAggregatorParams(user_turn_strategies=ExternalUserTurnStrategies())
         )
+        # The transcript is taken from the frames the model service pushes (not a pipeline stage).
+        self._taps = (TranscriptTap(self.recorder, llm),)
         keypad = KeypadToText(lambda text: self.recorder.line("caller", text), self.project.owner.pin)
         pipeline = Pipeline(
             [
                 transport.input(),
                 keypad,
                 pair.user(),
-                self._taps[0],
                 llm,
-                self._taps[1],
                 transport.output(),
                 pair.assistant(),
             ]
@@ -371,10 +374,13 @@ class CallSession:
                 silence.cancel()
             for tap in self._taps:
                 await tap.flush()
+            # finish() stores the end after every line still queued and waits for all of it.
             if self.failure:
                 await self.recorder.finish("failed", self.failure)
             elif not self.handing_over:
                 await self.recorder.finish("completed")
+            else:  # the call goes on on a fresh stream; what was said so far is stored now
+                await self.recorder.flush()
 
     async def _silence_policy(self) -> None:
         """Goal calls: nudge the other party after a silence, end the call after N unanswered nudges."""

@@ -1,0 +1,160 @@
+"""Audio between Twilio's 8 kHz μ-law and Gemini Live, without the resampler's queue.
+
+Pipecat's ``TwilioFrameSerializer`` resamples with soxr's stream resampler at "VHQ",
+whose filter holds audio back: about 95 ms on the way in (the end of the caller's turn
+reaches Gemini that much later) and about 137 ms on the way out (a reply's first frame
+waits for that much audio). Every millisecond there is a millisecond of silence on the
+phone before TARS answers.
+
+The rates on a call are fixed and related by small integers (8 kHz ⇄ 16 kHz in, 24 kHz →
+8 kHz out), so a short windowed-sinc FIR applied in polyphase form does the job with
+about 3 ms of delay. Telephone audio is band-limited to 300-3,400 Hz, so the filter only
+has to pass that band and stop the images/aliases above 4 kHz (≥ 60 dB down).
+
+Input audio is also gathered into 40 ms frames: every frame crosses the whole pipeline
+and the Live websocket, so Twilio's 20 ms frames one by one would cost about twice the
+CPU for at most 20 ms sooner.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import cache
+from typing import Any
+
+import numpy as np
+from pipecat.audio.resamplers.base_audio_resampler import BaseAudioResampler
+from pipecat.serializers.twilio import TwilioFrameSerializer
+
+TAPS_PER_PHASE = 48  # filter length in low-rate samples: 48 at 8 kHz = 6 ms wide, 3 ms of delay
+STOPBAND_DB = 70.0
+INPUT_FRAME_SECONDS = 0.04
+MAX_FACTOR = 12  # beyond this (unusual rate pairs) use soxr
+
+
+@cache
+def lowpass(up: int, down: int) -> np.ndarray:
+    """The FIR for resampling by up/down: cutoff at the lower Nyquist, gain ``up``.
+
+    Kaiser-windowed sinc, ``TAPS_PER_PHASE * max(up, down)`` taps at the upsampled rate.
+    The cutoff sits a little below the lower Nyquist frequency so the transition band
+    ends there: nothing folds back into the telephone band.
+    """
+    factor = max(up, down)
+    length = TAPS_PER_PHASE * factor
+    beta = 0.1102 * (STOPBAND_DB - 8.7)
+    # Kaiser's estimate of the transition width (as a fraction of the upsampled rate)
+    width = (STOPBAND_DB - 7.95) / (2.285 * 2 * math.pi * (length - 1))
+    cutoff = 0.5 / factor - width / 2
+    n = np.arange(length) - (length - 1) / 2
+    taps = 2 * cutoff * np.sinc(2 * cutoff * n) * np.kaiser(length, beta)
+    taps *= up / taps.sum()
+    return taps.astype(np.float32)
+
+
+class LowLatencyResampler(BaseAudioResampler):
+    """Streaming rational resampler (polyphase FIR), ~3 ms of delay, state kept between chunks.
+
+    Input chunks of any length; the output length is exactly in * up / down over the
+    stream (no chunk is held back to fill a block). Rates whose ratio needs factors
+    above ``MAX_FACTOR`` go to soxr instead.
+    """
+
+    def __init__(self) -> None:
+        self._rates: tuple[int, int] | None = None
+        self._up = self._down = 1
+        self._taps = np.ones(1, dtype=np.float32)
+        self._history = np.zeros(0, dtype=np.float32)  # the last input samples the filter still needs
+        self._phase = 0  # where the next output sample falls in the upsampled stream
+        self._fallback: BaseAudioResampler | None = None
+
+    def _prepare(self, in_rate: int, out_rate: int) -> None:
+        if self._rates == (in_rate, out_rate):
+            return
+        if self._rates is not None:
+            raise ValueError(f"resampler set up for {self._rates[0]}→{self._rates[1]} Hz, got {in_rate}→{out_rate} Hz")
+        self._rates = (in_rate, out_rate)
+        common = math.gcd(in_rate, out_rate)
+        self._up, self._down = out_rate // common, in_rate // common
+        if max(self._up, self._down) > MAX_FACTOR:
+            from pipecat.audio.resamplers.soxr_stream_resampler import SOXRStreamAudioResampler
+
+            self._fallback = SOXRStreamAudioResampler(clear_after_secs=None)
+            return
+        self._taps = lowpass(self._up, self._down)
+        self._history = np.zeros(-(-(len(self._taps) - 1) // self._up), dtype=np.float32)
+
+    async def resample(self, audio: bytes, in_rate: int, out_rate: int) -> bytes:
+        if in_rate == out_rate or not audio:
+            return audio
+        self._prepare(in_rate, out_rate)
+        if self._fallback is not None:
+            return await self._fallback.resample(audio, in_rate, out_rate)
+        return self._run(np.frombuffer(audio, dtype=np.int16).astype(np.float32))
+
+    def _run(self, samples: np.ndarray) -> bytes:
+        up, down, taps = self._up, self._down, self._taps
+        held = len(self._history)
+        signal = np.concatenate((self._history, samples))
+        self._history = signal[len(signal) - held :]
+        if up > 1:  # zero-stuffed: the filter fills the gaps
+            stuffed = np.zeros(len(signal) * up, dtype=np.float32)
+            stuffed[::up] = signal
+            signal = stuffed
+        # One output every `down` upsampled samples, from the phase carried over. Window i
+        # covers signal[i : i + len(taps)], i.e. the output at i + len(taps) - 1; the history
+        # in front means every pick has the whole filter behind it.
+        produced = len(samples) * up
+        picks = np.arange(self._phase, produced, down)
+        self._phase = (self._phase - produced) % down
+        if len(picks) == 0:
+            return b""
+        windows = np.lib.stride_tricks.sliding_window_view(signal, len(taps))
+        out = windows[held * up - len(taps) + 1 + picks] @ taps[::-1]
+        return np.clip(np.rint(out), -32768, 32767).astype(np.int16).tobytes()
+
+    async def flush(self) -> bytes:
+        """The audio still in the filter (its last ~3 ms), then a clean start."""
+        if self._fallback is not None:
+            return await self._fallback.flush()
+        if self._rates is None:
+            return b""
+        tail = self._run(np.zeros(len(self._history), dtype=np.float32))
+        await self.reset()
+        return tail
+
+    async def reset(self) -> None:
+        if self._fallback is not None:
+            await self._fallback.reset()
+        self._history[:] = 0
+        self._phase = 0
+
+
+class GatheredResampler(LowLatencyResampler):
+    """Resamples at once, hands the audio on ``seconds`` at a time (``b""`` meanwhile: no frame)."""
+
+    def __init__(self, seconds: float = INPUT_FRAME_SECONDS) -> None:
+        super().__init__()
+        self.seconds = seconds
+        self._held = bytearray()
+
+    async def resample(self, audio: bytes, in_rate: int, out_rate: int) -> bytes:
+        self._held += await super().resample(audio, in_rate, out_rate)
+        if len(self._held) < int(out_rate * self.seconds) * 2:
+            return b""
+        out = bytes(self._held)
+        self._held.clear()
+        return out
+
+    async def reset(self) -> None:
+        self._held.clear()
+        await super().reset()
+
+
+class PhoneLineSerializer(TwilioFrameSerializer):
+    """Pipecat's Twilio serializer with TARS's low-latency resamplers."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._input_resampler = GatheredResampler()
+        self._output_resampler = LowLatencyResampler()
