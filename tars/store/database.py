@@ -9,9 +9,10 @@
 ``close()`` at shutdown); ``connect(url)`` is the same as a context manager for commands.
 Either brings the schema up to date on first use (``tars.store.schema``).
 
-SQLite runs in WAL mode with foreign keys on and a busy timeout (5 s unless the URL says
-``?timeout=``). A database that is locked, read-only, unreachable or written by a newer
-TARS raises ``DatabaseError`` with what to do about it; nothing is written.
+SQLite runs in WAL mode with ``synchronous=NORMAL``, foreign keys on and a busy timeout
+(5 s unless the URL says ``?timeout=``). A database that is locked, read-only, unreachable
+or written by a newer TARS raises ``DatabaseError`` with what to do about it; nothing is
+written.
 """
 
 from __future__ import annotations
@@ -170,14 +171,24 @@ def _sqlite_engine(url: URL) -> tuple[Engine, str]:
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    """Once per connection (the engine's pool keeps them: not once per transaction)."""
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute("PRAGMA foreign_keys=ON")
-        mode = cursor.execute("PRAGMA journal_mode").fetchone()
-        if mode and str(mode[0]).lower() not in ("wal", "memory"):
+        row = cursor.execute("PRAGMA journal_mode").fetchone()
+        mode = str(row[0]).lower() if row else ""
+        if mode not in ("wal", "memory"):
             # A read-only file stays in its mode; reading it still works.
             with suppress(Exception):
-                cursor.execute("PRAGMA journal_mode=WAL")
+                row = cursor.execute("PRAGMA journal_mode=WAL").fetchone()
+                mode = str(row[0]).lower() if row else mode
+        if mode == "wal":
+            # In WAL mode NORMAL syncs at checkpoints, not at every commit: a commit is still
+            # durable if TARS crashes or is killed (the WAL is in the OS's hands), and the
+            # file is never corrupted; only an OS crash or power loss can undo the last
+            # transactions before a checkpoint. FULL (the default) would fsync the WAL on
+            # every transcript batch a call writes.
+            cursor.execute("PRAGMA synchronous=NORMAL")
     finally:
         cursor.close()
 
