@@ -162,6 +162,7 @@ class Playbook:
     success_values: tuple[Json, ...] = ()
     voicemail_action: str = "hang_up"
     voicemail_message: str | None = None
+    voicemail_retry: RetryPolicy = RetryPolicy(retries=0)
     no_answer: RetryPolicy = RetryPolicy()
     busy: RetryPolicy = RetryPolicy()
     calling_window: Json = "any"

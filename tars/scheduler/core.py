@@ -1,6 +1,6 @@
 """The scheduler's loop: claim what is due, hand it out, follow calls up.
 
-Each tick (``TICK_SECONDS``, sooner when a delivery frees a slot while more is due):
+Each tick:
 
 1. **Live owner calls**: this server's owner calls are recorded in the database
    (``Call.live_on``/``live_until``, renewed while live). If another server holds one, this
@@ -9,12 +9,24 @@ Each tick (``TICK_SECONDS``, sooner when a delivery frees a slot while more is d
    (``concurrency``), each delivered in its own task (``tars.scheduler.reminders``).
 3. **Reminder calls that ended unannounced** (busy, no answer, voicemail, hung up first):
    the reminder's attempt fails and is retried with backoff.
-4. **Goal-call retries**: a goal call that ended busy or unanswered gets its next attempt
-   per the playbook's ``busy``/``no_answer`` policy, inside its calling window.
-5. **Scheduled goal calls** that are due are claimed and placed (``place_goal_call``).
+4. **Goal-call retries**: a goal call that ended busy, unanswered or on voicemail gets its
+   next attempt per the playbook's ``busy``/``no_answer``/``voicemail`` policy, inside its
+   calling window.
+5. **Scheduled goal calls** that are due are claimed and placed (``place_due_calls``).
+
+**Between ticks** the loop sleeps until the next reminder or scheduled call it knows of
+falls due, and at most ``poll_seconds`` (``scheduler.poll_seconds``, 2 s by default): that
+bounds how late it sees work another process added (`tars remind add`, another server on
+the database). Work this process stores wakes it at once (``tars.scheduler.wakeup``), as do
+a delivery slot coming free, a call ending and a failed attempt. While the owner is on a
+call with this server it ticks at least every ``LIVE_RENEW_SECONDS`` to renew the record
+that says so.
 
 Leases are per claim (``<server id>#<n>``), so a lease that ran out and was taken again,
 even by this same server, is never mistaken for the new one.
+
+The tunable values are the ``scheduler:`` section of tars.yaml (``Settings``); the number of
+attempts is ``delivery.retries``.
 """
 
 from __future__ import annotations
@@ -28,25 +40,53 @@ import os
 import secrets
 import socket
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from tars.project import Project
     from tars.server.app import Server
 
 log = logging.getLogger("tars.scheduler")
 
-TICK_SECONDS = 0.5
+# Defaults of the ``scheduler:`` settings (schemas/tars.schema.json says the same).
+#: The longest sleep between two ticks: how late work added by another process may be seen.
+POLL_SECONDS = 2.0
 #: How long a claim holds a reminder (or a scheduled call) before another server may take it.
 LEASE_SECONDS = 120.0
 #: First retry after this long; doubles per attempt (at most an hour).
 BACKOFF_SECONDS = 60.0
 #: Reminders delivered at once by one server.
 CONCURRENCY = 64
+#: A reminder first claimed this long after it fell due was missed by every server: late.
+LATE_AFTER_SECONDS = 60.0
 #: Deliveries recorded in one transaction, at most.
 SETTLE_BATCH = 500
 #: A live owner call is recorded for this long, renewed every ``LIVE_RENEW_SECONDS``.
 LIVE_SECONDS = 10.0
 LIVE_RENEW_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The ``scheduler:`` section of tars.yaml, with today's defaults for what it leaves out."""
+
+    poll_seconds: float = POLL_SECONDS
+    lease_seconds: float = LEASE_SECONDS
+    backoff_seconds: float = BACKOFF_SECONDS
+    concurrency: int = CONCURRENCY
+    late_after_seconds: float = LATE_AFTER_SECONDS
+
+    @classmethod
+    def from_project(cls, project: Project) -> Settings:
+        section = project.section("scheduler")
+        return cls(
+            poll_seconds=float(section.get("poll_seconds", POLL_SECONDS)),
+            lease_seconds=float(section.get("lease_seconds", LEASE_SECONDS)),
+            backoff_seconds=float(section.get("backoff_seconds", BACKOFF_SECONDS)),
+            concurrency=int(section.get("max_concurrent_deliveries", CONCURRENCY)),
+            late_after_seconds=float(section.get("late_after_seconds", LATE_AFTER_SECONDS)),
+        )
 
 
 def server_id() -> str:
@@ -61,18 +101,21 @@ class Scheduler:
         self,
         server: Server,
         *,
-        tick: float | None = None,
+        poll_seconds: float | None = None,
         lease_seconds: float | None = None,
         backoff_seconds: float | None = None,
         concurrency: int | None = None,
         clock: Callable[[], dt.datetime] | None = None,
     ):
+        """Settings from tars.yaml (``scheduler:``); the keyword arguments override them."""
         self.server = server
         self.id = server_id()
-        self.tick_seconds = TICK_SECONDS if tick is None else tick
-        self.lease_seconds = LEASE_SECONDS if lease_seconds is None else lease_seconds
-        self.backoff_seconds = BACKOFF_SECONDS if backoff_seconds is None else backoff_seconds
-        self.concurrency = CONCURRENCY if concurrency is None else concurrency
+        settings = Settings.from_project(server.project)
+        self.poll_seconds = settings.poll_seconds if poll_seconds is None else poll_seconds
+        self.lease_seconds = settings.lease_seconds if lease_seconds is None else lease_seconds
+        self.backoff_seconds = settings.backoff_seconds if backoff_seconds is None else backoff_seconds
+        self.concurrency = settings.concurrency if concurrency is None else concurrency
+        self.late_after = dt.timedelta(seconds=settings.late_after_seconds)
         self.clock: Callable[[], dt.datetime] = clock or (lambda: dt.datetime.now(dt.UTC))
         self.inflight: set[asyncio.Task[Any]] = set()
         self.sending = 0  # deliveries holding a slot (see Slot)
@@ -81,7 +124,9 @@ class Scheduler:
         self._task: asyncio.Task[Any] | None = None
         self._wake: asyncio.Event | None = None
         self._more_due = False
-        self._next_due: dt.datetime | None = None
+        self._next_due: dt.datetime | None = None  # the next reminder, as of the last tick
+        self._next_call: dt.datetime | None = None  # the next scheduled goal call, likewise
+        self._unwatch: Callable[[], None] | None = None
         self._stopping = False
         self._live_renewed_at = float("-inf")
         self._live_ids: frozenset[int] = frozenset()
@@ -107,13 +152,19 @@ class Scheduler:
     # ------------------------------------------------------------------ life
     def start(self) -> None:
         if self._task is None:
+            from tars.scheduler.wakeup import watch
+
             self._wake = asyncio.Event()
+            self._unwatch = watch(self.server.database, self.wake, asyncio.get_running_loop())
             self._task = asyncio.ensure_future(self._run())
 
     async def stop(self, grace: float = 5.0) -> None:
         """Stop claiming; let deliveries under way finish (up to ``grace`` seconds). A delivery
         cut short keeps its lease and is delivered again when the lease runs out."""
         self._stopping = True
+        if self._unwatch is not None:
+            self._unwatch()
+            self._unwatch = None
         if self._task is not None:
             self.wake()  # the loop ends after its current step: a claim under way is delivered
             _done, running = await asyncio.wait({self._task}, timeout=grace)
@@ -142,19 +193,31 @@ class Scheduler:
             self._wake.clear()  # before the tick: a wake during it means "tick again now"
             try:
                 await self.tick()
+                pause = self._pause()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("scheduler tick failed; trying again")
+                pause = self.poll_seconds  # not at once: what it knew may be what failed
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._pause())
+                await asyncio.wait_for(self._wake.wait(), pause)
 
     def _pause(self) -> float:
-        """Until the next tick, or sooner if a reminder falls due before it."""
-        pause = self.tick_seconds
-        if self._next_due is not None:
-            pause = min(pause, max((self._next_due - self.now()).total_seconds(), 0.0))
+        """Until the next reminder or scheduled call falls due, at most ``poll_seconds``; while
+        the owner is on a call here, at most ``LIVE_RENEW_SECONDS`` (the live record is renewed)."""
+        pause = self.poll_seconds
+        if self._live_ids:
+            pause = min(pause, LIVE_RENEW_SECONDS)
+        now = self.now()
+        for due in (self._next_due, self._next_call):
+            if due is not None:
+                pause = min(pause, max((due - now).total_seconds(), 0.0))
         return pause
+
+    @property
+    def next_due(self) -> dt.datetime | None:
+        """When the next reminder or scheduled call falls due, as far as the last tick saw."""
+        return min((t for t in (self._next_due, self._next_call) if t is not None), default=None)
 
     @property
     def active(self) -> bool:
@@ -173,6 +236,9 @@ class Scheduler:
         await goal_calls.schedule_retries(self)
         if self.active:
             await goal_calls.place_due_calls(self)
+            from tars.store.call_queue import next_scheduled_call
+
+            self._next_call = await self.server.db(next_scheduled_call)
 
     # ------------------------------------------------------------------ database writes
     async def write(self, work: Callable[[Any], Any]) -> Any:

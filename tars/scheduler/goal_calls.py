@@ -1,11 +1,16 @@
-"""Goal calls the scheduler places: those scheduled for later, and retries after busy or no answer.
+"""Goal calls the scheduler places: those scheduled for later, and retries after busy, no
+answer or voicemail.
 
-**Retries.** A goal call that ended ``busy`` or ``no-answer`` is retried per its playbook's
-``busy``/``no_answer`` policy: ``retries`` more attempts, the first ``backoff_minutes`` after
-the failure, doubling each time; moved to the next opening of the playbook's calling window
+**Retries.** A goal call that ended ``busy``, ``no-answer`` or ``voicemail`` (a machine
+answered; its message, if any, was left) is retried per its playbook's ``busy``,
+``no_answer`` or ``voicemail`` policy: up to ``retries`` attempts after the first, counting
+every earlier retry of the call whatever ended it, the first ``backoff_minutes`` after the
+failure, doubling each time; moved to the next opening of the playbook's calling window
 when it would fall outside it. The retry is a new Call row (``attempt`` + 1, ``retry_of``)
 scheduled for that time; the decision is recorded once on the ended call (``follow_up``),
-whichever server makes it. Voicemail and failed calls are not retried.
+whichever server makes it. ``voicemail`` retries nothing unless the playbook says
+``retries``, nor a voicemail call that ended more than ``STALE_VOICEMAIL`` before its
+decision (one from before TARS retried voicemail); failed calls are not retried.
 
 **Scheduled calls** (a retry, or a call asked for ``at`` a time) are claimed under a lease
 when due and placed with ``place_goal_call(…, call_id=…)``. One that falls due outside its
@@ -23,6 +28,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tars.scheduler")
 
+#: A voicemail call over this long before its retry is decided is not retried: it ended
+#: before TARS retried voicemail calls (or while no server ran for as long).
+STALE_VOICEMAIL = dt.timedelta(days=1)
+
 
 def retry_time(scheduler: Scheduler, call: Any, now: dt.datetime) -> dt.datetime | None:
     """When the next attempt of ``call`` goes out, or None if its policy has no attempt left."""
@@ -32,7 +41,9 @@ def retry_time(scheduler: Scheduler, call: Any, now: dt.datetime) -> dt.datetime
     book = project.playbooks.get(call.playbook or "")
     if book is None:
         return None
-    policy = book.busy if call.status == "busy" else book.no_answer
+    policy = {"busy": book.busy, "voicemail": book.voicemail_retry}.get(call.status, book.no_answer)
+    if call.status == "voicemail" and _ended_long_ago(call):
+        return None
     done = call.attempt - 1  # retries already made
     if done >= policy.retries:
         return None
@@ -40,8 +51,14 @@ def retry_time(scheduler: Scheduler, call: Any, now: dt.datetime) -> dt.datetime
     return next_open(project, book.name, call.to_number, now + wait)
 
 
+def _ended_long_ago(call: Any) -> bool:
+    """Measured on the wall clock, as the call's own times are stamped."""
+    ended = call.ended_at or call.updated_at
+    return ended is not None and dt.datetime.now(dt.UTC) - ended > STALE_VOICEMAIL
+
+
 async def schedule_retries(scheduler: Scheduler) -> None:
-    """Decide, once, the next attempt of every goal call that ended busy or unanswered."""
+    """Decide, once, the next attempt of every goal call that ended busy, unanswered or on voicemail."""
     from tars.store.call_queue import calls_to_follow_up, no_retry, schedule_retry
 
     server = scheduler.server

@@ -13,15 +13,23 @@ in that call (``say_to_model``), and is delivered once the model has finished it
 (one reminder at a time per call); nothing else is sent. If the call ends first, the
 attempt failed and is retried (by its channel, unless the owner is on a call again).
 
-**Late reminders.** A reminder first claimed more than ``LATE_AFTER`` after it fell due, with
-no retry pending, fell due while no server was running: it is *late*. With
+**Late reminders.** A reminder first claimed more than ``scheduler.late_after_seconds`` (60 s)
+after it fell due, with no retry pending, fell due while no server was running: it is *late*. With
 ``delivery.late_reminders.action: deliver`` (the default) it is delivered, saying so, and
 stored with ``late``; with ``skip`` those more than ``skip_after_hours`` late are not
 delivered (a one-off ends ``failed`` with the reason, a repeating one moves on).
 
 **Failures** (Twilio refuses, the webhook keeps failing, nobody answers the call) are
-retried after ``backoff * 2^(attempt-1)`` until ``1 + delivery.retries`` attempts, then the
-reminder ends ``failed`` with the reason (``tars remind list`` shows it).
+retried after ``backoff * 2^(attempt-1)`` (``scheduler.backoff_seconds``) until
+``1 + delivery.retries`` attempts, then the reminder ends ``failed`` with the reason
+(``tars remind list`` shows it).
+
+**No reminder lost silently.** When the last attempt of a ``call`` reminder fails and
+Twilio credentials are configured, the reminder is texted to the owner instead, saying the
+call did not get through (``fall_back_to_sms``). It is then delivered — a repeating one
+moves on — with ``last_error`` saying so ("by SMS: the call did not get through (…)"),
+which ``tars remind list --all`` shows; if the text fails too, it ends ``failed`` with both
+reasons.
 """
 
 from __future__ import annotations
@@ -40,8 +48,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tars.scheduler")
 
-#: A reminder first claimed this long after it fell due was missed by every server.
+#: Without a scheduler: a reminder first claimed this long after it fell due was missed.
 LATE_AFTER = dt.timedelta(seconds=60)
+#: Said when a reminder call did not get through and the reminder goes by text instead.
+FALLBACK_TEXT = "Reminder: {text} (TARS could not reach you by phone: {reason})"
 
 
 # ------------------------------------------------------------------------------ policy
@@ -53,9 +63,9 @@ def channel_for(project: Project, reminder: Any) -> str:
     return str(project.section("delivery").get("reminders") or "sms")
 
 
-def is_late(reminder: Any, now: dt.datetime) -> bool:
+def is_late(reminder: Any, now: dt.datetime, after: dt.timedelta = LATE_AFTER) -> bool:
     """Fell due while no server was running (not a retry after a failed attempt)."""
-    return reminder.retry_at is None and now - reminder.due > LATE_AFTER
+    return reminder.retry_at is None and now - reminder.due > after
 
 
 def skip_reason(project: Project, reminder: Any, now: dt.datetime) -> str | None:
@@ -147,19 +157,76 @@ async def delivered(server: Server, reminder_id: int, lease: str, *, late: bool)
 
 
 async def failed(server: Server, reminder_id: int, lease: str, reason: str) -> Any:
-    """A failed attempt under ``lease``: retried with backoff, or ``failed`` after the last."""
+    """A failed attempt under ``lease``: retried with backoff, or ``failed`` after the last
+    (a ``call`` reminder's last failed attempt is texted instead: ``fall_back_to_sms``)."""
     from tars.store.reminders import fail
 
     scheduler = server.scheduler
     now = clock(server)
     attempts = scheduler.max_attempts if scheduler is not None else 4
     backoff = scheduler.backoff_seconds if scheduler is not None else 60.0
+    fallback = await _fallback_lease(server, reminder_id, lease, attempts)
+    if fallback is not None:
+        return await fall_back_to_sms(server, reminder_id, fallback, reason)
     result = await server.db(
         lambda s: fail(s, reminder_id, lease, reason, now, max_attempts=attempts, backoff_seconds=backoff)
     )
     if result is not None:
         when = f"retry at {result.retry_at:%H:%M:%S} UTC" if result.retry_at else result.status
         log.warning("reminder %s: %s (%s)", reminder_id, reason, when)
+        if scheduler is not None:
+            scheduler.wake()  # its retry may be due before what the scheduler sleeps until
+    return result
+
+
+def sms_configured(server: Server) -> bool:
+    """Twilio can text the owner: credentials and the TARS number are set."""
+    endpoints = server.endpoints
+    number = server.project.section("telephony").get("number")
+    return bool(endpoints.twilio_account_sid and endpoints.twilio_auth_token and number)
+
+
+async def _fallback_lease(server: Server, reminder_id: int, lease: str, max_attempts: int) -> str | None:
+    """If this failed attempt was a ``call`` reminder's last and SMS is configured, take the
+    reminder over for the text (a new lease, so the status callback and the scheduler's
+    follow-up, which may both report the call's end, cannot both text it); else None."""
+    from tars.store.reminders import extend_lease, get_reminder
+
+    if not sms_configured(server):
+        return None
+    held = await server.db(lambda s: get_reminder(s, reminder_id))
+    if (
+        held.status != "delivering"
+        or held.lease_owner != lease
+        or held.attempts < max_attempts
+        or channel_for(server.project, held) != "call"
+    ):
+        return None
+    fallback = f"{lease}/sms"
+    until = clock(server) + dt.timedelta(minutes=2)
+    taken = await server.db(lambda s: extend_lease(s, reminder_id, lease, until, new_owner=fallback))
+    return fallback if taken else None
+
+
+async def fall_back_to_sms(server: Server, reminder_id: int, lease: str, reason: str) -> Any:
+    """Text the owner a reminder whose calls did not get through (held under ``lease``):
+    delivered, noting how; or ``failed`` with both reasons if the text fails too."""
+    from tars.store.reminders import complete, fail, get_reminder
+
+    reminder = await server.db(lambda s: get_reminder(s, reminder_id))
+    text = FALLBACK_TEXT.format(text=reminder.text, reason=reason)
+    try:
+        await server.outbox.send_sms(server.project.owner.phone, text)
+    except DeliveryError as exc:
+        why = f"{reason}; the text sent instead failed too: {exc}"
+        now = clock(server)
+        result = await server.db(lambda s: fail(s, reminder_id, lease, why, now, max_attempts=0))
+        log.warning("reminder %s: %s", reminder_id, why)
+        return result
+    note = f"by SMS: the call did not get through ({reason})"
+    now = clock(server)
+    result = await server.db(lambda s: complete(s, reminder_id, lease, now, note=note))
+    log.info("reminder %s delivered %s", reminder_id, note)
     return result
 
 
@@ -177,7 +244,7 @@ async def deliver(scheduler: Scheduler, reminder: Any, lease: str, slot: Slot | 
     server = scheduler.server
     project = server.project
     now = scheduler.now()
-    late = is_late(reminder, now)
+    late = is_late(reminder, now, scheduler.late_after)
     free = slot.free if slot is not None else (lambda: None)
     try:
         reason = skip_reason(project, reminder, now) if late else None

@@ -51,6 +51,7 @@ STATUS_MAP = {
     "failed": "failed",
     "canceled": "no-answer",
 }
+FINAL_STATUSES = ("completed", "busy", "no-answer", "failed", "voicemail")  # ours: the call has ended
 
 
 def twiml(*verbs: str) -> Response:
@@ -288,6 +289,8 @@ def create_app(server: Server) -> FastAPI:
         if params is None:
             return forbidden()
         await update_status(server, params)
+        if server.scheduler is not None and STATUS_MAP.get(params.get("CallStatus", "")) in FINAL_STATUSES:
+            server.scheduler.wake()  # a goal call that ended busy, unanswered or on voicemail: decide its retry
         return Response(status_code=204)
 
     @app.post("/twilio/outbound")
@@ -372,7 +375,7 @@ async def update_status(server: Server, params: Mapping[str, str]) -> None:
     if ours == "completed" and answered_by.startswith("machine"):
         ours = "voicemail"
 
-    final = ("completed", "busy", "no-answer", "failed", "voicemail")
+    final = FINAL_STATUSES
 
     def work(session: Any) -> bool:
         from sqlalchemy import update
@@ -384,8 +387,8 @@ async def update_status(server: Server, params: Mapping[str, str]) -> None:
                 return False
             if call.status in final and ours not in final:
                 return True  # a late "ringing" never undoes an end
-            if call.status == "failed" and ours == "completed":
-                return True  # keep the reason we recorded
+            if call.status in ("failed", "voicemail") and ours == "completed":
+                return True  # keep the reason we recorded, or that a machine answered
             now = dt.datetime.now(dt.UTC)
             values: dict[str, Any] = {"status": ours, "updated_at": now}
             if ours in final and call.ended_at is None:

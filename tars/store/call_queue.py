@@ -20,7 +20,7 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import and_, or_, update
+from sqlalchemy import and_, case, func, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
@@ -30,7 +30,9 @@ from tars.store.errors import InvalidValue
 from tars.store.models import Call, Reminder
 
 FINAL = ("completed", "busy", "no-answer", "failed", "voicemail")
-RETRYABLE = ("busy", "no-answer")
+#: Goal calls that ended like this are retried per their playbook's policy (``busy``,
+#: ``no_answer``, ``voicemail``; the voicemail one retries nothing unless it says so).
+RETRYABLE = ("busy", "no-answer", "voicemail")
 
 
 # --------------------------------------------------------------------------- scheduled goal calls
@@ -116,6 +118,24 @@ def claim_due_calls(
     )
     session.commit()
     return rows
+
+
+def next_scheduled_call(session: Session) -> dt.datetime | None:
+    """When the next scheduled call may be claimed (its time, or when the lease on it runs
+    out), if any. Commits."""
+    lease = col(Call.lease_expires_at)
+    claimable_from = case((and_(lease.is_not(None), lease > col(Call.scheduled_at)), lease), else_=Call.scheduled_at)
+    found = session.exec(
+        select(func.min(claimable_from)).where(
+            col(Call.status) == "queued", col(Call.sid).is_(None), col(Call.scheduled_at).is_not(None)
+        )
+    ).one()
+    session.commit()
+    if found is None:
+        return None
+    from tars.store.columns import UTCDateTime
+
+    return UTCDateTime().process_result_value(found, session.get_bind().dialect)
 
 
 def release_call(session: Session, call_id: int, owner_id: str, *, scheduled_at: dt.datetime | None = None) -> bool:

@@ -322,13 +322,15 @@ def claim_due(
 
 
 def next_due(session: Session) -> dt.datetime | None:
-    """When the next pending reminder falls due (its retry time, if it has one), if any."""
+    """When the next reminder may be claimed, if any: a pending one falls due (its retry time,
+    if it has one), or the lease on one being delivered runs out."""
     first = session.exec(
         select(func.min(Reminder.due)).where(col(Reminder.status) == "pending", col(Reminder.retry_at).is_(None))
     ).one()
     retry = session.exec(select(func.min(Reminder.retry_at)).where(col(Reminder.status) == "pending")).one()
+    lease = session.exec(select(func.min(Reminder.lease_expires_at)).where(col(Reminder.status) == "delivering")).one()
     session.commit()
-    found = [t for t in (first, retry) if t is not None]
+    found = [t for t in (first, retry, lease) if t is not None]
     if not found:
         return None
     from tars.store.columns import UTCDateTime
@@ -337,16 +339,21 @@ def next_due(session: Session) -> dt.datetime | None:
 
 
 def complete(
-    session: Session, reminder_id: int, owner_id: str, now: dt.datetime, *, late: bool = False
+    session: Session, reminder_id: int, owner_id: str, now: dt.datetime, *, late: bool = False, note: str | None = None
 ) -> Reminder | None:
     """Delivered: a one-off reminder is closed, a repeating one moves to its next occurrence
     (wall-clock time kept in its timezone). ``late``: it fell due while no server was running.
-    Commits. None if ``owner_id`` no longer holds the lease (the owner snoozed or cancelled it
-    meanwhile, or the lease ran out and another deliverer took it): then nothing is changed."""
+    ``note``: how it was delivered when not by its own channel, kept in ``last_error`` (so
+    `tars remind list --all` shows it). Commits. None if ``owner_id`` no longer holds the
+    lease (the owner snoozed or cancelled it meanwhile, or the lease ran out and another
+    deliverer took it): then nothing is changed."""
     reminder = _held(session, reminder_id, owner_id)
     if reminder is None:
         return None
-    return _finish(session, reminder_id, owner_id, now, _delivered(reminder, now, late))
+    values = _delivered(reminder, now, late)
+    if note:
+        values["last_error"] = note[:2000]
+    return _finish(session, reminder_id, owner_id, now, values)
 
 
 def complete_many(session: Session, deliveries: Sequence[tuple[int, str, bool]], now: dt.datetime) -> list[bool]:
@@ -443,9 +450,15 @@ def skip(session: Session, reminder_id: int, owner_id: str, reason: str, now: dt
     return _finish(session, reminder_id, owner_id, now, values)
 
 
-def extend_lease(session: Session, reminder_id: int, owner_id: str, until: dt.datetime) -> bool:
-    """Keep holding a reminder until ``until`` (a reminder call that rings, then talks). Commits.
-    False if ``owner_id`` no longer holds it."""
+def extend_lease(
+    session: Session, reminder_id: int, owner_id: str, until: dt.datetime, *, new_owner: str | None = None
+) -> bool:
+    """Keep holding a reminder until ``until`` (a reminder call that rings, then talks), or
+    hand the lease to ``new_owner`` (only one of several callers can: the others find it
+    gone). Commits. False if ``owner_id`` no longer holds it."""
+    values: dict[str, Any] = {"lease_expires_at": until}
+    if new_owner is not None:
+        values["lease_owner"] = new_owner
     result = session.execute(
         update(Reminder)
         .where(
@@ -453,7 +466,7 @@ def extend_lease(session: Session, reminder_id: int, owner_id: str, until: dt.da
             col(Reminder.status) == "delivering",
             col(Reminder.lease_owner) == owner_id,
         )
-        .values(lease_expires_at=until)
+        .values(**values)
         .execution_options(synchronize_session=False)
     )
     session.commit()

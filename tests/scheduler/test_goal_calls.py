@@ -8,32 +8,18 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
 from tars.scheduler.window import Window, next_open
 from tars.sim.gemini import EchoBrain
 from tars.sim.twilio import Party
 from tests.scheduler.helpers import eventually
-from tests.server.harness import Line, make_project
+from tests.server.harness import Line, make_project, place
 
 UTC = dt.UTC
 DENTIST = "+442079460123"  # Bright Smile Dental: Mon-Fri 09:00-17:30, Europe/London
 WEDNESDAY_1725 = dt.datetime(2026, 11, 25, 17, 25, tzinfo=UTC)  # London is on GMT in November
 THURSDAY_0900 = dt.datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
-
-
-async def place(line: Line, target: str, playbook: str, inputs: dict[str, Any]) -> dict[str, Any]:
-    assert line.server is not None
-    async with (
-        aiohttp.ClientSession() as http,
-        http.post(
-            f"{line.server.local_url}/api/calls",
-            json={"target": target, "playbook": playbook, "inputs": inputs},
-            headers={"Authorization": f"Bearer {line.server.server.api_token}"},
-        ) as response,
-    ):
-        return {**(await response.json()), "http": response.status}
 
 
 def calls(line: Line) -> list[Any]:
