@@ -16,9 +16,7 @@ through the scheduler (``tars.scheduler.reminders``), which uses the same channe
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import time
 from collections.abc import Callable, Mapping
 from typing import Any
 from xml.sax.saxutils import escape
@@ -95,8 +93,10 @@ class Outbox:
         return await self._twilio(call, f"call to {to}")
 
     async def post_webhook(self, payload: Mapping[str, Any]) -> str:
-        """A signed JSON POST to ``delivery.webhook`` (as ``tars.tools.webhook.send`` signs
-        and retries), over one reused HTTP client."""
+        """A signed JSON POST to ``delivery.webhook`` (``tars.tools.webhook.send``: signed,
+        retried), over one reused HTTP client."""
+        from tars.tools.webhook import WebhookError, send
+
         config = self.project.section("delivery").get("webhook")
         if not config:
             raise DeliveryError("delivery.webhook is not configured in tars.yaml")
@@ -108,37 +108,11 @@ class Outbox:
             config.get("timeout_seconds", 10),
             config.get("retries", 2),
         )
-        await self._send_signed(hook, payload)
+        try:
+            await send(hook, payload, session=await self._http())
+        except WebhookError as exc:
+            raise DeliveryError(str(exc)) from exc
         return "posted"
-
-    async def _send_signed(self, hook: Webhook, payload: Mapping[str, Any]) -> None:
-        import aiohttp
-
-        from tars.tools.webhook import USER_AGENT, signature
-
-        body = json.dumps(payload, separators=(",", ":"), default=str).encode()
-        http = await self._http()
-        last = ""
-        for attempt in range(1 + hook.retries):
-            if attempt:
-                await asyncio.sleep(min(0.5 * 2 ** (attempt - 1), 5))
-            timestamp = str(int(time.time()))
-            headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT,
-                       "X-TARS-Timestamp": timestamp, **dict(hook.headers)}  # fmt: skip
-            if hook.secret:
-                headers["X-TARS-Signature"] = signature(hook.secret, timestamp, body)
-            try:
-                timeout = aiohttp.ClientTimeout(total=hook.timeout_seconds)
-                async with http.request(hook.method, hook.url, data=body, headers=headers, timeout=timeout) as answer:
-                    text = await answer.text()
-                    if answer.status < 300:
-                        return
-                    last = f"HTTP {answer.status}: {text[:200]}"
-                    if 400 <= answer.status < 500 and answer.status not in (408, 429):
-                        break  # the request is wrong; retrying will not help
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        raise DeliveryError(f"{hook.url} failed after {attempt + 1} attempt(s): {last}")
 
     async def _http(self) -> Any:
         """One HTTP client for every webhook delivery (connections are reused: a burst of

@@ -64,12 +64,8 @@ KNOWN_SERVER_KEYS = frozenset(
         "voiceActivity",
     }
 )
-CLIENT_KEYS = frozenset(
-    {"setup", "clientContent", "realtimeInput", "toolResponse", "contextUpdate"}
-)
-REALTIME_FIELDS = frozenset(
-    {"audio", "video", "text", "mediaChunks", "audioStreamEnd", "activityStart", "activityEnd"}
-)
+CLIENT_KEYS = frozenset({"setup", "clientContent", "realtimeInput", "toolResponse", "contextUpdate"})
+REALTIME_FIELDS = frozenset({"audio", "video", "text", "mediaChunks", "audioStreamEnd", "activityStart", "activityEnd"})
 MAX_SERVER_FRAME = 1 << 20
 BAD_KEY_REASON = "API key not valid. Please pass a valid API key."
 INVALID_ARGUMENT = "Request contains an invalid argument."
@@ -90,9 +86,7 @@ async def _close(ws: web.WebSocketResponse, code: int, reason: str) -> None:
     await ws.close(code=code, message=data)
 
 
-async def serve_live(
-    request: web.Request, options: LiveOptions, registry: LiveRegistry
-) -> web.StreamResponse:
+async def serve_live(request: web.Request, options: LiveOptions, registry: LiveRegistry) -> web.StreamResponse:
     """aiohttp handler for the BidiGenerateContent websocket."""
     if not registry.accepting:
         registry.rejected.append((time.monotonic(), 503, "not accepting connections"))
@@ -309,9 +303,7 @@ class LiveConnection(ModelTurns):
     async def _on_realtime(self, body: dict[str, Any]) -> None:
         fields = [k for k in body if body[k] is not None]
         if len(fields) != 1 or fields[0] not in REALTIME_FIELDS:
-            raise ProtocolViolation(
-                f"{INVALID_ARGUMENT} realtime_input needs exactly one field, got {fields}"
-            )
+            raise ProtocolViolation(f"{INVALID_ARGUMENT} realtime_input needs exactly one field, got {fields}")
         name = fields[0]
         value = body[name]
         if name == "audio":
@@ -372,9 +364,7 @@ class LiveConnection(ModelTurns):
     async def _heard(self, utt: speech.Utterance) -> None:
         self._speech_bytes = 0
         self._heard_at = self._frame_at
-        await self.send(
-            {"serverContent": {"inputTranscription": {"text": utt.text, "finished": True}}}
-        )
+        await self.send({"serverContent": {"inputTranscription": {"text": utt.text, "finished": True}}})
         self._user(utt.text)
 
     def _user(self, text: str) -> None:
@@ -411,14 +401,10 @@ class LiveConnection(ModelTurns):
                 session.tool_results.append({**resp, "t": time.monotonic(), "stale": True})
                 continue
             if call_id not in session._calls:
-                raise ProtocolViolation(
-                    f"{INVALID_ARGUMENT} tool_response for unknown function call id {call_id!r}"
-                )
+                raise ProtocolViolation(f"{INVALID_ARGUMENT} tool_response for unknown function call id {call_id!r}")
             name, fut = session._calls[call_id]
             if resp.get("name") not in (None, name):
-                raise ProtocolViolation(
-                    f"{INVALID_ARGUMENT} tool_response name {resp.get('name')!r} for {name!r}"
-                )
+                raise ProtocolViolation(f"{INVALID_ARGUMENT} tool_response name {resp.get('name')!r} for {name!r}")
             session.tool_results.append({**resp, "t": time.monotonic()})
             if resp.get("willContinue"):
                 continue  # an intermediate result of a NON_BLOCKING call

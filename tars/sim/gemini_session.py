@@ -84,9 +84,7 @@ class LiveSession:
     max_frame_bytes: int = 0
     state: dict[str, Any] = field(default_factory=dict)  # free scratch space for brains
     _pending_text: list[str] = field(default_factory=list, repr=False)
-    _calls: dict[str, tuple[str, asyncio.Future[dict[str, Any]]]] = field(
-        default_factory=dict, repr=False
-    )
+    _calls: dict[str, tuple[str, asyncio.Future[dict[str, Any]]]] = field(default_factory=dict, repr=False)
     _stale_calls: set[str] = field(default_factory=set, repr=False)
     _call_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1), repr=False)
 

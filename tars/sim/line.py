@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from aiohttp import web
 
@@ -98,12 +98,12 @@ class WebhookRequest:
     at: float = field(default_factory=time.monotonic)
 
 
-class WebhookReceiver:
-    """Loopback stand-in for every webhook endpoint: records requests, answers as told."""
+class LoopbackApp:
+    """An aiohttp app on a free 127.0.0.1 port: every request on ``ROUTE`` goes to ``_handle``."""
+
+    ROUTE = "/{name}"
 
     def __init__(self) -> None:
-        self.requests: list[WebhookRequest] = []
-        self.replies: dict[str, tuple[int, Any]] = {}  # name -> (status, JSON body)
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -111,13 +111,12 @@ class WebhookReceiver:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def reply(self, name: str, status: int = 200, body: Any = None) -> None:
-        """How the endpoint ``name`` answers (default: 200 ``{"ok": true}``)."""
-        self.replies[name] = (status, {"ok": True} if body is None else body)
+    async def _handle(self, request: web.Request) -> web.Response:
+        raise NotImplementedError
 
-    async def __aenter__(self) -> WebhookReceiver:
+    async def __aenter__(self) -> Self:
         app = web.Application()
-        app.router.add_route("*", "/{name}", self._handle)
+        app.router.add_route("*", self.ROUTE, self._handle)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -129,6 +128,19 @@ class WebhookReceiver:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+
+class WebhookReceiver(LoopbackApp):
+    """Loopback stand-in for every webhook endpoint: records requests, answers as told."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests: list[WebhookRequest] = []
+        self.replies: dict[str, tuple[int, Any]] = {}  # name -> (status, JSON body)
+
+    def reply(self, name: str, status: int = 200, body: Any = None) -> None:
+        """How the endpoint ``name`` answers (default: 200 ``{"ok": true}``)."""
+        self.replies[name] = (status, {"ok": True} if body is None else body)
 
     async def _handle(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -79,7 +80,12 @@ async def test_a_step_policy_can_refuse(project: Project) -> None:
     assert results == [{"refused": "not in this step"}, {"ok": True}]
 
 
-async def test_slow_tools_time_out_failures_become_results(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_slow_tools_time_out_failures_become_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tars.sim.line import make_project
+
+    short = ("tars.yaml", "    current_time: true\n", "    current_time: {timeout_seconds: 0.05}\n")
+    project = make_project(tmp_path / "p", monkeypatch, [short])
+    assert project.tools["current_time"].timeout_seconds == 0.05
     notebook = Notebook()
 
     async def run(call: ToolCall, upstream: Mapping[str, Any]) -> dict[str, Any]:
@@ -87,15 +93,9 @@ async def test_slow_tools_time_out_failures_become_results(project: Project, mon
             await asyncio.sleep(5)
         raise LookupError("no such contact")
 
-    g = gate(project, "owner", run, notebook)
-    monkeypatch.setattr(type(project.tools["current_time"]), "timeout_seconds", 0.05, raising=False)
-    object.__setattr__(project.tools["current_time"], "timeout_seconds", 0.05)
-    try:
-        results = await g.run_batch(
-            [ToolCall("1", "current_time", {}), ToolCall("2", "lookup_contact", {"name": "Zed"})]
-        )
-    finally:
-        object.__setattr__(project.tools["current_time"], "timeout_seconds", 10)
+    results = await gate(project, "owner", run, notebook).run_batch(
+        [ToolCall("1", "current_time", {}), ToolCall("2", "lookup_contact", {"name": "Zed"})]
+    )
     assert results[0] == {"error": "current_time took too long and was stopped"}
     assert results[1] == {"error": "LookupError: no such contact"}
     assert [r["allowed"] for r in notebook.rows] == [True, True]

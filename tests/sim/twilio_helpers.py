@@ -1,9 +1,10 @@
 """Small apps that play "TARS" for the Twilio emulator tests.
 
-* :class:`WebhookApp`: an aiohttp app on 127.0.0.1:0 that checks every request's
-  ``X-Twilio-Signature`` with twilio-python's own ``RequestValidator`` against the
-  public URL (rebuilt from ``X-Forwarded-Proto``/``X-Forwarded-Host``, as an app
-  behind a proxy must), records it, and answers with TwiML chosen per path.
+* :class:`WebhookApp`: a ``tars.sim.line.LoopbackApp`` (aiohttp on 127.0.0.1:0) that
+  checks every request's ``X-Twilio-Signature`` with twilio-python's own
+  ``RequestValidator`` against the public URL (rebuilt from ``X-Forwarded-Proto``/
+  ``X-Forwarded-Host``, as an app behind a proxy must), records it, and answers with
+  TwiML chosen per path.
 * :class:`MediaServer`: FastAPI + uvicorn serving ``/ws`` with pipecat's own
   ``parse_telephony_websocket`` and ``TwilioFrameSerializer``; a per-test ``bot``
   coroutine decides what the "agent" does.
@@ -23,6 +24,8 @@ from aiohttp import web
 from fastapi import FastAPI, WebSocket
 from twilio.request_validator import RequestValidator
 
+from tars.sim.line import LoopbackApp
+
 TwimlAnswer = str | Callable[[dict[str, str]], str]
 
 
@@ -41,21 +44,18 @@ class SeenRequest:
     headers: dict[str, str]
 
 
-class WebhookApp:
+class WebhookApp(LoopbackApp):
     """A webhook endpoint that validates Twilio signatures and answers TwiML."""
 
+    ROUTE = "/{tail:.*}"
+
     def __init__(self, auth_token: str) -> None:
+        super().__init__()
         self.validator = RequestValidator(auth_token)
         self.answers: dict[str, TwimlAnswer] = {}
         self.statuses: dict[str, int] = {}
         self.content_types: dict[str, str] = {}
         self.requests: list[SeenRequest] = []
-        self._runner: web.AppRunner | None = None
-        self.port = 0
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def seen(self, path: str) -> list[SeenRequest]:
         return [r for r in self.requests if r.path == path]
@@ -90,20 +90,6 @@ class WebhookApp:
             text=body,
             content_type=self.content_types.get(request.path, "text/xml"),
         )
-
-    async def __aenter__(self) -> WebhookApp:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._runner is not None
-        await self._runner.cleanup()
 
 
 Bot = Callable[["MediaSession"], Awaitable[None]]
