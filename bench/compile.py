@@ -32,8 +32,10 @@ def generate(root: Path, playbooks: int = 1000, tools: int = 200) -> None:
     (root / "playbooks").mkdir()
     template = (ROOT / "playbooks" / "book_appointment.yaml").read_text()
     for i in range(playbooks):
-        text = template.replace("tools: [current_time, record_outcome, ask_owner, press_digits, end_call]",
-                                f"tools: [current_time, record_outcome, ask_owner, press_digits, end_call, hook_{i % tools}]")
+        text = template.replace(
+            "tools: [current_time, record_outcome, ask_owner, press_digits, end_call]",
+            f"tools: [current_time, record_outcome, ask_owner, press_digits, end_call, hook_{i % tools}]",
+        )
         (root / "playbooks" / f"playbook_{i:04d}.yaml").write_text(text)
 
 
@@ -52,9 +54,15 @@ def run(quick: bool = False) -> list[Row]:
             timings.append(time.perf_counter() - start)
         assert len(project.playbooks) == count
     best = min(timings) * 1000
-    return [Row(f"load + validate + compile: {count} playbooks, 200 tools", best, "ms",
-                target="< 2000 ms" if not quick else None,
-                extra={"nodes": project.graph.number_of_nodes(), "edges": project.graph.number_of_edges()})]
+    return [
+        Row(
+            f"load + validate + compile: {count} playbooks, 200 tools",
+            best,
+            "ms",
+            target="< 2000 ms" if not quick else None,
+            extra={"nodes": project.graph.number_of_nodes(), "edges": project.graph.number_of_edges()},
+        )
+    ]
 
 
 if __name__ == "__main__":
