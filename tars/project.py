@@ -8,6 +8,7 @@ stops after the first pass that found problems, so one typo does not cascade.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -287,7 +288,8 @@ def read_sources(root: Path, environment: Environment | None = None) -> Sources:
             problems.extend(exc.diagnostics)
             return None
         raw[doc.name] = doc.data  # interpolation builds new containers; this stays as parsed
-        problems.extend(interpolate(doc, environment))
+        if _may_reference(doc.lines):
+            problems.extend(interpolate(doc, environment))
         return doc
 
     config = read(root / PROJECT_FILE)
@@ -346,6 +348,14 @@ def compile_sources(root: Path, environment: Environment | None = None) -> tuple
     if problems:
         raise ConfigError(problems)
     return compile_project(sources, state_dir(root)), sources
+
+
+def _may_reference(lines: list[str]) -> bool:
+    """Whether a file could hold a ``${VAR}`` reference: only one with a '$' (or a backslash
+    escape, which could spell one) below its opening comments (``# yaml-language-server:
+    $schema=…``). The others are not walked: a big project is mostly such playbooks."""
+    body = itertools.dropwhile(lambda line: not line.strip() or line.lstrip().startswith("#"), lines)
+    return any("$" in line or "\\" in line for line in body)
 
 
 def apply_defaults(data: Json, schema: Mapping[str, Json]) -> Json:

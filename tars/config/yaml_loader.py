@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 from yaml.composer import Composer
@@ -38,7 +38,31 @@ _ALLOWED_TAGS = {_TAG + t for t in ("str", "int", "float", "bool", "null", "seq"
 
 
 class _Resolver(BaseResolver):
-    """YAML 1.2 core-schema scalars, minus the parts that surprise people."""
+    """YAML 1.2 core-schema scalars, minus the parts that surprise people.
+
+    The composer asks for the tag of every plain scalar (a few regular expressions each);
+    the same short values (``true``, ``end``, step ids, ``2``) come back thousands of times
+    in a big project, so their tags are remembered. No path resolvers are registered, so
+    the composer's descend/ascend calls have nothing to do.
+    """
+
+    _known: ClassVar[dict[str, str]] = {}
+
+    def resolve(self, kind: type[Node], value: str, implicit: tuple[bool, bool]) -> str:
+        if kind is not ScalarNode or not implicit[0]:
+            return super().resolve(kind, value, implicit)
+        tag = self._known.get(value)
+        if tag is None:
+            tag = super().resolve(kind, value, implicit)
+            if len(value) <= 64 and len(self._known) < 4096:
+                self._known[value] = tag
+        return tag
+
+    def descend_resolver(self, current_node: Node | None, current_index: Any) -> None:
+        pass
+
+    def ascend_resolver(self) -> None:
+        pass
 
 
 _Resolver.add_implicit_resolver(_TAG + "bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
@@ -165,7 +189,7 @@ def load_text(raw: bytes, file: Path, name: str) -> Document:
         )
 
     lines = text.splitlines()
-    too_deep = _depth_problem(text, name)
+    too_deep = _depth_problem(text, name) if _nesting_bound(text) > SAFE_COMPOSE_DEPTH else None
     if too_deep is not None:
         raise ConfigError([too_deep])
     loader = _Loader(text)
@@ -207,9 +231,30 @@ def _locate(raw: bytes, offset: int) -> Position:
 _REPARSE_LIMIT = 256 * 1024
 
 
+#: Composing this deep is safe (libyaml's composer was seen to manage 20,000); the walker
+#: then refuses anything past MAX_DEPTH with a diagnostic. Deeper possible nesting gets the
+#: event scan (``_depth_problem``) first.
+SAFE_COMPOSE_DEPTH = 1000
+_INDENT = re.compile(r"^ +", re.MULTILINE)
+
+
+def _nesting_bound(text: str) -> int:
+    """How deep ``text`` could possibly nest, cheaply, erring high.
+
+    Every two levels below the top cost the document at least one more column of
+    indentation (block collections on a new line) or one ``-``, ``?``, ``[`` or ``{`` (a
+    ``-`` opens a sequence at its key's indentation and a mapping on its own line, as in
+    ``k:\n- a: 1``). Aliases add no depth to composing.
+    """
+    indent = max(map(len, _INDENT.findall(text)), default=0)
+    return 2 * (indent + sum(text.count(c) for c in "-?[{")) + 1
+
+
 def _depth_problem(text: str, name: str) -> Diagnostic | None:
     """Refuse runaway nesting before composing: the composers recurse, and libyaml's would
-    overflow the C stack (a segfault, not an error) on a file of 50,000 '['s.
+    overflow the C stack (a segfault, not an error) on a file of 50,000 '['s. Only run when
+    ``_nesting_bound`` allows such depth: it walks every parser event in Python, which costs
+    as much as the parse itself.
 
     Parser events come from an explicit stack, so walking them is safe at any depth.
     """
@@ -412,13 +457,13 @@ class _Walker:
             return None
         if path not in self.doc.values:
             self.doc.values[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+        if isinstance(node, ScalarNode):  # most nodes; never part of a recursive alias
+            return self._scalar(node, path)
         self.active.add(key)
         try:
             if isinstance(node, MappingNode):
                 return self._mapping(node, path, depth)
-            if isinstance(node, SequenceNode):
-                return [self.walk(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
-            return self._scalar(node, path)
+            return [self.walk(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
         finally:
             self.active.discard(key)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tars.config.diagnostics import ConfigError
 from tars.config.yaml_loader import MAX_DEPTH, load_text
@@ -45,3 +47,34 @@ def test_depth_through_aliases_is_refused() -> None:
     with pytest.raises(ConfigError) as caught:
         load_text("\n".join(lines).encode(), Path("alias.yaml"), "alias.yaml")
     assert {d.code for d in caught.value.diagnostics} == {"yaml.depth"}
+
+
+NESTED_DATA = st.recursive(
+    st.one_of(st.integers(), st.text(alphabet="ab-?[{ ", max_size=4)),
+    lambda inner: st.one_of(
+        st.lists(inner, min_size=1, max_size=3),
+        st.dictionaries(st.text(alphabet="abc", min_size=1, max_size=2), inner, min_size=1, max_size=3),
+    ),
+    max_leaves=40,
+)
+
+
+def _depth(value: object) -> int:
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()))
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value))
+    return 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(NESTED_DATA, st.sampled_from([False, True, None]))
+def test_the_cheap_nesting_bound_never_underestimates(data: object, flow: bool | None) -> None:
+    """Ordinary files skip the slow depth scan on the strength of this bound: it must hold
+    for every style of YAML (block, flow, mixed; yaml.safe_dump's indentation)."""
+    import yaml
+
+    from tars.config.yaml_loader import _nesting_bound
+
+    text = yaml.safe_dump({"root": data}, default_flow_style=flow, indent=2)
+    assert _nesting_bound(text) >= _depth({"root": data})

@@ -173,3 +173,27 @@ def test_config_error_sorts_and_dedupes() -> None:
     a2 = Diagnostic("a.yaml", 2, 1, "$", "y")
     a1 = Diagnostic("a.yaml", 1, 5, "$", "z")
     assert ConfigError([b, a2, a1, b]).diagnostics == [a1, a2, b]
+
+
+@pytest.mark.parametrize(
+    ("lines", "may"),
+    [
+        (["# yaml-language-server: $schema=../schemas/playbook.schema.json", "", "name: a"], False),
+        (["name: a", "greeting: hello"], False),
+        (["name: a", "token: ${TOKEN}"], True),
+        (["name: a", "note: |", "  # ${NOT_A_COMMENT}"], True),  # a block scalar's line, not a comment
+        (["name: a", 'token: "\\x24{TOKEN}"'], True),  # an escape that spells a '$'
+    ],
+)
+def test_only_files_that_could_hold_a_reference_are_walked_for_one(lines: list[str], may: bool) -> None:
+    from tars.project import _may_reference
+
+    assert _may_reference(lines) is may
+
+
+def test_a_reference_in_a_block_scalar_line_that_looks_like_a_comment_resolves(tmp_path: Path) -> None:
+    from tars.project import read_sources
+
+    (tmp_path / "tars.yaml").write_text("# header\nnote: |\n  # ${WHO}\n")
+    sources = read_sources(tmp_path, Environment(env={"WHO": "Helen"}))
+    assert sources.config.data["note"] == "# Helen\n"
