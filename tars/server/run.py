@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,10 +36,21 @@ class _GracefulUvicorn(uvicorn.Server):
     the signal and die by it); ``stopped_by`` tells the CLI which signal it was.
     """
 
-    def __init__(self, config: uvicorn.Config, tars: Server):
+    def __init__(self, config: uvicorn.Config, tars: Server, *, handle_signals: bool = True):
         super().__init__(config)
         self.tars = tars
+        self.handle_signals = handle_signals
         self.stopped_by: int | None = None
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """uvicorn's, unless the server is one part of a bigger program (a test, a simulation):
+        then SIGTERM and Ctrl-C stay that program's, and a test runner can still stop it."""
+        if not self.handle_signals:
+            yield
+            return
+        with super().capture_signals():
+            yield
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         if self.stopped_by is not None:  # a second signal: stop now
@@ -74,10 +85,13 @@ async def running(
     port: int = 0,
     public_base: str | None = None,
     log_level: str = "warning",
+    handle_signals: bool = True,
 ) -> AsyncIterator[Running]:
     """Serve in this event loop until the block ends; always shut down cleanly.
 
-    The scheduler (reminders, scheduled and retried goal calls) runs while the server does."""
+    The scheduler (reminders, scheduled and retried goal calls) runs while the server does.
+    ``handle_signals``: SIGTERM/SIGINT end calls gracefully (`tars serve`); False leaves the
+    signals to the program the server runs in."""
     from tars.scheduler import Scheduler
 
     server = open_server(project, endpoints, public_base)
@@ -90,7 +104,7 @@ async def running(
         lifespan="off",
         ws="websockets-sansio" if _has_sansio() else "websockets",
     )
-    web = _GracefulUvicorn(config, server)
+    web = _GracefulUvicorn(config, server, handle_signals=handle_signals)
     task = asyncio.ensure_future(web.serve())
     try:
         while not web.started:

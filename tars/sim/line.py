@@ -179,7 +179,9 @@ class Line:
                 gemini_base_url=self.gemini.base_url,
                 gemini_ssl=ssl.create_default_context(cafile=self.gemini.ca_file),
             )
-            self.server = await self._stack.enter_async_context(running(self.project, endpoints, public_base=PUBLIC))
+            self.server = await self._stack.enter_async_context(
+                running(self.project, endpoints, public_base=PUBLIC, handle_signals=False)
+            )
             self.twilio.route(PUBLIC, self.server.local_url)
         except BaseException:
             await self._stack.aclose()
