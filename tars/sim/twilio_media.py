@@ -23,7 +23,8 @@ would cut a gap into the speech). With ``realtime_playback`` agent audio plays a
 8000 bytes/s, so a ``mark`` is echoed once the audio queued before it has
 played, or at once when ``clear`` drops it; without it, audio counts as played
 on arrival (marks echo at once, ``clear`` finds nothing to drop) but is still
-laid on a real-rate timeline for the ear. What is heard, with silence whenever
+laid on a real-rate timeline for the ear, behind a 500 ms buffer (tests share a busy
+machine; a stall of the process must not cut the speech). What is heard, with silence whenever
 nothing plays, goes through a :class:`~tars.sim.speech.SpeechDetector`: the
 transcript of what the caller heard.
 """
@@ -52,6 +53,10 @@ FRAME_BYTES = 160  # 20 ms of μ-law at 8 kHz
 FRAME_SECONDS = FRAME_BYTES / RATE
 ULAW_SILENCE = b"\xff"
 JITTER_BUFFER_SECONDS = 0.2  # playout delay at the start of each talkspurt
+# Instant playback (``realtime=False``: tests, simulations) runs beside the server in one busy
+# process; a longer buffer keeps a stall of the host (a test machine's other worker starving
+# this one of CPU) from cutting a gap into the speech the ear decodes.
+INSTANT_JITTER_SECONDS = 0.5
 SERVER_EVENTS = frozenset({"media", "mark", "clear"})
 
 
@@ -471,11 +476,11 @@ class MediaStream:
 
     def _play_now(self, audio: bytes, now: float) -> None:
         """Instant playback: count ``audio`` as played now, and lay it on the ear's
-        timeline at real rate behind a jitter buffer, so late-ish arrivals (pipecat
-        paces at about real time) do not cut gaps into the speech."""
+        timeline at real rate behind a jitter buffer, so late arrivals (pipecat paces at
+        about real time; the host may stall) do not cut gaps into the speech."""
         self._ear_catch_up(now)
         if self._ear_end <= now:  # the ear ran dry: start a new talkspurt after the buffer
-            self._ear_catch_up(now + JITTER_BUFFER_SECONDS)
+            self._ear_catch_up(now + INSTANT_JITTER_SECONDS)
         self._ear_end += len(audio) / RATE
         self.played_bytes += len(audio)
         self._hear(speech.ulaw_to_pcm16(audio))
