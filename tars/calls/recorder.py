@@ -144,10 +144,6 @@ class CallRecorder:
         finally:
             self._flushing -= 1
 
-    async def close(self) -> None:
-        """The same as ``flush()``: the recorder takes writes again later if asked to."""
-        await self.flush()
-
     # ------------------------------------------------------------------ the writer
     def _queue_write(self, what: str, work: Callable[[Any], Any]) -> None:
         self._queue.append((what, work))

@@ -321,7 +321,7 @@ class CallSession:
             context, user_params=LLMUserAggregatorParams(user_turn_strategies=ExternalUserTurnStrategies())
         )
         # The transcript is taken from the frames the model service pushes (not a pipeline stage).
-        self._taps = (TranscriptTap(self.recorder, llm),)
+        self._tap = TranscriptTap(self.recorder, llm)
         keypad = KeypadToText(lambda text: self.recorder.line("caller", text), self.project.owner.pin)
         pipeline = Pipeline(
             [
@@ -372,8 +372,7 @@ class CallSession:
             watchdog.cancel()
             if silence is not None:
                 silence.cancel()
-            for tap in self._taps:
-                await tap.flush()
+            await self._tap.flush()
             # finish() stores the end after every line still queued and waits for all of it.
             if self.failure:
                 await self.recorder.finish("failed", self.failure)

@@ -138,10 +138,9 @@ def _fast_registry() -> Any:
 def _fast_valid(data: Any, kind: str) -> bool:
     """True if jsonschema-rs finds ``data`` valid (with every ``${VAR}`` value as its text)."""
     plain: set[str] = set()
-    token = _plain_strings.set(frozenset())
+    copy = _as_json(data, plain)
+    token = _plain_strings.set(frozenset(plain))
     try:
-        copy = _as_json(data, plain)
-        _plain_strings.set(frozenset(plain))
         return bool(_fast_validator(kind).is_valid(copy))
     finally:
         _plain_strings.reset(token)

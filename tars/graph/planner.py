@@ -52,24 +52,11 @@ Execute = Callable[[ToolCall, Upstream], Awaitable[Any]]
 def needs_closure(needs: Mapping[str, Iterable[str]]) -> dict[str, frozenset[str]]:
     """Every tool's transitive needs, from its direct ``needs:`` lists (a tool is never its
     own need, even in a cycle). Plain Python: compiling a project imports no networkx."""
-    direct: dict[str, list[str]] = {}
-    for tool, wanted in needs.items():
-        direct.setdefault(tool, [])
-        for need in wanted:
-            direct[tool].append(need)
-            direct.setdefault(need, [])
-    closure: dict[str, frozenset[str]] = {}
-    for tool, first in direct.items():
-        seen: set[str] = set()
-        stack = list(first)
-        while stack:
-            need = stack.pop()
-            if need not in seen:
-                seen.add(need)
-                stack.extend(direct[need])
-        seen.discard(tool)
-        closure[tool] = frozenset(seen)
-    return closure
+    from tars.graph.compile import reachable
+
+    direct = {tool: list(wanted) for tool, wanted in needs.items()}
+    tools = dict.fromkeys(n for tool, wanted in direct.items() for n in (tool, *wanted))  # first-seen order
+    return {tool: frozenset(reachable(direct, tool) - {tool}) for tool in tools}
 
 
 def dependencies(calls: Sequence[ToolCall], closure: Mapping[str, frozenset[str]]) -> Any:

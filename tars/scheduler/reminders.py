@@ -48,8 +48,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tars.scheduler")
 
-#: Without a scheduler: a reminder first claimed this long after it fell due was missed.
-LATE_AFTER = dt.timedelta(seconds=60)
 #: Said when a reminder call did not get through and the reminder goes by text instead.
 FALLBACK_TEXT = "Reminder: {text} (TARS could not reach you by phone: {reason})"
 
@@ -63,8 +61,8 @@ def channel_for(project: Project, reminder: Any) -> str:
     return str(project.section("delivery").get("reminders") or "sms")
 
 
-def is_late(reminder: Any, now: dt.datetime, after: dt.timedelta = LATE_AFTER) -> bool:
-    """Fell due while no server was running (not a retry after a failed attempt)."""
+def is_late(reminder: Any, now: dt.datetime, after: dt.timedelta) -> bool:
+    """Fell due while no server was running (first claimed ``after`` past due; not a retry)."""
     return reminder.retry_at is None and now - reminder.due > after
 
 

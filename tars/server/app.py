@@ -29,6 +29,7 @@ from tars.delivery import Outbox
 from tars.project import Project
 from tars.server.endpoints import Endpoints
 from tars.server.signatures import StreamSigner, public_url, valid_twilio_signature, websocket_url
+from tars.store.call_queue import FINAL
 
 log = logging.getLogger("tars.server")
 
@@ -51,7 +52,6 @@ STATUS_MAP = {
     "failed": "failed",
     "canceled": "no-answer",
 }
-FINAL_STATUSES = ("completed", "busy", "no-answer", "failed", "voicemail")  # ours: the call has ended
 
 
 def twiml(*verbs: str) -> Response:
@@ -289,7 +289,7 @@ def create_app(server: Server) -> FastAPI:
         if params is None:
             return forbidden()
         await update_status(server, params)
-        if server.scheduler is not None and STATUS_MAP.get(params.get("CallStatus", "")) in FINAL_STATUSES:
+        if server.scheduler is not None and STATUS_MAP.get(params.get("CallStatus", "")) in FINAL:
             server.scheduler.wake()  # a goal call that ended busy, unanswered or on voicemail: decide its retry
         return Response(status_code=204)
 
@@ -375,7 +375,7 @@ async def update_status(server: Server, params: Mapping[str, str]) -> None:
     if ours == "completed" and answered_by.startswith("machine"):
         ours = "voicemail"
 
-    final = FINAL_STATUSES
+    final = FINAL
 
     def work(session: Any) -> bool:
         from sqlalchemy import update

@@ -172,7 +172,7 @@ async def test_lines_recorded_after_a_flush_are_stored_too(database: Database) -
     call_id = new_call(database)
     recorder = CallRecorder(database, call_id, delay=0.01)
     await recorder.line("caller", "first")
-    await recorder.close()
+    await recorder.flush()
     await recorder.line("system", "reminder 3 delivered")  # after the call: a new writer takes it
     await recorder.flush()
     assert [t.text for t in stored(database, call_id).transcript] == ["first", "reminder 3 delivered"]
