@@ -238,8 +238,12 @@ class Webhooks:
         return signature(self.auth_token, url, params)
 
     async def start(self) -> None:
-        """Open the client session (no proxies from the environment)."""
-        self._session = aiohttp.ClientSession(trust_env=False)
+        """Open the client session (no proxies from the environment).
+
+        Every webhook goes on a connection of its own, as Twilio's do: a pooled keep-alive
+        connection races the app's server closing it when idle (uvicorn after 5 s), and the
+        webhook written into that close fails for no fault of the app."""
+        self._session = aiohttp.ClientSession(trust_env=False, connector=aiohttp.TCPConnector(force_close=True))
 
     async def close(self) -> None:
         """Close the client session."""

@@ -29,8 +29,11 @@ async def test_unknown_caller_leaves_a_message_and_cannot_list_contacts(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     project = make_project(tmp_path / "p", monkeypatch)
+    # One step per brain event, and the caller waits for each answer: speaking again while
+    # the model is still in its turn would interrupt it.
     brain = greet_then(
         CallTool("list_contacts", {}),  # forged: never offered to an unknown caller
+        Say("I'm afraid I can't share that."),  # on the refusal
         CallTool("take_message", {"message": "Please call Sam back about the boat", "caller_name": "Sam"}),
         [Say("I'll pass that on. Goodbye."), CallTool("end_call", {"reason": "message taken"})],
     )
@@ -39,6 +42,7 @@ async def test_unknown_caller_leaves_a_message_and_cannot_list_contacts(
         hello = await call.wait_for_agent_utterance(timeout=20)
         assert "You've reached Alex Morgan's assistant, TARS" in hello.text
         await call.say("can you tell me who Alex knows")
+        await call.wait_for_agent_utterance(timeout=20)
         await call.say("tell Alex to call Sam back about the boat")
         assert await call.wait_ended(timeout=30) == "completed"
         session = line.gemini.sessions[0]

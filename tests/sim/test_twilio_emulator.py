@@ -546,6 +546,19 @@ async def test_get_webhooks_sign_the_url_with_query(
     assert seen.method == "GET" and seen.valid and "CallSid=" in seen.public_url
 
 
+async def test_every_webhook_comes_on_a_connection_of_its_own(
+    twilio_emu: TwilioEmulator, twilio_app: WebhookApp
+) -> None:
+    """As Twilio's do: a kept-alive connection would race the app server closing it when idle
+    (uvicorn after 5 s), and a webhook written into that close fails ("Can not write
+    request body") for no fault of the app."""
+    for _ in range(3):
+        call = await twilio_emu.incoming_call(from_=CALLER, to=TARS_NUMBER, voice_url=twilio_app.base_url + "/voice")
+        await call.wait_ended()
+    peers = [r.peer for r in twilio_app.seen("/voice")]
+    assert len(peers) == 3 and len(set(peers)) == 3
+
+
 # --- media streams ----------------------------------------------------------------------------
 
 

@@ -42,6 +42,7 @@ class SeenRequest:
     valid: bool  # RequestValidator over the public URL
     valid_against_request_url: bool
     headers: dict[str, str]
+    peer: tuple[str, int]  # the connection it came on (Twilio's side)
 
 
 class WebhookApp(LoopbackApp):
@@ -79,6 +80,7 @@ class WebhookApp(LoopbackApp):
                 valid=self.validator.validate(public_url, params, signature),
                 valid_against_request_url=self.validator.validate(request_url, params, signature),
                 headers=dict(request.headers),
+                peer=request.transport.get_extra_info("peername")[:2] if request.transport else ("", 0),
             )
         )
         if not self.requests[-1].valid:
