@@ -250,15 +250,23 @@ def _nesting_bound(text: str) -> int:
     return 2 * (indent + sum(text.count(c) for c in "-?[{")) + 1
 
 
-def _depth_problem(text: str, name: str) -> Diagnostic | None:
+#: What libyaml says when it refuses to go deeper itself (PyYAML 6.0.3+ bundle a libyaml that
+#: stops flow collections at 1,000 levels); older releases have no such limit.
+_LIBYAML_DEPTH_LIMIT = "exceeded maximum nesting depth"
+
+
+def _depth_problem(text: str, name: str, loader: type = _Loader) -> Diagnostic | None:
     """Refuse runaway nesting before composing: the composers recurse, and libyaml's would
     overflow the C stack (a segfault, not an error) on a file of 50,000 '['s. Only run when
     ``_nesting_bound`` allows such depth: it walks every parser event in Python, which costs
     as much as the parse itself.
 
-    Parser events come from an explicit stack, so walking them is safe at any depth.
+    Parser events come from an explicit stack, so walking them is safe at any depth. A libyaml
+    that refuses deep flow collections itself (its scanner, before any event of them reaches
+    us) hands the walk to PyYAML's own parser, so the diagnostic is the same whichever PyYAML
+    release is installed: where the nesting passes ``MAX_DEPTH``, not where libyaml gave up.
     """
-    events = _Loader(text)
+    events = loader(text)
     # One entry per open collection: [key or index, expecting a key (mappings only)].
     open_: list[list[Any]] = []
     try:
@@ -292,7 +300,9 @@ def _depth_problem(text: str, name: str) -> Diagnostic | None:
                 open_.append([None, True] if mapping else [0, None])
             else:
                 _advance(open_)
-    except yaml.YAMLError:
+    except yaml.YAMLError as exc:
+        if _LIBYAML_DEPTH_LIMIT in str(getattr(exc, "problem", "")) and loader is not _PythonLoader:
+            return _depth_problem(text, name, _PythonLoader)
         return None  # the composer reports syntax errors with the full message
     finally:
         events.dispose()

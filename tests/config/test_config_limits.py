@@ -33,6 +33,16 @@ def test_runaway_nesting_is_refused(text: str) -> None:
     assert problem.line >= 1 and problem.col >= 1
 
 
+@pytest.mark.parametrize("text", [NESTED["flow lists"], NESTED["unclosed flow lists"]], ids=["closed", "unclosed"])
+def test_depth_is_pointed_at_where_the_limit_is_passed_whatever_libyaml_allows(text: str) -> None:
+    """PyYAML 6.0.3+ bundle a libyaml that refuses 1,000 nested flow levels on its own; the
+    diagnostic still names the first collection past MAX_DEPTH, as with older releases."""
+    with pytest.raises(ConfigError) as caught:
+        load_text(text.encode(), Path("deep.yaml"), "deep.yaml")
+    [problem] = caught.value.diagnostics
+    assert (problem.line, problem.col, problem.path) == (1, MAX_DEPTH + 2, "$[0][0]")
+
+
 def test_nesting_up_to_the_limit_is_fine() -> None:
     depth = MAX_DEPTH - 1
     doc = load_text(("v: " + "[" * depth + "]" * depth).encode(), Path("ok.yaml"), "ok.yaml")
