@@ -209,6 +209,12 @@ class MediaStream:
             return
         if self.closed_by is None:
             self.closed_by = "twilio"
+            # ``stop`` is the last message Twilio sends on a stream: the sender (media, keys)
+            # ends first, so no frame can follow it however the event loop is scheduled.
+            if self._tasks:
+                sender = self._tasks[0]
+                sender.cancel()
+                await asyncio.gather(sender, return_exceptions=True)
             with contextlib.suppress(websockets.ConnectionClosed):
                 await self._send(
                     {
@@ -430,7 +436,7 @@ class MediaStream:
             "streamSid": self.stream_sid,
             "mark": {"name": mark.name},
         }
-        if self._ws is not None:
+        if self._ws is not None and self.closed_by != "twilio":  # nothing after ``stop``
             self.sent.append(frame)
             task = asyncio.create_task(self._ws.send(json.dumps(frame)))
             self._echoes.add(task)
