@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from typer.testing import Result
+
+from tars.cli.logs import send_loguru_to_stderr
 
 # The developer's own settings must never leak into a test run.
 _PRIVATE_PREFIXES = ("TARS_", "TWILIO_", "GEMINI_", "GOOGLE_", "N8N_")
@@ -36,6 +39,19 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         if name.startswith(_PRIVATE_PREFIXES):
             monkeypatch.delenv(name)
     monkeypatch.setenv("NO_COLOR", "1")
+
+
+@pytest.fixture(autouse=True)
+def _loguru_follows_the_test() -> Iterator[None]:
+    """pipecat logs through loguru, whose default sink keeps the stream it started with; once
+    pytest or CliRunner closes that stream every later line prints a "Logging error"
+    traceback. Each test gets a sink on the standard error it has now (captured, shown when
+    it fails), at WARNING: pipecat's per-frame DEBUG lines would cost CPU and say nothing."""
+    if "loguru" in sys.modules:
+        send_loguru_to_stderr("WARNING")
+    yield
+    if "loguru" in sys.modules:  # the test may have imported pipecat, or re-added a sink
+        send_loguru_to_stderr("WARNING")
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from tars.cli import context, output
+from tars.cli.logs import send_loguru_to_stderr
 from tars.errors import UserError
 
 
@@ -77,16 +78,12 @@ async def _until_stopped(server: object) -> None:
 
 def _quiet_pipecat(level: str) -> None:
     """pipecat logs through loguru at DEBUG by default; follow our level instead."""
-    import sys
-
-    from loguru import logger
 
     def wanted(record: dict) -> bool:  # type: ignore[type-arg]
         # pipecat 1.14 logs an ERROR for the close handshake of every call Twilio hangs up.
         return "exception while closing the websocket" not in record["message"]
 
-    logger.remove()
-    logger.add(sys.stderr, level="WARNING" if level.lower() in ("info", "warning") else level.upper(), filter=wanted)
+    send_loguru_to_stderr("WARNING" if level.lower() in ("info", "warning") else level.upper(), filter=wanted)
 
 
 def register(app: typer.Typer) -> None:

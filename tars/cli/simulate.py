@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from tars.cli import context, errors, output
+from tars.cli.logs import send_loguru_to_stderr
 
 if TYPE_CHECKING:
     from tars.sim.runner import ScenarioResult
@@ -108,15 +109,11 @@ class QuietLogs:
 
     def __enter__(self) -> None:
         import logging
-        import sys
-
-        from loguru import logger
 
         root = logging.getLogger()
         self.saved = (root.level, list(root.handlers))
-        logger.remove()
+        send_loguru_to_stderr("INFO" if self.verbose else None)
         if self.verbose:
-            logger.add(sys.stderr, level="INFO")
             logging.basicConfig(
                 level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
             )
@@ -126,15 +123,11 @@ class QuietLogs:
 
     def __exit__(self, *exc: object) -> None:
         import logging
-        import sys
-
-        from loguru import logger
 
         root = logging.getLogger()
         root.setLevel(self.saved[0])
         root.handlers = self.saved[1]
-        logger.remove()
-        logger.add(sys.stderr)  # loguru's own default again
+        send_loguru_to_stderr("DEBUG")  # loguru's own default level again
 
 
 def _show(result: ScenarioResult, persona: str) -> None:
