@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from tars.project import Project
+from tests.waiting import eventually
 
 UTC = dt.UTC
 
@@ -55,18 +54,16 @@ def reminder(project: Project, reminder_id: int, url: str | None = None) -> Any:
         return get_reminder(session, reminder_id)
 
 
-async def eventually(check: Callable[[], Any], timeout: float = 15, what: str = "the condition") -> Any:
-    """Poll ``check`` (sync, run in a thread, or async) until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if isinstance(result, Awaitable):
-            result = await result
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} did not happen within {timeout} s")
-        await asyncio.sleep(0.05)
+async def ticks_pass(scheduler: Any, count: int = 2, timeout: float = 15) -> None:
+    """Wake ``scheduler`` until it has begun ``count`` more ticks: with two, one whole tick
+    started after this call and ran to its end, so whatever it would do is done."""
+    target = scheduler.ticks + count
+
+    def passed() -> bool:
+        scheduler.wake()
+        return scheduler.ticks >= target
+
+    await eventually(passed, timeout, f"{count} scheduler ticks")
 
 
 async def status_becomes(project: Project, reminder_id: int, *statuses: str, timeout: float = 15) -> Any:

@@ -115,21 +115,28 @@ async def test_reminders_wait_for_the_server_holding_the_owners_call(
 ) -> None:
     """Another server has the owner on the line: this one leaves the reminders to it (it would
     say them in that call) until that server stops renewing its claim on the call."""
-    import asyncio
     import datetime as dt
 
     from tars.store.call_queue import mark_live
     from tars.store.calls import start_call
     from tars.store.database import connect
-    from tests.scheduler.helpers import reminder
+    from tests.scheduler.helpers import reminder, ticks_pass
+
+    def other_server_holds_the_call(seconds: float) -> None:
+        with connect(project.database_url) as db, db.session() as s:
+            mark_live(s, [call_id], "other-server:1:abc", dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds))
 
     project = make_project(tmp_path / "p", monkeypatch)
     with connect(project.database_url) as db, db.session() as s:
-        call = start_call(s, direction="inbound", from_number=project.owner.phone, to_number="+447700900999")
-        mark_live(s, [call.id], "other-server:1:abc", dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1.5))
+        call_id = start_call(s, direction="inbound", from_number=project.owner.phone, to_number="+447700900999").id
+    other_server_holds_the_call(3600)
     rid = add_due(project, "call Helen", via="sms")
     async with Line(project, EchoBrain) as line:
-        await asyncio.sleep(0.8)
+        assert line.server is not None
+        scheduler = line.server.server.scheduler
+        await ticks_pass(scheduler)  # a whole tick saw the reminder due, and left it
         assert reminder(project, rid).status == "pending" and line.twilio.messages == []
-        await status_becomes(project, rid, "delivered")  # the other server's claim lapsed
+        other_server_holds_the_call(-1)  # it stopped renewing its claim: the claim lapsed
+        scheduler.wake()
+        await status_becomes(project, rid, "delivered")
         assert [m.body for m in line.twilio.messages] == ["Reminder: call Helen"]

@@ -144,6 +144,7 @@ class Servers:
         self.setup = setup
         self.processes: list[subprocess.Popen[bytes]] = []
         self.logs: list[Path] = []
+        self.killed = 0
 
     def start(self) -> int:
         port = free_port()
@@ -175,15 +176,21 @@ class Servers:
         return "\n".join(log.read_text()[-3000:] for log in self.logs)
 
     def stop(self) -> None:
+        self.killed = 0
         for process in self.processes:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
         for process in self.processes:
             try:
-                process.wait(15)
+                process.wait(60)
             except subprocess.TimeoutExpired:
+                self.killed += 1
                 process.kill()
                 process.wait(5)
+
+    def exited_gracefully(self) -> bool:
+        """Every server ended on SIGTERM by itself (none had to be killed)."""
+        return self.killed == 0 and all(p.returncode == 0 for p in self.processes)
 
 
 async def test_two_servers_deliver_200_reminders_exactly_once(setup: Setup) -> None:
@@ -200,9 +207,11 @@ async def test_two_servers_deliver_200_reminders_exactly_once(setup: Setup) -> N
                 return (await asyncio.to_thread(states, setup)) == {"delivered": 200}
 
             await eventually(all_delivered, 60, "every reminder delivered")
-            await asyncio.sleep(1.0)  # time for any duplicate to arrive
         finally:
+            # A graceful stop (SIGTERM) ends each server only after the deliveries it has claimed:
+            # once both have exited, every delivery there will ever be has reached the receiver.
             await asyncio.to_thread(servers.stop)
+        assert servers.exited_gracefully()
     received = receiver.reminder_ids()
     assert sorted(received) == sorted(ids)  # each one, once
     assert all(receiver.valid)
@@ -257,9 +266,9 @@ async def test_a_server_killed_after_claiming_loses_nothing(setup: Setup) -> Non
                 return (await asyncio.to_thread(states, setup)) == {"delivered": 1}
 
             await eventually(delivered, 30, "the reminder delivered after the restart")
-            await asyncio.sleep(1.0)
         finally:
-            await asyncio.to_thread(servers.stop)
+            await asyncio.to_thread(servers.stop)  # graceful: nothing can arrive after it
+        assert servers.exited_gracefully()
     assert receiver.reminder_ids() == [rid] and all(receiver.valid)
     from tars.store.database import connect
     from tars.store.reminders import get_reminder

@@ -14,7 +14,7 @@ import pytest
 
 from tars.sim.gemini import EchoBrain
 from tars.sim.twilio import Party
-from tests.scheduler.helpers import eventually
+from tests.scheduler.helpers import eventually, ticks_pass
 from tests.server.harness import Line, make_project
 
 UTC = dt.UTC
@@ -68,7 +68,7 @@ async def test_voicemail_is_retried_in_the_calling_window_until_the_policy_runs_
         # 16:45 + 60 minutes is after closing (17:30): the retry waits for Thursday 09:00.
         second_row = retry_of(line, placed["call_id"])
         assert (second_row.scheduled_at, second_row.attempt, second_row.sid) == (THURSDAY_0900, 2, None)
-        await asyncio.sleep(0.3)  # ticks pass; nothing is placed before its time
+        await ticks_pass(line.server.server.scheduler)  # a whole tick: nothing is placed before its time
         assert len(line.twilio.calls) == 1
 
         clock[0] = THURSDAY_0900

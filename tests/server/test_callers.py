@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -210,7 +209,7 @@ async def test_gemini_gone_for_good_apologises_and_records_the_failure(
         await line.gemini.drop()
         assert await call.wait_ended(timeout=60) == "completed"
         heard = [u.text for u in call.heard]
-        await asyncio.sleep(0.5)
+        await line.settle()  # the failure is recorded once the call's session has ended
     assert any("technical trouble" in text for text in heard), heard
     record = details(line, call.sid).call
     assert record.status == "failed"

@@ -26,6 +26,7 @@ from tars.calls.keypad import KeypadToText
 from tars.calls.recorder import CallRecorder, TranscriptTap
 from tars.store.database import Database, open_database
 from tars.store.errors import DatabaseError
+from tests.waiting import eventually
 
 
 @pytest.fixture
@@ -111,10 +112,8 @@ async def test_a_full_batch_is_written_without_waiting_for_the_delay(database: D
     recorder = CallRecorder(gated, call_id, delay=3600, batch_size=4)
     for i in range(4):
         await recorder.line("caller", f"line {i}")
-    for _ in range(200):  # the writer runs on its own: no flush, no finish
-        if len(stored(database, call_id).transcript) == 4:
-            break
-        await asyncio.sleep(0.02)
+    # the writer runs on its own: no flush, no finish
+    await eventually(lambda: len(stored(database, call_id).transcript) == 4, what="the batch written")
     assert [t.text for t in stored(database, call_id).transcript] == [f"line {i}" for i in range(4)]
     assert gated.runs == 1
 

@@ -18,6 +18,7 @@ from tars.sim.gemini import GeminiEmulator, Say
 from tars.sim.twilio import TwilioEmulator
 from tests.server.harness import ACCOUNT, API_KEY, PUBLIC, TOKEN, make_project
 from tests.server.test_owner_calls import greet_then
+from tests.waiting import eventually
 
 
 def free_port() -> int:
@@ -82,20 +83,17 @@ async def test_serve_answers_and_stops_gracefully_on_sigterm(tmp_path: Path, mon
         try:
             local = f"http://127.0.0.1:{port}"
             async with aiohttp.ClientSession() as http:
-                for _ in range(300):
+
+                async def up() -> bool:
+                    if server.poll() is not None:
+                        pytest.fail("tars serve did not come up: " + server.stderr.read().decode()[-2000:])
                     try:
                         async with http.get(f"{local}/healthz") as r:
-                            if r.status == 200:
-                                assert (await r.json())["status"] == "ok"
-                                break
+                            return r.status == 200 and (await r.json())["status"] == "ok"
                     except aiohttp.ClientError:
-                        await asyncio.sleep(0.1)
-                else:
-                    pytest.fail(
-                        "tars serve did not come up: " + server.stderr.read().decode()[-2000:]
-                        if server.poll() is not None
-                        else "timeout"
-                    )
+                        return False
+
+                await eventually(up, 120, "tars serve answering /healthz")
             twilio.route(PUBLIC, local)
             call = await twilio.incoming_call(
                 from_=project.owner.phone,

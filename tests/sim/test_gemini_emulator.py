@@ -32,6 +32,7 @@ from tars.sim.gemini import (
 )
 from tars.sim.gemini_live import KNOWN_SERVER_KEYS, MAX_SERVER_FRAME
 from tars.sim.gemini_wire import b64decode, normalise
+from tests.waiting import eventually
 
 KEY = "test-key"
 MODEL = "gemini-live-test"
@@ -104,13 +105,14 @@ class Inbox:
         ]
 
     async def wait(self, predicate: Any, what: str) -> None:
-        for _ in range(1000):
+        def done() -> bool:
             if predicate():
-                return
+                return True
             if self.error is not None:
                 raise AssertionError(f"session failed while waiting for {what}: {self.error!r}")
-            await asyncio.sleep(0.01)
-        raise TimeoutError(f"timed out waiting for {what}")
+            return False
+
+        await eventually(done, what=what)
 
     async def close(self) -> None:
         self.task.cancel()

@@ -24,6 +24,7 @@ from twilio_helpers import MediaServer, MediaSession, WebhookApp
 from tars.sim import speech, twiml
 from tars.sim.twilio import Party, TwilioEmulator
 from tars.sim.twilio_rest import signature
+from tests.waiting import eventually
 
 CALLER = "+15551230001"
 TARS_NUMBER = "+15551230002"
@@ -282,10 +283,7 @@ async def test_messages_are_stored_with_signed_status_callbacks(
     assert [(m.to, m.from_, m.body) for m in twilio_emu.messages] == [
         (CALLER, TARS_NUMBER, "Your table is booked for 7pm.")
     ]
-    for _ in range(100):
-        if len(twilio_app.seen("/sms-status")) == 2:
-            break
-        await asyncio.sleep(0.01)
+    await eventually(lambda: len(twilio_app.seen("/sms-status")) == 2, what="both SMS status callbacks")
     callbacks = twilio_app.seen("/sms-status")
     assert [c.params["MessageStatus"] for c in callbacks] == ["sent", "delivered"]
     assert all(c.valid and c.params["MessageSid"] == message.sid for c in callbacks)
@@ -372,10 +370,7 @@ async def test_async_amd_posts_the_result_separately(
     )
     call = await twilio_emu.next_call()
     await call.wait_ended()
-    for _ in range(100):
-        if twilio_app.seen("/amd"):
-            break
-        await asyncio.sleep(0.01)
+    await eventually(lambda: twilio_app.seen("/amd"), what="the AMD callback")
     assert "AnsweredBy" not in twilio_app.seen("/voice")[0].params
     amd = twilio_app.seen("/amd")[0]
     assert amd.valid and amd.params["AnsweredBy"] == "machine_end_beep"
@@ -626,10 +621,10 @@ async def test_wire_frames_follow_twilio_exactly(twilio_emu: TwilioEmulator, twi
         await call.say("One two three.")
         await call.press("12")
         await call.hang_up()
-        for _ in range(200):
-            if server.sessions and server.sessions[0].raw and "stop" in server.sessions[0].raw[-1]:
-                break
-            await asyncio.sleep(0.01)
+        await eventually(
+            lambda: server.sessions and server.sessions[0].raw and "stop" in server.sessions[0].raw[-1],
+            what="the stop frame at the server",
+        )
 
     stream = call.streams[0]
     sent = stream.sent
@@ -778,10 +773,7 @@ async def test_rest_redirect_plays_digits_then_reconnects(
         await call.wait_for_stream()
         again = stream_twiml(server.ws_url, resume="1").replace("<Response>", '<Response><Play digits="w3"/>')
         await asyncio.to_thread(twilio_client.calls(created.sid).update, twiml=again)
-        for _ in range(300):
-            if len(server.sessions) == 2:
-                break
-            await asyncio.sleep(0.01)
+        await eventually(lambda: len(server.sessions) == 2, what="the second stream")
         await call.hang_up()
     assert call.agent_digits == ["3"]
     assert [s.closed_by for s in call.streams] == ["twilio", "twilio"]
@@ -1020,10 +1012,7 @@ async def test_party_script_failure_is_recorded(twilio_emu: TwilioEmulator, twil
         call = await twilio_emu.incoming_call(
             from_=CALLER, to=TARS_NUMBER, voice_url=twilio_app.base_url + "/voice", party=party
         )
-        for _ in range(1000):
-            if call.script_errors:
-                break
-            await asyncio.sleep(0.01)
+        await eventually(lambda: call.script_errors, what="a script error")
         await call.hang_up()
     assert "Welcome." in call.script_errors[0]
     with pytest.raises(AssertionError, match="goodbye"):
