@@ -28,8 +28,14 @@ _STYLE = {
 
 
 def time_of_day(now: dt.datetime) -> str:
+    """The part of the day a greeting names: morning 05:00-12:00, afternoon 12:00-18:00, evening otherwise
+    (small hours included: "Good evening" at 01:00, never "Good afternoon")."""
     hour = now.hour
-    return "morning" if 5 <= hour < 12 else "afternoon" if hour < 18 else "evening"
+    if 5 <= hour < 12:
+        return "morning"
+    if 12 <= hour < 18:
+        return "afternoon"
+    return "evening"
 
 
 def local_now(project: Project, now: dt.datetime | None = None) -> dt.datetime:
