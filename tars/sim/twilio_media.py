@@ -23,8 +23,9 @@ would cut a gap into the speech). With ``realtime_playback`` agent audio plays a
 8000 bytes/s, so a ``mark`` is echoed once the audio queued before it has
 played, or at once when ``clear`` drops it; without it, audio counts as played
 on arrival (marks echo at once, ``clear`` finds nothing to drop) but is still
-laid on a real-rate timeline for the ear, behind a 500 ms buffer (tests share a busy
-machine; a stall of the process must not cut the speech). What is heard, with silence whenever
+laid on a real-rate timeline for the ear, behind a 500 ms buffer, on a clock that stands
+still while the process stalls (tests share a busy machine; a stall must not cut the speech,
+a real pause still does: ``STALL_SECONDS``). What is heard, with silence whenever
 nothing plays, goes through a :class:`~tars.sim.speech.SpeechDetector`: the
 transcript of what the caller heard.
 """
@@ -57,6 +58,12 @@ JITTER_BUFFER_SECONDS = 0.2  # playout delay at the start of each talkspurt
 # process; a longer buffer keeps a stall of the host (a test machine's other worker starving
 # this one of CPU) from cutting a gap into the speech the ear decodes.
 INSTANT_JITTER_SECONDS = 0.5
+# Instant playback's ear keeps its own clock, which stands still while this process could not
+# run: a gap this much longer than a 20 ms frame between two moments the emulator ran (its
+# player ticks every frame) was a stall of the host, not silence on the line. Real Twilio is
+# another machine and never stalls with the server; an emulator sharing its process would
+# otherwise hear each stall as a pause and cut the speech in two.
+STALL_SECONDS = 0.1
 SERVER_EVENTS = frozenset({"media", "mark", "clear"})
 
 
@@ -124,6 +131,8 @@ class MediaStream:
         self._queued_bytes = 0  # total agent bytes ever queued for playback
         self._detector = speech.SpeechDetector(RATE)
         self._ear_end = time.monotonic()  # instant playback: end of the ear's timeline
+        self._ran_at = self._ear_end  # instant playback: the last moment this emulator ran
+        self._stalled = 0.0  # instant playback: host stalls so far, left off the ear's clock
         self._play_from = 0.0  # paced playback: the jitter buffer holds audio until then
         self._tasks: list[asyncio.Task[None]] = []
         self._echoes: set[asyncio.Task[None]] = set()
@@ -241,7 +250,7 @@ class MediaStream:
             self._outbox.clear()
             self._finishing = None
             if not self.realtime_playback:
-                self._ear_catch_up(time.monotonic())
+                self._ear_catch_up(self._ear_now())
             for utterance in self._detector.flush():
                 self.on_utterance(utterance)
             if self._ws is not None:
@@ -414,7 +423,7 @@ class MediaStream:
                 self._play_from = now + JITTER_BUFFER_SECONDS
             self._playback.append(audio)
         else:
-            self._play_now(audio, now)
+            self._play_now(audio, self._ear_now())
         return True
 
     def _on_clear(self) -> None:
@@ -457,7 +466,7 @@ class MediaStream:
             now = loop.time()
             elapsed, last = now - last, now
             if not self.realtime_playback:
-                self._ear_catch_up(time.monotonic())
+                self._ear_catch_up(self._ear_now())
                 continue
             budget += elapsed * RATE
             want = int(budget)
@@ -472,6 +481,15 @@ class MediaStream:
     def _hear(self, pcm16: bytes) -> None:
         for utterance in self._detector.feed(pcm16):
             self.on_utterance(utterance)
+
+    def _ear_now(self) -> float:
+        """Instant playback's clock: real time less the host's stalls (``STALL_SECONDS``)."""
+        now = time.monotonic()
+        late = now - self._ran_at - FRAME_SECONDS
+        if late > STALL_SECONDS:
+            self._stalled += late
+        self._ran_at = now
+        return now - self._stalled
 
     def _ear_catch_up(self, now: float) -> None:
         """Instant playback: time the ear spent with nothing to play is silence."""

@@ -1073,3 +1073,47 @@ async def test_parallel_emulators_and_clean_shutdown() -> None:
     assert [t for t in asyncio.all_tasks() if t is not current] == []
     with pytest.raises(RuntimeError):
         _ = a.base_url
+
+
+@pytest.mark.parametrize("gap", ["host stall", "pause on the line"])
+async def test_a_host_stall_mid_sentence_is_not_heard_as_a_pause(
+    twilio_emu: TwilioEmulator, twilio_app: WebhookApp, gap: str
+) -> None:
+    """Instant playback shares its process with the server: a stall of the host (the event loop
+    blocked, a busy machine) must not cut the speech the caller's ear decodes, while a real
+    pause (the server sending nothing while the loop runs) still ends the utterance."""
+    import time
+
+    from pipecat.frames.frames import OutputAudioRawFrame
+
+    from tars.sim.twilio_media import INSTANT_JITTER_SECONDS
+
+    sentence = "Booked for seven."
+
+    async def bot(session: MediaSession) -> None:
+        audio = speech.encode(sentence, 16000)
+        half = len(audio) // 4 * 2
+        # Longer than the audio already sent plus the ear's buffer: the ear would run dry.
+        seconds = half / 2 / 16000 + INSTANT_JITTER_SECONDS + 0.7
+        await session.send(await session.serializer.serialize(OutputAudioRawFrame(audio[:half], 16000, 1)))
+        [placed] = twilio_emu.calls.values()
+        await eventually(lambda: placed.streams[0].agent_frames, what="the first half at the caller")
+        if gap == "host stall":
+            time.sleep(seconds)  # blocks every task in the process, the emulator's included
+        else:
+            await asyncio.sleep(seconds)  # the loop runs on: the caller hears silence
+        await session.send(await session.serializer.serialize(OutputAudioRawFrame(audio[half:], 16000, 1)))
+        await session.drain(timeout=10)
+
+    async with media_server(twilio_emu, bot) as server:
+        call = await media_call(twilio_emu, twilio_app, server)
+        await call.wait_for_agent_utterance(timeout=10)
+        if gap == "pause on the line":
+            await call.wait_for_agent_utterance(timeout=10)  # the rest of the sentence
+        await call.hang_up()
+    assert server.failures == []
+    heard = [u.text for u in call.heard]
+    if gap == "host stall":
+        assert heard == [sentence]
+    else:
+        assert heard[0] == sentence and len(heard) == 2 and heard[1].startswith("[speech ")
