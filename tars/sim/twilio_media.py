@@ -135,6 +135,7 @@ class MediaStream:
         self._stalled = 0.0  # instant playback: host stalls so far, left off the ear's clock
         self._play_from = 0.0  # paced playback: the jitter buffer holds audio until then
         self._tasks: list[asyncio.Task[None]] = []
+        self._sender: asyncio.Task[None] | None = None  # media and keys, in order (one of _tasks)
         self._echoes: set[asyncio.Task[None]] = set()
         self.started = asyncio.Event()
         self.finished = asyncio.Event()
@@ -195,8 +196,9 @@ class MediaStream:
     async def run(self) -> None:
         """Pump frames until the socket closes (by the server, an error or :meth:`stop`)."""
         assert self._ws is not None
+        self._sender = asyncio.create_task(self._send_outbox(), name=f"twilio-media-send-{self.stream_sid}")
         self._tasks = [
-            asyncio.create_task(self._sender(), name=f"twilio-media-send-{self.stream_sid}"),
+            self._sender,
             asyncio.create_task(self._player(), name=f"twilio-media-play-{self.stream_sid}"),
         ]
         try:
@@ -220,10 +222,9 @@ class MediaStream:
             self.closed_by = "twilio"
             # ``stop`` is the last message Twilio sends on a stream: the sender (media, keys)
             # ends first, so no frame can follow it however the event loop is scheduled.
-            if self._tasks:
-                sender = self._tasks[0]
-                sender.cancel()
-                await asyncio.gather(sender, return_exceptions=True)
+            if self._sender is not None:
+                self._sender.cancel()
+                await asyncio.gather(self._sender, return_exceptions=True)
             with contextlib.suppress(websockets.ConnectionClosed):
                 await self._send(
                     {
@@ -342,7 +343,7 @@ class MediaStream:
             }
         )
 
-    async def _sender(self) -> None:
+    async def _send_outbox(self) -> None:
         with contextlib.suppress(websockets.ConnectionClosed):
             await self._send_forever()
 
