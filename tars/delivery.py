@@ -21,8 +21,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from xml.sax.saxutils import escape
 
+from tars.endpoints import Endpoints
 from tars.project import Project, Webhook
-from tars.server.endpoints import Endpoints
 
 log = logging.getLogger("tars.delivery")
 
@@ -137,8 +137,3 @@ class Outbox:
             raise DeliveryError(f"Twilio refused the {what}: {exc}") from exc
         except OSError as exc:
             raise DeliveryError(f"could not reach Twilio for the {what}: {exc}") from exc
-
-    async def place_goal_call(self, target: str, playbook: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
-        from tars.tools.builtins import ToolError
-
-        raise ToolError("placing goal calls from a call is not available on this server yet")

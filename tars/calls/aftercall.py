@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from tars.calls.playbook_run import PlaybookRun
 from tars.config.schema import validate_value
+from tars.endpoints import Endpoints
 from tars.project import Project
-from tars.server.endpoints import Endpoints
 
 log = logging.getLogger("tars.aftercall")
 
@@ -97,7 +97,11 @@ def _success(run: PlaybookRun, outcome: dict[str, Any]) -> bool:
     return book.success_field is None or outcome.get(book.success_field) in book.success_values
 
 
-async def wrap_up(session: Any, endpoints: Endpoints, outbox: Any, callee: str) -> None:
+#: Sends a finished goal call's report: its text, and the details (kind, playbook, outcome).
+Report = Callable[[str, dict[str, Any]], Awaitable[None]]
+
+
+async def wrap_up(session: Any, endpoints: Endpoints, report: Report, callee: str) -> None:
     """Outcome, summary, storage and report for a finished goal call. Never raises."""
     run: PlaybookRun = session.playbook
     project: Project = session.project
@@ -115,12 +119,9 @@ async def wrap_up(session: Any, endpoints: Endpoints, outbox: Any, callee: str) 
         elif not session.failure:
             changes["failure_reason"] = "no outcome was recorded or could be read from the transcript"
         await session.recorder.update(**changes)
-        via = run.plan.playbook.report_via
-        channel = outbox.channel_for("call_reports") if via == "default" else via
-        await outbox.deliver(
-            channel,
+        await report(
             report_text(run, callee, outcome, summary),
-            {"kind": "call_report", "playbook": run.plan.playbook.name, "outcome": outcome},
+            {"kind": "call_report", "playbook": run.plan.playbook.name, "outcome": outcome, "summary": summary},
         )
     except Exception:
         log.exception("wrapping up the goal call failed")

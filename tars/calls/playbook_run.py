@@ -40,7 +40,31 @@ class PlaybookRun:
 
     def __post_init__(self) -> None:
         self.step = self.step or self.plan.start
-        self.visited.append(self.step)
+        if not self.visited:
+            self.visited.append(self.step)
+
+    # -------------------------------------------------------------- across streams
+    def state(self) -> dict[str, Any]:
+        """What a fresh stream needs to go on where this one stopped (stored on the call)."""
+        return {"step": self.step, "outcome": dict(self.outcome), "recorded": self.recorded, "visited": self.visited}
+
+    @classmethod
+    def resumed(
+        cls, plan: CallPlan, state: Mapping[str, Any], announce: Callable[[str], Awaitable[None]]
+    ) -> PlaybookRun:
+        """The run stored by ``state()``, on this plan; an unknown step starts over."""
+        step = str(state.get("step") or "")
+        if step != END and step not in plan.steps:
+            log.warning("stored step %r is not in playbook %s; starting over", step, plan.playbook.name)
+            return cls(plan, announce=announce)
+        return cls(
+            plan,
+            announce=announce,
+            step=step,
+            outcome=dict(state.get("outcome") or {}),
+            recorded=bool(state.get("recorded")),
+            visited=[str(v) for v in state.get("visited") or [step]],
+        )
 
     # -------------------------------------------------------------- what the model is offered
     def tool_schemas(self) -> dict[str, dict[str, Any]]:

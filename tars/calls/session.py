@@ -41,9 +41,9 @@ from tars.calls.keypad import KeypadToText
 from tars.calls.playbook_run import RUNTIME_TOOLS, PlaybookRun
 from tars.calls.recorder import CallRecorder, TranscriptTap
 from tars.config.secrets import mask_text
+from tars.endpoints import Endpoints
 from tars.graph.planner import ToolCall
 from tars.project import Project, thaw
-from tars.server.endpoints import Endpoints
 from tars.tools.builtins import ToolContext, execute
 
 log = logging.getLogger("tars.calls")

@@ -28,7 +28,7 @@ def serve(
     import logging
 
     project = context.load(ctx)
-    from tars.server.endpoints import Endpoints
+    from tars.endpoints import Endpoints
 
     endpoints = Endpoints.from_project(project)
     missing = endpoints.missing()

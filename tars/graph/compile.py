@@ -45,7 +45,7 @@ from tars.project import (
     apply_defaults,
     freeze,
 )
-from tars.tools.catalog import BUILTINS
+from tars.tools.catalog import BUILTINS, goal_call_declaration
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -659,6 +659,7 @@ def build_project(
 ) -> Project:
     """The frozen Project from checked sources."""
     config = apply_defaults(sources.config.data, load_schema("tars"))
+    playbooks = {n: _playbook(n, d, transitions, granted) for n, d in sources.playbooks.items()}
     return Project(
         root=sources.root,
         state_dir=state,
@@ -670,8 +671,8 @@ def build_project(
                 for n, r in config["roles"].items()
             }
         ),
-        tools=MappingProxyType(_tools(config.get("tools", {}))),
-        playbooks=MappingProxyType({n: _playbook(n, d, transitions, granted) for n, d in sources.playbooks.items()}),
+        tools=MappingProxyType(_tools(config.get("tools", {}), playbooks)),
+        playbooks=MappingProxyType(playbooks),
         directory=MappingProxyType({k: _directory(k, v) for k, v in config.get("directory", {}).items()}),
         settings=freeze(config),
         needs=MappingProxyType(dict(needs)),
@@ -723,18 +724,21 @@ def _persona(key: str, p: Mapping[str, Any]) -> Persona:
     )
 
 
-def _tools(tools: Mapping[str, Any]) -> dict[str, Tool]:
+def _tools(tools: Mapping[str, Any], playbooks: Mapping[str, Playbook]) -> dict[str, Tool]:
     out: dict[str, Tool] = {}
     for name, entry in tools.get("builtin", {}).items():
         cfg = entry if isinstance(entry, dict) else {}
         if entry is False or cfg.get("enabled") is False:
             continue
         spec = BUILTINS[name]
+        description, parameters = spec.description, spec.parameters
+        if name == "make_goal_call":  # declared from the playbooks it can start
+            description, parameters = goal_call_declaration(playbooks)
         out[name] = Tool(
             name,
             "builtin",
-            cfg.get("description") or spec.description,
-            freeze(spec.parameters),
+            cfg.get("description") or description,
+            freeze(parameters),
             tuple(cfg.get("needs", spec.needs)),
             cfg.get("timeout_seconds", 10),
         )

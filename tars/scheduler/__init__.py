@@ -1,6 +1,6 @@
 """The scheduler inside `tars serve`: reminders that fire, goal calls placed later, retries.
 
-    Scheduler(server).start()      # with the server (tars.server.run.running)
+    Scheduler(board).start()      # with the server's switchboard (tars.server.run.running)
     await scheduler.stop()
 
 Every ``tick`` it claims, in the database, what has fallen due — reminders

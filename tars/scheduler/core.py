@@ -2,9 +2,11 @@
 
 Each tick:
 
-1. **Live owner calls**: this server's owner calls are recorded in the database
-   (``Call.live_on``/``live_until``, renewed while live). If another server holds one, this
-   server claims no reminders: that server will, and will announce them in the call.
+1. **Live sessions**: this server's live calls are recorded in the database
+   (``Call.live_on``/``live_until``, renewed while live; ``tars sessions`` lists them), the
+   messages waiting for them are said (``tars.scheduler.relay``), and the sessions of a
+   server that died are reaped. If another server holds an owner call, this server claims
+   no reminders: that server will, and will announce them in the call.
 2. **Reminders**: claimed under a lease, as many as there are free delivery slots
    (``concurrency``), each delivered in its own task (``tars.scheduler.reminders``).
 3. **Reminder calls that ended unannounced** (busy, no answer, voicemail, hung up first):
@@ -43,9 +45,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from tars.scheduler import goal_calls, relay, reminders
+from tars.scheduler.jobs import Slot
+from tars.scheduler.live import owner_session
+from tars.scheduler.wakeup import watch
+
 if TYPE_CHECKING:
     from tars.project import Project
-    from tars.server.app import Server
+    from tars.telephony.switchboard import Switchboard
 
 log = logging.getLogger("tars.scheduler")
 
@@ -95,11 +102,11 @@ def server_id() -> str:
 
 
 class Scheduler:
-    """Runs in the server's event loop; all database work goes through ``server.db``."""
+    """Runs in the server's event loop; all database work goes through ``board.db``."""
 
     def __init__(
         self,
-        server: Server,
+        board: Switchboard,
         *,
         poll_seconds: float | None = None,
         lease_seconds: float | None = None,
@@ -108,9 +115,9 @@ class Scheduler:
         clock: Callable[[], dt.datetime] | None = None,
     ):
         """Settings from tars.yaml (``scheduler:``); the keyword arguments override them."""
-        self.server = server
+        self.board = board
         self.id = server_id()
-        settings = Settings.from_project(server.project)
+        settings = Settings.from_project(board.project)
         self.poll_seconds = settings.poll_seconds if poll_seconds is None else poll_seconds
         self.lease_seconds = settings.lease_seconds if lease_seconds is None else lease_seconds
         self.backoff_seconds = settings.backoff_seconds if backoff_seconds is None else backoff_seconds
@@ -133,9 +140,7 @@ class Scheduler:
         self._writes = asyncio.Lock()
         self._settling: list[tuple[int, str, bool, asyncio.Future[bool]]] = []
         self._settler: asyncio.Task[Any] | None = None
-        from tars.scheduler.live import owner_session
-
-        server.outbox.live_owner = lambda: owner_session(server)
+        board.outbox.live_owner = lambda: owner_session(board)
 
     # ------------------------------------------------------------------ settings from tars.yaml
     def now(self) -> dt.datetime:
@@ -144,7 +149,7 @@ class Scheduler:
     @property
     def max_attempts(self) -> int:
         """One attempt plus ``delivery.retries`` retries."""
-        return 1 + int(self.server.project.section("delivery").get("retries", 3))
+        return 1 + int(self.board.project.section("delivery").get("retries", 3))
 
     def token(self) -> str:
         return f"{self.id}#{next(self._claims)}"
@@ -152,10 +157,8 @@ class Scheduler:
     # ------------------------------------------------------------------ life
     def start(self) -> None:
         if self._task is None:
-            from tars.scheduler.wakeup import watch
-
             self._wake = asyncio.Event()
-            self._unwatch = watch(self.server.database, self.wake, asyncio.get_running_loop())
+            self._unwatch = watch(self.board.database, self.wake, asyncio.get_running_loop())
             self._task = asyncio.ensure_future(self._run())
 
     async def stop(self, grace: float = 5.0) -> None:
@@ -221,7 +224,7 @@ class Scheduler:
 
     @property
     def active(self) -> bool:
-        return not (self._stopping or self.server.shutting_down)
+        return not (self._stopping or self.board.shutting_down)
 
     async def tick(self) -> None:
         """One round: live calls, reminders, reminder-call follow-ups, retries, scheduled calls."""
@@ -229,23 +232,23 @@ class Scheduler:
         if not self.active:
             return
         await self._renew_live_calls()
+        await relay.deliver_messages(self)
+        await relay.reap(self)
         await self._claim_reminders()
-        from tars.scheduler import goal_calls, reminders
-
         await reminders.follow_up_reminder_calls(self)
         await goal_calls.schedule_retries(self)
         if self.active:
             await goal_calls.place_due_calls(self)
             from tars.store.call_queue import next_scheduled_call
 
-            self._next_call = await self.server.db(next_scheduled_call)
+            self._next_call = await self.board.db(next_scheduled_call)
 
     # ------------------------------------------------------------------ database writes
     async def write(self, work: Callable[[Any], Any]) -> Any:
         """The scheduler's own writes (claims, delivery records) one at a time, so they never
         wait on each other for SQLite's write lock."""
         async with self._writes:
-            return await self.server.db(work)
+            return await self.board.db(work)
 
     async def settle(self, reminder_id: int, lease: str, late: bool) -> bool:
         """Record a delivery; deliveries that finish together are written in one transaction.
@@ -274,30 +277,28 @@ class Scheduler:
                 if not future.done():
                     future.set_result(ok)
 
-    # ------------------------------------------------------------------ live owner calls
+    # ------------------------------------------------------------------ live sessions
     async def _renew_live_calls(self) -> None:
-        from tars.scheduler.live import owner_sessions
+        """This server's live calls are sessions in the database: a heartbeat, renewed."""
         from tars.store.call_queue import mark_live
 
-        ids = frozenset(s.setup.call_id for s in owner_sessions(self.server))
+        ids = frozenset(s.setup.call_id for s in list(self.board.sessions.values()) if not s.ending)
         clock = asyncio.get_running_loop().time()
         if not ids or (ids == self._live_ids and clock - self._live_renewed_at < LIVE_RENEW_SECONDS):
             self._live_ids = ids
             return
-        until = self.now() + dt.timedelta(seconds=LIVE_SECONDS)
-        await self.server.db(lambda s: mark_live(s, ids, self.id, until))
+        until = relay.wall() + dt.timedelta(seconds=LIVE_SECONDS)
+        await self.board.db(lambda s: mark_live(s, ids, self.id, until))
         self._live_ids, self._live_renewed_at = ids, clock
 
     # ------------------------------------------------------------------ reminders
     async def _claim_reminders(self) -> None:
-        from tars.scheduler.reminders import deliver
         from tars.store.call_queue import owner_live_elsewhere
         from tars.store.reminders import claim_due
 
-        now = self.now()
         self._more_due = False
         self._next_due = None
-        holder = await self.server.db(lambda s: owner_live_elsewhere(s, self.id, now))
+        holder = await self.board.db(lambda s: owner_live_elsewhere(s, self.id, relay.wall()))
         if holder is not None:
             log.debug("the owner is on a call held by %s; its reminders are announced there", holder)
             return
@@ -311,11 +312,11 @@ class Scheduler:
                 lambda s, limit=free, token=token: claim_due(s, self.now(), token, self.lease_seconds, limit=limit)
             )
             for reminder in claimed:
-                self._spawn(deliver(self, reminder, token, Slot(self)))
+                self._spawn(reminders.deliver(self, reminder, token, Slot(self)))
             if len(claimed) < free:
                 from tars.store.reminders import next_due
 
-                self._next_due = await self.server.db(next_due)
+                self._next_due = await self.board.db(next_due)
                 return
 
     def _spawn(self, coro: Any) -> None:
@@ -328,21 +329,7 @@ class Scheduler:
         if not task.cancelled() and task.exception() is not None:
             log.error("a delivery crashed: %r", task.exception())
 
-    def _slot_freed(self) -> None:
+    def slot_freed(self) -> None:
         self.sending -= 1
         if self._more_due:
             self.wake()
-
-
-class Slot:
-    """One of ``concurrency`` deliveries under way. Freed once the message has gone out (or
-    failed): recording it happens in batches, and need not hold up the next delivery."""
-
-    def __init__(self, scheduler: Scheduler):
-        self._scheduler: Scheduler | None = scheduler
-        scheduler.sending += 1
-
-    def free(self) -> None:
-        if self._scheduler is not None:
-            self._scheduler._slot_freed()
-            self._scheduler = None

@@ -24,7 +24,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from tars.scheduler.core import Scheduler
+    from tars.scheduler.jobs import Runner
 
 log = logging.getLogger("tars.scheduler")
 
@@ -33,11 +33,11 @@ log = logging.getLogger("tars.scheduler")
 STALE_VOICEMAIL = dt.timedelta(days=1)
 
 
-def retry_time(scheduler: Scheduler, call: Any, now: dt.datetime) -> dt.datetime | None:
+def retry_time(scheduler: Runner, call: Any, now: dt.datetime) -> dt.datetime | None:
     """When the next attempt of ``call`` goes out, or None if its policy has no attempt left."""
     from tars.scheduler.window import next_open
 
-    project = scheduler.server.project
+    project = scheduler.board.project
     book = project.playbooks.get(call.playbook or "")
     if book is None:
         return None
@@ -57,18 +57,18 @@ def _ended_long_ago(call: Any) -> bool:
     return ended is not None and dt.datetime.now(dt.UTC) - ended > STALE_VOICEMAIL
 
 
-async def schedule_retries(scheduler: Scheduler) -> None:
+async def schedule_retries(scheduler: Runner) -> None:
     """Decide, once, the next attempt of every goal call that ended busy, unanswered or on voicemail."""
     from tars.store.call_queue import calls_to_follow_up, no_retry, schedule_retry
 
-    server = scheduler.server
-    for call in await server.db(calls_to_follow_up):
+    board = scheduler.board
+    for call in await board.db(calls_to_follow_up):
         at = retry_time(scheduler, call, scheduler.now())
         if at is None:
-            await server.db(lambda s, call_id=call.id: no_retry(s, call_id))
+            await board.db(lambda s, call_id=call.id: no_retry(s, call_id))
             log.info("goal call %s ended %s; no retries left", call.id, call.status)
             continue
-        retry = await server.db(lambda s, call=call, at=at: schedule_retry(s, call, at))
+        retry = await board.db(lambda s, call=call, at=at: schedule_retry(s, call, at))
         if retry is not None:
             log.info(
                 "goal call %s ended %s: attempt %d scheduled for %s (call %s)",
@@ -80,38 +80,37 @@ async def schedule_retries(scheduler: Scheduler) -> None:
             )
 
 
-async def place_due_calls(scheduler: Scheduler) -> None:
+async def place_due_calls(scheduler: Runner) -> None:
     """Place every scheduled goal call that is due and inside its calling window."""
     from tars.scheduler.window import next_open
     from tars.store.call_queue import claim_due_calls, release_call
 
-    server = scheduler.server
+    board = scheduler.board
     token = scheduler.token()
     now = scheduler.now()
-    claimed = await server.db(lambda s: claim_due_calls(s, now, token, scheduler.lease_seconds, limit=5))
+    claimed = await board.db(lambda s: claim_due_calls(s, now, token, scheduler.lease_seconds, limit=5))
     for call in claimed:
-        opens = next_open(server.project, call.playbook or "", call.to_number, now) if call.playbook else now
+        opens = next_open(board.project, call.playbook or "", call.to_number, now) if call.playbook else now
         if opens > now:
-            await server.db(lambda s, call_id=call.id, opens=opens: release_call(s, call_id, token, scheduled_at=opens))
+            await board.db(lambda s, call_id=call.id, opens=opens: release_call(s, call_id, token, scheduled_at=opens))
             log.info("goal call %s waits for its calling window (%s)", call.id, opens.isoformat(timespec="minutes"))
             continue
         try:
             await _place(scheduler, call)
         finally:
-            await server.db(lambda s, call_id=call.id: release_call(s, call_id, token))
+            await board.db(lambda s, call_id=call.id: release_call(s, call_id, token))
 
 
-async def _place(scheduler: Scheduler, call: Any) -> None:
+async def _place(scheduler: Runner, call: Any) -> None:
     from tars.graph.call_plan import InputError
-    from tars.server.outbound import PlacementError, place_goal_call
     from tars.store.calls import update_call
+    from tars.telephony.switchboard import PlacementError
 
-    server = scheduler.server
-    inputs = {k: v for k, v in (call.inputs or {}).items() if not str(k).startswith("_")}
-    callee = str((call.inputs or {}).get("_callee") or call.to_number)
+    board = scheduler.board
+    inputs = dict(call.inputs or {})
+    callee = call.callee or call.to_number
     try:
-        await place_goal_call(
-            server,
+        await board.place_goal_call(
             number=call.to_number,
             playbook=str(call.playbook),
             inputs=inputs,
@@ -124,5 +123,5 @@ async def _place(scheduler: Scheduler, call: Any) -> None:
         log.warning("scheduled goal call %s could not be placed: %s", call.id, exc)
     except (KeyError, InputError) as exc:
         reason = f"could not be placed: {exc.args[0] if isinstance(exc, KeyError) else exc}"
-        await server.db(lambda s: update_call(s, call.id, status="failed", failure_reason=reason))
+        await board.db(lambda s: update_call(s, call.id, status="failed", failure_reason=reason))
         log.warning("scheduled goal call %s %s", call.id, reason)

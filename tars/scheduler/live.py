@@ -8,23 +8,23 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from tars.server.app import Server
+    from tars.telephony.switchboard import Switchboard
 
 
-def owner_sessions(server: Server) -> list[Any]:
+def owner_sessions(board: Switchboard) -> list[Any]:
     """This server's live calls with the owner (inbound, after a PIN, or a reminder call)."""
     from tars.calls.caller import OWNER
 
     return [
         session
-        for session in list(server.sessions.values())
+        for session in list(board.sessions.values())
         if session.setup.caller.role == OWNER and not session.ending and not session.failure
     ]
 
 
-def owner_session(server: Server) -> Any | None:
+def owner_session(board: Switchboard) -> Any | None:
     """The owner's live call the model can be told something on now, if any."""
-    for session in owner_sessions(server):
+    for session in owner_sessions(board):
         if session.worker is not None:
             return session
     return None

@@ -5,7 +5,7 @@ The channel is the reminder's own (``--via``) or ``delivery.reminders`` in tars.
 * ``sms``     — Twilio Messages to the owner: delivered when Twilio accepts the message;
 * ``webhook`` — a signed JSON POST to ``delivery.webhook``: delivered on a 2xx answer;
 * ``call``    — a call to the owner in which the persona announces it
-  (``tars.server.reminder_calls``): delivered once the model has finished its first turn
+  (``tars.scheduler.reminder_calls``): delivered once the model has finished its first turn
   on the answered call (the announcement), else retried.
 
 Whatever the channel, if the owner is on a live call with this server the reminder is said
@@ -43,12 +43,14 @@ from tars.delivery import DeliveryError
 
 if TYPE_CHECKING:
     from tars.project import Project
-    from tars.scheduler.core import Scheduler, Slot
-    from tars.server.app import Server
+    from tars.scheduler.jobs import Runner, Slot
+    from tars.telephony.switchboard import Switchboard
 
 log = logging.getLogger("tars.scheduler")
 
 #: Said when a reminder call did not get through and the reminder goes by text instead.
+#: A claim on a reminder being called about lasts this long while the phone rings.
+RINGING_LEASE = dt.timedelta(minutes=3)
 FALLBACK_TEXT = "Reminder: {text} (TARS could not reach you by phone: {reason})"
 
 
@@ -139,34 +141,34 @@ def webhook_payload(reminder: Any, late: bool, now: dt.datetime) -> dict[str, An
 # ------------------------------------------------------------------------------ settling
 
 
-async def delivered(server: Server, reminder_id: int, lease: str, *, late: bool) -> bool:
+async def delivered(board: Switchboard, reminder_id: int, lease: str, *, late: bool) -> bool:
     """Record the delivery under ``lease``; False if the lease was lost meanwhile (snoozed,
     done or cancelled by the owner, or taken over after it ran out)."""
     from tars.store.reminders import complete
 
-    if server.scheduler is not None:
-        done = await server.scheduler.settle(reminder_id, lease, late)
+    if board.scheduler is not None:
+        done = await board.scheduler.settle(reminder_id, lease, late)
     else:
-        now = clock(server)
-        done = await server.db(lambda s: complete(s, reminder_id, lease, now, late=late)) is not None
+        now = clock(board)
+        done = await board.db(lambda s: complete(s, reminder_id, lease, now, late=late)) is not None
     if done:
         log.info("reminder %s delivered%s", reminder_id, " (late)" if late else "")
     return done
 
 
-async def failed(server: Server, reminder_id: int, lease: str, reason: str) -> Any:
+async def failed(board: Switchboard, reminder_id: int, lease: str, reason: str) -> Any:
     """A failed attempt under ``lease``: retried with backoff, or ``failed`` after the last
     (a ``call`` reminder's last failed attempt is texted instead: ``fall_back_to_sms``)."""
     from tars.store.reminders import fail
 
-    scheduler = server.scheduler
-    now = clock(server)
+    scheduler = board.scheduler
+    now = clock(board)
     attempts = scheduler.max_attempts if scheduler is not None else 4
     backoff = scheduler.backoff_seconds if scheduler is not None else 60.0
-    fallback = await _fallback_lease(server, reminder_id, lease, attempts)
+    fallback = await _fallback_lease(board, reminder_id, lease, attempts)
     if fallback is not None:
-        return await fall_back_to_sms(server, reminder_id, fallback, reason)
-    result = await server.db(
+        return await fall_back_to_sms(board, reminder_id, fallback, reason)
+    result = await board.db(
         lambda s: fail(s, reminder_id, lease, reason, now, max_attempts=attempts, backoff_seconds=backoff)
     )
     if result is not None:
@@ -177,70 +179,70 @@ async def failed(server: Server, reminder_id: int, lease: str, reason: str) -> A
     return result
 
 
-def sms_configured(server: Server) -> bool:
+def sms_configured(board: Switchboard) -> bool:
     """Twilio can text the owner: credentials and the TARS number are set."""
-    endpoints = server.endpoints
-    number = server.project.section("telephony").get("number")
+    endpoints = board.endpoints
+    number = board.project.section("telephony").get("number")
     return bool(endpoints.twilio_account_sid and endpoints.twilio_auth_token and number)
 
 
-async def _fallback_lease(server: Server, reminder_id: int, lease: str, max_attempts: int) -> str | None:
+async def _fallback_lease(board: Switchboard, reminder_id: int, lease: str, max_attempts: int) -> str | None:
     """If this failed attempt was a ``call`` reminder's last and SMS is configured, take the
     reminder over for the text (a new lease, so the status callback and the scheduler's
     follow-up, which may both report the call's end, cannot both text it); else None."""
     from tars.store.reminders import extend_lease, get_reminder
 
-    if not sms_configured(server):
+    if not sms_configured(board):
         return None
-    held = await server.db(lambda s: get_reminder(s, reminder_id))
+    held = await board.db(lambda s: get_reminder(s, reminder_id))
     if (
         held.status != "delivering"
         or held.lease_owner != lease
         or held.attempts < max_attempts
-        or channel_for(server.project, held) != "call"
+        or channel_for(board.project, held) != "call"
     ):
         return None
     fallback = f"{lease}/sms"
-    until = clock(server) + dt.timedelta(minutes=2)
-    taken = await server.db(lambda s: extend_lease(s, reminder_id, lease, until, new_owner=fallback))
+    until = clock(board) + dt.timedelta(minutes=2)
+    taken = await board.db(lambda s: extend_lease(s, reminder_id, lease, until, new_owner=fallback))
     return fallback if taken else None
 
 
-async def fall_back_to_sms(server: Server, reminder_id: int, lease: str, reason: str) -> Any:
+async def fall_back_to_sms(board: Switchboard, reminder_id: int, lease: str, reason: str) -> Any:
     """Text the owner a reminder whose calls did not get through (held under ``lease``):
     delivered, noting how; or ``failed`` with both reasons if the text fails too."""
     from tars.store.reminders import complete, fail, get_reminder
 
-    reminder = await server.db(lambda s: get_reminder(s, reminder_id))
+    reminder = await board.db(lambda s: get_reminder(s, reminder_id))
     text = FALLBACK_TEXT.format(text=reminder.text, reason=reason)
     try:
-        await server.outbox.send_sms(server.project.owner.phone, text)
+        await board.outbox.send_sms(board.project.owner.phone, text)
     except DeliveryError as exc:
         why = f"{reason}; the text sent instead failed too: {exc}"
-        now = clock(server)
-        result = await server.db(lambda s: fail(s, reminder_id, lease, why, now, max_attempts=0))
+        now = clock(board)
+        result = await board.db(lambda s: fail(s, reminder_id, lease, why, now, max_attempts=0))
         log.warning("reminder %s: %s", reminder_id, why)
         return result
     note = f"by SMS: the call did not get through ({reason})"
-    now = clock(server)
-    result = await server.db(lambda s: complete(s, reminder_id, lease, now, note=note))
+    now = clock(board)
+    result = await board.db(lambda s: complete(s, reminder_id, lease, now, note=note))
     log.info("reminder %s delivered %s", reminder_id, note)
     return result
 
 
-def clock(server: Server) -> dt.datetime:
-    scheduler = server.scheduler
+def clock(board: Switchboard) -> dt.datetime:
+    scheduler = board.scheduler
     return scheduler.now() if scheduler is not None else dt.datetime.now(dt.UTC)
 
 
 # ------------------------------------------------------------------------------ delivering
 
 
-async def deliver(scheduler: Scheduler, reminder: Any, lease: str, slot: Slot | None = None) -> None:
+async def deliver(scheduler: Runner, reminder: Any, lease: str, slot: Slot | None = None) -> None:
     """Deliver one claimed reminder and settle it; never raises. ``slot`` is freed once the
     reminder has gone out (or failed), before the delivery is recorded."""
-    server = scheduler.server
-    project = server.project
+    board = scheduler.board
+    project = board.project
     now = scheduler.now()
     late = is_late(reminder, now, scheduler.late_after)
     free = slot.free if slot is not None else (lambda: None)
@@ -249,53 +251,55 @@ async def deliver(scheduler: Scheduler, reminder: Any, lease: str, slot: Slot | 
         if reason is not None:
             from tars.store.reminders import skip
 
-            await server.db(lambda s: skip(s, reminder.id, lease, reason, now))
+            await board.db(lambda s: skip(s, reminder.id, lease, reason, now))
             log.warning("reminder %s %s", reminder.id, reason)
             return
         from tars.scheduler.live import announce, owner_session
 
-        live = owner_session(server)
+        live = owner_session(board)
         if live is not None:
             if await announce(live, announcement(project, reminder, late, on_call=True)):
-                await delivered(server, reminder.id, lease, late=late)
+                await delivered(board, reminder.id, lease, late=late)
             else:
-                await failed(server, reminder.id, lease, "the owner's call ended before the reminder was said")
+                await failed(board, reminder.id, lease, "the owner's call ended before the reminder was said")
             return
         channel = channel_for(project, reminder)
         if channel == "sms":
-            await server.outbox.send_sms(project.owner.phone, reminder_text(reminder, late))
+            await board.outbox.send_sms(project.owner.phone, reminder_text(reminder, late))
         elif channel == "webhook":
-            await server.outbox.post_webhook(webhook_payload(reminder, late, now))
+            await board.outbox.post_webhook(webhook_payload(reminder, late, now))
         elif channel == "call":
-            from tars.server.reminder_calls import place_reminder_call
+            from tars.store.reminders import extend_lease
 
-            await place_reminder_call(server, reminder, lease, late=late)
+            until = clock(board) + RINGING_LEASE
+            await board.db(lambda s: extend_lease(s, reminder.id, lease, until))
+            await board.place_reminder_call(reminder, lease, late=late)
             return  # settled on the call: announced, or the call ends without it
         else:
             raise DeliveryError(f"unknown delivery channel {channel!r}")
         free()
-        await delivered(server, reminder.id, lease, late=late)
+        await delivered(board, reminder.id, lease, late=late)
     except DeliveryError as exc:
         free()
-        await failed(server, reminder.id, lease, str(exc))
+        await failed(board, reminder.id, lease, str(exc))
     except Exception as exc:
         free()
         log.exception("reminder %s: delivery crashed", reminder.id)
-        await failed(server, reminder.id, lease, f"internal error: {type(exc).__name__}: {exc}")
+        await failed(board, reminder.id, lease, f"internal error: {type(exc).__name__}: {exc}")
     finally:
         free()
 
 
-async def follow_up_reminder_calls(scheduler: Scheduler) -> None:
+async def follow_up_reminder_calls(scheduler: Runner) -> None:
     """Reminder calls that ended without the announcement: that attempt failed. (Usually
     settled at once by the call's status callback; this catches any the server missed.)"""
     from tars.store.call_queue import unfinished_reminder_calls
 
-    server = scheduler.server
-    for call, reminder in await server.db(unfinished_reminder_calls):
-        lease = (call.inputs or {}).get("_reminder_lease")
+    board = scheduler.board
+    for call, reminder in await board.db(unfinished_reminder_calls):
+        lease = call.reminder_lease
         if lease and reminder.lease_owner == lease:
-            await failed(server, reminder.id, lease, unannounced_reason(call.status, call.failure_reason))
+            await failed(board, reminder.id, lease, unannounced_reason(call.status, call.failure_reason))
 
 
 def unannounced_reason(status: str, failure: str | None = None) -> str:

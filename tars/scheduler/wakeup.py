@@ -9,7 +9,7 @@ late by the poll interval. Other processes' writes are seen at the next poll.
 It listens to SQLAlchemy's session events rather than to each place that writes, so a new
 way of adding reminders needs nothing here::
 
-    unwatch = watch(server.database, scheduler.wake, loop)
+    unwatch = watch(board.database, scheduler.wake, loop)
     ...
     unwatch()
 """
@@ -32,7 +32,7 @@ def watch(database: Any, wake: Callable[[], None], loop: asyncio.AbstractEventLo
     from sqlalchemy import event
     from sqlalchemy.orm import Session
 
-    from tars.store.models import Call, Reminder
+    from tars.store.models import Call, CallMessage, Reminder
 
     url = database.engine.url
 
@@ -41,6 +41,8 @@ def watch(database: Any, wake: Callable[[], None], loop: asyncio.AbstractEventLo
             return row.status == "pending"
         if isinstance(row, Call):
             return row.status == "queued" and row.sid is None and row.scheduled_at is not None
+        if isinstance(row, CallMessage):  # a message for a live call: said at the next tick
+            return row.status == "pending" and row.to_call_id is not None
         return False
 
     def after_flush(session: Session, _context: Any) -> None:

@@ -54,9 +54,8 @@ def _error(status: int, message: str, **extra: Any) -> JSONResponse:
 
 
 def _authorized(request: Request) -> bool:
-    server = request.app.state.server
     given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-    return bool(given) and hmac.compare_digest(given, server.api_token)
+    return bool(given) and hmac.compare_digest(given, request.app.state.api_token)
 
 
 @router.post("/calls")
@@ -64,7 +63,7 @@ async def place(request: Request) -> JSONResponse:
     """Place a goal call: {"target", "playbook", "inputs"} → {"call_id", "sid", …}."""
     if not _authorized(request):
         return _error(401, "missing or wrong API token")
-    server = request.app.state.server
+    board = request.app.state.board
     try:
         body = await request.json()
         target, playbook = str(body["target"]), str(body["playbook"])
@@ -73,11 +72,11 @@ async def place(request: Request) -> JSONResponse:
         return _error(400, "expected JSON with target, playbook and inputs")
     from tars.graph.call_plan import InputError
     from tars.resolve import resolve_in
-    from tars.server.outbound import PlacementError, place_goal_call
     from tars.store.errors import StoreError
+    from tars.telephony.switchboard import PlacementError
 
     try:
-        found = await server.db(lambda s: resolve_in(s, server.project, target))
+        found = await board.db(lambda s: resolve_in(s, board.project, target))
     except StoreError as exc:
         return _error(400, str(exc))
     if found.best is None:
@@ -88,13 +87,13 @@ async def place(request: Request) -> JSONResponse:
             candidates=candidates,
         )
     best = found.best
-    if server.shutting_down:
+    if board.shutting_down:
         return _error(503, "the server is shutting down")
     if body.get("at"):
-        return await _schedule(server, str(body["at"]), playbook, inputs, best)
+        return await _schedule(board, str(body["at"]), playbook, inputs, best)
     try:
-        call = await place_goal_call(
-            server, number=best.phone, playbook=playbook, inputs=inputs, callee=best.name, contact_id=best.contact_id
+        call = await board.place_goal_call(
+            number=best.phone, playbook=playbook, inputs=inputs, callee=best.name, contact_id=best.contact_id
         )
     except KeyError as exc:
         return _error(404, str(exc.args[0]))
@@ -108,14 +107,14 @@ async def place(request: Request) -> JSONResponse:
     )
 
 
-async def _schedule(server: Any, at: str, playbook: str, inputs: dict[str, Any], best: Any) -> JSONResponse:
+async def _schedule(board: Any, at: str, playbook: str, inputs: dict[str, Any], best: Any) -> JSONResponse:
     """``--at``: stored now, placed by the scheduler when due (inside the calling window)."""
     from tars.errors import UserError
     from tars.graph.call_plan import InputError, prepare_call
     from tars.store.call_queue import schedule_call
     from tars.timeparse import clock_now, parse_future, show
 
-    project = server.project
+    project = board.project
     try:
         plan = prepare_call(project, playbook, inputs)
         when = parse_future(at, project.owner.timezone, clock_now())
@@ -126,19 +125,20 @@ async def _schedule(server: Any, at: str, playbook: str, inputs: dict[str, Any],
     except UserError as exc:  # an unreadable or past time
         return _error(400, f"{exc}" + (f" ({exc.hint})" if exc.hint else ""))
     number = str(project.section("telephony")["number"])
-    call = await server.db(
+    call = await board.db(
         lambda s: schedule_call(
             s,
             from_number=number,
             to_number=best.phone,
             playbook=playbook,
             contact_id=best.contact_id,
-            inputs={**dict(plan.inputs), "_callee": best.name},
+            inputs=dict(plan.inputs),
             at=when,
+            callee=best.name,
+            role=plan.playbook.role,
         )
     )
-    if server.scheduler is not None:
-        server.scheduler.wake()
+    board.wake_scheduler()
     return JSONResponse(
         {
             "call_id": call.id,
@@ -158,15 +158,15 @@ async def show(call_id: int, request: Request) -> JSONResponse:
     """The call as it stands: status, transcript, tool invocations, outcome, summary, current step."""
     if not _authorized(request):
         return _error(401, "missing or wrong API token")
-    server = request.app.state.server
+    board = request.app.state.board
     from tars.store.calls import call_details, details_json
     from tars.store.errors import NotFound
 
     try:
-        details = await server.db(lambda s: details_json(call_details(s, call_id)))
+        details = await board.db(lambda s: details_json(call_details(s, call_id)))
     except NotFound as exc:
         return _error(404, str(exc))
-    live = next((s for s in server.sessions.values() if s.setup.call_id == call_id), None)
+    live = board.session_for(call_id)
     details["live"] = live is not None
     if live is not None and live.playbook is not None:
         details["step"] = live.playbook.step

@@ -1,10 +1,15 @@
-"""The server Twilio talks to: signed webhooks in, TwiML out, one pipeline per media stream.
+"""The server Twilio talks to: routes only. Signed webhooks in, TwiML out (built by the
+switchboard, ``tars.telephony``), one pipeline per media stream.
 
-POST /twilio/voice    incoming (or answered outbound) call → TwiML <Connect><Stream>
-POST /twilio/pin      the keypad PIN from <Gather> → owner, retry, or goodbye
-POST /twilio/status   call status callbacks → the Call row
-WS   /twilio/stream   the media stream → CallSession (signed parameters only)
-GET  /healthz         liveness and the number of live calls
+POST /twilio/voice             incoming call → PIN <Gather> or <Connect><Stream>
+POST /twilio/pin               the keypad PIN from <Gather> → owner, retry, or goodbye
+POST /twilio/outbound          an answered goal call: a person gets the playbook, a machine the voicemail policy
+POST /twilio/status            call status callbacks → the Call row
+POST /twilio/reminder          an answered reminder call
+POST /twilio/reminder/status   its status callbacks
+POST /twilio/sms               texts to the TARS number (the owner's answers)
+WS   /twilio/stream            the media stream → CallSession (signed parameters only)
+GET  /healthz                  liveness and the number of live calls
 """
 
 from __future__ import annotations
@@ -13,195 +18,82 @@ import asyncio
 import datetime as dt
 import hmac
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
-from xml.sax.saxutils import escape, quoteattr
+from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import JSONResponse, Response
 
 from tars.calls import instructions
 from tars.calls.caller import BLOCKED, OWNER, Caller, identify
-from tars.calls.session import CallSession, CallSetup
-from tars.delivery import Outbox
-from tars.project import Project
-from tars.server.endpoints import Endpoints
-from tars.server.signatures import StreamSigner, public_url, valid_twilio_signature, websocket_url
-from tars.store.call_queue import FINAL
+from tars.calls.session import CallSession
+from tars.calls.setup import goal_setup, inbound_setup
+from tars.graph.call_plan import render
+from tars.scheduler import goal_requests, reminder_calls
+from tars.scheduler.goal_requests import CallDesk
+from tars.telephony import messages, twiml
+from tars.telephony import status as statuses
+from tars.telephony.signatures import public_url, valid_twilio_signature
+from tars.telephony.switchboard import BUSY_MESSAGE, Switchboard, record_sid
 
 log = logging.getLogger("tars.server")
 
-BUSY_MESSAGE = "Sorry, the assistant is busy on other calls right now. Please try again in a few minutes."
 PIN_PROMPT = "If you are {owner}, enter your PIN followed by the hash key. Otherwise, please hold."
 PIN_RETRY = "That PIN is not right. Please try again."
 PIN_GOODBYE = "That PIN is not right. Goodbye."
 MAX_PIN_TRIES = 3
-STATUS_WAIT_TRIES = 30  # tries 0.1 s apart: how long a status callback waits for its call's SID to be stored
-# Twilio's statuses → ours (a cancelled call never connected: like no answer).
-STATUS_MAP = {
-    "queued": "queued",
-    "initiated": "queued",
-    "ringing": "ringing",
-    "in-progress": "in-progress",
-    "answered": "in-progress",
-    "completed": "completed",
-    "busy": "busy",
-    "no-answer": "no-answer",
-    "failed": "failed",
-    "canceled": "no-answer",
-}
 
 
-def twiml(*verbs: str) -> Response:
-    body = '<?xml version="1.0" encoding="UTF-8"?><Response>' + "".join(verbs) + "</Response>"
-    return Response(body, media_type="application/xml")
+def xml(document: str) -> Response:
+    return Response(document, media_type="application/xml")
 
 
-def say(text: str) -> str:
-    return f"<Say>{escape(text)}</Say>"
-
-
-@dataclass
-class Server:
-    """The running server's state: live calls, reservations, and what it needs to place them."""
-
-    project: Project
-    endpoints: Endpoints
-    database: Any
-    public_base: str
-    outbox: Outbox = field(init=False)
-    signer: StreamSigner = field(init=False)
-    sessions: dict[str, CallSession] = field(default_factory=dict)
-    reserved: dict[str, float] = field(default_factory=dict)  # call sid → when the webhook answered
-    resumes: dict[str, Any] = field(default_factory=dict)  # call sid → (PlaybookRun, digits) across a handover
-    questions: list[asyncio.Future[str]] = field(default_factory=list)  # ask_owner, oldest first
-    shutting_down: bool = False
-    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
-    scheduler: Any = None  # tars.scheduler.Scheduler, started with the server (tars.server.run)
-
-    def __post_init__(self) -> None:
-        from tars.server.api import ensure_token
-
-        self.outbox = Outbox(self.project, self.endpoints)
-        self.signer = StreamSigner.from_secret(self.endpoints.twilio_auth_token)
-        self.api_token = ensure_token(self.project)
-
-    @property
-    def max_calls(self) -> int:
-        return int(self.project.section("server").get("max_concurrent_calls", 4))
-
-    def busy(self, call_sid: str) -> bool:
-        now = asyncio.get_running_loop().time()
-        for sid, when in list(self.reserved.items()):
-            if now - when > 60 and sid not in self.sessions:  # answered but never streamed
-                del self.reserved[sid]
-        live = set(self.sessions) | set(self.reserved)
-        return self.shutting_down or (call_sid not in live and len(live) >= self.max_calls)
-
-    def background(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-
-    async def db(self, work: Any) -> Any:
-        return await self.database.run(work)
-
-    async def ask_owner(self, question: str, callee: str, timeout: float = 120.0) -> str:
-        """Text the owner a question and wait for their reply (an SMS back to the TARS number)."""
-        from tars.tools.builtins import ToolError
-
-        answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self.questions.append(answer)
-        try:
-            status = await self.outbox.send_sms(
-                self.project.owner.phone, f"TARS, on a call with {callee}, asks: {question} (reply to this text)"
-            )
-            log.info("asked the owner (%s); waiting up to %.0f s", status, timeout)
-            return await asyncio.wait_for(answer, timeout)
-        except TimeoutError:
-            raise ToolError(f"{self.project.owner.name} did not answer in time; say you will confirm later") from None
-        finally:
-            if answer in self.questions:
-                self.questions.remove(answer)
-
-    async def shutdown(self, grace: float = 10.0) -> None:
-        """No new calls; live calls are told goodbye and ended; rows are finished."""
-        self.shutting_down = True
-        for session in list(self.sessions.values()):
-            if session.ending:
-                continue
-            await session.say_to_model("[System] The assistant is shutting down. Apologise briefly and say goodbye.")
-            await session.end_call("server shutting down")
-        deadline = asyncio.get_running_loop().time() + grace
-        while self.sessions and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.1)
-        for session in list(self.sessions.values()):
-            if session.worker is not None:
-                await session.worker.cancel()
-        if self.tasks:
-            await asyncio.wait(self.tasks, timeout=grace)
-
-
-def stream_twiml(server: Server, caller: Caller, call_sid: str, call_id: int, purpose: str) -> str:
-    """``<Connect><Stream>`` whose ``<Parameter>``s are signed, so the stream cannot be forged."""
-    params = server.signer.sign(
-        {
-            "call_sid": call_sid,
-            "call_id": str(call_id),
-            "from_number": caller.number,
-            "role": caller.role,
-            "purpose": purpose,
-        }
-    )
-    stream = "".join(f"<Parameter name={quoteattr(k)} value={quoteattr(v)}/>" for k, v in params.items())
-    url = websocket_url(server.public_base, "/twilio/stream")
-    return f"<Connect><Stream url={quoteattr(url)}>{stream}</Stream></Connect>"
+def forbidden() -> Response:
+    return Response("invalid Twilio signature", status_code=403, media_type="text/plain")
 
 
 async def _form(request: Request) -> dict[str, str]:
     return dict(parse_qsl((await request.body()).decode("utf-8", "replace"), keep_blank_values=True))
 
 
-def create_app(server: Server) -> FastAPI:
+def _call_id(request: Request) -> int | None:
+    try:
+        return int(dict(parse_qsl(request.url.query)).get("call_id", ""))
+    except ValueError:
+        return None
+
+
+def create_app(board: Switchboard, api_token: str) -> FastAPI:
     app = FastAPI(title="TARS", docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.server = server
-    project = server.project
+    app.state.board = board
+    app.state.api_token = api_token
+    project = board.project
 
     async def signed_form(request: Request) -> dict[str, str] | None:
         params = await _form(request)
-        url = public_url(server.public_base, request.url.path, request.url.query)
+        url = public_url(board.public_base, request.url.path, request.url.query)
         if valid_twilio_signature(
-            server.endpoints.twilio_auth_token, url, params, request.headers.get("X-Twilio-Signature")
+            board.endpoints.twilio_auth_token, url, params, request.headers.get("X-Twilio-Signature")
         ):
             return params
         log.warning("refused a webhook to %s with a missing or invalid Twilio signature", request.url.path)
         return None
 
-    def forbidden() -> Response:
-        return Response("invalid Twilio signature", status_code=403, media_type="text/plain")
-
     def connect(caller: Caller, call_sid: str, call_id: int, purpose: str) -> Response:
-        return twiml(stream_twiml(server, caller, call_sid, call_id, purpose))
+        return xml(board.stream_document(caller, call_sid, call_id, purpose))
 
     def gather(caller: Caller, call_id: int, tries: int, prompt: str) -> Response:
-        query = urlencode({"call_id": call_id, "role": caller.role, "tries": tries})
-        action = public_url(server.public_base, "/twilio/pin", query)
-        digits = str(len(project.owner.pin or "") + 1)
-        return twiml(
-            f'<Gather input="dtmf" finishOnKey="#" timeout="4" numDigits={quoteattr(digits)} '
-            f'action={quoteattr(action)} method="POST">{say(prompt)}</Gather>',
-            f'<Redirect method="POST">{escape(action)}</Redirect>',
-        )
+        action = board.url("/twilio/pin", call_id=call_id, role=caller.role, tries=tries)
+        return xml(twiml.gather_pin(action, len(project.owner.pin or "") + 1, prompt))
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
         return JSONResponse(
             {
-                "status": "stopping" if server.shutting_down else "ok",
-                "live_calls": len(server.sessions),
-                "max_calls": server.max_calls,
+                "status": "stopping" if board.shutting_down else "ok",
+                "live_calls": len(board.sessions),
+                "max_calls": board.max_calls,
             }
         )
 
@@ -212,15 +104,15 @@ def create_app(server: Server) -> FastAPI:
             return forbidden()
         call_sid = params.get("CallSid", "")
         number = params.get("From", "")
-        if server.busy(call_sid):
+        if board.busy(call_sid):
             log.info("call %s from %s refused: at capacity", call_sid, number)
-            return twiml(say(BUSY_MESSAGE), "<Hangup/>")
-        caller = await asyncio.to_thread(identify, project, server.database, number)
+            return xml(twiml.say_and_hang_up(BUSY_MESSAGE))
+        caller = await asyncio.to_thread(identify, project, board.database, number)
         if caller.role == BLOCKED:
-            return twiml('<Reject reason="busy"/>')
+            return xml(twiml.reject())
         from tars.store.calls import start_call
 
-        call = await server.db(
+        call = await board.db(
             lambda s: start_call(
                 s,
                 direction="inbound",
@@ -229,11 +121,13 @@ def create_app(server: Server) -> FastAPI:
                 sid=call_sid,
                 contact_id=caller.contact_id,
                 status="ringing",
+                callee=caller.name,
+                role=caller.role,
             )
         )
-        server.reserved[call_sid] = asyncio.get_running_loop().time()
+        board.reserve(call_sid)
         if caller.role != OWNER and caller.contact_id is None:
-            server.background(server.outbox.notify_owner(f"Incoming call from {number}", kind="unknown_callers"))
+            board.background(board.outbox.notify_owner(f"Incoming call from {number}", kind="unknown_callers"))
         owner = project.owner
         role_needs_pin = project.roles[caller.role].pin if caller.role in project.roles else False
         if owner.pin and (caller.role != OWNER or owner.require_pin or role_needs_pin):
@@ -249,10 +143,13 @@ def create_app(server: Server) -> FastAPI:
         call_sid, number = params.get("CallSid", ""), params.get("From", "")
         call_id, tries = int(query.get("call_id", "0")), int(query.get("tries", "0"))
         digits = params.get("Digits", "")
-        caller = await asyncio.to_thread(identify, project, server.database, number)
+        caller = await asyncio.to_thread(identify, project, board.database, number)
         owner = project.owner
+        from tars.store.calls import update_call
+
         if digits and owner.pin and hmac.compare_digest(digits.rstrip("#"), owner.pin):
             log.info("call %s: owner PIN accepted", call_sid)
+            await board.db(lambda s: update_call(s, call_id, role=OWNER, callee=owner.name))
             return connect(Caller(number, OWNER, owner.name, caller.contact_id), call_sid, call_id, "inbound")
         must = caller.role == OWNER or (project.roles.get(caller.role) and project.roles[caller.role].pin)
         if not digits and not must:
@@ -260,15 +157,13 @@ def create_app(server: Server) -> FastAPI:
         tries += 1
         log.warning("call %s: wrong or missing PIN (try %d of %d)", call_sid, tries, MAX_PIN_TRIES)
         if tries >= MAX_PIN_TRIES:
-            from tars.store.calls import update_call
-
-            await server.db(
+            await board.db(
                 lambda s: update_call(
                     s, call_id, status="failed", failure_reason="wrong PIN", ended_at=dt.datetime.now(dt.UTC)
                 )
             )
-            server.reserved.pop(call_sid, None)
-            return twiml(say(PIN_GOODBYE), "<Hangup/>")
+            board.reserved.pop(call_sid, None)
+            return xml(twiml.say_and_hang_up(PIN_GOODBYE))
         return gather(caller, call_id, tries, PIN_RETRY)
 
     @app.post("/twilio/sms")
@@ -277,20 +172,19 @@ def create_app(server: Server) -> FastAPI:
         params = await signed_form(request)
         if params is None:
             return forbidden()
-        if params.get("From") == project.owner.phone:
-            waiting = [q for q in server.questions if not q.done()]
-            if waiting:
-                waiting[0].set_result(params.get("Body", "").strip())
-        return twiml()
+        if params.get("From") != project.owner.phone:
+            return xml(twiml.empty())
+        reply = await messages.sms_reply(board, params.get("Body", ""))
+        return xml(twiml.message(reply) if reply else twiml.empty())
 
     @app.post("/twilio/status")
     async def status(request: Request) -> Response:
         params = await signed_form(request)
         if params is None:
             return forbidden()
-        await update_status(server, params)
-        if server.scheduler is not None and STATUS_MAP.get(params.get("CallStatus", "")) in FINAL:
-            server.scheduler.wake()  # a goal call that ended busy, unanswered or on voicemail: decide its retry
+        await statuses.update_status(board.database, params)
+        if statuses.is_final(params.get("CallStatus", "")):
+            board.wake_scheduler()  # a goal call that ended busy, unanswered or on voicemail: decide its retry
         return Response(status_code=204)
 
     @app.post("/twilio/outbound")
@@ -299,115 +193,115 @@ def create_app(server: Server) -> FastAPI:
         params = await signed_form(request)
         if params is None:
             return forbidden()
-        from tars.server.outbound import voicemail_twiml
         from tars.store.calls import get_call, update_call
 
-        call_id = int(dict(parse_qsl(request.url.query)).get("call_id", "0"))
-        call = await server.db(lambda s: get_call(s, call_id))
+        call_id = _call_id(request) or 0
+        call = await board.db(lambda s: get_call(s, call_id))
         answered_by = params.get("AnsweredBy", "human")
         if answered_by.startswith("machine") or answered_by == "fax":
-            await server.db(lambda s: update_call(s, call_id, status="voicemail"))
+            await board.db(lambda s: update_call(s, call_id, status="voicemail"))
             log.info("goal call %s reached %s: voicemail policy", call.sid, answered_by)
-            return twiml(voicemail_twiml(server, call))
-        if server.busy(params.get("CallSid", "")):
-            return twiml(say(BUSY_MESSAGE), "<Hangup/>")
-        server.reserved[params.get("CallSid", "")] = asyncio.get_running_loop().time()
+            return xml(voicemail_document(board, call))
+        if board.busy(params.get("CallSid", "")):
+            return xml(twiml.say_and_hang_up(BUSY_MESSAGE))
+        board.reserve(params.get("CallSid", ""))
         callee = Caller(call.to_number, project.playbooks[call.playbook].role, None, call.contact_id)
         return connect(callee, params.get("CallSid", ""), call_id, "goal")
+
+    async def reminder_webhook(
+        request: Request, then: Callable[[dict[str, str], int], Awaitable[Response]]
+    ) -> Response:
+        params = await signed_form(request)
+        call_id = _call_id(request)
+        if params is None or call_id is None:
+            return forbidden()
+        if params.get("CallSid"):
+            await board.db(lambda s: record_sid(s, call_id, params["CallSid"]))
+        return await then(params, call_id)
+
+    @app.post("/twilio/reminder")
+    async def reminder_answered(request: Request) -> Response:
+        async def answered(params: dict[str, str], call_id: int) -> Response:
+            return xml(await reminder_calls.answer(board, params, call_id))
+
+        return await reminder_webhook(request, answered)
+
+    @app.post("/twilio/reminder/status")
+    async def reminder_status(request: Request) -> Response:
+        async def changed(params: dict[str, str], call_id: int) -> Response:
+            await statuses.update_status(board.database, params)
+            if statuses.is_final(params.get("CallStatus", "")):
+                await reminder_calls.settle_unannounced(board, call_id)
+            return Response(status_code=204)
+
+        return await reminder_webhook(request, changed)
 
     @app.websocket("/twilio/stream")
     async def stream(websocket: WebSocket) -> None:
         await websocket.accept()
-        verified = await verify_stream(server, websocket)
+        verified = await verify_stream(board, websocket)
         if verified is None:
             return
         body, call_sid, stream_sid = verified
-        playbook = None
-        if body.get("purpose") == "goal":
-            from tars.server.outbound import goal_setup
-
-            setup, playbook = await goal_setup(server, body, call_sid, stream_sid)
-        elif body.get("purpose") == "reminder":
-            from tars.server.reminder_calls import reminder_setup
-
-            setup = await reminder_setup(server, body, call_sid, stream_sid)
-        else:
-            setup = await inbound_setup(server, body, call_sid, stream_sid)
-        session = CallSession(project, server.endpoints, server.database, server.outbox, setup, playbook=playbook)
-        if setup.purpose == "reminder":
-            from tars.server.reminder_calls import watch_announcement
-
-            server.background(watch_announcement(server, session))  # delivered once announced
-        if playbook is not None:
-            from tars.server.outbound import press_digits
-
-            playbook.announce = lambda text: session.recorder.line("system", text)
-            session.handover = lambda s, digits: press_digits(server, s, digits)
-            session.ask = lambda question: server.ask_owner(question, setup.caller.name or setup.caller.number)
-        server.sessions[setup.call_sid] = session
-        server.reserved.pop(setup.call_sid, None)
-        try:
-            await session.run(websocket)
-        finally:
-            if server.sessions.get(setup.call_sid) is session:
-                server.sessions.pop(setup.call_sid, None)
-            if playbook is not None and not session.handing_over:
-                from tars.calls.aftercall import wrap_up
-
-                server.background(wrap_up(session, server.endpoints, server.outbox, setup.caller.name or ""))
+        await run_stream(board, websocket, body, call_sid, stream_sid)
 
     from tars.server.api import router
-    from tars.server.reminder_calls import register as reminder_routes
 
-    reminder_routes(app, server)  # /twilio/reminder, /twilio/reminder/status
     app.include_router(router)
     return app
 
 
-async def update_status(server: Server, params: Mapping[str, str]) -> None:
-    from tars.store.models import Call
-
-    ours = STATUS_MAP.get(params.get("CallStatus", ""))
-    call_sid = params.get("CallSid", "")
-    if ours is None or not call_sid:
-        return
-    answered_by = params.get("AnsweredBy", "")
-    if ours == "completed" and answered_by.startswith("machine"):
-        ours = "voicemail"
-
-    final = FINAL
-
-    def work(session: Any) -> bool:
-        from sqlalchemy import update
-        from sqlmodel import select
-
-        for _ in range(5):
-            call = session.exec(select(Call).where(Call.sid == call_sid)).first()
-            if call is None:
-                return False
-            if call.status in final and ours not in final:
-                return True  # a late "ringing" never undoes an end
-            if call.status in ("failed", "voicemail") and ours == "completed":
-                return True  # keep the reason we recorded, or that a machine answered
-            now = dt.datetime.now(dt.UTC)
-            values: dict[str, Any] = {"status": ours, "updated_at": now}
-            if ours in final and call.ended_at is None:
-                values["ended_at"] = now
-            # Only if nobody changed the status since we read it (the call's own session may
-            # be writing "failed" right now); otherwise read again and decide again.
-            done = session.exec(update(Call).where(Call.id == call.id, Call.status == call.status).values(**values))
-            if done.rowcount:
-                return True
-            session.expire_all()
-        return True
-
-    for _ in range(STATUS_WAIT_TRIES):  # a callback can overtake the REST answer that tells us the SID
-        if await server.db(work):
-            return
-        await asyncio.sleep(0.1)
+def voicemail_document(board: Switchboard, call: Any) -> str:
+    """What a machine hears: the playbook's message (spoken by Twilio), or nothing."""
+    project = board.project
+    book = project.playbooks[call.playbook]
+    if book.voicemail_action != "leave_message" or not book.voicemail_message:
+        return twiml.hang_up()
+    values = {**instructions.template_values(project, instructions.local_now(project)), **(call.inputs or {})}
+    return twiml.spoken(render(book.voicemail_message, values), then_hang_up=True)
 
 
-async def verify_stream(server: Server, websocket: WebSocket) -> tuple[dict[str, str], str, str] | None:
+async def run_stream(
+    board: Switchboard, websocket: WebSocket, body: dict[str, str], call_sid: str, stream_sid: str
+) -> None:
+    """One media stream, start to end: its setup, its CallSession, and what follows it."""
+    project = board.project
+    playbook = None
+    purpose = body.get("purpose")
+    if purpose == "goal":
+        setup, playbook = await goal_setup(project, board.database, body, call_sid, stream_sid)
+    elif purpose == "reminder":
+        setup = await reminder_calls.reminder_setup(board, body, call_sid, stream_sid)
+    else:
+        setup = await inbound_setup(project, board.database, body, call_sid, stream_sid)
+    session = CallSession(project, board.endpoints, board.database, board.outbox, setup, playbook=playbook)
+    desk = CallDesk(board, setup.call_id, setup.caller.role, setup.caller.name or setup.caller.number)
+    session.context.switchboard = desk
+    if setup.purpose == "reminder":
+        board.background(reminder_calls.watch_announcement(board, session))  # delivered once announced
+    if playbook is not None:
+        playbook.announce = lambda text: session.recorder.line("system", text)
+        session.handover = board.hand_over
+        asking = project.tools.get("ask_owner")
+        wait = max(1.0, (asking.timeout_seconds if asking else 120) - 1)  # answered before the gate gives up
+        session.ask = lambda question: desk.ask_owner(question, wait)
+    board.sessions[setup.call_sid] = session
+    board.reserved.pop(setup.call_sid, None)
+    try:
+        await session.run(websocket)
+    finally:
+        if board.sessions.get(setup.call_sid) is session:
+            board.sessions.pop(setup.call_sid, None)
+        if playbook is not None and not session.handing_over:
+            from tars.calls.aftercall import wrap_up
+
+            async def send(text: str, payload: dict[str, Any]) -> None:
+                await goal_requests.report(board, setup.call_id, text, payload)
+
+            board.background(wrap_up(session, board.endpoints, send, setup.caller.name or ""))
+
+
+async def verify_stream(board: Switchboard, websocket: WebSocket) -> tuple[dict[str, str], str, str] | None:
     """Read Twilio's first frames and verify our signed parameters; close the socket if they fail."""
     from pipecat.runner.utils import parse_telephony_websocket
 
@@ -419,40 +313,13 @@ async def verify_stream(server: Server, websocket: WebSocket) -> tuple[dict[str,
         log.warning("media stream refused: not a Twilio stream start (%s)", exc)
         await websocket.close(code=1008, reason="expected a Twilio media stream")
         return None
-    problem = server.signer.verify(body)
+    problem = board.signer.verify(body)
     if problem is None and body.get("call_sid") != call_sid:
         problem = "stream parameters belong to another call"
-    if problem is None and server.busy(call_sid):
+    if problem is None and board.busy(call_sid):
         problem = "at capacity"
     if problem is not None:
         log.warning("media stream for %s refused: %s", call_sid, problem)
         await websocket.close(code=1008, reason=problem)
         return None
     return body, call_sid, stream_sid
-
-
-async def inbound_setup(server: Server, body: Mapping[str, str], call_sid: str, stream_sid: str) -> CallSetup:
-    """Who called, what they may use, what the model is told and says first."""
-    project = server.project
-    caller = Caller(body["from_number"], body["role"])
-    if caller.role != OWNER:
-        caller = await asyncio.to_thread(identify, project, server.database, caller.number)
-        if body["role"] == OWNER:  # the PIN made them the owner for this call
-            caller = Caller(caller.number, OWNER, project.owner.name, caller.contact_id)
-    else:
-        caller = Caller(caller.number, OWNER, project.owner.name)
-    role = project.roles.get(caller.role) or project.roles["unknown"]
-    tools = [t for t in role.tools if t in project.tools]
-    now = instructions.local_now(project)
-    values = instructions.template_values(project, now, caller.name)
-    first_words = instructions.greeting(project, caller.greeting_kind, values)
-    return CallSetup(
-        call_id=int(body["call_id"]),
-        call_sid=call_sid,
-        stream_sid=stream_sid,
-        caller=caller,
-        purpose=body.get("purpose", "inbound"),
-        system_instruction=instructions.inbound_instruction(project, role.name, caller.name, caller.number, now, tools),
-        opening=f'[The call has connected. Greet the caller now with: "{first_words}"]',
-        tools=tuple(tools),
-    )

@@ -11,18 +11,20 @@ from typing import Any
 
 import uvicorn
 
+from tars.endpoints import Endpoints
 from tars.project import Project
-from tars.server.app import Server, create_app
-from tars.server.endpoints import Endpoints
+from tars.server.app import create_app
+from tars.telephony.switchboard import Switchboard
 
 log = logging.getLogger("tars.server")
 
 
 @dataclass
 class Running:
-    server: Server
+    server: Switchboard  # this process's switchboard: its live calls, its scheduler
     port: int
     uvicorn: uvicorn.Server
+    api_token: str
 
     @property
     def local_url(self) -> str:
@@ -36,7 +38,7 @@ class _GracefulUvicorn(uvicorn.Server):
     the signal and die by it); ``stopped_by`` tells the CLI which signal it was.
     """
 
-    def __init__(self, config: uvicorn.Config, tars: Server, *, handle_signals: bool = True):
+    def __init__(self, config: uvicorn.Config, tars: Switchboard, *, handle_signals: bool = True):
         super().__init__(config)
         self.tars = tars
         self.handle_signals = handle_signals
@@ -68,12 +70,13 @@ class _GracefulUvicorn(uvicorn.Server):
         self._graceful = asyncio.ensure_future(graceful())
 
 
-def open_server(project: Project, endpoints: Endpoints, public_base: str | None = None) -> Server:
+def open_server(project: Project, endpoints: Endpoints, public_base: str | None = None) -> Switchboard:
+    """The switchboard a server runs on: the project's database open, its public URL set."""
     from tars.store.database import open_database
 
     database = open_database(project.database_url)
     base = public_base or project.section("telephony").get("public_url") or "http://127.0.0.1"
-    return Server(project, endpoints, database, base)
+    return Switchboard(project, endpoints, database, base)
 
 
 @contextlib.asynccontextmanager
@@ -93,11 +96,13 @@ async def running(
     ``handle_signals``: SIGTERM/SIGINT end calls gracefully (`tars serve`); False leaves the
     signals to the program the server runs in."""
     from tars.scheduler import Scheduler
+    from tars.server.api import ensure_token
 
     server = open_server(project, endpoints, public_base)
     server.scheduler = Scheduler(server)
+    token = ensure_token(project)
     config = uvicorn.Config(
-        create_app(server),
+        create_app(server, token),
         host=host,
         port=port,
         log_level=log_level,
@@ -113,7 +118,7 @@ async def running(
             await asyncio.sleep(0.01)
         bound = web.servers[0].sockets[0].getsockname()[1]
         server.scheduler.start()
-        yield Running(server, bound, web)
+        yield Running(server, bound, web, token)
     finally:
         await server.scheduler.stop()
         await server.shutdown(grace=5)

@@ -29,9 +29,9 @@ from typing import Any, Self
 
 from aiohttp import web
 
+from tars.endpoints import Endpoints
 from tars.project import Project, freeze, load_project, thaw
 from tars.scaffold import scaffold
-from tars.server.endpoints import Endpoints
 from tars.server.run import Running, running
 from tars.sim.gemini import GeminiEmulator
 from tars.sim.twilio import Call, Party, TwilioEmulator
@@ -164,6 +164,7 @@ class Line:
         self.webhooks = WebhookReceiver()
         self._stack = contextlib.AsyncExitStack()
         self.server: Running | None = None
+        self.owner_replies = 0  # texts the owner has sent TARS (owner_texts)
 
     async def __aenter__(self) -> Line:
         try:
@@ -213,7 +214,7 @@ class Line:
 
         assert self.server is not None, "enter the Line first"
         body = {"target": target, "playbook": playbook, "inputs": dict(inputs)}
-        headers = {"Authorization": f"Bearer {self.server.server.api_token}"}
+        headers = {"Authorization": f"Bearer {self.server.api_token}"}
         async with (
             aiohttp.ClientSession(trust_env=False) as http,
             http.post(f"{self.server.local_url}/api/calls", json=body, headers=headers) as response,
@@ -230,7 +231,13 @@ class Line:
             "To": self.number, "Body": body, "NumMedia": "0", "NumSegments": "1",
         }  # fmt: skip
         result = await self.twilio.webhooks.send(f"{PUBLIC}/twilio/sms", form)
+        self.owner_replies += 1
         return result.status
+
+    def questions_texted(self) -> list[str]:
+        """The questions TARS has texted the owner (ask_owner with no live owner call)."""
+        owner = self.project.owner.phone
+        return [m.body for m in self.twilio.messages if m.to == owner and " asks: " in m.body]
 
     async def settle(self, timeout: float = 10) -> None:
         """Wait until the server has no live call and its background work (reports, notices,

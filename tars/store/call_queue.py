@@ -27,7 +27,7 @@ from sqlmodel import Session, col, select
 
 from tars.store.calls import start_call
 from tars.store.errors import InvalidValue
-from tars.store.models import Call, Reminder
+from tars.store.models import Call, CallMessage, Reminder
 
 FINAL = ("completed", "busy", "no-answer", "failed", "voicemail")
 #: Goal calls that ended like this are retried per their playbook's policy (``busy``,
@@ -49,9 +49,10 @@ def schedule_call(
     contact_id: int | None = None,
     attempt: int = 1,
     retry_of: int | None = None,
+    **columns: Any,
 ) -> Call:
     """A goal call to place at ``at`` (the scheduler places it when due, in the playbook's
-    calling window). ``inputs`` as ``place_goal_call`` stores them (with ``_callee``)."""
+    calling window); ``columns`` as ``start_call`` takes them (callee, requested_by …)."""
     if at.tzinfo is None:
         raise InvalidValue("a scheduled call needs a timezone-aware time")
     call = start_call(
@@ -63,6 +64,7 @@ def schedule_call(
         playbook=playbook,
         inputs=inputs,
         status="queued",
+        **columns,
     )
     call.scheduled_at = at
     call.attempt = attempt
@@ -196,6 +198,11 @@ def schedule_retry(session: Session, call: Call, at: dt.datetime) -> Call | None
             contact_id=call.contact_id,
             attempt=call.attempt + 1,
             retry_of=call.id,
+            callee=call.callee,
+            role=call.role,
+            requested_by=call.requested_by,
+            report_via=call.report_via,
+            after_outcome=call.after_outcome,
         )
         session.commit()
     except IntegrityError:  # another server scheduled it between our UPDATE and INSERT
@@ -240,7 +247,8 @@ def start_reminder_call(session: Session, *, reminder_id: int, from_number: str,
         from_number=from_number,
         to_number=to_number,
         status="queued",
-        inputs={"_reminder_lease": lease},
+        reminder_lease=lease,
+        role="owner",
     )
     call.reminder_id = reminder_id
     session.add(call)
@@ -280,8 +288,54 @@ def mark_live(session: Session, call_ids: Iterable[int], server_id: str, until: 
 def owner_live_elsewhere(session: Session, server_id: str, now: dt.datetime) -> str | None:
     """The server (other than ``server_id``) holding a live owner call now, if any."""
     query = select(Call.live_on).where(
-        col(Call.live_until) > now, col(Call.live_on).is_not(None), col(Call.live_on) != server_id
+        col(Call.live_until) > now,
+        col(Call.live_on).is_not(None),
+        col(Call.live_on) != server_id,
+        col(Call.role) == "owner",
     )
     found = session.exec(query.limit(1)).first()
+    session.commit()
+    return found
+
+
+def reap_lapsed(session: Session, now: dt.datetime, after: dt.timedelta) -> list[int]:
+    """Calls whose server stopped renewing their live session ``after`` ago (it died): ended
+    ``failed`` with the reason, their pending messages failed. Returns their ids. Commits."""
+    query = select(Call.id).where(
+        col(Call.live_on).is_not(None),
+        col(Call.live_until) < now - after,
+        col(Call.status).in_(("queued", "ringing", "in-progress")),
+    )
+    ids = list(session.exec(query))
+    if ids:
+        session.execute(
+            update(Call)
+            .where(col(Call.id).in_(ids))
+            .values(
+                status="failed",
+                failure_reason="the server holding the call stopped (its live session lapsed)",
+                ended_at=now,
+                live_on=None,
+                live_until=None,
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        session.execute(
+            update(CallMessage)
+            .where(col(CallMessage.to_call_id).in_(ids), col(CallMessage.status) == "pending")
+            .values(status="failed", updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    session.commit()
+    return ids
+
+
+def live_sessions(session: Session, now: dt.datetime) -> list[Call]:
+    """Every live call on any server (its heartbeat not lapsed), oldest first."""
+    query = select(Call).where(
+        col(Call.live_until) > now, col(Call.live_on).is_not(None), col(Call.status).in_(("ringing", "in-progress"))
+    )
+    found = list(session.exec(query.order_by(col(Call.id))))
     session.commit()
     return found

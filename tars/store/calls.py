@@ -28,7 +28,8 @@ from tars.store.models import (
 _CALL_FIELDS = {
     "sid", "status", "started_at", "ended_at", "outcome", "outcome_source", "summary",
     "recording_path", "failure_reason", "contact_id", "playbook", "inputs",
-    "scheduled_at", "attempt", "retry_of", "follow_up", "reminder_id",
+    "scheduled_at", "attempt", "retry_of", "follow_up", "reminder_id", "callee", "role", "late",
+    "reminder_lease", "step", "run_state", "resume_digits", "requested_by", "report_via", "after_outcome",
 }  # fmt: skip
 
 
@@ -44,7 +45,12 @@ def start_call(
     inputs: dict[str, Any] | None = None,
     status: str = "queued",
     started_at: dt.datetime | None = None,
+    **columns: Any,
 ) -> Call:
+    """A new call row; ``columns`` sets any of the switchboard's (callee, role, requested_by …)."""
+    unknown = set(columns) - _CALL_FIELDS
+    if unknown:
+        raise TypeError(f"unknown call fields: {', '.join(sorted(unknown))}")
     if direction not in CALL_DIRECTIONS:
         raise InvalidValue(f"{direction!r} is not a call direction", f"use one of {', '.join(CALL_DIRECTIONS)}")
     _check_status(status)
@@ -58,6 +64,7 @@ def start_call(
         inputs=inputs,
         status=status,
         started_at=started_at,
+        **columns,
     )
     session.add(call)
     session.flush()

@@ -40,6 +40,9 @@ CALL_STATUSES = (
 CALL_DIRECTIONS = ("inbound", "outbound")
 OUTCOME_SOURCES = ("recorded", "extracted")
 MESSAGE_STATUSES = ("pending", "delivered", "failed")
+#: Messages between live calls and the owner (``CallMessage``).
+CALL_MESSAGE_KINDS = ("question", "note", "report")
+CALL_MESSAGE_STATUSES = ("pending", "delivered", "answered", "expired", "failed")
 
 
 #: JSON where Python None is SQL NULL (not the JSON text 'null').
@@ -127,6 +130,15 @@ class Call(SQLModel, table=True):
     The newer columns are plain integers without foreign keys on purpose: adding them is an
     ``ALTER TABLE … ADD COLUMN`` on SQLite, never a table copy (which, with foreign keys on,
     would cascade-delete every transcript line).
+
+    What outlives one media stream is here too, so any server can take the next webhook or
+    stream of a call: ``callee`` (the name the call is placed to), ``late`` and
+    ``reminder_lease`` (a reminder call's claim), the playbook's ``step`` and ``run_state``
+    across a keypad handover (``resume_digits`` is set while the fresh stream is awaited),
+    ``requested_by`` (the owner's call that asked for this goal call) and ``report_via``,
+    ``after_outcome`` (tool calls to run once the outcome is known: "then email me"), and
+    the live session: ``role`` and the ``live_on``/``live_until`` heartbeat of the server
+    holding the stream.
     """
 
     __table_args__ = (
@@ -163,6 +175,16 @@ class Call(SQLModel, table=True):
     lease_expires_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     live_on: str | None = Field(default=None, max_length=200)
     live_until: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    callee: str | None = Field(default=None, max_length=200)
+    role: str | None = Field(default=None, max_length=64)
+    late: bool = Field(default=False)
+    reminder_lease: str | None = Field(default=None, max_length=200)
+    step: str | None = Field(default=None, max_length=200)
+    run_state: dict[str, Any] | None = Field(default=None, sa_type=_JSON)
+    resume_digits: str | None = Field(default=None, max_length=64)
+    requested_by: int | None = Field(default=None)
+    report_via: str | None = Field(default=None, max_length=16)
+    after_outcome: list[Any] | None = Field(default=None, sa_type=_JSON)
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
@@ -212,3 +234,34 @@ class Message(SQLModel, table=True):
     status: str = Field(default="pending", max_length=16)
     delivered_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class CallMessage(SQLModel, table=True):
+    """A message between a live call and the owner: a goal call's ``question`` (answered in
+    ``answer``), a one-way ``note``, or a finished goal call's ``report``.
+
+    ``to_call_id`` is the owner's live call it is said in (``channel`` "call"), or None when
+    it went by SMS (``channel`` "sms", carrying ``code`` so the reply reaches this question).
+    Stored before it is sent, so a restart loses nothing; any server delivers it.
+    """
+
+    __tablename__ = "call_message"
+    __table_args__ = (
+        _one_of("kind", CALL_MESSAGE_KINDS, "kind"),
+        _one_of("status", CALL_MESSAGE_STATUSES, "status"),
+        Index("ix_call_message_status_code", "status", "code"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=16)
+    from_call_id: int | None = Field(default=None, index=True)
+    to_call_id: int | None = Field(default=None, index=True)
+    text: str = Field(sa_type=Text)
+    code: str | None = Field(default=None, max_length=8)
+    channel: str | None = Field(default=None, max_length=16)
+    status: str = Field(default="pending", max_length=16)
+    answer: str | None = Field(default=None, sa_type=Text)
+    expires_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    answered_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -43,7 +43,16 @@ class Outbox(Protocol):
 
     async def send_sms(self, to: str, body: str) -> str: ...
 
-    async def place_goal_call(self, target: str, playbook: str, inputs: Mapping[str, Any]) -> dict[str, Any]: ...
+
+class Switchboard(Protocol):
+    """What tools may ask of the switchboard (``tars.scheduler.goal_requests.CallDesk``):
+    other calls, and messages to and from the owner's live call."""
+
+    async def make_goal_call(self, args: Mapping[str, Any]) -> dict[str, Any]: ...
+
+    async def after_outcome(self, goal_call_id: int, tool: str, args: Mapping[str, Any]) -> None: ...
+
+    async def answer_question(self, code: str, answer: str) -> dict[str, Any]: ...
 
 
 @dataclass
@@ -55,6 +64,12 @@ class ToolContext:
     outbox: Outbox
     call_id: int | None = None
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
+    switchboard: Switchboard | None = None  # set by the server; None where no calls can be placed
+
+    def desk(self) -> Switchboard:
+        if self.switchboard is None:
+            raise ToolError("placing calls and reaching the owner need the running server (tars serve)")
+        return self.switchboard
 
     async def db(self, work: Callable[[Any], Any]) -> Any:
         """Run ``work(session)`` in a worker thread, inside one committed transaction."""
@@ -79,7 +94,18 @@ def handler(name: str) -> Callable[[Handler], Handler]:
 
 
 async def execute(ctx: ToolContext, call: ToolCall, upstream: Mapping[str, Any]) -> dict[str, Any]:
-    """Run one built-in or webhook tool (the gate has already checked it)."""
+    """Run one built-in or webhook tool (the gate has already checked it).
+
+    A tool that needs a goal call placed in the same batch ("call Helen, then email me what
+    she said") waits for that call's outcome: it is attached to the goal call and runs then."""
+    awaiting = next(
+        (r for r in upstream.values() if isinstance(r, Mapping) and r.get("awaiting_outcome") and r.get("call_id")),
+        None,
+    )
+    if awaiting is not None:
+        await ctx.desk().after_outcome(int(awaiting["call_id"]), call.name, dict(call.args))
+        who = awaiting.get("callee") or "them"
+        return {"deferred": True, "runs": f"when the call to {who} has its outcome"}
     tool = ctx.project.tools.get(call.name)
     if tool is not None and tool.kind == "webhook":
         from tars.tools.webhook import call_webhook
@@ -290,4 +316,10 @@ async def ask_owner(ctx: ToolContext, args: Mapping[str, Any]) -> dict[str, Any]
 async def make_goal_call(ctx: ToolContext, args: Mapping[str, Any]) -> dict[str, Any]:
     upstream = args.get("_upstream", {})
     target = upstream.get("lookup_contact", {}).get("phone") or str(args["target"])
-    return await ctx.outbox.place_goal_call(target, str(args["playbook"]), dict(args.get("inputs") or {}))
+    request = {k: v for k, v in args.items() if not k.startswith("_")}
+    return await ctx.desk().make_goal_call({**request, "target": target})
+
+
+@handler("answer_question")
+async def answer_question(ctx: ToolContext, args: Mapping[str, Any]) -> dict[str, Any]:
+    return await ctx.desk().answer_question(str(args["code"]), str(args["answer"]))

@@ -6,6 +6,7 @@ are JSON Schema (lower-case types); the Gemini adapter upper-cases them on the w
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,6 +106,15 @@ BUILTINS: dict[str, BuiltinTool] = {
             _params(["question"], question=_TEXT),
         ),
         BuiltinTool(
+            "answer_question",
+            "Pass the owner's answer back to the call that asked them a question (its code is in the question).",
+            _params(
+                ["code", "answer"],
+                code={"type": "string", "description": "The question's code, e.g. '4821'."},
+                answer={"type": "string", "description": "The owner's answer, in their words."},
+            ),
+        ),
+        BuiltinTool(
             "send_sms",
             "Send a text message to a contact or the owner.",
             _params(["to", "body"], to=_TEXT, body=_TEXT),
@@ -117,3 +127,38 @@ BUILTINS: dict[str, BuiltinTool] = {
         ),
     ]
 }
+
+
+def goal_call_declaration(playbooks: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """``make_goal_call``'s description and parameters, from the compiled playbooks: the
+    playbook names as an enum, and each playbook's inputs with their types and descriptions,
+    so the model fills them the way ``tars call --var`` does."""
+    lines = []
+    properties: dict[str, Any] = {}
+    for name, book in sorted(playbooks.items()):
+        fields = []
+        for field_name, spec in book.inputs.items():
+            kind = spec.type + (", required" if spec.required else "")
+            fields.append(f"{field_name} ({kind}){': ' + spec.description if spec.description else ''}")
+            prop: dict[str, Any] = {"type": spec.type}
+            if spec.description:
+                prop["description"] = spec.description
+            properties.setdefault(field_name, prop)
+        lines.append(f"{name}: {book.description} Inputs: {'; '.join(fields) or 'none'}.")
+    description = (
+        "Place a call on the owner's behalf following one of these playbooks; the result is reported "
+        "when the call ends. " + " ".join(lines)
+    )
+    parameters = _params(
+        ["target", "playbook"],
+        target={"type": "string", "description": "Who to call: a contact or directory name, or a number."},
+        playbook={"type": "string", "enum": sorted(playbooks) or ["none"], "description": "The playbook to follow."},
+        inputs={"type": "object", "properties": properties, "description": "The playbook's inputs, by name."},
+        confirmed={"type": "boolean", "description": "True once the owner has said yes to the name read back."},
+        report_via={
+            "type": "string",
+            "enum": ["sms", "call", "webhook"],
+            "description": "How to report if the owner is no longer on the phone (default: the owner's setting).",
+        },
+    )
+    return description, parameters

@@ -101,9 +101,8 @@ async def test_a_call_scheduled_for_later_is_placed_when_due(tmp_path: Path, mon
         with line.db() as db, db.session() as s:
             row = schedule_call(
                 s, from_number=line.number, to_number=DENTIST, playbook="book_appointment",
-                inputs={"preferred_day": "Monday", "appointment_type": "check-up", "preferred_time": "any time",
-                        "_callee": "Bright Smile Dental"},
-                at=clock[0] - dt.timedelta(minutes=1),
+                inputs={"preferred_day": "Monday", "appointment_type": "check-up", "preferred_time": "any time"},
+                at=clock[0] - dt.timedelta(minutes=1), callee="Bright Smile Dental",
             )  # fmt: skip
         monday = dt.datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 

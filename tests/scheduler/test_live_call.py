@@ -128,7 +128,9 @@ async def test_reminders_wait_for_the_server_holding_the_owners_call(
 
     project = make_project(tmp_path / "p", monkeypatch)
     with connect(project.database_url) as db, db.session() as s:
-        call_id = start_call(s, direction="inbound", from_number=project.owner.phone, to_number="+447700900999").id
+        call_id = start_call(
+            s, direction="inbound", from_number=project.owner.phone, to_number="+447700900999", role="owner"
+        ).id
     other_server_holds_the_call(3600)
     rid = add_due(project, "call Helen", via="sms")
     async with Line(project, EchoBrain) as line:

@@ -226,7 +226,7 @@ KILLED_AFTER_CLAIM = textwrap.dedent("""
     import tars.scheduler.reminders as reminders
     from tars.project import load_project
     from tars.scheduler import Scheduler
-    from tars.server.endpoints import Endpoints
+    from tars.endpoints import Endpoints
     from tars.server.run import open_server
 
 

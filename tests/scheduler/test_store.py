@@ -23,7 +23,7 @@ def busy_call(session: Any, **extra: Any) -> Any:
     from tars.store.calls import start_call, update_call
 
     call = start_call(session, direction="outbound", from_number="+447700900999", to_number="+442079460123",
-                      playbook="book_appointment", inputs={"preferred_day": "Monday", "_callee": "Dentist"},
+                      playbook="book_appointment", inputs={"preferred_day": "Monday"}, callee="Dentist",
                       sid="CA" + "1" * 32)  # fmt: skip
     return update_call(session, call.id, status="busy", **extra)
 
@@ -135,7 +135,9 @@ def test_live_owner_calls_are_seen_by_other_servers_until_they_lapse(database_ur
     from tars.store.calls import start_call
 
     with connect(database_url) as db, db.session() as session:
-        call = start_call(session, direction="inbound", from_number="+447700900123", to_number="+447700900999")
+        call = start_call(
+            session, direction="inbound", from_number="+447700900123", to_number="+447700900999", role="owner"
+        )
     with connect(database_url) as db, db.session() as session:
         mark_live(session, [call.id], "server-1", T0 + dt.timedelta(seconds=10))
         assert owner_live_elsewhere(session, "server-2", T0) == "server-1"

@@ -258,7 +258,7 @@ async def test_a_call_for_later_is_stored_not_dialled(tmp_path: Path, monkeypatc
                 "inputs": {"preferred_day": "Friday"},
                 "at": "tomorrow 10am",
             }
-            headers = {"Authorization": f"Bearer {line.server.server.api_token}"}
+            headers = {"Authorization": f"Bearer {line.server.api_token}"}
             async with http.post(f"{line.server.local_url}/api/calls", json=body, headers=headers) as r:
                 scheduled = await r.json()
                 assert r.status == 202, scheduled

@@ -1,0 +1,92 @@
+"""What a call's model is told before it speaks: who is on the line, what they may use, the
+system instruction and the opening. One function per purpose of the stream:
+
+    inbound_setup  someone rang TARS (the PIN may have made them the owner)
+    goal_setup     a goal call was answered: the playbook run, new or continued after a keypad
+                   handover (stored on the call, so any server can take the fresh stream)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+from tars.calls import instructions
+from tars.calls.caller import OWNER, Caller, identify
+from tars.calls.playbook_run import RUNTIME_TOOLS, PlaybookRun
+from tars.calls.session import CallSetup
+from tars.graph.call_plan import prepare_call
+from tars.project import Project
+
+
+async def inbound_setup(
+    project: Project, database: Any, body: Mapping[str, str], call_sid: str, stream_sid: str
+) -> CallSetup:
+    """Who called, what they may use, what the model is told and says first."""
+    caller = Caller(body["from_number"], body["role"])
+    if caller.role != OWNER:
+        caller = await asyncio.to_thread(identify, project, database, caller.number)
+        if body["role"] == OWNER:  # the PIN made them the owner for this call
+            caller = Caller(caller.number, OWNER, project.owner.name, caller.contact_id)
+    else:
+        caller = Caller(caller.number, OWNER, project.owner.name)
+    role = project.roles.get(caller.role) or project.roles["unknown"]
+    tools = [t for t in role.tools if t in project.tools]
+    now = instructions.local_now(project)
+    values = instructions.template_values(project, now, caller.name)
+    first_words = instructions.greeting(project, caller.greeting_kind, values)
+    return CallSetup(
+        call_id=int(body["call_id"]),
+        call_sid=call_sid,
+        stream_sid=stream_sid,
+        caller=caller,
+        purpose=body.get("purpose", "inbound"),
+        system_instruction=instructions.inbound_instruction(project, role.name, caller.name, caller.number, now, tools),
+        opening=f'[The call has connected. Greet the caller now with: "{first_words}"]',
+        tools=tuple(tools),
+    )
+
+
+async def goal_setup(
+    project: Project, database: Any, body: Mapping[str, str], call_sid: str, stream_sid: str
+) -> tuple[CallSetup, PlaybookRun]:
+    """The CallPlan and PlaybookRun for a goal call's stream: a new run, or the stored one
+    after a keypad handover (the model is told which keys were pressed)."""
+    from tars.store.calls import get_call, update_call
+
+    call_id = int(body["call_id"])
+    call = await database.run(lambda s: get_call(s, call_id))
+    callee = call.callee or call.to_number
+    now = instructions.local_now(project)
+    values = instructions.template_values(project, now)
+    plan = prepare_call(project, str(call.playbook), dict(call.inputs or {}), {**values, "target_name": callee})
+    pressed = call.resume_digits
+    if pressed and call.run_state:
+        run = PlaybookRun.resumed(plan, call.run_state, announce=_unbound)
+        await database.run(lambda s: update_call(s, call_id, resume_digits=None))
+    else:
+        pressed = None
+        run = PlaybookRun(plan, announce=_unbound)
+    role = project.roles[plan.playbook.role]
+    tools = [t for t in plan.tool_set if t in role.tools and t in project.tools] + list(RUNTIME_TOOLS)
+    opening = (
+        f"[You pressed {pressed} on the phone menu and the call continues. {plan.announcement(run.step, run.outcome)}]"
+        if pressed
+        else run.opening()
+    )
+    setup = CallSetup(
+        call_id=call.id,
+        call_sid=call_sid,
+        stream_sid=stream_sid,
+        caller=Caller(call.to_number, plan.playbook.role, callee, call.contact_id),
+        purpose="goal",
+        system_instruction=instructions.goal_instruction(project, plan, callee, now),
+        opening=opening,
+        tools=tuple(tools),
+    )
+    return setup, run
+
+
+async def _unbound(text: str) -> None:  # replaced by the session's recorder line
+    raise RuntimeError("playbook announcements are not connected to a call")
