@@ -49,6 +49,7 @@ from tars.scheduler import goal_calls, relay, reminders
 from tars.scheduler.jobs import Slot
 from tars.scheduler.live import owner_session
 from tars.scheduler.wakeup import watch
+from tars.telephony.switchboard import wall
 
 if TYPE_CHECKING:
     from tars.project import Project
@@ -287,7 +288,7 @@ class Scheduler:
         if not ids or (ids == self._live_ids and clock - self._live_renewed_at < LIVE_RENEW_SECONDS):
             self._live_ids = ids
             return
-        until = relay.wall() + dt.timedelta(seconds=LIVE_SECONDS)
+        until = wall() + dt.timedelta(seconds=LIVE_SECONDS)
         await self.board.db(lambda s: mark_live(s, ids, self.id, until))
         self._live_ids, self._live_renewed_at = ids, clock
 
@@ -298,7 +299,7 @@ class Scheduler:
 
         self._more_due = False
         self._next_due = None
-        holder = await self.board.db(lambda s: owner_live_elsewhere(s, self.id, relay.wall()))
+        holder = await self.board.db(lambda s: owner_live_elsewhere(s, self.id, wall()))
         if holder is not None:
             log.debug("the owner is on a call held by %s; its reminders are announced there", holder)
             return

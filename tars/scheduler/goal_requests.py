@@ -22,10 +22,9 @@ from typing import Any
 from tars.calls.caller import OWNER, Caller
 from tars.graph.call_plan import InputError, prepare_call
 from tars.graph.planner import ToolCall
-from tars.scheduler.relay import wall
 from tars.scheduler.window import next_open
 from tars.telephony import messages
-from tars.telephony.switchboard import PlacementError, Switchboard
+from tars.telephony.switchboard import PlacementError, Switchboard, wall
 from tars.tools.builtins import ToolContext, ToolError, execute
 
 log = logging.getLogger("tars.goal_requests")

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from tars.scheduler.live import announce
 from tars.telephony.messages import Asker, question_for_call
+from tars.telephony.switchboard import wall
 
 if TYPE_CHECKING:
     from tars.scheduler.jobs import Runner
@@ -22,10 +23,6 @@ log = logging.getLogger("tars.scheduler")
 
 #: A live session whose heartbeat lapsed this long ago belongs to a server that died.
 REAP_AFTER = dt.timedelta(seconds=30)
-
-
-def wall() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 def local_sessions(scheduler: Runner) -> dict[int, Any]:

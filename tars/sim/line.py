@@ -221,8 +221,9 @@ class Line:
         ):
             return response.status, await response.json(content_type=None)
 
-    async def owner_texts(self, body: str) -> int:
-        """The owner texts the TARS number: Twilio's signed SMS webhook; returns the HTTP status."""
+    async def owner_texts(self, body: str) -> Any:
+        """The owner texts the TARS number: Twilio's signed SMS webhook; returns what the
+        server answered (``status``, and the TwiML ``body`` texted back)."""
         from tars.sim.twilio_rest import new_sid
 
         sid = new_sid("SM")
@@ -232,7 +233,7 @@ class Line:
         }  # fmt: skip
         result = await self.twilio.webhooks.send(f"{PUBLIC}/twilio/sms", form)
         self.owner_replies += 1
-        return result.status
+        return result
 
     def questions_texted(self) -> list[str]:
         """The questions TARS has texted the owner (ask_owner with no live owner call)."""

@@ -353,12 +353,13 @@ async def _play_party(scenario: Scenario, call: Call, model: ScenarioModel, line
 
 async def _owner_replies(turn: OwnerTurn, call: Call, model: ScenarioModel, line: Line) -> None:
     """Once TARS has texted the owner its question (ask_owner is waiting), the owner texts back."""
+
     def asked() -> bool:  # one more question texted to the owner than they have answered
         return model.awaiting_owner(turn.index) and len(line.questions_texted()) > line.owner_replies
 
     await _until(asked, STEP_SECONDS, call, f"TARS to text the owner its question (turn {turn.number})")
     model.owner_acted(turn.index)
-    status = await line.owner_texts(turn.texts)
+    status = (await line.owner_texts(turn.texts)).status
     if status != 200:
         raise Stuck(f"the server answered {status} to the owner's text at turn {turn.number}")
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tars.delivery import DeliveryError
-from tars.telephony.switchboard import Switchboard
+from tars.telephony.switchboard import Switchboard, wall
 
 log = logging.getLogger("tars.messages")
 
@@ -57,7 +57,7 @@ async def ask_owner(board: Switchboard, asker: Asker, question: str, timeout: fl
     """Ask the owner and wait up to ``timeout`` seconds for the answer."""
     from tars.store.call_messages import get_message, new_message, owner_live_call, set_status
 
-    now = board.clock()
+    now = wall()
     expires = now + dt.timedelta(seconds=timeout)
     live = await board.db(lambda s: owner_live_call(s, now, excluding=asker.call_id))
     if live is not None:

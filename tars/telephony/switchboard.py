@@ -39,6 +39,12 @@ RESERVATION_SECONDS = 60.0
 STATUS_EVENTS = ["initiated", "ringing", "answered", "completed"]
 
 
+def wall() -> dt.datetime:
+    """The wall clock, for what says which calls are live (session heartbeats), as opposed
+    to ``Switchboard.clock``, which tests move to try calling windows."""
+    return dt.datetime.now(dt.UTC)
+
+
 class PlacementError(Exception):
     """The call could not be placed; the message says why and what to do."""
 
