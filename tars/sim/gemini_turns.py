@@ -150,7 +150,8 @@ class ModelTurns:
         # joins TTSTextFrames), so later sentences carry their leading space.
         spoken = f" {text}" if self._said_in_turn else text
         self._said_in_turn = True
-        await self.send({"serverContent": {"outputTranscription": {"text": spoken}}})
+        if self.session.transcribes("output"):  # only when the setup asked for it
+            await self.send({"serverContent": {"outputTranscription": {"text": spoken}}})
         self.session.transcript.append(("model", text))
 
     async def _call_tools(self, calls: list[CallTool]) -> list[dict[str, Any]]:
