@@ -29,7 +29,7 @@ from pipecat.processors.aggregators.llm_response_universal import (
     LLMContextAggregatorPair,
     LLMUserAggregatorParams,
 )
-from pipecat.services.google.gemini_live.llm import GeminiLiveLLMService
+from pipecat.services.google.gemini_live.llm import ContextWindowCompressionParams, GeminiLiveLLMService
 from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPIWebsocketTransport
 from pipecat.turns.user_turn_strategies import ExternalUserTurnStrategies
 from pipecat.workers.runner import WorkerRunner
@@ -88,6 +88,15 @@ def function_schemas(
     return ToolsSchema(standard_tools=schemas)
 
 
+def compression(model: Mapping[str, Any]) -> ContextWindowCompressionParams:
+    """``model.context_window_compression``: a sliding window unless turned off. Without it the
+    Live API ends an audio session after about 15 minutes, whatever ``max_call_minutes`` says."""
+    settings = model.get("context_window_compression") or {}
+    return ContextWindowCompressionParams(
+        enabled=bool(settings.get("enabled", True)), trigger_tokens=settings.get("trigger_tokens")
+    )
+
+
 class GatedGeminiLive(GeminiLiveLLMService):
     """Gemini Live whose tool calls go through the gate as whole batches.
 
@@ -123,6 +132,12 @@ class GatedGeminiLive(GeminiLiveLLMService):
                 await self._reconnect()
             else:
                 await self._call.model_failed(str(exc))
+
+    async def _handle_server_message(self, message: Any) -> None:
+        """pipecat 1.14 ignores ``goAway``; the call writes it down, so an end that follows has a why."""
+        if message.go_away is not None:
+            await self._call.model_going_away(message.go_away.time_left)
+        await super()._handle_server_message(message)
 
     async def _disconnect(self) -> None:
         """Keep the caller's last words: pipecat drops its unflushed transcription buffer here.
@@ -185,6 +200,7 @@ class CallSession:
         self.handover: Any = None  # set by the server for goal calls
         self.ask: Any = None  # ask_owner's channel to the owner, set by the server for goal calls
         self.failure: str | None = None
+        self.going_away: str | None = None  # timeLeft of the model service's goAway, once sent
         self.status = "in-progress"
 
     def _spawn(self, coro: Any) -> None:
@@ -302,6 +318,7 @@ class CallSession:
                 model=settings.get("live_model"),
                 voice=self.project.persona.voice or settings.get("voice"),
                 system_instruction=self.setup.system_instruction,
+                context_window_compression=compression(settings),
             ),
             tools=function_schemas(
                 self.project,
@@ -413,10 +430,17 @@ class CallSession:
         await self.say_to_model("[System] The maximum call length has been reached. Say a brief goodbye now.")
         await self.end_call("maximum call length reached")
 
+    async def model_going_away(self, time_left: str | None) -> None:
+        """The Live service announced it will close the session (``goAway``)."""
+        self.going_away = time_left or "unknown"
+        await self.recorder.line("system", f"the model service will end the session in {self.going_away} (goAway)")
+
     async def model_failed(self, reason: str) -> None:
         """Gemini is gone for good: Twilio speaks the apology and hangs up; recorded as failed."""
         if self.failure:
             return
+        if self.going_away is not None:
+            reason = f"the service ended the session after goAway (time left {self.going_away}), then: {reason}"
         self.failure = f"model session failed: {reason}"
         log.error("call %s: %s", self.setup.call_sid, self.failure)
         twiml = f"<Response><Say>{APOLOGY}</Say><Hangup/></Response>"
