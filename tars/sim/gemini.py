@@ -30,7 +30,8 @@ Public API::
     GeminiEmulator(api_key="test-key", *, brain_factory=EchoBrain, responder=echo_responder,
                    response_delay_ms=0, realtime=False, pacing=None, chunk_ms=100,
                    end_silence_ms=500, end_of_turn_after_bytes=None, speech_body_ms=None,
-                   models=None, session_limit_s=900, go_away_lead_s=60, keep_frames=False,
+                   models=None, session_limit_s=900, connection_limit_s=600, go_away_lead_s=60,
+                   keep_frames=False,
                    host="127.0.0.1", port=0)
       await start() / await stop() / async with / with running_in_thread()
       base_url, ws_url, port, ca_file, client_ssl_context(), env()
@@ -63,9 +64,10 @@ caller's turn once N bytes of audio arrived since their speech began, without
 waiting for trailing silence), ``speech_body_ms`` (model speech of a fixed length
 whatever its text: clients such as pipecat play audio out in real time, so brief
 speech keeps simulated calls short). ``models`` (name -> supported methods; default
-``gemini_models.DEFAULT_MODELS``), ``session_limit_s``/``go_away_lead_s`` (a session
-without context-window compression gets ``goAway`` this long before the limit, then
-closes with 1011; ``None``: no limit; see ``gemini_limits``), ``keep_frames`` (keep every
+``gemini_models.DEFAULT_MODELS``), ``session_limit_s``/``connection_limit_s``/
+``go_away_lead_s`` (a session without context-window compression, and any connection,
+gets ``goAway`` this long before its limit, then a 1011 close; only a connection's end
+can be resumed; ``None``: no limit; see ``gemini_limits``), ``keep_frames`` (keep every
 sent server frame whole in ``LiveSession.frames_sent``, for validating them).
 """
 
@@ -95,7 +97,7 @@ from tars.sim.gemini_brain import (
     ScriptedBrain,
     Wait,
 )
-from tars.sim.gemini_limits import AUDIO_SESSION_LIMIT_S, GO_AWAY_LEAD_S
+from tars.sim.gemini_limits import AUDIO_SESSION_LIMIT_S, CONNECTION_LIMIT_S, GO_AWAY_LEAD_S
 from tars.sim.gemini_live import LiveConnection, serve_live
 from tars.sim.gemini_models import ModelCatalogue, not_found
 from tars.sim.gemini_rest import (
@@ -163,6 +165,7 @@ class GeminiEmulator:
         speech_body_ms: int | None = None,
         models: Mapping[str, Iterable[str]] | None = None,
         session_limit_s: float | None = AUDIO_SESSION_LIMIT_S,
+        connection_limit_s: float | None = CONNECTION_LIMIT_S,
         go_away_lead_s: float = GO_AWAY_LEAD_S,
         keep_frames: bool = False,
         host: str = "127.0.0.1",
@@ -182,6 +185,7 @@ class GeminiEmulator:
             speech_body_ms=speech_body_ms,
             models=ModelCatalogue(models),
             session_limit_s=session_limit_s,
+            connection_limit_s=connection_limit_s,
             go_away_lead_s=go_away_lead_s,
             keep_frames=keep_frames,
         )

@@ -41,7 +41,7 @@ import numpy as np
 from aiohttp import WSMsgType, web
 
 from tars.sim import speech
-from tars.sim.gemini_limits import enforce_session_limit
+from tars.sim.gemini_limits import enforce_limits
 from tars.sim.gemini_session import (
     ClientFrame,
     LiveOptions,
@@ -120,6 +120,7 @@ class LiveConnection(ModelTurns):
         self._queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
         self._clock: asyncio.Task[None] | None = None
+        self.opened_at = time.monotonic()
         self._init_turns()
         self._detector: speech.SpeechDetector | None = None
         self._vad_disabled = False
@@ -134,7 +135,7 @@ class LiveConnection(ModelTurns):
             await self._handshake()
             assert self.session is not None
             self._worker = asyncio.create_task(self._work(), name=f"{self.session.id}-turns")
-            self._clock = asyncio.create_task(enforce_session_limit(self), name=f"{self.session.id}-clock")
+            self._clock = asyncio.create_task(enforce_limits(self), name=f"{self.session.id}-clock")
             async for msg in self.ws:
                 if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
                     self._frame_at = time.monotonic()
@@ -186,6 +187,11 @@ class LiveConnection(ModelTurns):
         """The service ends the session (a time limit): closed, and never resumable."""
         assert self.session is not None
         self.registry.end(self.session, code, reason)
+        if not self.ws.closed:
+            await _close(self.ws, code, reason)
+
+    async def end_connection(self, code: int, reason: str) -> None:
+        """The service closes this connection (its lifetime is up); the session may be resumed."""
         if not self.ws.closed:
             await _close(self.ws, code, reason)
 

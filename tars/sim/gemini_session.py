@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from tars.sim import speech
 from tars.sim.gemini_brain import Brain, BrainFactory
-from tars.sim.gemini_limits import AUDIO_SESSION_LIMIT_S, GO_AWAY_LEAD_S
+from tars.sim.gemini_limits import AUDIO_SESSION_LIMIT_S, CONNECTION_LIMIT_S, GO_AWAY_LEAD_S
 from tars.sim.gemini_models import ModelCatalogue
 
 if TYPE_CHECKING:
@@ -59,6 +59,7 @@ class LiveOptions:
     speech_threshold: float = speech.DEFAULT_THRESHOLD
     models: ModelCatalogue = field(default_factory=ModelCatalogue)
     session_limit_s: float | None = AUDIO_SESSION_LIMIT_S  # None: sessions never time out
+    connection_limit_s: float | None = CONNECTION_LIMIT_S  # None: connections never time out
     go_away_lead_s: float = GO_AWAY_LEAD_S
     keep_frames: bool = False  # keep every sent frame whole in LiveSession.frames_sent
 

@@ -217,3 +217,27 @@ async def test_a_session_with_compression_has_no_limit() -> None:
         assert turn[-1].server_content.turn_complete
         assert not [m for m in turn if m.go_away] and s.ended is None
         assert "goAway" not in json.dumps(s.sent)
+
+
+async def test_a_connection_ends_after_its_limit_but_the_session_resumes() -> None:
+    compression = types.ContextWindowCompressionConfig(sliding_window=types.SlidingWindow())
+    async with GeminiEmulator(api_key=KEY, connection_limit_s=1.0, go_away_lead_s=0.5) as emu:
+        config = live_config(context_window_compression=compression)
+        async with client_for(emu).aio.live.connect(model=MODEL, config=config) as session:
+            messages: list[types.LiveServerMessage] = []
+            with pytest.raises(errors.APIError) as info:
+                while True:
+                    async for message in session.receive():
+                        messages.append(message)
+        assert info.value.code == 1011
+        [left] = [m.go_away.time_left for m in messages if m.go_away]
+        assert left is not None and left.endswith("s") and 0 < float(left[:-1]) <= 0.5
+        [s] = emu.sessions
+        assert s.ended is None, "a connection's end is not the session's"
+        emu.options.connection_limit_s = None
+        config = live_config(handle=s.handles[-1], context_window_compression=compression)
+        async with client_for(emu).aio.live.connect(model=MODEL, config=config) as session:
+            await speak(session, "still there")
+            turn = [m async for m in session.receive()]
+        assert turn[-1].server_content.turn_complete
+        assert emu.sessions == [s] and s.connections == 2
