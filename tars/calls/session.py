@@ -139,6 +139,10 @@ class GatedGeminiLive(GeminiLiveLLMService):
             await self._call.model_going_away(message.go_away.time_left)
         await super()._handle_server_message(message)
 
+    async def _handle_session_ready(self, session: Any) -> None:
+        await self._call.model_connected()
+        await super()._handle_session_ready(session)
+
     async def _disconnect(self) -> None:
         """Keep the caller's last words: pipecat drops its unflushed transcription buffer here.
 
@@ -431,16 +435,22 @@ class CallSession:
         await self.end_call("maximum call length reached")
 
     async def model_going_away(self, time_left: str | None) -> None:
-        """The Live service announced it will close the session (``goAway``)."""
+        """The Live service announced it will close the connection (``goAway``)."""
         self.going_away = time_left or "unknown"
-        await self.recorder.line("system", f"the model service will end the session in {self.going_away} (goAway)")
+        await self.recorder.line("system", f"the model service will close the connection in {self.going_away} (goAway)")
+
+    async def model_connected(self) -> None:
+        """A Live connection is open; after a ``goAway`` it is the session resumed."""
+        if self.going_away is not None:
+            self.going_away = None
+            await self.recorder.line("system", "the model session goes on over a new connection")
 
     async def model_failed(self, reason: str) -> None:
         """Gemini is gone for good: Twilio speaks the apology and hangs up; recorded as failed."""
         if self.failure:
             return
         if self.going_away is not None:
-            reason = f"the service ended the session after goAway (time left {self.going_away}), then: {reason}"
+            reason = f"the service closed the connection after goAway (time left {self.going_away}), then: {reason}"
         self.failure = f"model session failed: {reason}"
         log.error("call %s: %s", self.setup.call_sid, self.failure)
         twiml = f"<Response><Say>{APOLOGY}</Say><Hangup/></Response>"

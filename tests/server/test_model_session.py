@@ -70,6 +70,35 @@ async def test_by_default_a_call_outlives_the_session_limit(tmp_path: Path, monk
     assert details(line, call.sid).call.status == "completed"
 
 
+async def test_a_call_outlives_the_connection_limit_on_the_same_session(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = make_project(tmp_path / "p", monkeypatch)
+    brain = greet_then(Say("Still here, sir."), [Say("Goodbye."), CallTool("end_call", {})])
+    async with Line(project, lambda: brain, connection_limit_s=2.0, go_away_lead_s=1.0) as line:
+        call = await line.call_in(from_=project.owner.phone)
+        await line.gemini.wait_for(lambda: line.gemini.sessions, what="a session")
+        [session] = line.gemini.sessions
+        await line.gemini.wait_for(lambda: "goAway" in str(session.sent), what="goAway")
+        # One cut is enough: the next connection lasts. (pipecat gives up after three failed
+        # connections in a row unless one stayed up for 10 s, so cuts every 2 s would end the
+        # call; the real service cuts every ~10 minutes.)
+        line.gemini.options.connection_limit_s = None
+        await call.wait_for_agent_utterance(timeout=20)
+        await line.gemini.wait_for(lambda: session.connections == 2 and session.connected, what="resumed", timeout=30)
+        await call.say("are you still there")
+        assert (await call.wait_for_agent_utterance(timeout=20)).text == "Still here, sir."
+        await call.say("good, bye")
+        assert await call.wait_ended(timeout=30) == "completed"
+    assert session.ended is None
+    assert session.setups[1]["sessionResumption"]["handle"] in session.handles
+    record = details(line, call.sid)
+    assert record.call.status == "completed"
+    system = [t.text for t in record.transcript if t.speaker == "system"]
+    assert "the model service will close the connection in 1s (goAway)" in system
+    assert "the model session goes on over a new connection" in system
+
+
 async def test_without_compression_the_session_limit_ends_the_call_and_says_why(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -86,6 +115,6 @@ async def test_without_compression_the_session_limit_ends_the_call_and_says_why(
     assert any("technical trouble" in text for text in heard), heard
     record = details(line, call.sid)
     assert record.call.status == "failed"
-    assert "the service ended the session after goAway (time left 1s)" in (record.call.failure_reason or "")
+    assert "the service closed the connection after goAway (time left 1s)" in (record.call.failure_reason or "")
     system = [t.text for t in record.transcript if t.speaker == "system"]
-    assert "the model service will end the session in 1s (goAway)" in system
+    assert "the model service will close the connection in 1s (goAway)" in system
