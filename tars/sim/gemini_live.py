@@ -73,6 +73,11 @@ BAD_KEY_REASON = "API key not valid. Please pass a valid API key."
 INVALID_ARGUMENT = "Request contains an invalid argument."
 
 
+class Refused(ProtocolViolation):
+    """A well-formed request the service turns down (an expired handle): recorded in
+    ``LiveRegistry.rejected``, like a bad API key, not as the client's violation."""
+
+
 async def _close(ws: web.WebSocketResponse, code: int, reason: str) -> None:
     # A close reason must fit in a 125-byte control frame (2 bytes are the code).
     data = reason.encode("utf-8")[:123]
@@ -142,6 +147,9 @@ class LiveConnection(ModelTurns):
                     await self._on_frame(msg.data)
                 elif msg.type == WSMsgType.ERROR:
                     break
+        except Refused as exc:  # the service's answer, not the client's mistake
+            if not self.ws.closed:
+                await _close(self.ws, exc.code, exc.reason)
         except ProtocolViolation as exc:
             await self._violate(exc)
         except (ConnectionResetError, asyncio.CancelledError):
@@ -243,7 +251,7 @@ class LiveConnection(ModelTurns):
             if session is None or self.registry.refuse_resumption:
                 reason = "Session resumption handle is invalid or expired."
                 self.registry.rejected.append((time.monotonic(), 1008, reason))
-                raise ProtocolViolation(reason, 1008)
+                raise Refused(reason, 1008)
             old = self.registry.connections.get(session.id)
             if old is not None:
                 old.abort()
