@@ -18,7 +18,9 @@ entries and list items indexed:
 * A schema ``type`` that is not a ``Type`` value, or an ``enum`` item that is not a
   string: **1007** ``Invalid value at 'path' (type.googleapis.com/google.ai.
   generativelanguage.v1beta.Type), "x"`` (zereight/gitlab-mcp#166; for enum items
-  "(TYPE_STRING), 2", microsoft/azure-devops-mcp#139).
+  "(TYPE_STRING), 2", microsoft/azure-devops-mcp#139). The values are the enum's names,
+  upper case: JSON Schema's lower-case ``"string"`` is refused too (iBUHub/AIStudioToAPI#265:
+  a Gemini ``Schema`` with ``"type": "object"`` got 400 INVALID_ARGUMENT, ``OBJECT`` passed).
 * A function name outside ``[a-zA-Z0-9_:.-]{1,64}`` ("Must be a-z, A-Z, 0-9, or contain
   underscores, colons, dots, and dashes, with a maximum length of 64", the v1beta
   ``FunctionDeclaration.name`` reference). The rule is documented; the wording of the
@@ -120,7 +122,7 @@ def _check_declaration(decl: Any, path: str) -> None:
 def _check_schema(schema: Any, path: str) -> None:
     _only(schema, SCHEMA_FIELDS, path)
     kind = schema.get("type")
-    if kind is not None and (not isinstance(kind, str) or kind.upper() not in TYPE_VALUES):
+    if kind is not None and kind not in TYPE_VALUES:
         raise _invalid(f"{path}.type", "type.googleapis.com/google.ai.generativelanguage.v1beta.Type", kind)
     for k, item in enumerate(schema.get("enum") or []):
         if not isinstance(item, str):

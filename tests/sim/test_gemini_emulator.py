@@ -260,11 +260,13 @@ async def test_resumption_continues_the_conversation() -> None:
                 turns=types.Content(role="user", parts=[types.Part(text="Greet.")]),
                 turn_complete=True,
             )
-            await inbox.wait(
-                lambda: len([m for m in inbox.messages if m.session_resumption_update]) >= 2,
-                "handle after the greeting",
-            )
-            handle = [m for m in inbox.messages if m.session_resumption_update][-1].session_resumption_update.new_handle
+
+            def handles() -> list[str]:
+                updates = [m.session_resumption_update for m in inbox.messages if m.session_resumption_update]
+                return [u.new_handle for u in updates if u.resumable and u.new_handle]
+
+            await inbox.wait(lambda: len(handles()) >= 2, "handle after the greeting")
+            handle = handles()[-1]
             await emu.drop()  # abrupt: no close frame
             await inbox.wait(lambda: inbox.error is not None, "the SDK to notice the drop")
             assert isinstance(inbox.error, errors.APIError) and inbox.error.code == 1006

@@ -100,6 +100,11 @@ def tool(parameters: dict[str, Any], name: str = "book") -> list[dict[str, Any]]
             '(type.googleapis.com/google.ai.generativelanguage.v1beta.Type), "STRNG"',
         ),
         (
+            setup_with(tools=tool({"type": "object"})),
+            "Invalid value at 'setup.tools[0].function_declarations[0].parameters.type' "
+            '(type.googleapis.com/google.ai.generativelanguage.v1beta.Type), "object"',
+        ),
+        (
             setup_with(tools=tool({"type": "STRING", "enum": ["a", 2]})),
             "Invalid value at 'setup.tools[0].function_declarations[0].parameters.enum[1]' (TYPE_STRING), 2",
         ),
@@ -108,7 +113,15 @@ def tool(parameters: dict[str, Any], name: str = "book") -> list[dict[str, Any]]
             "setup.tools[0].function_declarations[0].name 'book a table'",
         ),
     ],
-    ids=["unknown-setup-field", "schema-keyword", "nested-unknown", "bad-type", "enum-not-string", "bad-name"],
+    ids=[
+        "unknown-setup-field",
+        "schema-keyword",
+        "nested-unknown",
+        "bad-type",
+        "lower-case-type",
+        "enum-not-string",
+        "bad-name",
+    ],
 )
 async def test_invalid_setup_closes_1007_naming_the_field(setup: str, reason: str) -> None:
     async with GeminiEmulator(api_key=KEY) as emu:
@@ -241,3 +254,53 @@ async def test_a_connection_ends_after_its_limit_but_the_session_resumes() -> No
             turn = [m async for m in session.receive()]
         assert turn[-1].server_content.turn_complete
         assert emu.sessions == [s] and s.connections == 2
+
+
+# --- REST structured output -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("config", "fragment"),
+    [
+        (types.GenerateContentConfig(response_json_schema={"type": "object"}), "needs application/json"),
+        (types.GenerateContentConfig(response_schema=types.Schema(type=types.Type.OBJECT)), "needs application/json"),
+        (
+            types.GenerateContentConfig(
+                response_mime_type="application/json",
+                response_json_schema={"type": "object"},
+                response_schema=types.Schema(type=types.Type.OBJECT),
+            ),
+            "responseSchema must be omitted",
+        ),
+    ],
+    ids=["json-schema-without-mime", "schema-without-mime", "both-schemas"],
+)
+async def test_rest_refuses_a_schema_without_its_mime_type(config: types.GenerateContentConfig, fragment: str) -> None:
+    async with GeminiEmulator(api_key=KEY) as emu:
+        client = client_for(emu)
+        with pytest.raises(errors.ClientError) as info:
+            await client.aio.models.generate_content(model="gemini-3.5-flash", contents="hi", config=config)
+        assert info.value.code == 400 and info.value.status == "INVALID_ARGUMENT"
+        assert fragment in str(info.value)
+        assert emu.rest_requests == []
+        config = types.GenerateContentConfig(
+            response_mime_type="application/json", response_json_schema={"type": "object"}
+        )
+        reply = await client.aio.models.generate_content(model="gemini-3.5-flash", contents="hi", config=config)
+        assert reply.text == "{}"
+
+
+async def test_the_session_is_not_resumable_while_the_model_generates() -> None:
+    emu = GeminiEmulator(api_key=KEY)
+    async with emu, client_for(emu).aio.live.connect(model=MODEL, config=live_config()) as session:
+        first = await session._receive()  # the handle issued at setup
+        await speak(session, "book a table")
+        turn = [m async for m in session.receive()]
+        after = await session._receive()  # the handle issued when the turn is complete
+    assert first.session_resumption_update.resumable is True
+    updates = [(i, m.session_resumption_update) for i, m in enumerate(turn) if m.session_resumption_update]
+    [(at, closed)] = updates
+    assert closed.resumable is False and closed.new_handle is None
+    audio = [i for i, m in enumerate(turn) if m.server_content and m.server_content.model_turn]
+    assert at < audio[0], "said before the model's first audio"
+    assert after.session_resumption_update.resumable is True and after.session_resumption_update.new_handle
