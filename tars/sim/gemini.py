@@ -37,7 +37,10 @@ Public API::
       base_url, ws_url, port, ca_file, client_ssl_context(), env()
       http_options(api_version=None, trailing_slash=False) -> types.HttpOptions
       sessions: list[LiveSession]; violations; errors (emulator bugs; keep empty)
-      models: ModelCatalogue (add(name, methods) / remove(name))
+      live.rejected: (t, code, reason) refused before a session (bad key, expired handle)
+      models: ModelCatalogue (add(name, methods) / remove(name)); options: LiveOptions
+        (session_limit_s, connection_limit_s, go_away_lead_s may be changed mid-test:
+        they apply from the next connection)
       rest_requests: list[RestRequest]; requests: list[(t, method, path)]
       refuse_resumption: bool  (reconnects with a handle are closed with 1008)
       accepting: bool          (False: every new websocket gets HTTP 503)
@@ -49,7 +52,8 @@ Public API::
       setup, setups, frames (ClientFrame t/key/raw_key/data/connection), frames_of(key),
       sent, history, transcript, user_texts(), model_texts(), tool_calls, tool_results,
       handles, connections, connected, started, interruptions, audio_bytes_in,
-      max_frame_bytes, violations, errors, state, brain
+      max_frame_bytes, violations, errors, state, brain, compression, compressed,
+      transcribes("input"|"output"), opened_at, ended (code, reason), frames_sent
     Brains (gemini_brain): Brain protocol, EchoBrain, ScriptedBrain(steps),
       actions Say(text), CallTool(name, args), Wait(ms), EndTurn()
     REST (gemini_rest): responder(RestRequest) -> str | dict | FunctionCall | None
