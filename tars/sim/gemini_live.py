@@ -24,6 +24,15 @@ conversation, which outlives its connection when the client resumes it with a
   client disabled automatic activity detection), answered with
   ``inputTranscription{text, finished}`` and then the brain's turn
   (``gemini_turns``), which also handles barge-in.
+* Transcriptions only when the setup asks for them: ``inputAudioTranscription`` "If
+  set, enables transcription of voice input" (v1beta ``BidiGenerateContentSetup``
+  reference, pub.dev google_cloud_ai_generativelanguage_v1beta); a ``Transcription`` "can
+  be returned ... if transcription is enabled with the inputAudioTranscription or
+  outputAudioTranscription properties" (firebase.google.com/docs/reference/js/
+  ai.transcription). pipecat asks for both.
+* The setup is checked as the service checks it (``gemini_setup``: unknown model 1008,
+  unknown fields and bad tool schemas 1007 naming the field path); time limits end
+  sessions and connections (``gemini_limits``).
 * ``realtime_input.text`` is user text for the brain (pipecat's one-space
   "nudge" after a seed is ignored); ``client_content`` with ``turnComplete``
   starts the conversation (brain ``on_start``) or, later, is user text.
@@ -383,7 +392,7 @@ class LiveConnection(ModelTurns):
         self._speech_bytes = 0
         self._heard_at = self._frame_at
         assert self.session is not None
-        if self.session.transcribes("input"):  # only when the setup asked (see gemini_setup)
+        if self.session.transcribes("input"):  # only when the setup asked (module docstring)
             await self.send({"serverContent": {"inputTranscription": {"text": utt.text, "finished": True}}})
         self._user(utt.text)
 

@@ -165,7 +165,7 @@ class ModelTurns:
         # joins TTSTextFrames), so later sentences carry their leading space.
         spoken = f" {text}" if self._said_in_turn else text
         self._said_in_turn = True
-        if self.session.transcribes("output"):  # only when the setup asked for it
+        if self.session.transcribes("output"):  # only when the setup asked (gemini_live's docstring)
             await self.send({"serverContent": {"outputTranscription": {"text": spoken}}})
         self.session.transcript.append(("model", text))
 
