@@ -115,9 +115,16 @@ async def _process(
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
+    from tars.sim.gemini import GeminiEmulator
+    from tars.sim.line import API_KEY
+
+    gemini = GeminiEmulator(api_key=API_KEY)  # `tars serve` asks it about its models at start-up
+    await gemini.start()
+    env = {**env, "TARS_GEMINI_CA_FILE": gemini.ca_file}
     config = project.root / "tars.yaml"
     config.write_text(config.read_text().replace("http://127.0.0.1:9/delivery",
-                                                 f"http://127.0.0.1:{runner.addresses[0][1]}/delivery"))  # fmt: skip
+                                                 f"http://127.0.0.1:{runner.addresses[0][1]}/delivery")
+                      .replace("  voice: Charon\n", f"  voice: Charon\n  base_url: {gemini.base_url}\n"))  # fmt: skip
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -148,6 +155,7 @@ async def _process(
             server.kill()
             server.wait(5)
         await runner.cleanup()
+        await gemini.stop()
     return _late(arrivals, dues)
 
 

@@ -38,6 +38,7 @@ from tars.calls.audio import PhoneLineSerializer
 from tars.calls.caller import Caller
 from tars.calls.gate import ToolGate
 from tars.calls.keypad import KeypadToText
+from tars.calls.live_service import GatedGeminiLive, compression
 from tars.calls.playbook_run import RUNTIME_TOOLS, PlaybookRun
 from tars.calls.recorder import CallRecorder, TranscriptTap
 from tars.config.secrets import mask_text
@@ -88,66 +89,6 @@ def function_schemas(
     return ToolsSchema(standard_tools=schemas)
 
 
-class GatedGeminiLive(GeminiLiveLLMService):
-    """Gemini Live whose tool calls go through the gate as whole batches.
-
-    pipecat hands each call of a batch to its handler separately; the task planner needs
-    the batch, so it is taken here, where the service receives it, and each handler then
-    waits for its own call's result.
-    """
-
-    def __init__(self, *args: Any, session: CallSession, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self._call = session  # not _session: the base class keeps its Live session there
-        self.register_function(None, self._handle)
-
-    async def _connection_task_handler(self, config: Any) -> None:
-        """Count a failed (re)connect as a connection failure, as a dropped session is.
-
-        pipecat 1.14 retries a session that drops while connected (with its resumption
-        handle), but an error while connecting — the endpoint answering 503, refusing the
-        handle, TLS or DNS failing — escapes its handler and leaves the call silent with
-        no error. Here it takes the same path: retry, and after three failures report the
-        error so the session can apologise and end the call.
-        """
-        try:
-            await super()._connection_task_handler(config)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            if getattr(self, "_disconnecting", False):
-                return
-            log.warning("Gemini Live connection failed: %s", exc)
-            if await self._handle_connection_error(exc):
-                await asyncio.sleep(0.5)
-                await self._reconnect()
-            else:
-                await self._call.model_failed(str(exc))
-
-    async def _disconnect(self) -> None:
-        """Keep the caller's last words: pipecat drops its unflushed transcription buffer here.
-
-        Input transcriptions without end punctuation wait 0.5 s before pipecat pushes them;
-        a call that ends (or a session that reconnects) sooner would lose them.
-        """
-        buffered = getattr(self, "_user_transcription_buffer", "")
-        if buffered.strip():
-            self._user_transcription_buffer = ""
-            await self._call.recorder.line("caller", buffered)
-        await super()._disconnect()
-
-    async def run_function_calls(self, function_calls: Sequence[Any]) -> None:
-        calls = [ToolCall(fc.tool_call_id, fc.function_name, dict(fc.arguments or {})) for fc in function_calls]
-        self._call.start_batch(calls)
-        await super().run_function_calls(function_calls)
-
-    async def _handle(self, params: Any) -> None:
-        result = await self._call.result_for(
-            ToolCall(params.tool_call_id, params.function_name, dict(params.arguments or {}))
-        )
-        await params.result_callback(result)
-
-
 class CallSession:
     """Runs one call from the opened media stream to the hang-up."""
 
@@ -185,6 +126,7 @@ class CallSession:
         self.handover: Any = None  # set by the server for goal calls
         self.ask: Any = None  # ask_owner's channel to the owner, set by the server for goal calls
         self.failure: str | None = None
+        self.going_away: str | None = None  # timeLeft of the model service's goAway, once sent
         self.status = "in-progress"
 
     def _spawn(self, coro: Any) -> None:
@@ -302,6 +244,7 @@ class CallSession:
                 model=settings.get("live_model"),
                 voice=self.project.persona.voice or settings.get("voice"),
                 system_instruction=self.setup.system_instruction,
+                context_window_compression=compression(settings),
             ),
             tools=function_schemas(
                 self.project,
@@ -413,10 +356,23 @@ class CallSession:
         await self.say_to_model("[System] The maximum call length has been reached. Say a brief goodbye now.")
         await self.end_call("maximum call length reached")
 
+    async def model_going_away(self, time_left: str | None) -> None:
+        """The Live service announced it will close the connection (``goAway``)."""
+        self.going_away = time_left or "unknown"
+        await self.recorder.line("system", f"the model service will close the connection in {self.going_away} (goAway)")
+
+    async def model_connected(self) -> None:
+        """A Live connection is open; after a ``goAway`` it is the session resumed."""
+        if self.going_away is not None:
+            self.going_away = None
+            await self.recorder.line("system", "the model session goes on over a new connection")
+
     async def model_failed(self, reason: str) -> None:
         """Gemini is gone for good: Twilio speaks the apology and hangs up; recorded as failed."""
         if self.failure:
             return
+        if self.going_away is not None:
+            reason = f"the service closed the connection after goAway (time left {self.going_away}), then: {reason}"
         self.failure = f"model session failed: {reason}"
         log.error("call %s: %s", self.setup.call_sid, self.failure)
         twiml = f"<Response><Say>{APOLOGY}</Say><Hangup/></Response>"

@@ -42,6 +42,14 @@ def serve(
     public = public_url or project.section("telephony").get("public_url")
     if not public or not str(public).startswith(("https://", "http://")):
         raise UserError("no public URL for Twilio to call", "set telephony.public_url or pass --public-url https://…")
+    from tars.calls.models import model_problems
+
+    problems = model_problems(project.section("model"), endpoints)
+    if problems:
+        raise UserError(
+            " ".join(problems),
+            "Use a model name your key can use (see https://ai.google.dev/gemini-api/docs/models).",
+        )
     _quiet_pipecat(log_level)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from tars.server.run import running

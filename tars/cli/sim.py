@@ -46,6 +46,7 @@ def gemini(
         lines = [
             ("Live API", emulator.ws_url),
             ("REST", f"{emulator.base_url}/v1beta/models/MODEL:generateContent"),
+            ("Models", ", ".join(sorted(emulator.models.models))),
             ("API key", api_key),
             ("CA file", emulator.ca_file),
         ]

@@ -11,6 +11,9 @@ base URL to ``wss://``, so the server is TLS only, with a throw-away CA
   -> ``gemini_live`` (model turns decided by a pluggable ``Brain``);
 * ``/{v1beta|v1alpha|v1}/models/{model}:generateContent`` ->
   ``gemini_rest`` (answers from a pluggable responder);
+* ``GET /{v1beta|v1alpha|v1}/models/{model}`` -> the ``Model`` resource (``models.get``);
+  models come from a catalogue (``gemini_models``), and an unknown one is refused
+  everywhere the real service refuses it;
 * anything else -> 404.
 
 Usage::
@@ -27,11 +30,17 @@ Public API::
     GeminiEmulator(api_key="test-key", *, brain_factory=EchoBrain, responder=echo_responder,
                    response_delay_ms=0, realtime=False, pacing=None, chunk_ms=100,
                    end_silence_ms=500, end_of_turn_after_bytes=None, speech_body_ms=None,
+                   models=None, session_limit_s=900, connection_limit_s=600, go_away_lead_s=60,
+                   keep_frames=False,
                    host="127.0.0.1", port=0)
       await start() / await stop() / async with / with running_in_thread()
       base_url, ws_url, port, ca_file, client_ssl_context(), env()
       http_options(api_version=None, trailing_slash=False) -> types.HttpOptions
       sessions: list[LiveSession]; violations; errors (emulator bugs; keep empty)
+      live.rejected: (t, code, reason) refused before a session (bad key, expired handle)
+      models: ModelCatalogue (add(name, methods) / remove(name)); options: LiveOptions
+        (session_limit_s, connection_limit_s, go_away_lead_s may be changed mid-test:
+        they apply from the next connection)
       rest_requests: list[RestRequest]; requests: list[(t, method, path)]
       refuse_resumption: bool  (reconnects with a handle are closed with 1008)
       accepting: bool          (False: every new websocket gets HTTP 503)
@@ -43,7 +52,8 @@ Public API::
       setup, setups, frames (ClientFrame t/key/raw_key/data/connection), frames_of(key),
       sent, history, transcript, user_texts(), model_texts(), tool_calls, tool_results,
       handles, connections, connected, started, interruptions, audio_bytes_in,
-      max_frame_bytes, violations, errors, state, brain
+      max_frame_bytes, violations, errors, state, brain, compression, compressed,
+      transcribes("input"|"output"), opened_at, ended (code, reason), frames_sent
     Brains (gemini_brain): Brain protocol, EchoBrain, ScriptedBrain(steps),
       actions Say(text), CallTool(name, args), Wait(ms), EndTurn()
     REST (gemini_rest): responder(RestRequest) -> str | dict | FunctionCall | None
@@ -57,7 +67,12 @@ time, 0 sends it as fast as possible), ``chunk_ms`` (audio per frame),
 caller's turn once N bytes of audio arrived since their speech began, without
 waiting for trailing silence), ``speech_body_ms`` (model speech of a fixed length
 whatever its text: clients such as pipecat play audio out in real time, so brief
-speech keeps simulated calls short).
+speech keeps simulated calls short). ``models`` (name -> supported methods; default
+``gemini_models.DEFAULT_MODELS``), ``session_limit_s``/``connection_limit_s``/
+``go_away_lead_s`` (a session without context-window compression, and any connection,
+gets ``goAway`` this long before its limit, then a 1011 close; only a connection's end
+can be resumed; ``None``: no limit; see ``gemini_limits``), ``keep_frames`` (keep every
+sent server frame whole in ``LiveSession.frames_sent``, for validating them).
 """
 
 from __future__ import annotations
@@ -67,7 +82,7 @@ import contextlib
 import re
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -86,8 +101,11 @@ from tars.sim.gemini_brain import (
     ScriptedBrain,
     Wait,
 )
+from tars.sim.gemini_limits import AUDIO_SESSION_LIMIT_S, CONNECTION_LIMIT_S, GO_AWAY_LEAD_S
 from tars.sim.gemini_live import LiveConnection, serve_live
+from tars.sim.gemini_models import ModelCatalogue, not_found
 from tars.sim.gemini_rest import (
+    BAD_KEY_MESSAGE,
     FunctionCall,
     Responder,
     RestRequest,
@@ -95,7 +113,13 @@ from tars.sim.gemini_rest import (
     instance_from_schema,
     serve_rest,
 )
-from tars.sim.gemini_session import LiveOptions, LiveRegistry, LiveSession, Violation
+from tars.sim.gemini_session import (
+    LiveOptions,
+    LiveRegistry,
+    LiveSession,
+    Violation,
+)
+from tars.sim.gemini_wire import error_json
 
 __all__ = [
     "Action",
@@ -107,6 +131,7 @@ __all__ = [
     "FunctionCall",
     "GeminiEmulator",
     "LiveSession",
+    "ModelCatalogue",
     "RestRequest",
     "Say",
     "ScriptedBrain",
@@ -121,6 +146,7 @@ LIVE_PATH = re.compile(
     r"GenerativeService\.BidiGenerateContent$"
 )
 REST_PATH = re.compile(r"^/+(v1beta|v1alpha|v1)/models/([^/:]+):(generateContent|streamGenerateContent)$")
+MODEL_PATH = re.compile(r"^/+(v1beta|v1alpha|v1)/models/([^/:]+)$")
 
 T = TypeVar("T")
 
@@ -141,6 +167,11 @@ class GeminiEmulator:
         end_silence_ms: int = 500,
         end_of_turn_after_bytes: int | None = None,
         speech_body_ms: int | None = None,
+        models: Mapping[str, Iterable[str]] | None = None,
+        session_limit_s: float | None = AUDIO_SESSION_LIMIT_S,
+        connection_limit_s: float | None = CONNECTION_LIMIT_S,
+        go_away_lead_s: float = GO_AWAY_LEAD_S,
+        keep_frames: bool = False,
         host: str = "127.0.0.1",
         port: int = 0,
     ):
@@ -156,6 +187,11 @@ class GeminiEmulator:
             end_silence_ms=end_silence_ms,
             end_of_turn_after_bytes=end_of_turn_after_bytes,
             speech_body_ms=speech_body_ms,
+            models=ModelCatalogue(models),
+            session_limit_s=session_limit_s,
+            connection_limit_s=connection_limit_s,
+            go_away_lead_s=go_away_lead_s,
+            keep_frames=keep_frames,
         )
         self.live = LiveRegistry()
         self.rest_requests: list[RestRequest] = []
@@ -187,6 +223,11 @@ class GeminiEmulator:
     @property
     def sessions(self) -> list[LiveSession]:
         return self.live.sessions
+
+    @property
+    def models(self) -> ModelCatalogue:
+        """The models this emulator offers (change it to test a missing model)."""
+        return self.options.models
 
     @property
     def violations(self) -> list[Violation]:
@@ -365,6 +406,9 @@ class GeminiEmulator:
         match = REST_PATH.match(path)
         if match:
             version, model, method = match.groups()
+            if request.headers.get("x-goog-api-key") == self.api_key and not self.models.supports(model, method):
+                body = error_json(404, not_found(model, version, method), "NOT_FOUND")
+                return web.json_response(body, status=404)
             return await serve_rest(
                 request,
                 api_key=self.api_key,
@@ -374,7 +418,19 @@ class GeminiEmulator:
                 model=model,
                 method=method,
             )
+        match = MODEL_PATH.match(path)
+        if match and request.method == "GET":
+            return self._get_model(request, *match.groups())
         return web.json_response(
             {"error": {"code": 404, "message": f"Not found: {path}", "status": "NOT_FOUND"}},
             status=404,
         )
+
+    def _get_model(self, request: web.Request, version: str, model: str) -> web.Response:
+        """``models.get``: the Model resource, 400 for a bad key, 404 for an unknown model."""
+        if request.headers.get("x-goog-api-key") != self.api_key:
+            return web.json_response(error_json(400, BAD_KEY_MESSAGE, "INVALID_ARGUMENT"), status=400)
+        if model not in self.models:
+            # The sentence the service uses for generateContent, said of GET (gemini_models).
+            return web.json_response(error_json(404, not_found(model, version, "get"), "NOT_FOUND"), status=404)
+        return web.json_response(self.models.resource(model))

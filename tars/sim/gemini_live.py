@@ -24,6 +24,15 @@ conversation, which outlives its connection when the client resumes it with a
   client disabled automatic activity detection), answered with
   ``inputTranscription{text, finished}`` and then the brain's turn
   (``gemini_turns``), which also handles barge-in.
+* Transcriptions only when the setup asks for them: ``inputAudioTranscription`` "If
+  set, enables transcription of voice input" (v1beta ``BidiGenerateContentSetup``
+  reference, pub.dev google_cloud_ai_generativelanguage_v1beta); a ``Transcription`` "can
+  be returned ... if transcription is enabled with the inputAudioTranscription or
+  outputAudioTranscription properties" (firebase.google.com/docs/reference/js/
+  ai.transcription). pipecat asks for both.
+* The setup is checked as the service checks it (``gemini_setup``: unknown model 1008,
+  unknown fields and bad tool schemas 1007 naming the field path); time limits end
+  sessions and connections (``gemini_limits``).
 * ``realtime_input.text`` is user text for the brain (pipecat's one-space
   "nudge" after a seed is ignored); ``client_content`` with ``turnComplete``
   starts the conversation (brain ``on_start``) or, later, is user text.
@@ -41,6 +50,7 @@ import numpy as np
 from aiohttp import WSMsgType, web
 
 from tars.sim import speech
+from tars.sim.gemini_limits import enforce_limits
 from tars.sim.gemini_session import (
     ClientFrame,
     LiveOptions,
@@ -48,8 +58,9 @@ from tars.sim.gemini_session import (
     LiveSession,
     Violation,
 )
+from tars.sim.gemini_setup import check_setup
 from tars.sim.gemini_turns import ModelTurns
-from tars.sim.gemini_wire import Base64Error, b64decode, normalise
+from tars.sim.gemini_wire import Base64Error, ProtocolViolation, b64decode, normalise
 
 KNOWN_SERVER_KEYS = frozenset(
     {
@@ -71,13 +82,9 @@ BAD_KEY_REASON = "API key not valid. Please pass a valid API key."
 INVALID_ARGUMENT = "Request contains an invalid argument."
 
 
-class ProtocolViolation(Exception):
-    """Raised inside a connection to close it with ``code`` and ``reason``."""
-
-    def __init__(self, reason: str, code: int = 1007):
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
+class Refused(ProtocolViolation):
+    """A well-formed request the service turns down (an expired handle): recorded in
+    ``LiveRegistry.rejected``, like a bad API key, not as the client's violation."""
 
 
 async def _close(ws: web.WebSocketResponse, code: int, reason: str) -> None:
@@ -126,6 +133,8 @@ class LiveConnection(ModelTurns):
         self._send_lock = asyncio.Lock()
         self._queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
+        self._clock: asyncio.Task[None] | None = None
+        self.opened_at = time.monotonic()
         self._init_turns()
         self._detector: speech.SpeechDetector | None = None
         self._vad_disabled = False
@@ -140,12 +149,16 @@ class LiveConnection(ModelTurns):
             await self._handshake()
             assert self.session is not None
             self._worker = asyncio.create_task(self._work(), name=f"{self.session.id}-turns")
+            self._clock = asyncio.create_task(enforce_limits(self), name=f"{self.session.id}-clock")
             async for msg in self.ws:
                 if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
                     self._frame_at = time.monotonic()
                     await self._on_frame(msg.data)
                 elif msg.type == WSMsgType.ERROR:
                     break
+        except Refused as exc:  # the service's answer, not the client's mistake
+            if not self.ws.closed:
+                await _close(self.ws, exc.code, exc.reason)
         except ProtocolViolation as exc:
             await self._violate(exc)
         except (ConnectionResetError, asyncio.CancelledError):
@@ -159,10 +172,11 @@ class LiveConnection(ModelTurns):
             await self._teardown()
 
     async def _teardown(self) -> None:
-        for task in (self._turn, self._worker):
-            if task is not None and not task.done():
+        tasks = [t for t in (self._turn, self._worker, self._clock) if t is not None]
+        for task in tasks:
+            if not task.done():
                 task.cancel()
-        pending = [t for t in (self._turn, self._worker) if t is not None]
+        pending = [t for t in tasks if t is not asyncio.current_task()]
         if pending:
             await asyncio.wait(pending)
         if self.session is not None:
@@ -185,6 +199,18 @@ class LiveConnection(ModelTurns):
             self.session.violations.append(violation)
         if not self.ws.closed:
             await _close(self.ws, exc.code, exc.reason)
+
+    async def end_session(self, code: int, reason: str) -> None:
+        """The service ends the session (a time limit): closed, and never resumable."""
+        assert self.session is not None
+        self.registry.end(self.session, code, reason)
+        if not self.ws.closed:
+            await _close(self.ws, code, reason)
+
+    async def end_connection(self, code: int, reason: str) -> None:
+        """The service closes this connection (its lifetime is up); the session may be resumed."""
+        if not self.ws.closed:
+            await _close(self.ws, code, reason)
 
     def abort(self) -> None:
         """Drop the TCP connection without a close frame (the client sees 1006)."""
@@ -213,6 +239,8 @@ class LiveConnection(ModelTurns):
         if self.session is not None:
             self.session.max_frame_bytes = max(self.session.max_frame_bytes, len(blob))
             self.session.sent.append(_summarise(frame))
+            if self.options.keep_frames:
+                self.session.frames_sent.append(frame)
 
     # --- handshake -------------------------------------------------------
 
@@ -225,15 +253,14 @@ class LiveConnection(ModelTurns):
             first = raw_key or "?"
             raise ProtocolViolation(f"{INVALID_ARGUMENT} First message must be setup, got {first}")
         setup = frame["setup"]
-        if not isinstance(setup, dict) or not str(setup.get("model", "")).startswith("models/"):
-            raise ProtocolViolation(f"{INVALID_ARGUMENT} setup.model must be models/...")
+        check_setup(setup, api_version=_api_version(self.request.path), models=self.options.models)
         handle = (setup.get("sessionResumption") or {}).get("handle")
         if handle:
             session = self.registry.handles.get(handle)
             if session is None or self.registry.refuse_resumption:
                 reason = "Session resumption handle is invalid or expired."
                 self.registry.rejected.append((time.monotonic(), 1008, reason))
-                raise ProtocolViolation(reason, 1008)
+                raise Refused(reason, 1008)
             old = self.registry.connections.get(session.id)
             if old is not None:
                 old.abort()
@@ -259,8 +286,8 @@ class LiveConnection(ModelTurns):
 
     async def _resumption_update(self) -> None:
         assert self.session is not None
-        if "sessionResumption" not in self.session.setup:
-            return  # the real service only issues handles when asked to
+        if "sessionResumption" not in self.session.setup or self.session.ended:
+            return  # the real service only issues handles when asked to, for a live session
         handle = self.registry.issue_handle(self.session)
         await self.send({"sessionResumptionUpdate": {"newHandle": handle, "resumable": True}})
 
@@ -364,7 +391,9 @@ class LiveConnection(ModelTurns):
     async def _heard(self, utt: speech.Utterance) -> None:
         self._speech_bytes = 0
         self._heard_at = self._frame_at
-        await self.send({"serverContent": {"inputTranscription": {"text": utt.text, "finished": True}}})
+        assert self.session is not None
+        if self.session.transcribes("input"):  # only when the setup asked (module docstring)
+            await self.send({"serverContent": {"inputTranscription": {"text": utt.text, "finished": True}}})
         self._user(utt.text)
 
     def _user(self, text: str) -> None:
@@ -431,6 +460,11 @@ class LiveConnection(ModelTurns):
         self.registry.errors.append(f"{self.session.id}: {type(exc).__name__}: {exc}")
         if not self.ws.closed:
             await _close(self.ws, 1011, "Internal error encountered.")
+
+
+def _api_version(path: str) -> str:
+    """``v1beta`` or ``v1alpha``, from the BidiGenerateContent path."""
+    return "v1alpha" if ".v1alpha." in path else "v1beta"
 
 
 def _from_onset(before: bytes, pcm16: bytes, rate: int) -> int:

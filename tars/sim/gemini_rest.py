@@ -195,6 +195,26 @@ def _string(schema: dict[str, Any]) -> str:
 # --- handler -----------------------------------------------------------------
 
 
+def _schema_config_problem(config: dict[str, Any]) -> str | None:
+    """What the service refuses in a structured-output ``generationConfig``.
+
+    ``responseJsonSchema``: "If set, responseSchema must be omitted, but responseMimeType is
+    required and must be set to application/json" (firebase.google.com/docs/reference/js/
+    ai.generationconfig); ``responseSchema``: "If set, a compatible response_mime_type must
+    also be set" (google-genai ``GenerateContentConfig.responseSchema``). The rules are
+    documented; the wording of the errors is ours."""
+    mime = config.get("responseMimeType")
+    where = "* GenerateContentRequest.generation_config"
+    if config.get("responseJsonSchema") is not None:
+        if config.get("responseSchema") is not None:
+            return f"{where}: responseSchema must be omitted when responseJsonSchema is set"
+        if mime != "application/json":
+            return f"{where}.response_mime_type: responseJsonSchema needs application/json"
+    elif config.get("responseSchema") is not None and mime not in ("application/json", "text/x.enum"):
+        return f"{where}.response_mime_type: responseSchema needs application/json or text/x.enum"
+    return None
+
+
 async def _answer(responder: Responder, request: RestRequest) -> Reply:
     result = responder(request)
     if inspect.isawaitable(result):
@@ -251,6 +271,9 @@ async def serve_rest(
     if not isinstance(body, dict) or not body.get("contents"):
         err = error_json(400, "* GenerateContentRequest.contents: contents is not specified", "INVALID_ARGUMENT")
         return web.json_response(err, status=400)
+    problem = _schema_config_problem(body.get("generationConfig") or {})
+    if problem:
+        return web.json_response(error_json(400, problem, "INVALID_ARGUMENT"), status=400)
     rest = RestRequest(time.monotonic(), api_version, model, method, body)
     records.append(rest)
     reply = await _answer(responder, rest)

@@ -12,11 +12,14 @@ from __future__ import annotations
 import asyncio
 import itertools
 import secrets
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from tars.sim import speech
 from tars.sim.gemini_brain import Brain, BrainFactory
+from tars.sim.gemini_limits import AUDIO_SESSION_LIMIT_S, CONNECTION_LIMIT_S, GO_AWAY_LEAD_S
+from tars.sim.gemini_models import ModelCatalogue
 
 if TYPE_CHECKING:
     from tars.sim.gemini_live import LiveConnection
@@ -54,6 +57,11 @@ class LiveOptions:
     end_of_turn_after_bytes: int | None = None
     speech_body_ms: int | None = None  # fixed voiced length of model speech (None: grows with text)
     speech_threshold: float = speech.DEFAULT_THRESHOLD
+    models: ModelCatalogue = field(default_factory=ModelCatalogue)
+    session_limit_s: float | None = AUDIO_SESSION_LIMIT_S  # None: sessions never time out
+    connection_limit_s: float | None = CONNECTION_LIMIT_S  # None: connections never time out
+    go_away_lead_s: float = GO_AWAY_LEAD_S
+    keep_frames: bool = False  # keep every sent frame whole in LiveSession.frames_sent
 
 
 @dataclass
@@ -82,6 +90,9 @@ class LiveSession:
     # was sent), monotonic: the emulator's own share of a turn's latency, for benchmarks
     turn_timings: list[tuple[float, float]] = field(default_factory=list)
     max_frame_bytes: int = 0
+    opened_at: float = field(default_factory=time.monotonic)  # the first setup
+    ended: tuple[int, str] | None = None  # (close code, reason) once the service ended it
+    frames_sent: list[dict[str, Any]] = field(default_factory=list)  # only with keep_frames
     state: dict[str, Any] = field(default_factory=dict)  # free scratch space for brains
     _pending_text: list[str] = field(default_factory=list, repr=False)
     _calls: dict[str, tuple[str, asyncio.Future[dict[str, Any]]]] = field(default_factory=dict, repr=False)
@@ -121,6 +132,21 @@ class LiveSession:
         modalities = self.generation_config.get("responseModalities") or ["AUDIO"]
         return "AUDIO" not in modalities
 
+    @property
+    def compression(self) -> dict[str, Any] | None:
+        """The ``contextWindowCompression`` the latest setup asked for, if any."""
+        value = self.setup.get("contextWindowCompression")
+        return dict(value) if isinstance(value, dict) else None
+
+    @property
+    def compressed(self) -> bool:
+        """Sliding-window compression is on (the only mechanism the API offers)."""
+        return self.compression is not None and self.compression.get("slidingWindow") is not None
+
+    def transcribes(self, direction: str) -> bool:
+        """Did the setup ask for ``input`` or ``output`` audio transcription?"""
+        return f"{direction}AudioTranscription" in self.setup
+
     def frames_of(self, key: str) -> list[ClientFrame]:
         return [f for f in self.frames if f.key == key]
 
@@ -149,6 +175,12 @@ class LiveRegistry:
         session = LiveSession(id=f"session-{next(self._ids)}", brain=brain, setup=setup)
         self.sessions.append(session)
         return session
+
+    def end(self, session: LiveSession, code: int, reason: str) -> None:
+        """The service ended ``session``: none of its handles resumes it any more."""
+        session.ended = (code, reason)
+        for handle in session.handles:
+            self.handles.pop(handle, None)
 
     def issue_handle(self, session: LiveSession) -> str:
         handle = f"{session.id}/{secrets.token_hex(8)}"

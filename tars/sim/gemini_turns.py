@@ -10,7 +10,8 @@ A turn is what a brain decided (``gemini_brain``) put on the wire:
   the turn waits for a ``tool_response`` naming every id, then asks the brain.
 * End of turn -> ``generationComplete``, then ``turnComplete`` together with
   top-level ``usageMetadata`` (pipecat warns without it), then a fresh
-  ``sessionResumptionUpdate`` when the client asked for resumption.
+  ``sessionResumptionUpdate`` when the client asked for resumption; when a turn
+  starts, ``resumable: false`` (see ``_open_turn``).
 * Barge-in: the model counts as audible while sending and until its audio
   would have finished playing in real time, even when it was sent faster
   (real clients buffer and play it out). Speech starting then cancels the
@@ -99,7 +100,7 @@ class ModelTurns:
         while pending:
             action = pending.pop(0)
             if isinstance(action, Say):
-                self._turn_open = True
+                await self._open_turn()
                 await self._say(action.text)
             elif isinstance(action, Wait):
                 await asyncio.sleep(action.ms / 1000)
@@ -109,7 +110,7 @@ class ModelTurns:
                 calls = [action]
                 while pending and isinstance(pending[0], CallTool):
                     calls.append(pending.pop(0))  # type: ignore[arg-type]
-                self._turn_open = True
+                await self._open_turn()
                 results = await self._call_tools(calls)
                 await self._delay()
                 more: list[Action] = []
@@ -117,6 +118,20 @@ class ModelTurns:
                     more += await ask(session.brain.on_tool_result(session, call.name, response))
                 pending = more + pending
         await self._complete_turn()
+
+    async def _open_turn(self) -> None:
+        """The model starts generating: while it does (or runs tools) the session cannot be
+        resumed without loss, and the service says so with ``resumable: false`` and no handle
+        (google-genai ``LiveServerSessionResumptionUpdate.resumable``: "It might be not possible
+        to resume session at some points. In that case we send update empty new_handle and
+        resumable=false. Example of such case could be model executing function calls or just
+        generating."). ``_complete_turn`` sends a fresh, resumable handle."""
+        if self._turn_open:
+            return
+        self._turn_open = True
+        assert self.session is not None
+        if "sessionResumption" in self.session.setup and self.session.ended is None:
+            await self.send({"sessionResumptionUpdate": {"resumable": False}})
 
     async def _say(self, text: str) -> None:
         assert self.session is not None
@@ -150,7 +165,8 @@ class ModelTurns:
         # joins TTSTextFrames), so later sentences carry their leading space.
         spoken = f" {text}" if self._said_in_turn else text
         self._said_in_turn = True
-        await self.send({"serverContent": {"outputTranscription": {"text": spoken}}})
+        if self.session.transcribes("output"):  # only when the setup asked (gemini_live's docstring)
+            await self.send({"serverContent": {"outputTranscription": {"text": spoken}}})
         self.session.transcript.append(("model", text))
 
     async def _call_tools(self, calls: list[CallTool]) -> list[dict[str, Any]]:

@@ -60,6 +60,15 @@ def normalise(value: Any) -> Any:
     return out
 
 
+class ProtocolViolation(Exception):
+    """Raised inside a Live connection to close it with ``code`` and ``reason``."""
+
+    def __init__(self, reason: str, code: int = 1007):
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
 class Base64Error(ValueError):
     """Payload is not base64 in either alphabet."""
 

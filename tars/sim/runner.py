@@ -202,7 +202,8 @@ async def run_scenario(
     result = ScenarioResult(scenario, "failed", party=_who(scenario, project, number))
     seen = result.seen
     text_model = TextModel(scenario.text_model)
-    async with Line(sim, lambda: model, speech_body_ms=BRIEF_SPEECH_MS, responder=text_model) as line:
+    limits = scenario.gemini_limits
+    async with Line(sim, lambda: model, speech_body_ms=BRIEF_SPEECH_MS, responder=text_model, **limits) as line:
         for name, reply in scenario.webhook_replies.items():
             line.webhooks.reply(name, int(reply.get("status", 200)), reply.get("reply"))
         if outbound:

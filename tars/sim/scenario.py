@@ -158,6 +158,15 @@ class Scenario:
     expect: Mapping[str, Any]
     #: Goal calls: what the Gemini text model answers after the call (``summary``, ``outcome``).
     text_model: Mapping[str, Any] = field(default_factory=dict)
+    #: Limits of the emulated Live service (``session_limit_seconds`` …), as GeminiEmulator options.
+    gemini: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def gemini_limits(self) -> dict[str, float]:
+        """``given.gemini`` as ``GeminiEmulator`` keyword arguments."""
+        names = {"session_limit_seconds": "session_limit_s", "connection_limit_seconds": "connection_limit_s",
+                 "go_away_lead_seconds": "go_away_lead_s"}  # fmt: skip
+        return {names[k]: float(v) for k, v in self.gemini.items() if k in names}
 
     @property
     def playbook(self) -> str | None:
@@ -266,4 +275,5 @@ def _build(doc: Document, name: str) -> Scenario:
         turns=tuple(turns),
         expect=dict(data.get("expect") or {}),
         text_model=dict(given.get("text_model") or {}),
+        gemini=dict(given.get("gemini") or {}),
     )

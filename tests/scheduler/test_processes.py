@@ -18,7 +18,7 @@ import socket
 import subprocess
 import sys
 import textwrap
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +27,8 @@ import pytest
 from aiohttp import web
 
 from tars.scaffold import scaffold
-from tars.sim.line import PUBLIC, environment
+from tars.sim.gemini import GeminiEmulator
+from tars.sim.line import API_KEY, PUBLIC, environment
 from tars.tools.webhook import verify
 from tests.scheduler.helpers import eventually
 
@@ -86,18 +87,26 @@ class Setup:
     root: Path
     state: Path
     url: str  # the database both servers use
+    gemini_ca_file: str = ""
 
     def env(self) -> dict[str, str]:
         clean = {k: v for k, v in os.environ.items() if not k.startswith(PRIVATE)}
-        return {**clean, **environment(self.state), "HOOK_SECRET": SECRET}
+        extra = {"HOOK_SECRET": SECRET, "TARS_GEMINI_CA_FILE": self.gemini_ca_file}
+        return {**clean, **environment(self.state), **extra}
 
 
 @pytest.fixture
-def setup(tmp_path: Path, database_url: str) -> Setup:
-    """A project whose reminders go by webhook, on SQLite or a fresh PostgreSQL schema."""
+def setup(tmp_path: Path, database_url: str) -> Iterator[Setup]:
+    """A project whose reminders go by webhook, on SQLite or a fresh PostgreSQL schema; its
+    model settings point at a Gemini emulator, which `tars serve` asks about them at start-up."""
     root = tmp_path / "p"
     scaffold(root)
-    return Setup(root, tmp_path / "state", database_url)
+    with GeminiEmulator(api_key=API_KEY).running_in_thread() as gemini:
+        config = root / "tars.yaml"
+        config.write_text(
+            config.read_text().replace("  voice: Charon\n", f"  voice: Charon\n  base_url: {gemini.base_url}\n")
+        )
+        yield Setup(root, tmp_path / "state", database_url, gemini.ca_file)
 
 
 def configure(setup: Setup, receiver: Receiver) -> None:

@@ -35,7 +35,7 @@ from tars.sim.gemini_wire import b64decode, normalise
 from tests.waiting import eventually
 
 KEY = "test-key"
-MODEL = "gemini-live-test"
+MODEL = "gemini-3.8-live"
 
 
 @pytest.fixture(autouse=True)
@@ -260,11 +260,13 @@ async def test_resumption_continues_the_conversation() -> None:
                 turns=types.Content(role="user", parts=[types.Part(text="Greet.")]),
                 turn_complete=True,
             )
-            await inbox.wait(
-                lambda: len([m for m in inbox.messages if m.session_resumption_update]) >= 2,
-                "handle after the greeting",
-            )
-            handle = [m for m in inbox.messages if m.session_resumption_update][-1].session_resumption_update.new_handle
+
+            def handles() -> list[str]:
+                updates = [m.session_resumption_update for m in inbox.messages if m.session_resumption_update]
+                return [u.new_handle for u in updates if u.resumable and u.new_handle]
+
+            await inbox.wait(lambda: len(handles()) >= 2, "handle after the greeting")
+            handle = handles()[-1]
             await emu.drop()  # abrupt: no close frame
             await inbox.wait(lambda: inbox.error is not None, "the SDK to notice the drop")
             assert isinstance(inbox.error, errors.APIError) and inbox.error.code == 1006
@@ -755,12 +757,12 @@ def order_responder(request: RestRequest) -> Any:
 async def test_rest_text_json_and_function_call() -> None:
     async with GeminiEmulator(api_key=KEY, responder=order_responder) as emu:
         client = client_for(emu)
-        text = await client.aio.models.generate_content(model="gemini-x", contents="hello there")
+        text = await client.aio.models.generate_content(model="gemini-3.5-flash", contents="hello there")
         assert text.text == "Echo: hello there"
         assert text.usage_metadata.total_token_count > 0
 
         structured = await client.aio.models.generate_content(
-            model="gemini-x",
+            model="gemini-3.5-flash",
             contents="an order",
             config=types.GenerateContentConfig(response_mime_type="application/json", response_schema=Order),
         )
@@ -775,7 +777,7 @@ async def test_rest_text_json_and_function_call() -> None:
             "required": ["when", "n"],
         }
         raw = await client.aio.models.generate_content(
-            model="gemini-x",
+            model="gemini-3.5-flash",
             contents="a time",
             config=types.GenerateContentConfig(response_mime_type="application/json", response_json_schema=json_schema),
         )
@@ -789,7 +791,7 @@ async def test_rest_text_json_and_function_call() -> None:
             ),
         )
         called = await client.aio.models.generate_content(
-            model="gemini-x",
+            model="gemini-3.5-flash",
             contents="book it",
             config=types.GenerateContentConfig(tools=[types.Tool(function_declarations=[decl])]),
         )
@@ -798,12 +800,12 @@ async def test_rest_text_json_and_function_call() -> None:
 
         bad = client_for(emu, api_key="nope")
         with pytest.raises(errors.ClientError) as info:
-            await bad.aio.models.generate_content(model="gemini-x", contents="hi")
+            await bad.aio.models.generate_content(model="gemini-3.5-flash", contents="hi")
         assert info.value.code == 400 and info.value.status == "INVALID_ARGUMENT"
         assert "API key not valid" in str(info.value)
 
         paths = [r.model for r in emu.rest_requests]
-        assert paths == ["gemini-x"] * 4
+        assert paths == ["gemini-3.5-flash"] * 4
         assert emu.rest_requests[1].json_mode and emu.rest_requests[1].schema[0] is not None
 
 
@@ -814,7 +816,7 @@ def test_rest_sync_client_in_thread_mode() -> None:
     emu = GeminiEmulator(api_key=KEY)
     with emu.running_in_thread():
         client = client_for(emu)
-        reply = client.models.generate_content(model="gemini-x", contents="from a thread")
+        reply = client.models.generate_content(model="gemini-3.5-flash", contents="from a thread")
         assert reply.text == "Echo: from a thread"
         assert reply.candidates[0].finish_reason == types.FinishReason.STOP
         assert emu.rest_requests[0].text == "from a thread"

@@ -1,0 +1,116 @@
+"""Gemini Live as a call uses it: pipecat's ``GeminiLiveLLMService`` with the call's tool gate,
+its record of the model session (``goAway``, reconnects, failures) and long-call settings.
+
+The service reaches the call only through ``LiveCall`` (what ``CallSession`` offers it), so
+this module knows nothing of sessions, playbooks or the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from pipecat.services.google.gemini_live.llm import ContextWindowCompressionParams, GeminiLiveLLMService
+
+from tars.calls.recorder import CallRecorder
+from tars.graph.planner import ToolCall
+
+log = logging.getLogger("tars.calls")
+
+
+class LiveCall(Protocol):
+    """What the Live service needs of the call it serves."""
+
+    @property
+    def recorder(self) -> CallRecorder: ...
+
+    def start_batch(self, calls: list[ToolCall]) -> None: ...
+
+    async def result_for(self, call: ToolCall) -> dict[str, Any]: ...
+
+    async def model_going_away(self, time_left: str | None) -> None: ...
+
+    async def model_connected(self) -> None: ...
+
+    async def model_failed(self, reason: str) -> None: ...
+
+
+def compression(model: Mapping[str, Any]) -> ContextWindowCompressionParams:
+    """``model.context_window_compression``: a sliding window unless turned off. Without it the
+    Live API ends an audio session after about 15 minutes, whatever ``max_call_minutes`` says."""
+    settings = model.get("context_window_compression") or {}
+    return ContextWindowCompressionParams(
+        enabled=bool(settings.get("enabled", True)), trigger_tokens=settings.get("trigger_tokens")
+    )
+
+
+class GatedGeminiLive(GeminiLiveLLMService):
+    """Gemini Live whose tool calls go through the gate as whole batches.
+
+    pipecat hands each call of a batch to its handler separately; the task planner needs
+    the batch, so it is taken here, where the service receives it, and each handler then
+    waits for its own call's result.
+    """
+
+    def __init__(self, *args: Any, session: LiveCall, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._call = session  # not _session: the base class keeps its Live session there
+        self.register_function(None, self._handle)
+
+    async def _connection_task_handler(self, config: Any) -> None:
+        """Count a failed (re)connect as a connection failure, as a dropped session is.
+
+        pipecat 1.14 retries a session that drops while connected (with its resumption
+        handle), but an error while connecting — the endpoint answering 503, refusing the
+        handle, TLS or DNS failing — escapes its handler and leaves the call silent with
+        no error. Here it takes the same path: retry, and after three failures report the
+        error so the session can apologise and end the call.
+        """
+        try:
+            await super()._connection_task_handler(config)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if getattr(self, "_disconnecting", False):
+                return
+            log.warning("Gemini Live connection failed: %s", exc)
+            if await self._handle_connection_error(exc):
+                await asyncio.sleep(0.5)
+                await self._reconnect()
+            else:
+                await self._call.model_failed(str(exc))
+
+    async def _handle_server_message(self, message: Any) -> None:
+        """pipecat 1.14 ignores ``goAway``; the call writes it down, so an end that follows has a why."""
+        if message.go_away is not None:
+            await self._call.model_going_away(message.go_away.time_left)
+        await super()._handle_server_message(message)
+
+    async def _handle_session_ready(self, session: Any) -> None:
+        await self._call.model_connected()
+        await super()._handle_session_ready(session)
+
+    async def _disconnect(self) -> None:
+        """Keep the caller's last words: pipecat drops its unflushed transcription buffer here.
+
+        Input transcriptions without end punctuation wait 0.5 s before pipecat pushes them;
+        a call that ends (or a session that reconnects) sooner would lose them.
+        """
+        buffered = getattr(self, "_user_transcription_buffer", "")
+        if buffered.strip():
+            self._user_transcription_buffer = ""
+            await self._call.recorder.line("caller", buffered)
+        await super()._disconnect()
+
+    async def run_function_calls(self, function_calls: Sequence[Any]) -> None:
+        calls = [ToolCall(fc.tool_call_id, fc.function_name, dict(fc.arguments or {})) for fc in function_calls]
+        self._call.start_batch(calls)
+        await super().run_function_calls(function_calls)
+
+    async def _handle(self, params: Any) -> None:
+        result = await self._call.result_for(
+            ToolCall(params.tool_call_id, params.function_name, dict(params.arguments or {}))
+        )
+        await params.result_callback(result)

@@ -1,0 +1,46 @@
+"""A scenario sets the emulated Live service's limits (``given.gemini``), so a long call plays in seconds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tars.project import load_project
+from tars.sim.runner import run_scenario
+from tars.sim.scenario import load_scenarios
+
+SCENARIO = """\
+description: The owner rings and says nothing for a while; the model service's session runs out.
+call:
+  from: owner
+given:
+  gemini: {session_limit_seconds: 2, go_away_lead_seconds: 1}
+turns:
+  - model: {greet: true}
+  - party: {silence: 30000}
+expect:
+  call_status: failed
+"""
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+
+
+async def test_a_scenario_sets_the_session_limit(example_project: Path, tmp_path: Path) -> None:
+    config = example_project / "tars.yaml"
+    text = config.read_text().replace(
+        "  voice: Charon\n", "  voice: Charon\n  context_window_compression:\n    enabled: false\n"
+    )
+    config.write_text(text)
+    path = tmp_path / "long_silence.yaml"
+    path.write_text(SCENARIO)
+    project = load_project(example_project)
+    [scenario] = load_scenarios([path], project)
+    assert scenario.gemini_limits == {"session_limit_s": 2.0, "go_away_lead_s": 1.0}
+    result = await run_scenario(scenario, project, tmp_path / "state")
+    assert result.status == "passed", [(c.what, c.detail) for c in result.checks if not c.passed]
+    assert ("system", "the model service will close the connection in 1s (goAway)") in result.seen.transcript
