@@ -31,6 +31,15 @@ def call(
         bool | None, typer.Option("--wait/--no-wait", help="Watch the call live (default on a terminal).")
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would happen; dial nothing.")] = False,
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes",
+            "-y",
+            help="Call the best match of a name that is not exact without asking (for scripts). "
+            "An ambiguous name is still refused.",
+        ),
+    ] = False,
     simulate: Annotated[
         bool,
         typer.Option(
@@ -69,7 +78,14 @@ def call(
         from tars.cli.simulate_call import simulate_call
 
         raise typer.Exit(
-            simulate_call(project, playbook, _resolve(project, target), inputs, scenario=scenario, as_json=as_json)
+            simulate_call(
+                project,
+                playbook,
+                _resolve(project, target, lenient=True)[0],
+                inputs,
+                scenario=scenario,
+                as_json=as_json,
+            )
         )
     while True:
         try:
@@ -89,9 +105,9 @@ def call(
                 "pass them with --var key=value" if exc.missing else f"inputs of {playbook}: {', '.join(book.inputs)}"
             )
             raise UserError("; ".join(exc.problems), hint) from None
-    resolved = _resolve(project, target)
+    resolved, exact = _resolve(project, target, lenient=dry_run, yes=yes)
     if dry_run:
-        _show_plan(project, plan, resolved, as_json)
+        _show_plan(project, plan, resolved, as_json, exact=exact or yes, query=target)
         return
     client = _client(project)
     placed = client.post(
@@ -120,27 +136,42 @@ def call(
         output.err.print(f"The server owns the call; follow it with [bold]tars calls show {placed['call_id']}[/].")
 
 
-def _resolve(project: Any, target: str) -> dict[str, Any]:
-    from tars.resolve import resolve_in
+def _resolve(project: Any, target: str, *, lenient: bool = False, yes: bool = False) -> tuple[dict[str, Any], bool]:
+    """Who ``target`` is, deliberately (see ``tars.resolve.choose``): an exact name, alias or
+    number; otherwise a person at a terminal confirms, or ``--yes`` takes the best match.
+    Returns the target and whether its name was exact.
+    ``lenient`` (--dry-run, --simulate: nothing real is dialled) takes the best match and
+    says so."""
+    from tars.resolve import choose, resolve_in
     from tars.store.database import connect
 
     with connect(project.database_url) as db, db.session() as session:
         found = resolve_in(session, project, target)
-    if found.best is None:
-        if found.candidates:
-            names = "; ".join(f"{c.name} ({c.source}, {c.phone})" for c in found.candidates[:6])
-            raise UserError(f"'{target}' could mean several: {names}", "be more specific, or give the number")
-        raise UserError(
-            f"nobody called '{target}' in your contacts or the directory",
-            "add them with `tars contacts add NAME PHONE`, or give the number (+44…)",
-        )
-    best = found.best
-    return {"name": best.name, "phone": best.phone, "source": best.source}
+    ask = _ask if sys.stdin.isatty() and not lenient else None
+    best = choose(found, ask=ask, accept_best=yes or lenient)
+    return {"name": best.name, "phone": best.phone, "source": best.source}, best.exact
 
 
-def _show_plan(project: Any, plan: Any, resolved: dict[str, Any], as_json: bool) -> None:
+def _ask(found: Any) -> Any:
+    """At a terminal: confirm a fuzzy match, or pick one of an ambiguous name's candidates."""
+    from rich.markup import escape
+
+    if found.best is not None:
+        question = f"'{found.query}' is not an exact name. Call {found.best.describe()}?"
+        return found.best if typer.confirm(question, default=False) else None
+    output.err.print(f"'{escape(found.query)}' could mean several:")
+    shown = found.candidates[:9]
+    for i, candidate in enumerate(shown, 1):
+        output.err.print(f"  {i}. {escape(candidate.describe())}")
+    answer = typer.prompt("Call which one? (its number; Enter for none)", default="", show_default=False)
+    answer = answer.strip()
+    return shown[int(answer) - 1] if answer.isdigit() and 1 <= int(answer) <= len(shown) else None
+
+
+def _show_plan(project: Any, plan: Any, resolved: dict[str, Any], as_json: bool, *, exact: bool, query: str) -> None:
     data = {
         "target": resolved,
+        "needs_confirmation": not exact,
         "playbook": plan.playbook.name,
         "role": plan.playbook.role,
         "inputs": dict(plan.inputs),
@@ -164,6 +195,11 @@ def _show_plan(project: Any, plan: Any, resolved: dict[str, Any], as_json: bool)
 
     out = output.out
     out.print(f"[bold]Would call[/] {escape(resolved['name'])} ({resolved['phone']}, from {resolved['source']})")
+    if not exact:
+        out.print(
+            f"  [yellow]'{escape(query)}' is not an exact name:[/] without --dry-run, tars call asks you to confirm "
+            "(or takes the best match with --yes)"
+        )
     out.print(f"[bold]Playbook[/] {plan.playbook.name}, running as role [cyan]{plan.playbook.role}[/]")
     out.print("[bold]Inputs[/] " + ", ".join(f"{k}={v}" for k, v in plan.inputs.items()))
     out.print(f"[bold]Goal[/] {escape(plan.goal)}")
