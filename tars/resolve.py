@@ -174,7 +174,8 @@ def resolve(
     if looks_like_number(query):
         phone = normalize_phone(query, region)
         known = next((c for c in contacts if c.phone == phone), None)
-        name = known.name if known else phone
+        listed = next((e for e in (directory or {}).values() if e.phone == phone), None)
+        name = known.name if known else (listed.name or listed.key) if listed else phone
         found = Candidate(name, phone, "number", phone, 1.0, query.strip(), known.id if known else None)
         return Resolution(query, found, (found,))
     ranked = rank(query, contacts=contacts, directory=directory)

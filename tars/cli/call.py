@@ -107,7 +107,7 @@ def call(
             raise UserError("; ".join(exc.problems), hint) from None
     resolved, exact = _resolve(project, target, lenient=dry_run, yes=yes)
     if dry_run:
-        _show_plan(project, plan, resolved, as_json, exact=exact or yes, query=target)
+        _show_plan(project, plan, resolved, as_json, exact=exact or yes, query=target, at=at)
         return
     client = _client(project)
     placed = client.post(
@@ -118,9 +118,17 @@ def call(
         output.print_json(placed)
         return
     if placed.get("scheduled_at"):
+        import datetime as dt
+
+        from tars.cli.calling_window import window_state
+
+        due = dt.datetime.fromisoformat(placed["scheduled_at"])
+        window = window_state(project, playbook, resolved["phone"], due)
+        waits = "" if window["open"] else f" It waits for the calling window, which opens {window['opens']}."
         output.err.print(
             f"[green]Scheduled[/] a call to {resolved['name']} ({resolved['phone']}) for "
-            f"{placed['scheduled']} — call {placed['call_id']}; the server places it when due."
+            f"{placed['scheduled']} — call {placed['call_id']}; the server places it when due.{waits} "
+            f"Cancel it with [bold]tars calls cancel {placed['call_id']}[/]."
         )
         if as_json:
             output.print_json(placed)
@@ -168,10 +176,20 @@ def _ask(found: Any) -> Any:
     return shown[int(answer) - 1] if answer.isdigit() and 1 <= int(answer) <= len(shown) else None
 
 
-def _show_plan(project: Any, plan: Any, resolved: dict[str, Any], as_json: bool, *, exact: bool, query: str) -> None:
+def _show_plan(
+    project: Any, plan: Any, resolved: dict[str, Any], as_json: bool, *, exact: bool, query: str, at: str | None
+) -> None:
+    from tars import timeparse
+    from tars.cli.calling_window import in_words, window_state
+
+    now = timeparse.clock_now()
+    when = timeparse.parse_future(at, project.owner.timezone, now) if at else now
+    window = window_state(project, plan.playbook.name, resolved["phone"], when)
     data = {
         "target": resolved,
         "needs_confirmation": not exact,
+        "at": when.isoformat() if at else None,
+        "window": window,
         "playbook": plan.playbook.name,
         "role": plan.playbook.role,
         "inputs": dict(plan.inputs),
@@ -200,6 +218,8 @@ def _show_plan(project: Any, plan: Any, resolved: dict[str, Any], as_json: bool,
             f"  [yellow]'{escape(query)}' is not an exact name:[/] without --dry-run, tars call asks you to confirm "
             "(or takes the best match with --yes)"
         )
+    moment = f"at {timeparse.show(when, project.owner.timezone)}" if at else "now"
+    out.print(f"[bold]Calling window[/] {escape(in_words(window, moment))}")
     out.print(f"[bold]Playbook[/] {plan.playbook.name}, running as role [cyan]{plan.playbook.role}[/]")
     out.print("[bold]Inputs[/] " + ", ".join(f"{k}={v}" for k, v in plan.inputs.items()))
     out.print(f"[bold]Goal[/] {escape(plan.goal)}")
