@@ -68,6 +68,7 @@ def add(
     from tars.store.reminders import contact_names, create_reminder, reminder_json
 
     project = context.load(ctx)
+    _check_channel(project, via)
     now = timeparse.clock_now()
     with connect(project.database_url) as db, db.session() as session:
         reminder = create_reminder(
@@ -142,7 +143,7 @@ def done(ctx: typer.Context, reminder_id: IdArg, as_json: JsonOpt = False) -> No
 
     project = context.load(ctx)
     with connect(project.database_url) as db, db.session() as session:
-        reminder = mark_done(session, reminder_id, timeparse.clock_now())
+        reminder = mark_done(session, reminder_id, timeparse.clock_now(), strict=True)
     _report(project, reminder, "Done", as_json)
 
 
@@ -202,6 +203,19 @@ def _status(reminder: Reminder, tz: str) -> str:
         when = timeparse.show(reminder.delivered_at, tz)
         status = f"delivered late, {when}" if status == "delivered" else f"{status} (last one delivered late, {when})"
     return f"{status}: {reminder.last_error}" if reminder.last_error else status
+
+
+def _check_channel(project: Project, via: str) -> None:
+    """Refuse, when the reminder is added, a channel that could not deliver it when due."""
+    from tars.errors import UserError
+
+    # (delivery.reminders: webhook without delivery.webhook is already refused by validation)
+    if _channel(project, via) == "webhook" and not (project.section("delivery").get("webhook") or {}).get("url"):
+        raise UserError(
+            "reminders via webhook need delivery.webhook, which is not configured in tars.yaml",
+            "add delivery: {webhook: {url: https://…}} to tars.yaml (an n8n workflow, say), "
+            "or choose --via call or --via sms",
+        )
 
 
 def _channel(project: Project, channel: str) -> str:

@@ -1,0 +1,61 @@
+"""`tars remind`: a channel that cannot deliver is refused when the reminder is added, snoozing
+never brings a reminder earlier, and a reminder done twice says it already was.
+
+The clock is fixed (``TARS_NOW``) on Wednesday 2 December 2026, 02:00 London time."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+NOW = "2026-12-02T02:00:00+00:00"
+
+
+@pytest.fixture
+def remind(example_project: Path, tars: Callable[..., Any], monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
+    monkeypatch.setenv("TARS_NOW", NOW)
+    monkeypatch.setenv("TARS_HOME", str(example_project / ".tars"))
+
+    def run(*args: str) -> Any:
+        return tars("--project", example_project, "remind", *args)
+
+    return run
+
+
+def test_a_webhook_reminder_without_delivery_webhook_is_refused(remind: Callable[..., Any]) -> None:
+    result = remind("add", "hook", "--at", "in 1 minute", "--via", "webhook")
+    assert result.exit_code == 1
+    assert result.output.startswith(
+        "Error: reminders via webhook need delivery.webhook, which is not configured in tars.yaml\n"
+        "add delivery: {webhook: {url: https://…}} to tars.yaml"
+    )
+    assert json.loads(remind("list", "--all", "--json").stdout) == [], "nothing was written"
+    assert remind("add", "ring", "--at", "in 1 minute", "--via", "call").exit_code == 0
+
+
+def test_snoozing_never_brings_a_reminder_earlier(remind: Callable[..., Any]) -> None:
+    assert remind("add", "dinner", "--at", "thursday 6pm").exit_code == 0
+    earlier = remind("snooze", "1", "in 2 hours")
+    assert earlier.exit_code == 1
+    assert (
+        "Error: reminder 1 is due Thu 03 Dec 2026 18:00; snoozing it to Wed 02 Dec 2026 04:00 would bring it earlier"
+        in earlier.output
+    )
+    assert json.loads(remind("list", "--json").stdout)[0]["due"].startswith("2026-12-03T18:00")
+    later = remind("snooze", "1", "friday 9am")
+    assert later.exit_code == 0, later.output
+    assert "✓ Snoozed: reminder 1, dinner — next Fri 04 Dec 2026 09:00" in later.output
+
+
+def test_done_twice_says_it_was_already_done(remind: Callable[..., Any]) -> None:
+    assert remind("add", "stretch", "--at", "in 1 hour").exit_code == 0
+    first = remind("done", "1")
+    assert first.exit_code == 0 and "✓ Done: reminder 1, stretch" in first.output
+    again = remind("done", "1")
+    assert again.exit_code == 1
+    assert "Error: reminder 1 is already done (since Wed 02 Dec 2026 02:00)" in again.output
+    assert "✓" not in again.output
