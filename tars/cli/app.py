@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 import typer
 from typer import _click as click
-from typer.core import TyperCommand, TyperGroup
+from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from tars import __version__
 from tars.cli import errors
@@ -63,6 +63,7 @@ class _LazyGroup(TyperGroup):
     def __init__(self, **attrs: Any):
         super().__init__(**attrs)
         self._listing = False
+        plain_help(self)
 
     def list_commands(self, ctx: Any) -> list[str]:
         return [*self.lazy, *(name for name in self.commands if name not in self.lazy)]
@@ -101,7 +102,47 @@ def load_command(name: str) -> click.Command:
     module = importlib.import_module(COMMANDS[name][0])
     holder = typer.Typer(rich_markup_mode="rich", add_completion=False)
     module.register(holder)
-    return typer.main.get_group(holder).commands[name]
+    command = typer.main.get_group(holder).commands[name]
+    plain_help(command)
+    return command
+
+
+#: How ``--help`` names a value, in the user's words rather than Python's (``<str>``, ``<bool>``).
+_VALUE_WORDS = {"str": "TEXT", "int": "INTEGER", "float": "NUMBER", "Path": "PATH", "path": "PATH",
+                "file": "FILE", "directory": "DIR", "int range": "INTEGER", "float range": "NUMBER"}  # fmt: skip
+
+
+def plain_help(command: Any) -> None:
+    """Say what each option takes as click does (TEXT, INTEGER, PATH…, nothing for a flag),
+    for ``command`` and its sub-commands."""
+
+    def words(param: Any, shown: Any) -> Any:
+        def display(ctx: Any) -> str | None:
+            if getattr(param, "is_flag", False):
+                return None
+            if param.metavar is not None:
+                return param.metavar if isinstance(param, TyperOption) else None
+            label = str(shown(ctx)).strip("<>")
+            many = label.startswith("list[") and label.endswith("]")
+            label = label[5:-1] if many else label
+            label = _VALUE_WORDS.get(label, label)
+            return f"{label}..." if many or param.nargs != 1 else label
+
+        return display
+
+    for param in command.params:
+        param.display_type_rich = words(param, param.display_type)
+    help_option = command.get_help_option
+
+    def plain_help_option(ctx: Any) -> Any:
+        option = help_option(ctx)
+        if option is not None:
+            option.display_type_rich = words(option, option.display_type)
+        return option
+
+    command.get_help_option = plain_help_option
+    for sub in getattr(command, "commands", {}).values():
+        plain_help(sub)
 
 
 class _ErrorBoundary(_LazyGroup):

@@ -54,7 +54,9 @@ def add(
     ] = None,
     via: Annotated[
         str,
-        typer.Option("--via", help="call, sms or webhook; default: delivery.reminders in tars.yaml."),
+        typer.Option(
+            "--via", help="call, sms or webhook; default: delivery.reminders in tars.yaml.", show_default=False
+        ),
     ] = "default",
     contact: Annotated[
         str | None,
