@@ -57,6 +57,13 @@ def call(
             show_default=False,
         ),
     ] = None,
+    now: Annotated[
+        bool,
+        typer.Option(
+            "--now",
+            help="Call now even outside the playbook's calling window (the call record says so).",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Call someone on your behalf, following a playbook, and report what was achieved."""
@@ -109,11 +116,18 @@ def call(
     if dry_run:
         _show_plan(project, plan, resolved, as_json, exact=exact or yes, query=target, at=at)
         return
+    if now and at:
+        raise UserError("--now and --at contradict each other", "give one of them", code=2)
+    overridden = None
+    if not at:
+        at, overridden = _inside_window(project, playbook, resolved, now)
     client = _client(project)
     placed = client.post(
         "/api/calls",
         {"target": resolved["phone"], "playbook": playbook, "inputs": inputs, **({"at": at} if at else {})},
     )
+    if overridden and placed.get("call_id"):
+        _record_override(project, int(placed["call_id"]), overridden)
     if as_json and not (wait if wait is not None else False):
         output.print_json(placed)
         return
@@ -158,6 +172,48 @@ def _resolve(project: Any, target: str, *, lenient: bool = False, yes: bool = Fa
     ask = _ask if sys.stdin.isatty() and not lenient else None
     best = choose(found, ask=ask, accept_best=yes or lenient)
     return {"name": best.name, "phone": best.phone, "source": best.source}, best.exact
+
+
+def _inside_window(project: Any, playbook: str, resolved: dict[str, Any], now: bool) -> tuple[str | None, str | None]:
+    """A call asked for now, against the playbook's calling window: open, it goes (None, None);
+    closed, ``--now`` sends it anyway (None, the note for the call record), a person at a
+    terminal may schedule it for the opening (its time, None); otherwise UserError."""
+    from tars import timeparse
+    from tars.cli.calling_window import window_state
+
+    window = window_state(project, playbook, resolved["phone"], timeparse.clock_now())
+    if window["open"]:
+        return None, None
+    closed = f"the calling window of {playbook} is closed now: it opens {window['opens']} ({window['hours']})"
+    if now:
+        return None, f"placed outside the calling window with --now ({closed})"
+    if sys.stdin.isatty():
+        question = f"{closed[0].upper()}{closed[1:]}. Schedule the call for then?"
+        if typer.confirm(question, default=True):
+            return str(window["opens_at"]), None
+        raise UserError("nothing was dialled: " + closed, "call anyway with --now, or pick a time with --at")
+    opens = _wall(window["opens_at"], project.owner.timezone)
+    raise UserError(closed, f"schedule it with --at '{opens}', or call anyway with --now")
+
+
+def _wall(iso: str, timezone: str) -> str:
+    """An ISO instant as the owner's wall-clock time, as `--at` reads it: ``2026-12-03T09:00``."""
+    import datetime as dt
+
+    from tars import timeparse
+
+    return timeparse.local(dt.datetime.fromisoformat(iso), timezone).strftime("%Y-%m-%dT%H:%M")
+
+
+def _record_override(project: Any, call_id: int, note: str) -> None:
+    """Say in the call record that it was placed outside its calling window (``--now``)."""
+    from tars.store.calls import get_call, update_call
+    from tars.store.database import connect
+
+    with connect(project.database_url) as db, db.session() as session:
+        call = get_call(session, call_id)
+        update_call(session, call_id, inputs={**(call.inputs or {}), "_window": note})
+        session.commit()
 
 
 def _ask(found: Any) -> Any:

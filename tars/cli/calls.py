@@ -161,6 +161,7 @@ def show(
         ("inputs", json.dumps(shown_inputs, ensure_ascii=False) if shown_inputs else None),
         ("scheduled", timeparse.show(c.scheduled_at, tz) if c.scheduled_at else None),
         ("waits for", waits["reason"] if waits else None),
+        ("window", (c.inputs or {}).get("_window")),
         ("attempt", f"{c.attempt} (retry of call {c.retry_of})" if c.retry_of else None),
         ("started", timeparse.show(c.started_at, tz)),
         ("ended", timeparse.show(c.ended_at, tz)),

@@ -22,6 +22,13 @@ GOLDEN = Path(__file__).parent / "golden"
 BOOK = ["--playbook", "book_appointment", "--var", "preferred_day=Wednesday"]
 
 
+@pytest.fixture(autouse=True)
+def _inside_the_calling_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Wednesday, 10:00 in London: the dentist's calling window is open (see
+    test_cli_scheduled_calls for calls outside it)."""
+    monkeypatch.setenv("TARS_NOW", "2026-12-02T10:00:00+00:00")
+
+
 def run(project: Project, *args: str) -> Any:
     return CliRunner().invoke(app, ["--project", str(project.root), *args])
 
@@ -66,14 +73,37 @@ async def test_exact_names_dial_and_yes_takes_the_best_fuzzy_match(
         refused = await asyncio.to_thread(run, project, "call", "dent", *BOOK, "--no-wait")
         assert refused.exit_code == 1 and "'dent' is not an exact name" in refused.output
         assert calls_recorded(project) == 0, "a refused name asks the server for nothing"
-        for target in (["the dentist"], ["+44 20 7946 0123"], ["dentsit", "--yes"]):
+        for target in (["the dentist"], ["dentsit", "--yes"]):
             result = await asyncio.to_thread(run, project, "call", *target, *BOOK, "--no-wait")
             assert result.exit_code == 0, result.output
             call = await line.twilio.next_call(timeout=20)
             assert call.to == "+442079460123"
+            await call.wait_for_agent_utterance(timeout=30)  # answered and greeted, then the party hangs up
             await call.hang_up()
             await call.wait_ended(timeout=30)
-    assert calls_recorded(project) == 3
+    assert calls_recorded(project) == 2
+
+
+def test_names_aliases_and_numbers_are_exact_and_the_rest_is_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    project = make_project(tmp_path / "p", monkeypatch)
+    assert run(project, "contacts", "add", "Zoë O'Neil", "+447700900333").exit_code == 0
+    for target, exact in [
+        ("dentist", True),
+        ("Bright Smile Dental", True),
+        ("the dentist", True),
+        ("+44 20 7946 0123", True),
+        ("zoe o'neil", True),
+        ("dentsit", False),
+        ("bright", False),
+        ("zoe", False),
+    ]:
+        result = run(project, "call", target, *BOOK, "--dry-run", "--json")
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["needs_confirmation"] is not exact, target
 
 
 def _at_a_terminal(project: Project, answer: str) -> tuple[int, str]:

@@ -93,3 +93,65 @@ def test_only_a_waiting_call_can_be_cancelled(tmp_path: Path, monkeypatch: pytes
     assert missing.exit_code == 1 and "Error: there is no call 7" in missing.output
     typo = run(project, "calls", "cancel", "seven")
     assert typo.exit_code == 2 and "'seven' is not a call id" in typo.output
+
+
+def test_a_call_outside_its_window_is_refused_off_a_terminal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = make_project(tmp_path / "p", monkeypatch)
+    monkeypatch.setenv("TARS_NOW", NIGHT)
+    result = run(project, "call", "dentist", *BOOK, "--no-wait")
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: the calling window of book_appointment is closed now: it opens Thu 03 Dec 2026 09:00 ({WINDOW})\n"
+        "schedule it with --at '2026-12-03T09:00', or call anyway with --now\n"
+    )
+    clash = run(project, "call", "dentist", *BOOK, "--now", "--at", "tomorrow 10am")
+    assert clash.exit_code == 2 and "--now and --at contradict each other" in clash.output
+
+
+async def test_now_calls_outside_the_window_and_the_record_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = make_project(tmp_path / "p", monkeypatch)
+    monkeypatch.setenv("TARS_NOW", NIGHT)
+    async with Line(project, Receptionist) as line:
+        monkeypatch.setenv("TARS_SERVER_URL", line.server.local_url)
+        placed = await asyncio.to_thread(run, project, "call", "dentist", *BOOK, "--now", "--no-wait")
+        assert placed.exit_code == 0, placed.output
+        call = await line.twilio.next_call(timeout=20)
+        assert call.to == "+442079460123"
+        await call.wait_for_agent_utterance(timeout=30)  # answered and greeted, then the party hangs up
+        await call.hang_up()
+        await call.wait_ended(timeout=30)
+    shown = " ".join(run(project, "calls", "show", "1").output.split())
+    assert (
+        "window placed outside the calling window with --now (the calling window of book_appointment is closed now:"
+        in shown
+    )
+
+
+async def test_at_a_terminal_a_closed_window_offers_to_schedule(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    project = make_project(tmp_path / "p", monkeypatch)
+    monkeypatch.setenv("TARS_NOW", NIGHT)
+    async with Line(project, Receptionist) as line:
+        monkeypatch.setenv("TARS_SERVER_URL", line.server.local_url)
+        leader, follower = pty.openpty()
+        argv = [sys.executable, "-m", "tars", "--project", str(project.root), "call", "dentist", *BOOK, "--no-wait"]
+        child = subprocess.Popen(argv, stdin=follower, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        os.close(follower)
+        os.write(leader, b"y\n")
+        printed, _ = await asyncio.to_thread(child.communicate, timeout=120)
+        os.close(leader)
+    text = " ".join(printed.decode().split())
+    assert child.returncode == 0, text
+    assert "The calling window of book_appointment is closed now: it opens Thu 03 Dec 2026 09:00" in text
+    assert "Schedule the call for then?" in text
+    assert "for Thu 03 Dec 2026 09:00 — call 1" in text
+    listed = json.loads(run(project, "calls", "list", "--scheduled", "--json").stdout)
+    assert [(c["id"], c["scheduled_at"]) for c in listed] == [(1, "2026-12-03T09:00:00+00:00")]
