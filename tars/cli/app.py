@@ -95,6 +95,28 @@ class _LazyGroup(TyperGroup):
             self._listing = False
 
 
+#: What the option parser says (pydantic's words) → what TARS says.
+_PLAIN_WORDS = (
+    (r"^Value error, ", ""),
+    (r"Input should be a valid integer(, unable to parse string as an integer)?", "expected a whole number"),
+    (r"Input should be a valid number(, unable to parse string as a number)?", "expected a number"),
+    (r"Input should be greater than or equal to (\S+)", r"must be at least \1"),
+    (r"Input should be less than or equal to (\S+)", r"must be at most \1"),
+    (r"Input should be greater than (\S+)", r"must be more than \1"),
+    (r"Input should be less than (\S+)", r"must be less than \1"),
+    (r"Input should be ", "must be "),
+)
+
+
+def plain_words(message: str) -> str:
+    """A parameter error in the words TARS uses elsewhere, not the option parser's."""
+    import re
+
+    for pattern, replacement in _PLAIN_WORDS:
+        message = re.sub(pattern, replacement, message)
+    return message
+
+
 def load_command(name: str) -> click.Command:
     """Import the module of command ``name`` and build its click command (as Typer would)."""
     import importlib
@@ -165,6 +187,9 @@ class _ErrorBoundary(_LazyGroup):
             if exc.hint:
                 output.err.print(f"[dim]{output.escape(exc.hint)}[/]")
             raise typer.Exit(exc.code) from None
+        except click.exceptions.BadParameter as exc:
+            exc.message = plain_words(exc.message)
+            raise
         except (typer.Exit, typer.Abort, KeyboardInterrupt):
             raise
         except Exception as exc:

@@ -45,3 +45,30 @@ def test_the_database_is_readable_by_its_owner_alone(contacts: Callable[..., Any
     assert contacts("list").exit_code == 0
     database = example_project / ".tars" / "tars.db"
     assert stat.S_IMODE(database.stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["remind", "done", "abc"], "Invalid value for 'reminder_id': expected a whole number"),
+        (["calls", "list", "-n", "0"], "Invalid value for '--limit' / '-n': must be at least 1"),
+    ],
+    ids=" ".join,
+)
+def test_parameter_errors_are_in_plain_words(
+    args: list[str], says: str, example_project: Path, tars: Callable[..., Any]
+) -> None:
+    result = tars("--project", example_project, *args, env={"COLUMNS": "200"})
+    assert result.exit_code == 2
+    assert says in result.output
+    assert "Input should" not in result.output and "Value error" not in result.output
+
+
+def test_a_time_in_another_language_says_only_english_is_read(
+    contacts: Callable[..., Any], example_project: Path, tars: Callable[..., Any]
+) -> None:
+    result = tars("--project", example_project, "remind", "add", "x", "--at", "demain 9h")
+    assert result.exit_code == 1
+    assert result.output.startswith(
+        "Error: could not understand the time 'demain 9h'\ntimes are read in English: try 'tomorrow 2pm'"
+    )
