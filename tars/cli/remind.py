@@ -86,6 +86,7 @@ def add(
         names = contact_names(session, [reminder])
     if as_json:
         output.print_json(reminder_json(reminder, names.get(reminder.contact_id or 0)))
+        _say_if_no_server(project)
         return
     line = (
         f"[green]✓[/] Reminder {reminder.id}: {output.escape(reminder.text)} — "
@@ -97,6 +98,7 @@ def add(
     if reminder.contact_id:
         line += f", about {output.escape(names.get(reminder.contact_id, '?'))}"
     output.line(line)
+    _say_if_no_server(project)
 
 
 @app.command("list")
@@ -205,6 +207,18 @@ def _status(reminder: Reminder, tz: str) -> str:
         when = timeparse.show(reminder.delivered_at, tz)
         status = f"delivered late, {when}" if status == "delivered" else f"{status} (last one delivered late, {when})"
     return f"{status}: {reminder.last_error}" if reminder.last_error else status
+
+
+def _say_if_no_server(project: Project) -> None:
+    """Reminders fire only while `tars serve` runs: say so when none is running."""
+    from tars.cli.call import server_running
+
+    if not server_running(project):
+        output.err.print(
+            "[yellow]Note:[/] no TARS server is running for this project; reminders are delivered only while "
+            "`tars serve` runs (one that falls due while none runs is handled by delivery.late_reminders "
+            "when one starts)."
+        )
 
 
 def _check_channel(project: Project, via: str) -> None:

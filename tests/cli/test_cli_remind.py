@@ -59,3 +59,30 @@ def test_done_twice_says_it_was_already_done(remind: Callable[..., Any]) -> None
     assert again.exit_code == 1
     assert "Error: reminder 1 is already done (since Wed 02 Dec 2026 02:00)" in again.output
     assert "✓" not in again.output
+
+
+def test_adding_a_reminder_says_when_no_server_would_deliver_it(remind: Callable[..., Any]) -> None:
+    result = remind("add", "stretch", "--at", "in 1 hour")
+    assert result.exit_code == 0
+    assert "Note: no TARS server is running for this project; reminders are delivered only while `tars serve` runs" in (
+        " ".join(result.output.split())
+    )
+
+
+async def test_no_note_while_a_server_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from typer.testing import CliRunner
+
+    from tars.cli.app import app
+    from tests.server.harness import Line, Receptionist, make_project
+
+    project = make_project(tmp_path / "p", monkeypatch)
+    monkeypatch.setenv("TARS_NOW", NOW)
+    async with Line(project, Receptionist) as line:
+        monkeypatch.setenv("TARS_SERVER_URL", line.server.local_url)
+        argv = ["--project", str(project.root), "remind", "add", "stretch", "--at", "in 1 hour"]
+        result = await asyncio.to_thread(CliRunner().invoke, app, argv)
+    assert result.exit_code == 0, result.output
+    assert "✓ Reminder 1: stretch" in result.output
+    assert "Note:" not in result.output
