@@ -211,7 +211,7 @@ def _status(reminder: Reminder, tz: str) -> str:
 
 def _say_if_no_server(project: Project) -> None:
     """Reminders fire only while `tars serve` runs: say so when none is running."""
-    from tars.cli.call import server_running
+    from tars.cli.local_server import server_running
 
     if not server_running(project):
         output.err.print(
