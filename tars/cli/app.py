@@ -172,6 +172,10 @@ class _ErrorBoundary(_LazyGroup):
 
     lazy = COMMANDS
 
+    def parse_args(self, ctx: Any, args: list[str]) -> Any:
+        ctx.meta["tars.argv"] = list(args)
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: Any) -> Any:
         from tars.cli import output
         from tars.config.diagnostics import ConfigError
@@ -183,6 +187,8 @@ class _ErrorBoundary(_LazyGroup):
             output.show_diagnostics(exc.diagnostics, root, output.err)
             raise typer.Exit(errors.USER_ERROR) from None
         except UserError as exc:
+            if "--json" in ctx.meta.get("tars.argv", ()):  # scripts read the error from stdout too
+                output.print_json({"ok": False, "error": str(exc), "hint": exc.hint, "exit_code": exc.code})
             output.err.print(f"[red]Error:[/] {output.escape(str(exc))}")
             if exc.hint:
                 output.err.print(f"[dim]{output.escape(exc.hint)}[/]")

@@ -72,3 +72,17 @@ def test_a_time_in_another_language_says_only_english_is_read(
     assert result.output.startswith(
         "Error: could not understand the time 'demain 9h'\ntimes are read in English: try 'tomorrow 2pm'"
     )
+
+
+def test_errors_are_json_too_with_json(contacts: Callable[..., Any]) -> None:
+    import json
+
+    result = contacts("show", "nobody", "--json")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout) == {
+        "ok": False,
+        "error": "no contact named 'nobody'",
+        "hint": "see them with `tars contacts list`; add one with `tars contacts add NAME PHONE`",
+        "exit_code": 1,
+    }
+    assert "Error: no contact named 'nobody'" in result.stderr
