@@ -98,6 +98,7 @@ def add(
     if reminder.contact_id:
         line += f", about {output.escape(names.get(reminder.contact_id, '?'))}"
     output.line(line)
+    _say_if_months_are_skipped(reminder)
     _say_if_no_server(project)
 
 
@@ -207,6 +208,21 @@ def _status(reminder: Reminder, tz: str) -> str:
         when = timeparse.show(reminder.delivered_at, tz)
         status = f"delivered late, {when}" if status == "delivered" else f"{status} (last one delivered late, {when})"
     return f"{status}: {reminder.last_error}" if reminder.last_error else status
+
+
+def _say_if_months_are_skipped(reminder: Reminder) -> None:
+    """A monthly reminder on the 29th-31st skips the months without that day: say so."""
+    from tars import timeparse
+
+    rule = (reminder.recurrence or "").upper()
+    day = timeparse.local(reminder.due, reminder.timezone).day
+    if "FREQ=MONTHLY" in rule and "BYMONTHDAY" not in rule and "BYDAY" not in rule and day > 28:
+        output.err.print(
+            f"[yellow]Note:[/] months without a {day}{'th' if day < 31 else 'st'} are skipped "
+            f"({'February' if day < 31 else 'February, April, June, September and November'}"
+            f"{' in most years' if day == 29 else ''}); for the last day of every month use "
+            "--every 'FREQ=MONTHLY;BYMONTHDAY=-1'."
+        )
 
 
 def _say_if_no_server(project: Project) -> None:

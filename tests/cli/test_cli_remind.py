@@ -86,3 +86,14 @@ async def test_no_note_while_a_server_runs(tmp_path: Path, monkeypatch: pytest.M
     assert result.exit_code == 0, result.output
     assert "✓ Reminder 1: stretch" in result.output
     assert "Note:" not in result.output
+
+
+def test_a_monthly_reminder_on_the_31st_says_which_months_it_skips(remind: Callable[..., Any]) -> None:
+    result = remind("add", "rent", "--at", "2026-12-31T09:00", "--every", "monthly")
+    assert result.exit_code == 0, result.output
+    assert (
+        "Note: months without a 31st are skipped (February, April, June, September and November); "
+        "for the last day of every month use --every 'FREQ=MONTHLY;BYMONTHDAY=-1'."
+    ) in " ".join(result.output.split())
+    last_day = remind("add", "rent", "--at", "2026-12-31T09:00", "--every", "FREQ=MONTHLY;BYMONTHDAY=-1")
+    assert last_day.exit_code == 0 and "skipped" not in last_day.output
