@@ -51,24 +51,48 @@ def list_(
     if output.listed(calls, as_json, lambda c: call_json(c, names.get(c.contact_id or 0)), "No calls yet."):
         return
     tz = project.owner.timezone
-    table = output.table(caption=f"times in {tz}")
-    for header in ("ID", "When", "", "Who", "Playbook", "Status"):
-        table.add_column(header, no_wrap=True)
-    table.add_column("Summary")
+    rows = []
     for call in calls:
         number = call.to_number if call.direction == "outbound" else call.from_number
-        who = names.get(call.contact_id or 0) or number
         summary = (call.summary or call.failure_reason or "").splitlines()[0:1]
-        table.add_row(
-            str(call.id),
-            timeparse.show(call.started_at or call.created_at, tz),
-            "→" if call.direction == "outbound" else "←",
-            output.escape(who),
-            output.escape(call.playbook or ""),
-            call.status,
-            output.escape(summary[0][:80] if summary else ""),
+        rows.append(
+            [
+                str(call.id),
+                timeparse.show(call.started_at or call.created_at, tz),
+                "→" if call.direction == "outbound" else "←",
+                call.status,
+                names.get(call.contact_id or 0) or number,
+                call.playbook or "",
+                summary[0] if summary else "",
+            ]
         )
+    headers = ["ID", "When", "", "Status", "Who", "Playbook", "Summary"]
+    width = output.out.width
+    if width < 100:  # narrow: each call's summary on a line of its own under it, cut to fit
+        widths = [max(len(headers[i]), *(len(r[i]) for r in rows)) for i in range(6)]
+        widths[4] = min(widths[4], 24)
+        widths[5] = max(8, min(widths[5], width - sum(widths[:5]) - 2 * 5))
+        output.line("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=False)).rstrip())
+        for row in rows:
+            cells = [_cut(cell, w).ljust(w) for cell, w in zip(row, widths, strict=False)]
+            output.line(output.escape("  ".join(cells).rstrip()))
+            if row[6]:
+                indent = " " * (widths[0] + 2)
+                output.line(f"[dim]{indent}{output.escape(_cut(row[6], width - len(indent)))}[/]")
+        output.line(f"times in {tz}")
+        return
+    widths = [min(max(len(headers[i]), *(len(r[i]) for r in rows)), 24) for i in range(6)]
+    widths.append(max(12, width - sum(widths) - 2 * 6))  # one line a call: the summary gets the rest
+    table = output.table(caption=f"times in {tz}")
+    for header, wide in zip(headers, widths, strict=True):
+        table.add_column(header, no_wrap=True, overflow="ellipsis", max_width=wide)
+    for row in rows:
+        table.add_row(*(output.escape(_cut(cell, wide)) for cell, wide in zip(row, widths, strict=True)))
     output.out.print(table)
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
 
 
 def _list_scheduled(project: Any, calls: list[Any], names: dict[int, str], as_json: bool) -> None:
@@ -180,18 +204,25 @@ def show(
             out.print(f"[dim]{stamp}[/] [bold]{speaker}:[/] {said}")
     if details.tools:
         out.print("\n[bold]Tools[/]")
+        narrow = out.width < 100  # a five-column table of JSON runs to a word a line: one line per tool
         tools = Table("Time", "Tool", "Arguments", "", "Reason / result", box=None, pad_edge=False)
         for t in details.tools:
             verdict = "[green]allowed[/]" if t.allowed else "[red]denied[/]"
             said = t.reason or ("" if not t.allowed else json.dumps(t.result, ensure_ascii=False))
-            tools.add_row(
+            cells = (
                 timeparse.local(t.at, tz).strftime("%H:%M:%S"),
                 output.escape(t.tool),
                 output.escape(json.dumps(t.arguments or {}, ensure_ascii=False)),
                 verdict,
                 output.escape(said or ""),
             )
-        out.print(tools)
+            if narrow:
+                at, tool, arguments, _, result = cells
+                out.print(f"[dim]{at}[/] [bold]{tool}[/] {arguments} {verdict}" + (f" → {result}" if result else ""))
+            else:
+                tools.add_row(*cells)
+        if not narrow:
+            out.print(tools)
     if c.outcome is not None:
         source = f" ({c.outcome_source})" if c.outcome_source else ""
         out.print(f"\n[bold]Outcome{source}[/]")

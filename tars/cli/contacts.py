@@ -91,7 +91,13 @@ def list_(
         return
     from tars.store.phones import pretty_phone
 
-    table = output.table("Name", "Phone", "Role", "Relationship", "Email", "Birthday")
+    table = output.table()
+    for header in ("Name", "Phone", "Role", "Relationship", "Email", "Birthday"):
+        # a number, a role or a date split over two lines reads as two; names and emails may wrap
+        if header == "Email":
+            table.add_column(header, overflow="fold")
+        else:
+            table.add_column(header, no_wrap=header in ("Phone", "Role", "Birthday"))
     for c in contacts:
         cells = (c.name, pretty_phone(c.phone), c.role, c.relationship, c.email, c.birthday)
         table.add_row(*(output.escape(v or "") for v in cells))
