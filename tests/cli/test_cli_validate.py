@@ -95,3 +95,18 @@ def test_interrupt_exits_130(example_project: Path, tars: Any, monkeypatch: pyte
     result = tars("--project", example_project, "validate")
     assert result.exit_code == 130
     assert "Traceback" not in result.output
+
+
+def test_unreadable_playbook_entries_are_reported_not_skipped(example_project: Path, tars: Any) -> None:
+    playbooks = example_project / "playbooks"
+    (playbooks / "loop.yaml").symlink_to("loop.yaml")
+    (playbooks / "gone.yaml").symlink_to("nowhere.yaml")
+    (playbooks / "folder.yaml").mkdir()
+    result = tars("--project", example_project, "validate")
+    assert result.exit_code == 1
+    assert result.output == (
+        "playbooks/folder.yaml  $  is a folder, not a YAML file; it was not read\n"
+        "playbooks/gone.yaml  $  is a symlink to nowhere.yaml, which does not exist; it was not read\n"
+        "playbooks/loop.yaml  $  is a symlink that loops back on itself; it was not read\n"
+        "✗ 3 errors in 3 files\n"
+    )
