@@ -8,7 +8,9 @@ stops after the first pass that found problems, so one typo does not cascade.
 
 from __future__ import annotations
 
+import errno
 import itertools
+import os
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -295,6 +297,7 @@ def read_sources(root: Path, environment: Environment | None = None) -> Sources:
     config = read(root / PROJECT_FILE)
     personas = {p.stem: d for p in _yaml_files(root / "personas") if (d := read(p))}
     playbooks = {p.stem: d for p in _yaml_files(root / "playbooks") if (d := read(p))}
+    problems.extend(_unreadable_entries(root, ("personas", "playbooks")))
     if problems or config is None:
         raise ConfigError(problems)
     return Sources(root, config, personas, playbooks, raw)
@@ -304,6 +307,36 @@ def _yaml_files(folder: Path) -> list[Path]:
     if not folder.is_dir():
         return []
     return sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+
+
+def _unreadable_entries(root: Path, folders: tuple[str, ...]) -> list[Diagnostic]:
+    """A ``.yaml`` name in ``folders`` that is not a readable file (a symlink that loops or
+    points nowhere, a folder) would be skipped without a word: each is a problem instead."""
+    problems = []
+    for folder in folders:
+        if not (root / folder).is_dir():
+            continue
+        for path in sorted((root / folder).iterdir()):
+            if path.suffix not in (".yaml", ".yml") or path.is_file():
+                continue
+            name = f"{folder}/{path.name}"
+            if path.is_symlink():
+                try:
+                    path.resolve(strict=True)
+                    why = "is a symlink to something that is not a file"
+                except RuntimeError:  # Python 3.11/3.12 on a loop
+                    why = "is a symlink that loops back on itself"
+                except OSError as exc:
+                    if exc.errno == errno.ELOOP:
+                        why = "is a symlink that loops back on itself"
+                    else:
+                        why = f"is a symlink to {os.readlink(path)}, which does not exist"
+            else:
+                why = "is a folder, not a YAML file"
+            problems.append(
+                Diagnostic(name, 0, 0, "$", f"{why}; it was not read", "file.unreadable", hint="fix or remove it")
+            )
+    return problems
 
 
 def check_schemas(sources: Sources) -> list[Diagnostic]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
 
@@ -33,6 +33,9 @@ Source = Literal["contact", "directory", "number"]
 #: ``MARGIN`` of the best makes the name ambiguous.
 THRESHOLD = 0.6
 MARGIN = 0.05
+#: At or above this a name is exact: the same words, up to case, accents, punctuation and
+#: "the"/"my" ("the dentist" is exact for ``dentist``; "dentsit" and "dent" are not).
+EXACT = 0.98
 _STOP_WORDS = frozenset({"the", "my", "our", "a", "an"})
 
 
@@ -56,6 +59,15 @@ class Candidate:
     score: float
     matched: str = ""  # the name or alias that matched
     contact_id: int | None = None
+
+    @property
+    def exact(self) -> bool:
+        """A number, or a name or alias given as it is written: safe to dial without asking."""
+        return self.source == "number" or self.score >= EXACT
+
+    def describe(self) -> str:
+        """``Bright Smile Dental (directory, +442079460123)``."""
+        return f"{self.name} ({self.source}, {self.phone})"
 
 
 @dataclass(frozen=True)
@@ -162,7 +174,8 @@ def resolve(
     if looks_like_number(query):
         phone = normalize_phone(query, region)
         known = next((c for c in contacts if c.phone == phone), None)
-        name = known.name if known else phone
+        listed = next((e for e in (directory or {}).values() if e.phone == phone), None)
+        name = known.name if known else (listed.name or listed.key) if listed else phone
         found = Candidate(name, phone, "number", phone, 1.0, query.strip(), known.id if known else None)
         return Resolution(query, found, (found,))
     ranked = rank(query, contacts=contacts, directory=directory)
@@ -212,6 +225,43 @@ def rank(
             seen.add(candidate.phone)
             unique.append(candidate)
     return unique
+
+
+def choose(
+    found: Resolution,
+    *,
+    ask: Callable[[Resolution], Candidate | None] | None = None,
+    accept_best: bool = False,
+) -> Candidate:
+    """The candidate to dial for ``found``, deliberately: an exact name, alias or number is
+    taken as it is; a fuzzy match is taken when ``accept_best`` (``--yes``) or when ``ask``
+    (a person at a terminal) confirms it; an ambiguous name only when ``ask`` picks one.
+    Raises UserError listing the candidates otherwise (nothing is dialled)."""
+    from tars.errors import UserError
+
+    best = found.best
+    if best is not None and best.exact:
+        return best
+    if best is not None and accept_best:
+        return best
+    if best is None and not found.candidates:
+        raise UserError(
+            f"nobody called '{found.query}' in your contacts or the directory",
+            "add them with `tars contacts add NAME PHONE`, or give the number (+44…)",
+        )
+    if ask is not None:
+        chosen = ask(found)
+        if chosen is not None:
+            return chosen
+        raise UserError(f"nothing was dialled: '{found.query}' was not confirmed")
+    shown = (best, *(c for c in found.candidates if c != best)) if best else found.candidates
+    names = "; ".join(c.describe() for c in shown[:6] if c is not None)
+    if best is None:
+        raise UserError(f"'{found.query}' could mean several: {names}", "be more specific, or give the number")
+    raise UserError(
+        f"'{found.query}' is not an exact name, alias or number; the closest: {names}",
+        f"give the exact name or the number, or add --yes to call {best.name}",
+    )
 
 
 def resolve_in(session: Session, project: Project, query: str) -> Resolution:

@@ -41,6 +41,8 @@ class OwnerDetails:
     name: str | None = None
     phone: str | None = None
     timezone: str | None = None
+    email: str | None = None
+    region: str | None = None
 
 
 def _files(source: Path) -> Iterator[tuple[Path, str]]:
@@ -97,5 +99,11 @@ def set_owner(config: Path, owner: OwnerDetails) -> None:
         section["phone"] = DoubleQuotedScalarString(owner.phone)
     if owner.timezone:
         section["timezone"] = owner.timezone
+    if owner.email:
+        section["email"] = owner.email
+    elif (owner.name or owner.phone) and "email" in section:
+        del section["email"]  # the example's address is not the new owner's
+    if owner.region:
+        section["region"] = owner.region
     with config.open("w") as fh:
         yaml.dump(data, fh)

@@ -200,7 +200,8 @@ def parse_future(text: str, timezone: str, now: dt.datetime) -> dt.datetime:
 
 
 _TIME_HINT = (
-    "try 'tomorrow 2pm', 'in 20 minutes', 'next Friday at 9', 'tonight at 8:30' or an ISO time such as 2025-04-01T09:00"
+    "times are read in English: try 'tomorrow 2pm', 'in 20 minutes', 'next Friday at 9', 'tonight at 8:30' "
+    "or an ISO time such as 2025-04-01T09:00"
 )
 
 
@@ -315,7 +316,7 @@ _ADVERBS = {
 }  # fmt: skip
 _RRULE_DAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
 _RULE_HINT = (
-    "try 'daily', 'weekly', 'every weekday', 'every monday at 9', 'every 2 hours' "
+    "repeats are read in English: try 'daily', 'weekly', 'every weekday', 'every monday at 9', 'every 2 hours' "
     "or an RRULE such as FREQ=WEEKLY;BYDAY=MO,TH"
 )
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from tars.server.endpoints import Endpoints
+    from tars.endpoints import Endpoints
 
 log = logging.getLogger("tars.models")
 

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 import typer
 from typer import _click as click
-from typer.core import TyperCommand, TyperGroup
+from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from tars import __version__
 from tars.cli import errors
@@ -63,6 +63,7 @@ class _LazyGroup(TyperGroup):
     def __init__(self, **attrs: Any):
         super().__init__(**attrs)
         self._listing = False
+        plain_help(self)
 
     def list_commands(self, ctx: Any) -> list[str]:
         return [*self.lazy, *(name for name in self.commands if name not in self.lazy)]
@@ -94,6 +95,28 @@ class _LazyGroup(TyperGroup):
             self._listing = False
 
 
+#: What the option parser says (pydantic's words) → what TARS says.
+_PLAIN_WORDS = (
+    (r"^Value error, ", ""),
+    (r"Input should be a valid integer(, unable to parse string as an integer)?", "expected a whole number"),
+    (r"Input should be a valid number(, unable to parse string as a number)?", "expected a number"),
+    (r"Input should be greater than or equal to (\S+)", r"must be at least \1"),
+    (r"Input should be less than or equal to (\S+)", r"must be at most \1"),
+    (r"Input should be greater than (\S+)", r"must be more than \1"),
+    (r"Input should be less than (\S+)", r"must be less than \1"),
+    (r"Input should be ", "must be "),
+)
+
+
+def plain_words(message: str) -> str:
+    """A parameter error in the words TARS uses elsewhere, not the option parser's."""
+    import re
+
+    for pattern, replacement in _PLAIN_WORDS:
+        message = re.sub(pattern, replacement, message)
+    return message
+
+
 def load_command(name: str) -> click.Command:
     """Import the module of command ``name`` and build its click command (as Typer would)."""
     import importlib
@@ -101,13 +124,57 @@ def load_command(name: str) -> click.Command:
     module = importlib.import_module(COMMANDS[name][0])
     holder = typer.Typer(rich_markup_mode="rich", add_completion=False)
     module.register(holder)
-    return typer.main.get_group(holder).commands[name]
+    command = typer.main.get_group(holder).commands[name]
+    plain_help(command)
+    return command
+
+
+#: How ``--help`` names a value, in the user's words rather than Python's (``<str>``, ``<bool>``).
+_VALUE_WORDS = {"str": "TEXT", "int": "INTEGER", "float": "NUMBER", "Path": "PATH", "path": "PATH",
+                "file": "FILE", "directory": "DIR", "int range": "INTEGER", "float range": "NUMBER"}  # fmt: skip
+
+
+def plain_help(command: Any) -> None:
+    """Say what each option takes as click does (TEXT, INTEGER, PATH…, nothing for a flag),
+    for ``command`` and its sub-commands."""
+
+    def words(param: Any, shown: Any) -> Any:
+        def display(ctx: Any) -> str | None:
+            if getattr(param, "is_flag", False):
+                return None
+            if param.metavar is not None:
+                return param.metavar if isinstance(param, TyperOption) else None
+            label = str(shown(ctx)).strip("<>")
+            many = label.startswith("list[") and label.endswith("]")
+            label = label[5:-1] if many else label
+            label = _VALUE_WORDS.get(label, label)
+            return f"{label}..." if many or param.nargs != 1 else label
+
+        return display
+
+    for param in command.params:
+        param.display_type_rich = words(param, param.display_type)
+    help_option = command.get_help_option
+
+    def plain_help_option(ctx: Any) -> Any:
+        option = help_option(ctx)
+        if option is not None:
+            option.display_type_rich = words(option, option.display_type)
+        return option
+
+    command.get_help_option = plain_help_option
+    for sub in getattr(command, "commands", {}).values():
+        plain_help(sub)
 
 
 class _ErrorBoundary(_LazyGroup):
     """Every command runs inside this: user errors exit 1 with the fix, crashes exit 3 with a log."""
 
     lazy = COMMANDS
+
+    def parse_args(self, ctx: Any, args: list[str]) -> Any:
+        ctx.meta["tars.argv"] = list(args)
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: Any) -> Any:
         from tars.cli import output
@@ -120,10 +187,15 @@ class _ErrorBoundary(_LazyGroup):
             output.show_diagnostics(exc.diagnostics, root, output.err)
             raise typer.Exit(errors.USER_ERROR) from None
         except UserError as exc:
+            if "--json" in ctx.meta.get("tars.argv", ()):  # scripts read the error from stdout too
+                output.print_json({"ok": False, "error": str(exc), "hint": exc.hint, "exit_code": exc.code})
             output.err.print(f"[red]Error:[/] {output.escape(str(exc))}")
             if exc.hint:
                 output.err.print(f"[dim]{output.escape(exc.hint)}[/]")
             raise typer.Exit(exc.code) from None
+        except click.exceptions.BadParameter as exc:
+            exc.message = plain_words(exc.message)
+            raise
         except (typer.Exit, typer.Abort, KeyboardInterrupt):
             raise
         except Exception as exc:

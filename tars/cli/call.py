@@ -31,6 +31,15 @@ def call(
         bool | None, typer.Option("--wait/--no-wait", help="Watch the call live (default on a terminal).")
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would happen; dial nothing.")] = False,
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes",
+            "-y",
+            help="Call the best match of a name that is not exact without asking (for scripts). "
+            "An ambiguous name is still refused.",
+        ),
+    ] = False,
     simulate: Annotated[
         bool,
         typer.Option(
@@ -48,6 +57,13 @@ def call(
             show_default=False,
         ),
     ] = None,
+    now: Annotated[
+        bool,
+        typer.Option(
+            "--now",
+            help="Call now even outside the playbook's calling window (the call record says so).",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Call someone on your behalf, following a playbook, and report what was achieved."""
@@ -69,7 +85,14 @@ def call(
         from tars.cli.simulate_call import simulate_call
 
         raise typer.Exit(
-            simulate_call(project, playbook, _resolve(project, target), inputs, scenario=scenario, as_json=as_json)
+            simulate_call(
+                project,
+                playbook,
+                _resolve(project, target, lenient=True)[0],
+                inputs,
+                scenario=scenario,
+                as_json=as_json,
+            )
         )
     while True:
         try:
@@ -89,22 +112,37 @@ def call(
                 "pass them with --var key=value" if exc.missing else f"inputs of {playbook}: {', '.join(book.inputs)}"
             )
             raise UserError("; ".join(exc.problems), hint) from None
-    resolved = _resolve(project, target)
+    resolved, exact = _resolve(project, target, lenient=dry_run, yes=yes)
     if dry_run:
-        _show_plan(project, plan, resolved, as_json)
+        _show_plan(project, plan, resolved, as_json, exact=exact or yes, query=target, at=at)
         return
+    if now and at:
+        raise UserError("--now and --at contradict each other", "give one of them", code=2)
+    overridden = None
+    if not at:
+        at, overridden = _inside_window(project, playbook, resolved, now)
     client = _client(project)
     placed = client.post(
         "/api/calls",
         {"target": resolved["phone"], "playbook": playbook, "inputs": inputs, **({"at": at} if at else {})},
     )
+    if overridden and placed.get("call_id"):
+        _record_override(project, int(placed["call_id"]), overridden)
     if as_json and not (wait if wait is not None else False):
         output.print_json(placed)
         return
     if placed.get("scheduled_at"):
+        import datetime as dt
+
+        from tars.cli.calling_window import window_state
+
+        due = dt.datetime.fromisoformat(placed["scheduled_at"])
+        window = window_state(project, playbook, resolved["phone"], due)
+        waits = "" if window["open"] else f" It waits for the calling window, which opens {window['opens']}."
         output.err.print(
             f"[green]Scheduled[/] a call to {resolved['name']} ({resolved['phone']}) for "
-            f"{placed['scheduled']} — call {placed['call_id']}; the server places it when due."
+            f"{placed['scheduled']} — call {placed['call_id']}; the server places it when due.{waits} "
+            f"Cancel it with [bold]tars calls cancel {placed['call_id']}[/]."
         )
         if as_json:
             output.print_json(placed)
@@ -120,27 +158,93 @@ def call(
         output.err.print(f"The server owns the call; follow it with [bold]tars calls show {placed['call_id']}[/].")
 
 
-def _resolve(project: Any, target: str) -> dict[str, Any]:
-    from tars.resolve import resolve_in
+def _resolve(project: Any, target: str, *, lenient: bool = False, yes: bool = False) -> tuple[dict[str, Any], bool]:
+    """Who ``target`` is, deliberately (see ``tars.resolve.choose``): an exact name, alias or
+    number; otherwise a person at a terminal confirms, or ``--yes`` takes the best match.
+    Returns the target and whether its name was exact.
+    ``lenient`` (--dry-run, --simulate: nothing real is dialled) takes the best match and
+    says so."""
+    from tars.resolve import choose, resolve_in
     from tars.store.database import connect
 
     with connect(project.database_url) as db, db.session() as session:
         found = resolve_in(session, project, target)
-    if found.best is None:
-        if found.candidates:
-            names = "; ".join(f"{c.name} ({c.source}, {c.phone})" for c in found.candidates[:6])
-            raise UserError(f"'{target}' could mean several: {names}", "be more specific, or give the number")
-        raise UserError(
-            f"nobody called '{target}' in your contacts or the directory",
-            "add them with `tars contacts add NAME PHONE`, or give the number (+44…)",
-        )
-    best = found.best
-    return {"name": best.name, "phone": best.phone, "source": best.source}
+    ask = _ask if sys.stdin.isatty() and not lenient else None
+    best = choose(found, ask=ask, accept_best=yes or lenient)
+    return {"name": best.name, "phone": best.phone, "source": best.source}, best.exact
 
 
-def _show_plan(project: Any, plan: Any, resolved: dict[str, Any], as_json: bool) -> None:
+def _inside_window(project: Any, playbook: str, resolved: dict[str, Any], now: bool) -> tuple[str | None, str | None]:
+    """A call asked for now, against the playbook's calling window: open, it goes (None, None);
+    closed, ``--now`` sends it anyway (None, the note for the call record), a person at a
+    terminal may schedule it for the opening (its time, None); otherwise UserError."""
+    from tars import timeparse
+    from tars.cli.calling_window import window_state
+
+    window = window_state(project, playbook, resolved["phone"], timeparse.clock_now())
+    if window["open"]:
+        return None, None
+    closed = f"the calling window of {playbook} is closed now: it opens {window['opens']} ({window['hours']})"
+    if now:
+        return None, f"placed outside the calling window with --now ({closed})"
+    if sys.stdin.isatty():
+        question = f"{closed[0].upper()}{closed[1:]}. Schedule the call for then?"
+        if typer.confirm(question, default=True):
+            return str(window["opens_at"]), None
+        raise UserError("nothing was dialled: " + closed, "call anyway with --now, or pick a time with --at")
+    opens = _wall(window["opens_at"], project.owner.timezone)
+    raise UserError(closed, f"schedule it with --at '{opens}', or call anyway with --now")
+
+
+def _wall(iso: str, timezone: str) -> str:
+    """An ISO instant as the owner's wall-clock time, as `--at` reads it: ``2026-12-03T09:00``."""
+    import datetime as dt
+
+    from tars import timeparse
+
+    return timeparse.local(dt.datetime.fromisoformat(iso), timezone).strftime("%Y-%m-%dT%H:%M")
+
+
+def _record_override(project: Any, call_id: int, note: str) -> None:
+    """Say in the call record that it was placed outside its calling window (``--now``)."""
+    from tars.store.calls import update_call
+    from tars.store.database import connect
+
+    with connect(project.database_url) as db, db.session() as session:
+        update_call(session, call_id, window_override=note)
+        session.commit()
+
+
+def _ask(found: Any) -> Any:
+    """At a terminal: confirm a fuzzy match, or pick one of an ambiguous name's candidates."""
+    from rich.markup import escape
+
+    if found.best is not None:
+        question = f"'{found.query}' is not an exact name. Call {found.best.describe()}?"
+        return found.best if typer.confirm(question, default=False) else None
+    output.err.print(f"'{escape(found.query)}' could mean several:")
+    shown = found.candidates[:9]
+    for i, candidate in enumerate(shown, 1):
+        output.err.print(f"  {i}. {escape(candidate.describe())}")
+    answer = typer.prompt("Call which one? (its number; Enter for none)", default="", show_default=False)
+    answer = answer.strip()
+    return shown[int(answer) - 1] if answer.isdigit() and 1 <= int(answer) <= len(shown) else None
+
+
+def _show_plan(
+    project: Any, plan: Any, resolved: dict[str, Any], as_json: bool, *, exact: bool, query: str, at: str | None
+) -> None:
+    from tars import timeparse
+    from tars.cli.calling_window import in_words, window_state
+
+    now = timeparse.clock_now()
+    when = timeparse.parse_future(at, project.owner.timezone, now) if at else now
+    window = window_state(project, plan.playbook.name, resolved["phone"], when)
     data = {
         "target": resolved,
+        "needs_confirmation": not exact,
+        "at": when.isoformat() if at else None,
+        "window": window,
         "playbook": plan.playbook.name,
         "role": plan.playbook.role,
         "inputs": dict(plan.inputs),
@@ -164,6 +268,13 @@ def _show_plan(project: Any, plan: Any, resolved: dict[str, Any], as_json: bool)
 
     out = output.out
     out.print(f"[bold]Would call[/] {escape(resolved['name'])} ({resolved['phone']}, from {resolved['source']})")
+    if not exact:
+        out.print(
+            f"  [yellow]'{escape(query)}' is not an exact name:[/] without --dry-run, tars call asks you to confirm "
+            "(or takes the best match with --yes)"
+        )
+    moment = f"at {timeparse.show(when, project.owner.timezone)}" if at else "now"
+    out.print(f"[bold]Calling window[/] {escape(in_words(window, moment))}")
     out.print(f"[bold]Playbook[/] {plan.playbook.name}, running as role [cyan]{plan.playbook.role}[/]")
     out.print("[bold]Inputs[/] " + ", ".join(f"{k}={v}" for k, v in plan.inputs.items()))
     out.print(f"[bold]Goal[/] {escape(plan.goal)}")
@@ -221,15 +332,11 @@ class ApiClient:
 
 
 def _client(project: Any) -> ApiClient:
-    import os
-
+    from tars.cli.local_server import server_base
     from tars.server.api import read_token
 
-    settings = project.section("server")
-    host = settings.get("host", "127.0.0.1")
-    host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     token = read_token(project)
-    base = os.environ.get("TARS_SERVER_URL") or f"http://{host}:{settings.get('port', 8080)}"
+    base = server_base(project)
     if not token:
         raise UserError(
             f"no TARS server has run for this project yet (no API token in {project.state_dir})",

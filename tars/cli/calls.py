@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -24,6 +24,10 @@ def register(root: typer.Typer) -> None:
 def list_(
     ctx: typer.Context,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many, latest first.")] = 50,
+    scheduled: Annotated[
+        bool,
+        typer.Option("--scheduled", help="Only calls waiting to be placed (for a time, or a retry), soonest first."),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """The latest calls first."""
@@ -34,29 +38,106 @@ def list_(
 
     project = context.load(ctx)
     with connect(project.database_url) as db, db.session() as session:
-        calls = list_calls(session, limit)
+        if scheduled:
+            from tars.store.call_queue import scheduled_calls
+
+            calls = scheduled_calls(session, limit)
+        else:
+            calls = list_calls(session, limit)
         names = names_by_id(session, (c.contact_id for c in calls))
+    if scheduled:
+        _list_scheduled(project, calls, names, as_json)
+        return
     if output.listed(calls, as_json, lambda c: call_json(c, names.get(c.contact_id or 0)), "No calls yet."):
         return
     tz = project.owner.timezone
-    table = output.table(caption=f"times in {tz}")
-    for header in ("ID", "When", "", "Who", "Playbook", "Status"):
-        table.add_column(header, no_wrap=True)
-    table.add_column("Summary")
+    rows = []
     for call in calls:
         number = call.to_number if call.direction == "outbound" else call.from_number
-        who = names.get(call.contact_id or 0) or number
         summary = (call.summary or call.failure_reason or "").splitlines()[0:1]
+        rows.append(
+            [
+                str(call.id),
+                timeparse.show(call.started_at or call.created_at, tz),
+                "→" if call.direction == "outbound" else "←",
+                call.status,
+                names.get(call.contact_id or 0) or number,
+                call.playbook or "",
+                summary[0] if summary else "",
+            ]
+        )
+    headers = ["ID", "When", "", "Status", "Who", "Playbook", "Summary"]
+    width = output.out.width
+    if width < 100:  # narrow: each call's summary on a line of its own under it, cut to fit
+        widths = [max(len(headers[i]), *(len(r[i]) for r in rows)) for i in range(6)]
+        widths[4] = min(widths[4], 24)
+        widths[5] = max(8, min(widths[5], width - sum(widths[:5]) - 2 * 5))
+        output.line("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=False)).rstrip())
+        for row in rows:
+            cells = [_cut(cell, w).ljust(w) for cell, w in zip(row, widths, strict=False)]
+            output.line(output.escape("  ".join(cells).rstrip()))
+            if row[6]:
+                indent = " " * (widths[0] + 2)
+                output.line(f"[dim]{indent}{output.escape(_cut(row[6], width - len(indent)))}[/]")
+        output.line(f"times in {tz}")
+        return
+    widths = [min(max(len(headers[i]), *(len(r[i]) for r in rows)), 24) for i in range(6)]
+    widths.append(max(12, width - sum(widths) - 2 * 6))  # one line a call: the summary gets the rest
+    table = output.table(caption=f"times in {tz}")
+    for header, wide in zip(headers, widths, strict=True):
+        table.add_column(header, no_wrap=True, overflow="ellipsis", max_width=wide)
+    for row in rows:
+        table.add_row(*(output.escape(_cut(cell, wide)) for cell, wide in zip(row, widths, strict=True)))
+    output.out.print(table)
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+
+
+def _list_scheduled(project: Any, calls: list[Any], names: dict[int, str], as_json: bool) -> None:
+    from tars import timeparse
+    from tars.store.calls import call_json
+
+    def row(call: Any) -> dict[str, Any]:
+        return {**call_json(call, names.get(call.contact_id or 0)), "waits": _waits(project, call)}
+
+    empty = "No calls are scheduled. Schedule one with [bold]tars call NAME --playbook P --at 'tomorrow 10am'[/]."
+    if output.listed(calls, as_json, row, empty):
+        return
+    tz = project.owner.timezone
+    table = output.table(caption=f"times in {tz}")
+    for header in ("ID", "Due", "Who", "Playbook", "Attempt"):
+        table.add_column(header, no_wrap=True)
+    table.add_column("Waits")
+    for call in calls:
+        waits = _waits(project, call)
         table.add_row(
             str(call.id),
-            timeparse.show(call.started_at or call.created_at, tz),
-            "→" if call.direction == "outbound" else "←",
-            output.escape(who),
+            timeparse.show(call.scheduled_at, tz),
+            output.escape(names.get(call.contact_id or 0) or call.callee or call.to_number),
             output.escape(call.playbook or ""),
-            call.status,
-            output.escape(summary[0][:80] if summary else ""),
+            str(call.attempt),
+            output.escape(waits["reason"]),
         )
     output.out.print(table)
+
+
+def _waits(project: Any, call: Any) -> dict[str, Any]:
+    """Why a scheduled call waits: its time, a retry's back-off, or the calling window."""
+    from tars import timeparse
+    from tars.cli.calling_window import window_state
+
+    now = timeparse.clock_now()
+    due = max(call.scheduled_at, now)
+    window = window_state(project, call.playbook or "", call.to_number, due) if call.playbook else None
+    if window is not None and not window["open"]:
+        reason = f"the calling window ({window['hours']}) opens {window['opens']}"
+    elif call.scheduled_at > now:
+        reason = f"retry of call {call.retry_of}, after it ended" if call.retry_of else "the time it was scheduled for"
+    else:
+        reason = "a running `tars serve` to place it (it is due)"
+    return {"reason": reason, "window": window}
 
 
 @app.command("show")
@@ -78,26 +159,34 @@ def show(
     project = context.load(ctx)
     with connect(project.database_url) as db, db.session() as session:
         details = call_details(session, call)
+    c = details.call
+    waiting = c.status == "queued" and c.sid is None and c.scheduled_at is not None
+    waits = _waits(project, c) if waiting else None
     if as_json:
-        output.print_json(details_json(details))
+        output.print_json({**details_json(details), "waits": waits})
         return
     tz = project.owner.timezone
-    c = details.call
     out = output.out
     arrow = "to" if c.direction == "outbound" else "from"
     number = c.to_number if c.direction == "outbound" else c.from_number
-    who = f"{details.contact.name} ({number})" if details.contact else number
+    name = details.contact.name if details.contact else c.callee
+    who = f"{name} ({number})" if name and name != number else number
     out.print(f"[bold]Call {c.id}[/] {arrow} {output.escape(who)} — {c.status}")
     facts = Table(show_header=False, box=None, pad_edge=False)
     facts.add_column(style="dim")
     facts.add_column()
+    shown_inputs = {k: v for k, v in (c.inputs or {}).items() if not k.startswith("_")}
     duration = ""
     if c.started_at and c.ended_at:
         duration = f"{int((c.ended_at - c.started_at).total_seconds())} s"
     for label, value in (
         ("sid", c.sid),
         ("playbook", c.playbook),
-        ("inputs", json.dumps(c.inputs, ensure_ascii=False) if c.inputs else None),
+        ("inputs", json.dumps(shown_inputs, ensure_ascii=False) if shown_inputs else None),
+        ("scheduled", timeparse.show(c.scheduled_at, tz) if c.scheduled_at else None),
+        ("waits for", waits["reason"] if waits else None),
+        ("window", c.window_override),
+        ("attempt", f"{c.attempt} (retry of call {c.retry_of})" if c.retry_of else None),
         ("started", timeparse.show(c.started_at, tz)),
         ("ended", timeparse.show(c.ended_at, tz)),
         ("duration", duration),
@@ -115,18 +204,25 @@ def show(
             out.print(f"[dim]{stamp}[/] [bold]{speaker}:[/] {said}")
     if details.tools:
         out.print("\n[bold]Tools[/]")
+        narrow = out.width < 100  # a five-column table of JSON runs to a word a line: one line per tool
         tools = Table("Time", "Tool", "Arguments", "", "Reason / result", box=None, pad_edge=False)
         for t in details.tools:
             verdict = "[green]allowed[/]" if t.allowed else "[red]denied[/]"
             said = t.reason or ("" if not t.allowed else json.dumps(t.result, ensure_ascii=False))
-            tools.add_row(
+            cells = (
                 timeparse.local(t.at, tz).strftime("%H:%M:%S"),
                 output.escape(t.tool),
                 output.escape(json.dumps(t.arguments or {}, ensure_ascii=False)),
                 verdict,
                 output.escape(said or ""),
             )
-        out.print(tools)
+            if narrow:
+                at, tool, arguments, _, result = cells
+                out.print(f"[dim]{at}[/] [bold]{tool}[/] {arguments} {verdict}" + (f" → {result}" if result else ""))
+            else:
+                tools.add_row(*cells)
+        if not narrow:
+            out.print(tools)
     if c.outcome is not None:
         source = f" ({c.outcome_source})" if c.outcome_source else ""
         out.print(f"\n[bold]Outcome{source}[/]")
@@ -134,3 +230,29 @@ def show(
     if c.summary:
         out.print("\n[bold]Summary[/]")
         out.print(output.escape(c.summary))
+
+
+@app.command("cancel")
+def cancel(
+    ctx: typer.Context,
+    call: Annotated[str, typer.Argument(help="The scheduled call's id (from `tars calls list --scheduled`).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Cancel a scheduled call (or a retry) before it is placed. Calls already placed are not touched."""
+    from tars import timeparse
+    from tars.errors import UserError
+    from tars.store.call_queue import cancel_scheduled_call
+    from tars.store.calls import call_json
+    from tars.store.database import connect
+
+    if not call.strip().isdigit():
+        raise UserError(f"{call!r} is not a call id", "give the number from `tars calls list --scheduled`", code=2)
+    project = context.load(ctx)
+    with connect(project.database_url) as db, db.session() as session:
+        cancelled = cancel_scheduled_call(session, int(call), timeparse.clock_now())
+    if as_json:
+        output.print_json(call_json(cancelled))
+        return
+    who = cancelled.callee or cancelled.to_number
+    due = timeparse.show(cancelled.scheduled_at, project.owner.timezone)
+    output.line(f"[green]✓[/] Cancelled call {cancelled.id} to {output.escape(who)} ({cancelled.playbook}, due {due})")

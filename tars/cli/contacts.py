@@ -84,13 +84,20 @@ def list_(
     project = context.load(ctx)
     with connect(project.database_url) as db, db.session() as session:
         contacts = list_contacts(session, role)
-    if output.listed(
-        contacts, as_json, contact_json, "No contacts yet. Add one with [bold]tars contacts add NAME PHONE[/]."
-    ):
+    empty = "No contacts yet. Add one with [bold]tars contacts add NAME PHONE[/]."
+    if role and not contacts:
+        empty = _nobody_with(project, role)
+    if output.listed(contacts, as_json, contact_json, empty):
         return
     from tars.store.phones import pretty_phone
 
-    table = output.table("Name", "Phone", "Role", "Relationship", "Email", "Birthday")
+    table = output.table()
+    for header in ("Name", "Phone", "Role", "Relationship", "Email", "Birthday"):
+        # a number, a role or a date split over two lines reads as two; names and emails may wrap
+        if header == "Email":
+            table.add_column(header, overflow="fold")
+        else:
+            table.add_column(header, no_wrap=header in ("Phone", "Role", "Birthday"))
     for c in contacts:
         cells = (c.name, pretty_phone(c.phone), c.role, c.relationship, c.email, c.birthday)
         table.add_row(*(output.escape(v or "") for v in cells))
@@ -224,16 +231,38 @@ def _save(
 ) -> None:
     """What add and edit share: ``write(session, rules, **fields)`` in one session of the
     project's database, then the contact as JSON or ``done(contact)`` as a line."""
-    from tars.store.contacts import Rules, contact_json
+    from tars.store.contacts import Rules, contact_by_phone, contact_json, list_contacts
     from tars.store.database import connect
 
     project = context.load(ctx)
     with connect(project.database_url) as db, db.session() as session:
         contact = write(session, Rules.of(project), **fields)
+        first = contact_by_phone(session, contact.phone)
+        sharing = [c.name for c in list_contacts(session) if c.phone == contact.phone and c.id != contact.id]
     if as_json:
         output.print_json(contact_json(contact))
     else:
         output.line(f"[green]✓[/] {done(contact)}")
+    if sharing and first is not None:
+        from tars.store.phones import pretty_phone
+
+        output.err.print(
+            f"[yellow]Note:[/] {pretty_phone(contact.phone)} is also the number of "
+            f"{output.escape(', '.join(sharing))}; "
+            f"calls from it are taken as {output.escape(first.name)}'s (role {output.escape(first.role)})."
+        )
+
+
+def _nobody_with(project: object, role: str) -> str:
+    """What `contacts list --role ROLE` says when nobody has it; a role that does not exist is
+    an error naming the roles that do."""
+    from tars.config.diagnostics import suggestion
+    from tars.errors import UserError
+
+    known = [*sorted(getattr(project, "roles", {})), "blocked"]
+    if role not in known:
+        raise UserError(f"{role!r} is not a role in tars.yaml{suggestion(role, known)}", f"roles: {', '.join(known)}")
+    return f"No contact has the role {output.escape(repr(role))}."
 
 
 def _who(contact: Contact) -> str:

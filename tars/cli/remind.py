@@ -54,7 +54,9 @@ def add(
     ] = None,
     via: Annotated[
         str,
-        typer.Option("--via", help="call, sms or webhook; default: delivery.reminders in tars.yaml."),
+        typer.Option(
+            "--via", help="call, sms or webhook; default: delivery.reminders in tars.yaml.", show_default=False
+        ),
     ] = "default",
     contact: Annotated[
         str | None,
@@ -68,6 +70,7 @@ def add(
     from tars.store.reminders import contact_names, create_reminder, reminder_json
 
     project = context.load(ctx)
+    _check_channel(project, via)
     now = timeparse.clock_now()
     with connect(project.database_url) as db, db.session() as session:
         reminder = create_reminder(
@@ -83,6 +86,7 @@ def add(
         names = contact_names(session, [reminder])
     if as_json:
         output.print_json(reminder_json(reminder, names.get(reminder.contact_id or 0)))
+        _say_if_no_server(project)
         return
     line = (
         f"[green]✓[/] Reminder {reminder.id}: {output.escape(reminder.text)} — "
@@ -94,6 +98,8 @@ def add(
     if reminder.contact_id:
         line += f", about {output.escape(names.get(reminder.contact_id, '?'))}"
     output.line(line)
+    _say_if_months_are_skipped(reminder)
+    _say_if_no_server(project)
 
 
 @app.command("list")
@@ -142,7 +148,7 @@ def done(ctx: typer.Context, reminder_id: IdArg, as_json: JsonOpt = False) -> No
 
     project = context.load(ctx)
     with connect(project.database_url) as db, db.session() as session:
-        reminder = mark_done(session, reminder_id, timeparse.clock_now())
+        reminder = mark_done(session, reminder_id, timeparse.clock_now(), strict=True)
     _report(project, reminder, "Done", as_json)
 
 
@@ -202,6 +208,46 @@ def _status(reminder: Reminder, tz: str) -> str:
         when = timeparse.show(reminder.delivered_at, tz)
         status = f"delivered late, {when}" if status == "delivered" else f"{status} (last one delivered late, {when})"
     return f"{status}: {reminder.last_error}" if reminder.last_error else status
+
+
+def _say_if_months_are_skipped(reminder: Reminder) -> None:
+    """A monthly reminder on the 29th-31st skips the months without that day: say so."""
+    from tars import timeparse
+
+    rule = (reminder.recurrence or "").upper()
+    day = timeparse.local(reminder.due, reminder.timezone).day
+    if "FREQ=MONTHLY" in rule and "BYMONTHDAY" not in rule and "BYDAY" not in rule and day > 28:
+        output.err.print(
+            f"[yellow]Note:[/] months without a {day}{'th' if day < 31 else 'st'} are skipped "
+            f"({'February' if day < 31 else 'February, April, June, September and November'}"
+            f"{' in most years' if day == 29 else ''}); for the last day of every month use "
+            "--every 'FREQ=MONTHLY;BYMONTHDAY=-1'."
+        )
+
+
+def _say_if_no_server(project: Project) -> None:
+    """Reminders fire only while `tars serve` runs: say so when none is running."""
+    from tars.cli.local_server import server_running
+
+    if not server_running(project):
+        output.err.print(
+            "[yellow]Note:[/] no TARS server is running for this project; reminders are delivered only while "
+            "`tars serve` runs (one that falls due while none runs is handled by delivery.late_reminders "
+            "when one starts)."
+        )
+
+
+def _check_channel(project: Project, via: str) -> None:
+    """Refuse, when the reminder is added, a channel that could not deliver it when due."""
+    from tars.errors import UserError
+
+    # (delivery.reminders: webhook without delivery.webhook is already refused by validation)
+    if _channel(project, via) == "webhook" and not (project.section("delivery").get("webhook") or {}).get("url"):
+        raise UserError(
+            "reminders via webhook need delivery.webhook, which is not configured in tars.yaml",
+            "add delivery: {webhook: {url: https://…}} to tars.yaml (an n8n workflow, say), "
+            "or choose --via call or --via sms",
+        )
 
 
 def _channel(project: Project, channel: str) -> str:

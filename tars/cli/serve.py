@@ -10,11 +10,13 @@ from tars.cli import context, output
 from tars.cli.logs import send_loguru_to_stderr
 from tars.errors import UserError
 
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
 
 def serve(
     ctx: typer.Context,
     host: Annotated[str | None, typer.Option(help="Interface to listen on (default: server.host).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port to listen on (default: server.port).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on, 1-65535 (default: server.port).")] = None,
     public_url: Annotated[
         str | None,
         typer.Option(
@@ -27,10 +29,13 @@ def serve(
     import asyncio
     import logging
 
+    if log_level.lower() not in LOG_LEVELS:
+        raise UserError(f"--log-level {log_level!r} is not a log level", f"use one of {', '.join(LOG_LEVELS)}", code=2)
+    log_level = log_level.lower()
+    if port is not None and not 1 <= port <= 65535:
+        raise UserError(f"--port {port} is not a port number", "ports run from 1 to 65535", code=2)
     project = context.load(ctx)
-    from tars.endpoints import Endpoints
-
-    endpoints = Endpoints.from_project(project)
+    endpoints = _endpoints(project)
     missing = endpoints.missing()
     if missing:
         raise UserError(
@@ -42,6 +47,9 @@ def serve(
     public = public_url or project.section("telephony").get("public_url")
     if not public or not str(public).startswith(("https://", "http://")):
         raise UserError("no public URL for Twilio to call", "set telephony.public_url or pass --public-url https://…")
+    host = host or settings.get("host", "127.0.0.1")
+    port = port or int(settings.get("port", 8080))
+    _check_port_free(host, port)
     from tars.calls.models import model_problems
 
     problems = model_problems(project.section("model"), endpoints)
@@ -58,8 +66,8 @@ def serve(
         async with running(
             project,
             endpoints,
-            host=host or settings.get("host", "127.0.0.1"),
-            port=port or int(settings.get("port", 8080)),
+            host=host,
+            port=port,
             public_base=public,
             log_level=log_level,
         ) as server:
@@ -72,9 +80,62 @@ def serve(
 
     import signal
 
-    stopped_by = asyncio.run(main())
+    try:
+        stopped_by = asyncio.run(main())
+    except SystemExit as exc:  # uvicorn exits when it cannot listen (taken after our check)
+        raise UserError(
+            f"tars serve could not listen on {host}:{port} (uvicorn exited with {exc.code})",
+            "the log above says why; pick another port with --port",
+        ) from None
     if stopped_by == signal.SIGINT:
         raise typer.Exit(130)
+
+
+def _endpoints(project: object) -> object:
+    """The project's endpoints, with a missing or unreadable ``TARS_GEMINI_CA_FILE`` as a sentence."""
+    import os
+    import ssl
+    from pathlib import Path
+
+    from tars.endpoints import Endpoints
+
+    ca_file = os.environ.get("TARS_GEMINI_CA_FILE")
+    fix = "point TARS_GEMINI_CA_FILE at a PEM certificate file, or unset it to use the system's certificates"
+    if ca_file and not Path(ca_file).is_file():
+        raise UserError(f"TARS_GEMINI_CA_FILE names {ca_file}, which is not a file", fix)
+    try:
+        return Endpoints.from_project(project)  # type: ignore[arg-type]
+    except (ssl.SSLError, OSError) as exc:
+        if not ca_file:
+            raise
+        reason = getattr(exc, "reason", None) or exc.strerror or type(exc).__name__
+        raise UserError(f"TARS_GEMINI_CA_FILE {ca_file} is not a usable certificate file ({reason})", fix) from None
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Fail with a sentence, before anything starts, when another program listens on the port."""
+    import errno
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise UserError(f"cannot listen on {host!r}: {exc.strerror}", "check server.host or --host") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn's own socket does
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise UserError(
+                    f"port {port} on {host} is already in use by another program",
+                    "stop the other program, or pick another port with --port (or server.port in tars.yaml)",
+                ) from None
+            raise UserError(
+                f"tars serve cannot listen on {host}:{port} ({exc.strerror})",
+                "pick another port with --port, or another interface with --host",
+            ) from None
 
 
 async def _until_stopped(server: object) -> None:

@@ -26,6 +26,13 @@ def validate(
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print problems as a JSON list of objects.")] = False,
+    scenarios: Annotated[
+        bool,
+        typer.Option(
+            "--scenarios/--no-scenarios",
+            help="Also check each playbook's scenarios (playbooks/scenarios/PLAYBOOK/*.yaml) as `tars test` would.",
+        ),
+    ] = True,
 ) -> None:
     """Check tars.yaml, personas/ and playbooks/: YAML, schemas and cross-references."""
     from tars.config.diagnostics import ConfigError
@@ -50,9 +57,14 @@ def validate(
     valid: list[tuple[Path, Project]] = []
     for root in roots:
         try:
-            valid.append((root, load_project(root)))
+            project = load_project(root)
         except ConfigError as exc:
             problems.extend(_named(exc.diagnostics, root, several=len(roots) > 1))
+            continue
+        found = _scenario_problems(project) if scenarios else []
+        problems.extend(_named(found, root, several=len(roots) > 1))
+        if not found:
+            valid.append((root, project))
 
     if as_json:
         output.print_json([d.to_json() for d in problems])
@@ -66,6 +78,18 @@ def validate(
             )
     if problems:
         raise typer.Exit(errors.USER_ERROR)
+
+
+def _scenario_problems(project: Project) -> list[Diagnostic]:
+    """What `tars test` would refuse in the playbooks' scenarios, found now instead."""
+    from tars.config.diagnostics import ConfigError
+    from tars.sim.playbook_scenarios import load, suites
+
+    try:
+        load(project, suites(project))
+    except ConfigError as exc:
+        return list(exc.diagnostics)
+    return []
 
 
 def _named(diagnostics: list[Diagnostic], root: Path, *, several: bool) -> list[Diagnostic]:

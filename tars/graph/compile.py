@@ -473,6 +473,7 @@ class _Compiler:
         start = node_id("step", name, steps[0]["id"])
         from_start = reachable(forward, start)
         finishing = reachable(backward, end)
+        trapped: dict[str, str] = {}  # node → step id, for steps that can never reach the end
         for sid, i in ids.items():
             nid = node_id("step", name, sid)
             if nid not in from_start:
@@ -483,11 +484,37 @@ class _Compiler:
                     "graph.unreachable",
                 )
             elif nid not in finishing:
+                trapped[nid] = sid
+        self.loops(doc, ids, trapped, forward)
+
+    def loops(self, doc: Document, ids: dict[str, int], trapped: dict[str, str], forward: dict[str, list[str]]) -> None:
+        """One error per loop that never reaches the end (not one per step caught in it), at
+        the loop's first step; a step that only leads into such a loop is fixed with it."""
+        inside = {u: [v for v in forward.get(u, ()) if v in trapped and v != u] for u in trapped}
+        loops = [[u] for u in trapped if u in forward.get(u, ())] + simple_cycles(inside)
+        looping: set[str] = set()
+        for loop in sorted(loops, key=lambda c: min(ids[trapped[n]] for n in c)):
+            order = [trapped[n] for n in loop]
+            first = min(range(len(order)), key=lambda k: ids[order[k]])
+            order = order[first:] + order[:first]
+            looping.update(loop)
+            path = " -> ".join(f"'{sid}'" for sid in [*order, order[0]])
+            if len(order) == 1:
+                what, which = f"step '{order[0]}' loops to itself", "give it"
+            else:
+                what, which = f"steps {path} loop", "give one of them"
+            self.problem(
+                doc,
+                ("steps", ids[order[0]], "next"),
+                f"{what} and can never reach the end; {which} a transition to 'end' or to a step that ends",
+                "graph.dead_end",
+            )
+        if not looping:  # (a step can only be trapped by a loop; kept should that ever change)
+            for sid in trapped.values():
                 self.problem(
                     doc,
-                    ("steps", i, "next"),
-                    f"step '{sid}' can never reach the end: every path "
-                    "from it loops; add a transition to 'end' or to a step that ends",
+                    ("steps", ids[sid], "next"),
+                    f"step '{sid}' can never reach the end; add a transition to 'end' or to a step that ends",
                     "graph.dead_end",
                 )
 

@@ -156,6 +156,59 @@ def release_call(session: Session, call_id: int, owner_id: str, *, scheduled_at:
     return result.rowcount == 1  # type: ignore[attr-defined]
 
 
+def scheduled_calls(session: Session, limit: int = 50) -> list[Call]:
+    """Goal calls waiting to be placed (scheduled for later, or retries), soonest first."""
+    query = (
+        select(Call)
+        .where(col(Call.status) == "queued", col(Call.sid).is_(None), col(Call.scheduled_at).is_not(None))
+        .order_by(col(Call.scheduled_at), col(Call.id))
+        .limit(limit)
+    )
+    return list(session.exec(query))
+
+
+#: The failure reason of a scheduled call the owner cancelled (its status becomes ``failed``).
+CANCELLED = "cancelled with `tars calls cancel` before it was placed"
+
+
+def cancel_scheduled_call(session: Session, call_id: int, now: dt.datetime) -> Call:
+    """Take a scheduled call off the queue before it is placed: it ends ``failed`` with the
+    reason ``CANCELLED`` and is never retried. Commits. Raises NotFound, or InvalidValue (with
+    what it is instead) for a call that is not waiting to be placed."""
+    from tars.store.errors import NotFound
+
+    call = session.get(Call, call_id)
+    if call is None:
+        raise NotFound(f"there is no call {call_id}", "see them with `tars calls list --scheduled`")
+    waiting = call.status == "queued" and call.sid is None and call.scheduled_at is not None
+    if not waiting:
+        if call.failure_reason == CANCELLED:
+            raise InvalidValue(f"call {call_id} was already cancelled")
+        raise InvalidValue(
+            f"call {call_id} is not a scheduled call waiting to be placed (it is {call.status})",
+            "only calls in `tars calls list --scheduled` can be cancelled",
+        )
+    result = session.execute(
+        update(Call)
+        .where(
+            col(Call.id) == call_id,
+            col(Call.status) == "queued",
+            col(Call.sid).is_(None),
+            or_(col(Call.lease_expires_at).is_(None), col(Call.lease_expires_at) <= now),
+        )
+        .values(status="failed", failure_reason=CANCELLED, follow_up="none", ended_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise InvalidValue(
+            f"call {call_id} is being placed right now, so it can no longer be cancelled",
+            f"follow it with `tars calls show {call_id}`",
+        )
+    session.refresh(call)
+    return call
+
+
 # --------------------------------------------------------------------------- retries
 
 

@@ -30,6 +30,7 @@ _CALL_FIELDS = {
     "recording_path", "failure_reason", "contact_id", "playbook", "inputs",
     "scheduled_at", "attempt", "retry_of", "follow_up", "reminder_id", "callee", "role", "late",
     "reminder_lease", "step", "run_state", "resume_digits", "requested_by", "report_via", "after_outcome",
+    "window_override",
 }  # fmt: skip
 
 

@@ -9,7 +9,7 @@ import csv
 import io
 import quopri
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from sqlmodel import Session
@@ -30,6 +30,8 @@ class Card:
     birthday: str = ""
     notes: str = ""
     role: str = ""
+    #: Why the card cannot be imported whatever it holds (it was cut off before END:VCARD).
+    broken: str = ""
 
 
 @dataclass
@@ -43,6 +45,9 @@ def import_contacts(session: Session, rules: Rules, path: Path) -> ImportReport:
     report = ImportReport()
     for card in read_cards(path):
         label = card.name or "(no name)"
+        if card.broken:
+            report.skipped.append((card.where, label, card.broken))
+            continue
         if not card.name.strip():
             report.skipped.append((card.where, label, "no name"))
             continue
@@ -95,15 +100,20 @@ def _decode(raw: bytes) -> str:
 def read_vcards(text: str) -> list[Card]:
     cards: list[Card] = []
     current: dict[str, list[tuple[dict[str, list[str]], str]]] | None = None
+    cut_off = "the card is cut off: no END:VCARD before the next card or the end of the file"
     for line in _unfold(text):
         name, params, value = _content_line(line)
         if name == "BEGIN" and value.upper() == "VCARD":
+            if current is not None:  # the card before never ended
+                cards.append(replace(_card(current, f"card {len(cards) + 1}"), broken=cut_off))
             current = {}
         elif name == "END" and value.upper() == "VCARD" and current is not None:
             cards.append(_card(current, f"card {len(cards) + 1}"))
             current = None
         elif current is not None and name:
             current.setdefault(name, []).append((params, value))
+    if current is not None:
+        cards.append(replace(_card(current, f"card {len(cards) + 1}"), broken=cut_off))
     if not cards and "BEGIN:VCARD" not in text.upper():
         raise InvalidValue("no vCards in this file (no BEGIN:VCARD)")
     return cards

@@ -139,18 +139,33 @@ def get_contact(session: Session, name: str, *, fuzzy: bool = False) -> Contact:
     if contact is not None:
         return contact
     everyone = list_contacts(session)
-    candidates = [c for c in rank(name, contacts=everyone) if c.source == "contact"]
-    if fuzzy and candidates:
-        top = candidates[0]
-        rivals = [c for c in candidates[1:] if c.score >= top.score - 0.05]
+    ranked = [c for c in rank(name, contacts=everyone) if c.source == "contact"]
+    if fuzzy and ranked:
+        top = ranked[0]
+        rivals = [c for c in ranked[1:] if c.score >= top.score - 0.05]
         if not rivals:
             return next(c for c in everyone if c.id == top.contact_id)
+    candidates = [c.name for c in ranked] or _starting_with(name, everyone)
+    if fuzzy and len(candidates) > 1:
+        names = ", ".join(candidates[:8]) + (f" and {len(candidates) - 8} more" if len(candidates) > 8 else "")
+        raise NotFound(f"'{name}' could mean several contacts: {names}", "give more of the name")
     if candidates:
-        names = ", ".join(repr(c.name) for c in candidates[:5])
+        names = ", ".join(repr(c) for c in candidates[:5])
         hint = f"did you mean {names}?"
     else:
         hint = "see them with `tars contacts list`; add one with `tars contacts add NAME PHONE`"
     raise NotFound(f"no contact named {name!r}", hint)
+
+
+def _starting_with(name: str, contacts: list[Contact]) -> list[str]:
+    """The names of contacts with a word starting with ``name`` ("al" → Alice, Alicia), for
+    short beginnings that fuzzy matching leaves alone."""
+    from tars.resolve import normalize
+
+    start = normalize(name)
+    if not start:
+        return []
+    return [c.name for c in contacts if any(w.startswith(start) for w in normalize(c.name).split())]
 
 
 # --------------------------------------------------------------------------- writing

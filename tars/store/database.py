@@ -161,6 +161,7 @@ def _sqlite_engine(url: URL) -> tuple[Engine, str]:
                 f"cannot create the folder for the database {path}: {exc.strerror}",
                 "set TARS_HOME to a writable folder or storage.url in tars.yaml",
             ) from None
+        _create_private(path)
         url = url.set(database=str(path))
     connect_args: dict[str, Any] = {}
     if "timeout" not in url.query:
@@ -168,6 +169,16 @@ def _sqlite_engine(url: URL) -> tuple[Engine, str]:
     engine = create_engine(url, connect_args=connect_args)
     event.listen(engine, "connect", _sqlite_on_connect)
     return engine, database if database else ":memory:"
+
+
+def _create_private(path: Path) -> None:
+    """A new database file is the owner's alone (0600: contacts, transcripts, phone numbers);
+    SQLite gives its -wal and -shm files the same mode. An existing file is left as it is."""
+    import os
+
+    # (it exists already, or the folder is read-only: then SQLite's own error says it better)
+    with suppress(OSError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:

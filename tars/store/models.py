@@ -136,7 +136,8 @@ class Call(SQLModel, table=True):
     ``reminder_lease`` (a reminder call's claim), the playbook's ``step`` and ``run_state``
     across a keypad handover (``resume_digits`` is set while the fresh stream is awaited),
     ``requested_by`` (the owner's call that asked for this goal call) and ``report_via``,
-    ``after_outcome`` (tool calls to run once the outcome is known: "then email me"), and
+    ``after_outcome`` (tool calls to run once the outcome is known: "then email me"),
+    ``window_override`` (placed outside its calling window with ``tars call --now``), and
     the live session: ``role`` and the ``live_on``/``live_until`` heartbeat of the server
     holding the stream.
     """
@@ -185,6 +186,7 @@ class Call(SQLModel, table=True):
     requested_by: int | None = Field(default=None)
     report_via: str | None = Field(default=None, max_length=16)
     after_outcome: list[Any] | None = Field(default=None, sa_type=_JSON)
+    window_override: str | None = Field(default=None, sa_type=Text)  # placed outside its calling window, and why
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 

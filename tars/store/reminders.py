@@ -170,16 +170,23 @@ def contact_names(session: Session, reminders: list[Reminder]) -> dict[int, str]
 # --------------------------------------------------------------------------- the owner's changes
 
 
-def mark_done(session: Session, reminder_id: int, now: dt.datetime) -> Reminder:
+def mark_done(session: Session, reminder_id: int, now: dt.datetime, *, strict: bool = False) -> Reminder:
     """Done: a one-off reminder is closed (delivered); a repeating one moves to the next time.
 
     "Done" right after a delivery acknowledges what was just delivered ("call Helen" —
     "done!" on the reminder call): a delivered one-off stays as it is, and a repeating one
     that has just moved on to its next time is not moved again (if nothing else changed it
-    since, within ``ACKNOWLEDGE_WITHIN`` of the delivery)."""
+    since, within ``ACKNOWLEDGE_WITHIN`` of the delivery). ``strict`` (`tars remind done`):
+    a one-off that is already done raises InvalidValue saying so."""
     reminder = get_reminder(session, reminder_id)
     if reminder.status == "cancelled":
         raise InvalidValue(f"reminder {reminder_id} was cancelled")
+    if strict and reminder.status == "delivered":
+        when = timeparse.show(reminder.delivered_at, reminder.timezone)
+        raise InvalidValue(
+            f"reminder {reminder_id} is already done" + (f" (since {when})" if when else ""),
+            "nothing was changed; see it with `tars remind list --all`",
+        )
     if reminder.status == "delivered" or _just_delivered(reminder, now):
         return reminder
     _release(reminder)
@@ -202,6 +209,12 @@ def snooze(session: Session, reminder_id: int, until: dt.datetime, now: dt.datet
         raise InvalidValue(
             f"{timeparse.show(until, reminder.timezone)} is in the past",
             "snooze to a time in the future",
+        )
+    if reminder.status == "pending" and until < reminder.due:
+        due, asked = timeparse.show(reminder.due, reminder.timezone), timeparse.show(until, reminder.timezone)
+        raise InvalidValue(
+            f"reminder {reminder_id} is due {due}; snoozing it to {asked} would bring it earlier",
+            f"snoozing only puts a reminder off: give a time after {due} (a while such as '2 hours' counts from now)",
         )
     _release(reminder)
     reminder.due = until

@@ -70,3 +70,13 @@ def test_usage_errors_exit_2(args: list[str], tars: Any) -> None:
     result = tars(*args)
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("path", sorted(COMMANDS), ids=lambda p: " ".join(p) or "tars")
+def test_help_names_values_in_words_not_python_types(path: tuple[str, ...], tars: Any) -> None:
+    """TEXT, INTEGER, PATH…, nothing for a flag: never ``<bool>``, ``<list[Path]>`` or ``[default: default]``."""
+    import re
+
+    shown = tars(*path, "--help", env={"COLUMNS": "200"}).output
+    assert not re.search(r"<(str|bool|int|float|Path|list\[[^]]*\]|int range)>", shown), shown
+    assert "[default: default]" not in shown

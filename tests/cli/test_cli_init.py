@@ -71,20 +71,25 @@ def test_init_never_overwrites(tmp_path: Path, tars: Any) -> None:
     assert (project / "tars.yaml").read_text() == mine
 
 
+EXAMPLE_EMAIL = "  email: alex@example.com"
+
+
 def test_init_writes_owner_details_keeping_comments(tmp_path: Path, tars: Any) -> None:
     project = tmp_path / "p"
     result = tars("init", project, "--name", "Sam O'Neil", "--phone", "+15551234567", "--timezone", "America/New_York")
     assert result.exit_code == 0, result.output
 
-    # Only the three owner lines change: comments, quotes and layout are kept as they were.
+    # Only the owner lines change (the example's email goes, the region follows the number):
+    # comments, quotes and layout are kept as they were.
     written = (project / "tars.yaml").read_text().splitlines()
-    shipped = (example_project() / "tars.yaml").read_text().splitlines()
+    shipped = [line for line in (example_project() / "tars.yaml").read_text().splitlines() if line != EXAMPLE_EMAIL]
     assert len(written) == len(shipped)
     changed = [(old, new) for old, new in zip(shipped, written, strict=True) if old != new]
     assert [new for _, new in changed] == [
         "  name: Sam O'Neil",
         '  phone: "+15551234567"',
         "  timezone: America/New_York",
+        "  region: US",
     ]
 
     shown = tars("--project", project, "config", "show", "--json")
@@ -93,14 +98,35 @@ def test_init_writes_owner_details_keeping_comments(tmp_path: Path, tars: Any) -
     assert owner["name"] == "Sam O'Neil"
     assert owner["phone"] == "+15551234567"
     assert owner["timezone"] == "America/New_York"
+    assert owner["region"] == "US" and "email" not in owner
     assert tars("--project", project, "validate").exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "owner"),
+    [
+        (["--phone", "07700 900123"], {"phone": "+447700900123", "region": "GB"}),
+        (["--phone", "(415) 555-0100", "--region", "us"], {"phone": "+14155550100", "region": "US"}),
+        (["--phone", "+14155550100", "--email", "sam@example.org"], {"region": "US", "email": "sam@example.org"}),
+    ],
+    ids=" ".join,
+)
+def test_init_reads_numbers_as_contacts_add_does(
+    args: list[str], owner: dict[str, str], tmp_path: Path, tars: Any
+) -> None:
+    project = tmp_path / "p"
+    result = tars("init", project, *args)
+    assert result.exit_code == 0, result.output
+    shown = json.loads(tars("--project", project, "config", "show", "--json").stdout)["owner"]
+    assert {key: shown.get(key) for key in owner} == owner
 
 
 @pytest.mark.parametrize(
     ("option", "value", "says"),
     [
-        ("--phone", "07700 900123", "is not an E.164 phone number"),
-        ("--phone", "447700900123", "is not an E.164 phone number"),
+        ("--phone", "12", "'12' is not a valid phone number (too short; read in region GB)"),
+        ("--phone", "call me", "'call me' is not a phone number"),
+        ("--email", "alex", "'alex' is not an email address"),
         ("--timezone", "Europe/Lundon", "is not a known timezone"),
         ("--timezone", "../../etc/passwd", "is not a known timezone"),
     ],

@@ -95,3 +95,32 @@ def test_interrupt_exits_130(example_project: Path, tars: Any, monkeypatch: pyte
     result = tars("--project", example_project, "validate")
     assert result.exit_code == 130
     assert "Traceback" not in result.output
+
+
+def test_unreadable_playbook_entries_are_reported_not_skipped(example_project: Path, tars: Any) -> None:
+    playbooks = example_project / "playbooks"
+    (playbooks / "loop.yaml").symlink_to("loop.yaml")
+    (playbooks / "gone.yaml").symlink_to("nowhere.yaml")
+    (playbooks / "folder.yaml").mkdir()
+    result = tars("--project", example_project, "validate")
+    assert result.exit_code == 1
+    assert result.output == (
+        "playbooks/folder.yaml  $  is a folder, not a YAML file; it was not read\n"
+        "playbooks/gone.yaml  $  is a symlink to nowhere.yaml, which does not exist; it was not read\n"
+        "playbooks/loop.yaml  $  is a symlink that loops back on itself; it was not read\n"
+        "✗ 3 errors in 3 files\n"
+    )
+
+
+def test_scenario_files_are_checked_too(example_project: Path, tars: Any) -> None:
+    scenario = example_project / "playbooks" / "scenarios" / "book_appointment" / "booked.yaml"
+    text = scenario.read_text()
+    said = '  - party: {say: "Bright Smile Dental, good morning. How can I help?"}'
+    assert said in text
+    scenario.write_text(text.replace(said, "  - party: {say: Bright Smile Dental, good morning}"))
+    result = tars("--project", example_project, "validate")
+    assert result.exit_code == 1
+    assert result.output.startswith(
+        "playbooks/scenarios/book_appointment/booked.yaml:14:12  $.turns[0].party  a comma ends the words in {say: ...}"
+    )
+    assert tars("--project", example_project, "validate", "--no-scenarios").exit_code == 0

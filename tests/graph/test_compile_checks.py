@@ -35,6 +35,18 @@ CASES: dict[str, list[tuple[str, str, str]]] = {
             "    tools: [record_outcome]\n    next: ask",
         )
     ],
+    "step_leading_into_a_loop": [
+        (
+            "playbooks/business_inquiry.yaml",
+            "    tools: [record_outcome]\n    next: wrap_up",
+            "    tools: [record_outcome]\n    next: note_answer",
+        ),
+        (
+            "playbooks/business_inquiry.yaml",
+            "    tools: [end_call]\n    next: end",
+            "    tools: [end_call]\n    next: ask",
+        ),
+    ],
     "playbook_tool_not_granted": [
         (
             "playbooks/business_inquiry.yaml",

@@ -13,11 +13,15 @@ from tars.cli.app import app
 from tests.server.harness import Line, make_project
 from tests.server.test_goal_calls import Receptionist
 
+#: A Wednesday, 10:00 in London: the dentist's calling window is open.
+OPEN = "2026-12-02T10:00:00+00:00"
+
 
 async def test_tars_call_places_the_call_and_watches_it_to_the_outcome(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     project = make_project(tmp_path / "p", monkeypatch)
+    monkeypatch.setenv("TARS_NOW", OPEN)  # inside the dentist's calling window
     async with Line(project, Receptionist) as line:
         monkeypatch.setenv("TARS_SERVER_URL", line.server.local_url)
         argv = [
@@ -47,6 +51,7 @@ async def test_tars_call_places_the_call_and_watches_it_to_the_outcome(
 
 async def test_no_server_says_how_to_start_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     project = make_project(tmp_path / "p", monkeypatch)
+    monkeypatch.setenv("TARS_NOW", OPEN)
     (project.state_dir).mkdir(parents=True, exist_ok=True)
     (project.state_dir / "api-token").write_text("t")
     monkeypatch.setenv("TARS_SERVER_URL", "http://127.0.0.1:9")

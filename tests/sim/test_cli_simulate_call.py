@@ -29,7 +29,7 @@ def test_a_simulated_call_runs_offline_and_is_kept(example_project: Path, tars: 
 
     shown = tars("--project", example_project, "calls", "show", "1")
     assert shown.exit_code == 0, shown.output
-    assert "Call 1 to +442079460123 — completed" in shown.output
+    assert "Call 1 to Bright Smile Dental (+442079460123) — completed" in shown.output
     assert "caller: We have Wednesday at ten." in shown.output
     assert "[simulated] The call ended booked" in shown.output
     details = json.loads(tars("--project", example_project, "calls", "show", "1", "--json").stdout)

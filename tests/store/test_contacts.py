@@ -196,6 +196,24 @@ def test_import_vcards_reports_what_was_skipped(store: Store, tars: Tars, tmp_pa
     assert contacts["Zoë Brown"]["birthday"] == "--02-29"
 
 
+def test_import_lists_a_card_cut_off_before_its_end(store: Store, tars: Tars, tmp_path: Path) -> None:
+    path = tmp_path / "cut.vcf"
+    path.write_text(
+        "BEGIN:VCARD\nFN:Half Written\nTEL:+447700900111\n"  # no END:VCARD before the next card
+        "BEGIN:VCARD\nFN:Whole\nTEL:+447700900222\nEND:VCARD\n"
+        "BEGIN:VCARD\nFN:Truncated\nTEL:+4477009"  # the file ends mid-card
+    )
+    result = tars("contacts", "import", str(path), "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["added"] == ["Whole"]
+    cut = "the card is cut off: no END:VCARD before the next card or the end of the file"
+    assert [(s["where"], s["name"], s["reason"]) for s in report["skipped"]] == [
+        ("card 1", "Half Written", cut),
+        ("card 3", "Truncated", cut),
+    ]
+
+
 def test_import_csv_in_people_words(store: Store, tars: Tars, tmp_path: Path) -> None:
     path = tmp_path / "people.csv"
     path.write_text(

@@ -22,7 +22,7 @@ branch_labels = None
 depends_on = None
 
 Instant = sa.DateTime(timezone=True)
-MOVED = {"_callee": "callee", "_late": "late", "_reminder_lease": "reminder_lease"}
+MOVED = {"_callee": "callee", "_late": "late", "_reminder_lease": "reminder_lease", "_window": "window_override"}
 NEW_COLUMNS = (
     ("callee", sa.String(200)),
     ("role", sa.String(64)),
@@ -33,6 +33,7 @@ NEW_COLUMNS = (
     ("requested_by", sa.Integer()),
     ("report_via", sa.String(16)),
     ("after_outcome", sa.JSON(none_as_null=True)),
+    ("window_override", sa.Text()),
 )
 
 
@@ -76,6 +77,7 @@ def _move_hidden_inputs() -> None:
         sa.column("callee", sa.String()),
         sa.column("late", sa.Boolean()),
         sa.column("reminder_lease", sa.String()),
+        sa.column("window_override", sa.Text()),
     )
     connection = op.get_bind()
     for row in connection.execute(sa.select(call.c.id, call.c.inputs)).all():
