@@ -50,6 +50,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Reminders in plain words: 'tomorrow 2pm', 'in 20 minutes', 'every weekday at 9'.",
     ),
     "calls": ("tars.cli.calls", "Calls TARS made and answered: what was said, which tools ran, how it went."),
+    "sessions": (
+        "tars.cli.sessions",
+        "The calls live now, on every tars serve sharing this database: who, why, which step, which server.",
+    ),
     "sim": ("tars.cli.sim", "Run one loopback emulator (Gemini or Twilio) in the foreground for manual testing."),
 }
 

@@ -280,7 +280,13 @@ async def run_stream(
     if setup.purpose == "reminder":
         board.background(reminder_calls.watch_announcement(board, session))  # delivered once announced
     if playbook is not None:
-        playbook.announce = lambda text: session.recorder.line("system", text)
+        from tars.store.calls import update_call
+
+        async def announce(text: str) -> None:  # a step change: in the transcript, and on the session row
+            await session.recorder.line("system", text)
+            await board.db(lambda s: update_call(s, setup.call_id, step=playbook.step))
+
+        playbook.announce = announce
         session.handover = board.hand_over
         asking = project.tools.get("ask_owner")
         wait = max(1.0, (asking.timeout_seconds if asking else 120) - 1)  # answered before the gate gives up

@@ -89,12 +89,14 @@ async def running(
     public_base: str | None = None,
     log_level: str = "warning",
     handle_signals: bool = True,
+    sockets: list[Any] | None = None,
 ) -> AsyncIterator[Running]:
     """Serve in this event loop until the block ends; always shut down cleanly.
 
     The scheduler (reminders, scheduled and retried goal calls) runs while the server does.
     ``handle_signals``: SIGTERM/SIGINT end calls gracefully (`tars serve`); False leaves the
-    signals to the program the server runs in."""
+    signals to the program the server runs in. ``sockets``: listen on these (already bound,
+    shared by ``tars serve --workers``) instead of ``host``/``port``."""
     from tars.scheduler import Scheduler
     from tars.server.api import ensure_token
 
@@ -110,7 +112,7 @@ async def running(
         ws="websockets-sansio" if _has_sansio() else "websockets",
     )
     web = _GracefulUvicorn(config, server, handle_signals=handle_signals)
-    task = asyncio.ensure_future(web.serve())
+    task = asyncio.ensure_future(web.serve(sockets=sockets))
     try:
         while not web.started:
             if task.done():

@@ -165,6 +165,7 @@ class Line:
         self._stack = contextlib.AsyncExitStack()
         self.server: Running | None = None
         self.owner_replies = 0  # texts the owner has sent TARS (owner_texts)
+        self.others: list[Running] = []  # servers started with another_server()
 
     async def __aenter__(self) -> Line:
         try:
@@ -172,7 +173,7 @@ class Line:
             await self._stack.enter_async_context(self.gemini)
             await self._stack.enter_async_context(self.webhooks)
             self.project = with_webhooks_to(self.project, self.webhooks.base_url)
-            endpoints = Endpoints(
+            self.endpoints = endpoints = Endpoints(
                 twilio_account_sid=ACCOUNT,
                 twilio_auth_token=TOKEN,
                 twilio_api_base_url=self.twilio.base_url,
@@ -191,6 +192,20 @@ class Line:
 
     async def __aexit__(self, *exc: object) -> None:
         await self._stack.aclose()
+
+    async def another_server(self) -> Running:
+        """A second TARS server on the same project and database (as a second `tars serve`
+        would be), shut down with the line; ``twilio.route(PUBLIC, its local_url)`` sends
+        Twilio's webhooks and streams to it."""
+        another = await self._stack.enter_async_context(
+            running(self.project, self.endpoints, public_base=PUBLIC, handle_signals=False)
+        )
+        self.others.append(another)
+        return another
+
+    def send_twilio_to(self, server: Running) -> None:
+        """Twilio's next webhooks and streams go to ``server`` (a load balancer's choice)."""
+        self.twilio.route(PUBLIC, server.local_url)
 
     @property
     def number(self) -> str:
@@ -244,15 +259,15 @@ class Line:
         """Wait until the server has no live call and its background work (reports, notices,
         summaries) is done, so every row and message a call leads to exists."""
         assert self.server is not None, "enter the Line first"
-        server = self.server.server
         deadline = time.monotonic() + timeout
-        while server.sessions or any(not task.done() for task in server.tasks):
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"the server was still busy after {timeout:.0f} s "
-                    f"({len(server.sessions)} live calls, {len(server.tasks)} tasks)"
-                )
-            await asyncio.sleep(0.02)
+        for server in (self.server.server, *(other.server for other in self.others)):
+            while server.sessions or any(not task.done() for task in server.tasks):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(
+                        f"the server was still busy after {timeout:.0f} s "
+                        f"({len(server.sessions)} live calls, {len(server.tasks)} tasks)"
+                    )
+                await asyncio.sleep(0.02)
 
     def db(self) -> Any:
         """A context manager for the project's database (``with line.db() as db, db.session() as s``)."""

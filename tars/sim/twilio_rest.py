@@ -204,8 +204,11 @@ class Webhooks:
         self._session: aiohttp.ClientSession | None = None
 
     def route(self, public_base_url: str, local_base_url: str) -> None:
-        """Deliver requests for ``public_base_url`` (http(s) and ws(s)) to ``local_base_url``."""
-        self.routes.append((urlsplit(public_base_url), urlsplit(local_base_url)))
+        """Deliver requests for ``public_base_url`` (http(s) and ws(s)) to ``local_base_url``;
+        routing the same public URL again re-points it (a load balancer choosing another server)."""
+        public = urlsplit(public_base_url)
+        self.routes = [(p, local) for p, local in self.routes if p != public]
+        self.routes.append((public, urlsplit(local_base_url)))
 
     def resolve(self, url: str) -> tuple[str, dict[str, str]]:
         """Map a public URL to (local URL, proxy headers); raise ``LookupError`` if unreachable."""

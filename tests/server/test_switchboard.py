@@ -290,3 +290,88 @@ async def test_with_no_owner_call_the_question_goes_by_text_and_only_its_code_an
         await line.settle()
     assert "Wednesday at three or at four?" in question and f"reply starting with {code}" in question
     assert ("ask_owner", {"owner_said": "three, please"}) in dentist_brain.results
+
+
+class HappyGuest:
+    """Helen on the dinner call: accepts Friday at eight."""
+
+    async def on_start(self, session: Any) -> list[Any]:
+        return [Say("Hi Helen, it's TARS for Alex. Dinner at La Piazza on Friday at eight?")]
+
+    async def on_user(self, session: Any, text: str) -> list[Any]:
+        if "love to" in text:
+            return [CallTool("goto_step", {"step": "agree"})]
+        return []
+
+    async def on_tool_result(self, session: Any, name: str, response: dict[str, Any]) -> list[Any]:
+        if response.get("next_step") == "agree":
+            return [CallTool("record_outcome", {"status": "accepted", "when": "Friday 8pm"})]
+        if name == "record_outcome":
+            return [CallTool("goto_step", {"step": "wrap_up"})]
+        if response.get("next_step") == "wrap_up":
+            return [Say("Lovely, see you Friday."), CallTool("end_call", {})]
+        return []
+
+
+class OwnerWantsAnEmail(Owner):
+    """The seed's example, as one batch: look Helen up, call her, then email the owner."""
+
+    async def on_user(self, session: Any, text: str) -> list[Any]:
+        if "then email me" in text:
+            return [
+                CallTool("send_to_n8n", {"channel": "email", "message": "Helen's answer about dinner"}),
+                CallTool(
+                    "make_goal_call",
+                    {
+                        "target": "Helen",
+                        "playbook": "dinner_invitation",
+                        "inputs": {"guest_name": "Helen", "proposed_time": "Friday 8pm"},
+                    },
+                ),
+                CallTool("lookup_contact", {"name": "Helen"}),
+            ]
+        return await super().on_user(session, text)
+
+    async def on_tool_result(self, session: Any, name: str, response: dict[str, Any]) -> list[Any]:
+        self.results.append((name, response))
+        return [Say("I am calling Helen now and will email you what she says.")] if name == "send_to_n8n" else []
+
+
+async def test_call_helen_then_email_me_emails_after_the_outcome(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tars: Any
+) -> None:
+    """ "Call Helen and ask if she wants dinner, then email me the details": the email goes out
+    through the declared n8n webhook tool once the dinner call has its outcome, not before."""
+    project = make_project(tmp_path / "p", monkeypatch)
+    assert tars("--project", tmp_path / "p", "contacts", "add", "Helen Price", "+447700900456").exit_code == 0
+    owner_brain = OwnerWantsAnEmail()
+    async with Line(project, Calls(owner_brain, HappyGuest())) as line:
+        assert line.server is not None
+        board = line.server.server
+        board.clock = board.scheduler.clock = lambda: WEDNESDAY_1000
+        owner = await line.call_in(from_=project.owner.phone)
+        assert (await line.twilio.next_call(timeout=10)).sid == owner.sid
+        await heard_containing(owner, "TARS at your service")
+        await owner.say("call Helen and ask if she wants dinner on Friday, then email me the details")
+        helen = await line.twilio.next_call(timeout=15)
+        await heard_containing(owner, "will email you")
+        emailed_before_the_outcome = [r for r in line.webhooks.requests if r.name == "send_to_n8n"]
+        await heard_containing(helen, "Dinner at La Piazza")
+        await helen.say("I would love to")
+        assert await helen.wait_ended(timeout=30) == "completed"
+        await owner.hang_up()
+        await line.settle()
+        emails = await eventually(
+            lambda: [r for r in line.webhooks.requests if r.name == "send_to_n8n"], 15, "the email through n8n"
+        )
+    assert emailed_before_the_outcome == []
+    assert helen.to == "+447700900456"
+    [email] = emails
+    assert email.payload["arguments"] == {"channel": "email", "message": "Helen's answer about dinner"}
+    reported = email.payload["upstream"]["make_goal_call"]
+    assert reported["outcome"] == {"status": "accepted", "when": "Friday 8pm"} and "Helen" in reported["text"]
+    deferred = dict(owner_brain.results)["send_to_n8n"]
+    assert deferred == {"deferred": True, "runs": "when the call to Helen Price has its outcome"}
+    owner_row = rows(line)[0]
+    tools = [(t.tool, t.allowed, t.reason) for t in details(line, owner_row.id).tools]
+    assert ("send_to_n8n", True, None) in tools and tools.count(("send_to_n8n", True, None)) == 2

@@ -1,0 +1,207 @@
+"""Two `tars serve`s on one database (SQLite, and the local PostgreSQL): Twilio's webhooks and
+streams for one call may reach either, and nothing about the call lives in one server's memory.
+
+Each server here is the real app under uvicorn with its own switchboard and scheduler (its own
+server id); what they share is only the database, as two processes would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tars.sim.gemini import CallTool, Say
+from tests.server.harness import Line, make_project, place
+from tests.waiting import eventually
+
+DENTIST = "+442079460123"
+HELEN = "+447700900456"
+
+
+def shared_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str) -> Any:
+    storage = f"version: 1\n\nstorage:\n  url: '{database_url}'\n"
+    return make_project(tmp_path / "p", monkeypatch, [("tars.yaml", "version: 1\n", storage)])
+
+
+def open_hours(line: Line, *servers: Any) -> None:
+    """Every server's switchboard clock inside the practices' hours (a Wednesday, 10:00)."""
+    wednesday = dt.datetime(2026, 11, 25, 10, 0, tzinfo=dt.UTC)
+    for running in (line.server, *servers):
+        running.server.clock = lambda: wednesday
+
+
+class MenuOnOneServerPersonOnTheOther:
+    """A phone menu (press 2), pressed while Twilio's traffic is moved to the other server; the
+    fresh stream then reaches that server, where a person answers."""
+
+    def __init__(self, move: Callable[[], None]):
+        self.move = move
+        self.openings: list[str] = []
+
+    async def on_start(self, session: Any) -> list[Any]:
+        opening = session.history[0]["text"] if session.history else ""
+        self.openings.append(opening)
+        if "You pressed 2" not in opening:
+            self.move()
+            return [Say("Hello."), CallTool("press_digits", {"digits": "2"})]
+        return [Say("Hello, what are your opening hours on Saturday?"), CallTool("goto_step", {"step": "note_answer"})]
+
+    async def on_user(self, session: Any, text: str) -> list[Any]:
+        if "nine to five" in text:
+            return [CallTool("record_outcome", {"status": "answered", "answer": "Saturday 9 to 5"})]
+        return []
+
+    async def on_tool_result(self, session: Any, name: str, response: dict[str, Any]) -> list[Any]:
+        if name == "record_outcome":
+            return [CallTool("goto_step", {"step": "wrap_up"})]
+        if response.get("next_step") == "wrap_up":
+            return [Say("Thank you, goodbye."), CallTool("end_call", {})]
+        return []
+
+
+async def test_a_keypad_handover_continues_at_the_same_step_on_the_other_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str
+) -> None:
+    from tars.store.calls import call_details
+
+    project = shared_project(tmp_path, monkeypatch, database_url)
+    holder: dict[str, Any] = {}
+    brain = MenuOnOneServerPersonOnTheOther(lambda: holder["line"].send_twilio_to(holder["second"]))
+    async with Line(project, lambda: brain) as line:
+        second = await line.another_server()
+        holder.update(line=line, second=second)
+        placed = await place(line, "la_piazza", "business_inquiry", {"question": "opening hours on Saturday"})
+        assert placed["http"] == 201, placed
+        call = await line.twilio.next_call(timeout=10)
+        await line.gemini.wait_for(lambda: len(line.gemini.sessions) == 2, what="the stream after the keys", timeout=30)
+        on_second = await eventually(lambda: second.server.session_for(placed["call_id"]), 10, "the call on server 2")
+        assert line.server is not None
+        first = line.server.server
+        await eventually(lambda: first.session_for(placed["call_id"]) is None, 10, "server 1 to let the call go")
+        resumed_at = list(on_second.playbook.visited)
+        heard = await call.wait_for_agent_utterance(timeout=20)
+        while "opening hours" not in heard.text:
+            heard = await call.wait_for_agent_utterance(timeout=20)
+        await call.say("we are open nine to five")
+        assert await call.wait_ended(timeout=30) == "completed"
+        await line.settle()
+        sms = [m for m in line.twilio.messages if m.to == project.owner.phone]
+    assert call.agent_digits == ["2"]
+    assert resumed_at == ["ask"]  # the run stored by server 1, continued by server 2 at its step
+    assert "You pressed 2 on the phone menu" in brain.openings[1] and "[Playbook step: ask]" in brain.openings[1]
+    with line.db() as db, db.session() as s:
+        record = call_details(s, placed["call_id"])
+    assert record.call.outcome == {"status": "answered", "answer": "Saturday 9 to 5"}
+    assert record.call.resume_digits is None
+    assert len(sms) == 1, "one report for the whole call"
+
+
+class AsksTheOwner:
+    async def on_start(self, session: Any) -> list[Any]:
+        return [Say("Hello, this is TARS for Alex."), CallTool("goto_step", {"step": "find_slot"})]
+
+    async def on_user(self, session: Any, text: str) -> list[Any]:
+        if "three or four" in text:
+            return [CallTool("ask_owner", {"question": "Wednesday at three or at four?"})]
+        return []
+
+    async def on_tool_result(self, session: Any, name: str, response: dict[str, Any]) -> list[Any]:
+        if name == "ask_owner":
+            self.answer = response
+            return [CallTool("record_outcome", {"status": "booked", "when": "2026-11-25T15:00:00+00:00"})]
+        if response.get("next_step") == "find_slot":
+            return [Say("Do you have anything on Wednesday?")]
+        if response.get("next_step") == "confirm":
+            return [CallTool("goto_step", {"step": "wrap_up"})]
+        if response.get("next_step") == "wrap_up":
+            return [Say("Thank you, goodbye."), CallTool("end_call", {})]
+        return []
+
+
+async def test_the_owners_text_reaching_the_other_server_answers_the_question(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str
+) -> None:
+    project = shared_project(tmp_path, monkeypatch, database_url)
+    brain = AsksTheOwner()
+    async with Line(project, lambda: brain) as line:
+        second = await line.another_server()
+        open_hours(line, second)
+        placed = await place(line, "dentist", "book_appointment", {"preferred_day": "Wednesday"})
+        assert placed["http"] == 201, placed
+        call = await line.twilio.next_call(timeout=10)
+        await call.wait_for_agent_utterance(timeout=20)
+        await call.say("We could do three or four")
+        [question] = await eventually(line.questions_texted, 20, "the question texted to the owner")
+        line.send_twilio_to(second)  # the owner's reply reaches the server not holding the call
+        code = question.rsplit(" ", 1)[1]
+        reply = await line.owner_texts(f"{code} three")
+        assert reply.status == 200 and "<Message>" not in reply.body
+        assert reply.local_url.startswith(second.local_url)
+        assert await call.wait_ended(timeout=30) == "completed"
+        await line.settle()
+    assert brain.answer == {"owner_said": "three"}
+
+
+async def test_sessions_lists_the_live_calls_of_both_servers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str, tars: Any
+) -> None:
+    from tars.sim.gemini import EchoBrain
+
+    project = shared_project(tmp_path, monkeypatch, database_url)
+    async with Line(project, EchoBrain) as line:
+        second = await line.another_server()
+        owner = await line.call_in(from_=project.owner.phone)
+        await owner.wait_for_agent_utterance(timeout=20)
+        line.send_twilio_to(second)
+        helen = await line.call_in(from_=HELEN)
+        await helen.wait_for_agent_utterance(timeout=20)
+
+        def listed() -> list[dict[str, Any]] | None:
+            result = tars("--project", tmp_path / "p", "sessions", "--json")
+            found = json.loads(result.output)
+            return found if len(found) == 2 else None
+
+        live = await eventually(lambda: asyncio.to_thread(listed), 15, "both calls in tars sessions")
+        table = await asyncio.to_thread(tars, "--project", tmp_path / "p", "sessions")
+        await owner.hang_up()
+        await helen.hang_up()
+    assert line.server is not None
+    assert [(s["name"], s["role"], s["purpose"]) for s in live] == [
+        ("the call with Alex Morgan", "owner", "inbound"),
+        (f"the call with {HELEN}", "unknown", "inbound"),
+    ]
+    assert [s["server"] for s in live] == [line.server.server.scheduler.id, second.server.scheduler.id]
+    assert table.exit_code == 0 and "owner" in table.output and "unknown" in table.output
+
+
+async def test_the_sessions_of_a_server_that_died_are_reaped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str, tars: Any
+) -> None:
+    """A server killed mid-call stops renewing its sessions; another server finishes them."""
+    from tars.sim.gemini import EchoBrain
+    from tars.store.call_queue import mark_live
+    from tars.store.calls import get_call, start_call, update_call
+    from tars.store.database import connect
+
+    project = shared_project(tmp_path, monkeypatch, database_url)
+    with connect(project.database_url) as db, db.session() as s:
+        dead = start_call(s, direction="inbound", from_number=HELEN, to_number="+447700900999", role="unknown")
+        update_call(s, dead.id, status="in-progress")
+        mark_live(s, [dead.id], "dead-host:4242:abcdef", dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5))
+    assert json.loads(tars("--project", tmp_path / "p", "sessions", "--json").output) == []  # lapsed: not live
+    async with Line(project, EchoBrain):
+
+        def finished() -> Any:
+            with connect(project.database_url) as db, db.session() as s:
+                row = get_call(s, dead.id)
+            return row if row.status == "failed" else None
+
+        row = await eventually(lambda: asyncio.to_thread(finished), 15, "the dead server's call reaped")
+    assert row.failure_reason == "the server holding the call stopped (its live session lapsed)"
+    assert row.ended_at is not None and row.live_on is None
