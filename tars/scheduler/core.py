@@ -38,9 +38,6 @@ import contextlib
 import datetime as dt
 import itertools
 import logging
-import os
-import secrets
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -97,11 +94,6 @@ class Settings:
         )
 
 
-def server_id() -> str:
-    """This process, as lease owners and live calls name it: host, pid and a random tag."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
-
-
 class Scheduler:
     """Runs in the server's event loop; all database work goes through ``board.db``."""
 
@@ -117,7 +109,7 @@ class Scheduler:
     ):
         """Settings from tars.yaml (``scheduler:``); the keyword arguments override them."""
         self.board = board
-        self.id = server_id()
+        self.id = board.id
         settings = Settings.from_project(board.project)
         self.poll_seconds = settings.poll_seconds if poll_seconds is None else poll_seconds
         self.lease_seconds = settings.lease_seconds if lease_seconds is None else lease_seconds

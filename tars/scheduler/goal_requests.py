@@ -156,6 +156,12 @@ class CallDesk:
         except messages.QuestionError as exc:
             raise ToolError(str(exc)) from None
 
+    async def tell_owner(self, note: str) -> dict[str, Any]:
+        try:
+            return await messages.tell_owner(self.board, messages.Asker(self.call_id, self.callee), note)
+        except messages.QuestionError as exc:
+            raise ToolError(str(exc)) from None
+
     async def answer_question(self, code: str, answer: str) -> dict[str, Any]:
         try:
             return await messages.answer_question(self.board, self.call_id, code, answer)

@@ -60,7 +60,7 @@ async def answer(board: Switchboard, params: Mapping[str, str], call_id: int) ->
     if reminder.status != "delivering" or reminder.lease_owner != lease:
         log.info("reminder call %s: reminder %s was dealt with meanwhile", call_id, reminder.id)
         return twiml.say_and_hang_up(ALREADY_DEALT_WITH)
-    if board.busy(call_sid):
+    if await board.busy(call_sid):
         await _fail(board, reminder.id, lease, "TARS was at its call limit when the owner answered")
         return twiml.say_and_hang_up(BUSY_MESSAGE)
     board.reserve(call_sid)

@@ -104,7 +104,7 @@ def create_app(board: Switchboard, api_token: str) -> FastAPI:
             return forbidden()
         call_sid = params.get("CallSid", "")
         number = params.get("From", "")
-        if board.busy(call_sid):
+        if await board.busy(call_sid):
             log.info("call %s from %s refused: at capacity", call_sid, number)
             return xml(twiml.say_and_hang_up(BUSY_MESSAGE))
         caller = await asyncio.to_thread(identify, project, board.database, number)
@@ -202,7 +202,7 @@ def create_app(board: Switchboard, api_token: str) -> FastAPI:
             await board.db(lambda s: update_call(s, call_id, status="voicemail"))
             log.info("goal call %s reached %s: voicemail policy", call.sid, answered_by)
             return xml(voicemail_document(board, call))
-        if board.busy(params.get("CallSid", "")):
+        if await board.busy(params.get("CallSid", "")):
             return xml(twiml.say_and_hang_up(BUSY_MESSAGE))
         board.reserve(params.get("CallSid", ""))
         callee = Caller(call.to_number, project.playbooks[call.playbook].role, None, call.contact_id)
@@ -322,7 +322,7 @@ async def verify_stream(board: Switchboard, websocket: WebSocket) -> tuple[dict[
     problem = board.signer.verify(body)
     if problem is None and body.get("call_sid") != call_sid:
         problem = "stream parameters belong to another call"
-    if problem is None and board.busy(call_sid):
+    if problem is None and await board.busy(call_sid):
         problem = "at capacity"
     if problem is not None:
         log.warning("media stream for %s refused: %s", call_sid, problem)

@@ -392,3 +392,22 @@ def live_sessions(session: Session, now: dt.datetime) -> list[Call]:
     found = list(session.exec(query.order_by(col(Call.id))))
     session.commit()
     return found
+
+
+def live_elsewhere(session: Session, server_id: str, now: dt.datetime, *, excluding_sid: str = "") -> int:
+    """How many live sessions other servers hold now (for the capacity limit)."""
+    query = (
+        select(func.count())
+        .select_from(Call)
+        .where(
+            col(Call.live_until) > now,
+            col(Call.live_on).is_not(None),
+            col(Call.live_on) != server_id,
+            col(Call.status).in_(("ringing", "in-progress")),
+        )
+    )
+    if excluding_sid:
+        query = query.where(or_(col(Call.sid).is_(None), col(Call.sid) != excluding_sid))
+    count = session.exec(query).one()
+    session.commit()
+    return int(count)

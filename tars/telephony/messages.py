@@ -98,6 +98,34 @@ async def ask_owner(board: Switchboard, asker: Asker, question: str, timeout: fl
     raise QuestionError(f"{board.project.owner.name} did not answer in time; say you will confirm later")
 
 
+async def tell_owner(board: Switchboard, asker: Asker, note: str) -> dict[str, Any]:
+    """A one-way note for the owner ("the dentist is running late"): said in their live call
+    if there is one (on whichever server holds it), else texted."""
+    from tars.store.call_messages import new_message, owner_live_call
+
+    live = await board.db(lambda s: owner_live_call(s, wall(), excluding=asker.call_id))
+    if live is not None:
+        await board.db(
+            lambda s: new_message(
+                s, kind="note", text=f"From the call with {asker.callee}: {note}", from_call_id=asker.call_id,
+                to_call_id=live.id, channel="call",
+            )
+        )  # fmt: skip
+        board.wake_scheduler()
+        return {"told": True, "how": "in their live call, at the next pause"}
+    text = f"TARS, on a call with {asker.callee}: {note}"
+    await board.db(
+        lambda s: new_message(
+            s, kind="note", text=text, from_call_id=asker.call_id, to_call_id=None, channel="sms", status="delivered"
+        )
+    )
+    try:
+        await board.outbox.send_sms(board.project.owner.phone, text)
+    except DeliveryError as exc:
+        raise QuestionError(f"could not reach {board.project.owner.name}: {exc}") from exc
+    return {"told": True, "how": "by text message"}
+
+
 async def answer_question(board: Switchboard, owner_call_id: int, code: str, text: str) -> dict[str, Any]:
     """The owner answered, in their live call, the question said there under ``code``."""
     from tars.store.call_messages import answer, open_questions

@@ -17,6 +17,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import os
+import secrets
+import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -37,6 +40,11 @@ BUSY_MESSAGE = "Sorry, the assistant is busy on other calls right now. Please tr
 RESERVATION_SECONDS = 60.0
 #: Twilio's status callback events TARS follows on the calls it places.
 STATUS_EVENTS = ["initiated", "ringing", "answered", "completed"]
+
+
+def server_id() -> str:
+    """This process, as lease owners and live sessions name it: host, pid and a random tag."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
 def wall() -> dt.datetime:
@@ -75,6 +83,7 @@ class Switchboard:
     shutting_down: bool = False
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     scheduler: Any = None  # tars.scheduler.Scheduler once started with the server (a Wakeable)
+    id: str = field(default_factory=server_id)  # this server, as leases and sessions name it
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
     _client: Any = field(default=None, init=False, repr=False)
 
@@ -97,13 +106,24 @@ class Switchboard:
             self._client = self.endpoints.twilio_client()
         return self._client
 
-    def busy(self, call_sid: str) -> bool:
+    async def busy(self, call_sid: str) -> bool:
+        """No room for another call: this server's live and answered calls, plus the live
+        sessions of every other server on the database, reach ``server.max_concurrent_calls``."""
+        from tars.store.call_queue import live_elsewhere
+
         now = asyncio.get_running_loop().time()
         for sid, when in list(self.reserved.items()):
             if now - when > RESERVATION_SECONDS and sid not in self.sessions:  # answered but never streamed
                 del self.reserved[sid]
         live = set(self.sessions) | set(self.reserved)
-        return self.shutting_down or (call_sid not in live and len(live) >= self.max_calls)
+        if self.shutting_down:
+            return True
+        if call_sid in live:
+            return False
+        if len(live) >= self.max_calls:
+            return True
+        others = await self.db(lambda s: live_elsewhere(s, self.id, wall(), excluding_sid=call_sid))
+        return len(live) + others >= self.max_calls
 
     def reserve(self, call_sid: str) -> None:
         self.reserved[call_sid] = asyncio.get_running_loop().time()

@@ -54,6 +54,8 @@ class Switchboard(Protocol):
 
     async def answer_question(self, code: str, answer: str) -> dict[str, Any]: ...
 
+    async def tell_owner(self, note: str) -> dict[str, Any]: ...
+
 
 @dataclass
 class ToolContext:
@@ -318,6 +320,11 @@ async def make_goal_call(ctx: ToolContext, args: Mapping[str, Any]) -> dict[str,
     target = upstream.get("lookup_contact", {}).get("phone") or str(args["target"])
     request = {k: v for k, v in args.items() if not k.startswith("_")}
     return await ctx.desk().make_goal_call({**request, "target": target})
+
+
+@handler("tell_owner")
+async def tell_owner(ctx: ToolContext, args: Mapping[str, Any]) -> dict[str, Any]:
+    return await ctx.desk().tell_owner(str(args["note"]))
 
 
 @handler("answer_question")

@@ -106,6 +106,11 @@ BUILTINS: dict[str, BuiltinTool] = {
             _params(["question"], question=_TEXT),
         ),
         BuiltinTool(
+            "tell_owner",
+            "Tell the owner something during a goal call, without waiting for an answer.",
+            _params(["note"], note={"type": "string", "description": "What to tell them, briefly."}),
+        ),
+        BuiltinTool(
             "answer_question",
             "Pass the owner's answer back to the call that asked them a question (its code is in the question).",
             _params(

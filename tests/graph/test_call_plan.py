@@ -22,7 +22,14 @@ def test_inputs_are_checked_defaulted_and_rendered(project: Project) -> None:
 
 def test_one_stable_tool_set_for_the_whole_call(project: Project) -> None:
     plan = prepare_call(project, "book_appointment", {"preferred_day": "Wed"})
-    assert plan.tool_set == ("current_time", "record_outcome", "ask_owner", "press_digits", "end_call")
+    assert plan.tool_set == (
+        "current_time",
+        "record_outcome",
+        "ask_owner",
+        "tell_owner",
+        "press_digits",
+        "end_call",
+    )
     assert plan.allowed_tools("introduce") == ("press_digits",)
     for step in plan.steps:
         assert set(plan.allowed_tools(step)) <= set(plan.tool_set)

@@ -205,3 +205,38 @@ async def test_the_sessions_of_a_server_that_died_are_reaped(
         row = await eventually(lambda: asyncio.to_thread(finished), 15, "the dead server's call reaped")
     assert row.failure_reason == "the server holding the call stopped (its live session lapsed)"
     assert row.ended_at is not None and row.live_on is None
+
+
+async def test_the_call_limit_counts_the_calls_of_every_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str
+) -> None:
+    from tars.sim.gemini import EchoBrain
+
+    storage = f"version: 1\n\nstorage:\n  url: '{database_url}'\n"
+    edits = [
+        ("tars.yaml", "version: 1\n", storage),
+        ("tars.yaml", "max_concurrent_calls: 4", "max_concurrent_calls: 1"),
+    ]
+    project = make_project(tmp_path / "p", monkeypatch, edits)
+    async with Line(project, EchoBrain) as line:
+        second = await line.another_server()
+        owner = await line.call_in(from_=project.owner.phone)
+        await owner.wait_for_agent_utterance(timeout=20)
+        assert line.server is not None
+        first = line.server.server
+        await eventually(lambda: second.server.scheduler.ticks > 1 and first.scheduler.ticks > 1, 10, "ticks")
+        await eventually(lambda: asyncio.to_thread(lambda: _live_count(project)), 10, "the owner's session row")
+        line.send_twilio_to(second)
+        helen = await line.call_in(from_=HELEN)
+        assert await helen.wait_ended(timeout=20) == "completed"
+        heard = [u.text for u in helen.heard]
+        await owner.hang_up()
+    assert heard == ["Sorry, the assistant is busy on other calls right now. Please try again in a few minutes."]
+
+
+def _live_count(project: Any) -> int:
+    from tars.store.call_queue import live_sessions
+    from tars.store.database import connect
+
+    with connect(project.database_url) as db, db.session() as s:
+        return len(live_sessions(s, dt.datetime.now(dt.UTC)))

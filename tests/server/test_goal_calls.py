@@ -45,6 +45,7 @@ async def test_the_dentist_call_books_a_slot(tmp_path: Path, monkeypatch: pytest
         "current_time",
         "record_outcome",
         "ask_owner",
+        "tell_owner",
         "press_digits",
         "end_call",
         "goto_step",

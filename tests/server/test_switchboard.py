@@ -46,6 +46,9 @@ class Owner:
             self.told.append(text)
             report = text.split("next pause: ", 1)[1]
             return [Say("News from the dentist: " + report.split(". ", 1)[0] + ".")]
+        if text.startswith("[Note]"):
+            self.told.append(text)
+            return [Say("A note: " + text.split("From the call with ", 1)[1].split(": ", 1)[1])]
         if text.startswith("[Question"):
             self.told.append(text)
             asked = text.split('answer: "', 1)[1].split('"', 1)[0]
@@ -67,14 +70,20 @@ class Owner:
 
 
 class AskingReceptionist(Receptionist):
-    """The dentist call's model: offers two times, asks the owner which, books the answer."""
+    """The dentist call's model: offers two times, asks the owner which, books the answer;
+    passes on a delay without waiting for an answer."""
 
     async def on_user(self, session: Any, text: str) -> list[Any]:
+        if "running late" in text:
+            return [CallTool("tell_owner", {"note": "the dentist is running ten minutes late"})]
         if "three or four" in text:
             return [CallTool("ask_owner", {"question": "Wednesday at three or at four?"})]
         return await super().on_user(session, text)
 
     async def on_tool_result(self, session: Any, name: str, response: dict[str, Any]) -> list[Any]:
+        if name == "tell_owner":
+            self.results.append((name, response))
+            return [Say("Noted, thank you.")]
         if name == "ask_owner":
             self.results.append((name, response))
             if "three" in str(response.get("owner_said", "")):
@@ -375,3 +384,38 @@ async def test_call_helen_then_email_me_emails_after_the_outcome(
     owner_row = rows(line)[0]
     tools = [(t.tool, t.allowed, t.reason) for t in details(line, owner_row.id).tools]
     assert ("send_to_n8n", True, None) in tools and tools.count(("send_to_n8n", True, None)) == 2
+
+
+async def test_a_note_from_the_dentist_call_is_said_in_the_owners_call_or_texted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.server.harness import place
+
+    project = make_project(tmp_path / "p", monkeypatch)
+    dentist_brain = AskingReceptionist()
+    async with Line(project, Calls(Owner(), dentist_brain)) as line:
+        owner = await ring_and_ask(line, WEDNESDAY_1000)
+        dentist = await line.twilio.next_call(timeout=15)
+        await heard_containing(dentist, "Hello, this is TARS")
+        await dentist.say("We are running late today")
+        note = await heard_containing(owner, "A note:")
+        await owner.hang_up()
+        await dentist.hang_up()
+        await line.settle()
+        placed = await place(line, "dentist", "book_appointment", {"preferred_day": "Wednesday"})
+        again = await line.twilio.next_call(timeout=15)
+        await heard_containing(again, "Hello, this is TARS")
+        await again.say("We are running late today")
+        texted = await eventually(
+            lambda: [m.body for m in line.twilio.messages if "running ten minutes late" in m.body], 20, "the text"
+        )
+        await again.hang_up()
+        await line.settle()
+    assert note == "A note: the dentist is running ten minutes late"
+    assert texted == ["TARS, on a call with Bright Smile Dental: the dentist is running ten minutes late"]
+    told = [r for r in dentist_brain.results if r[0] == "tell_owner"]
+    assert told == [
+        ("tell_owner", {"told": True, "how": "in their live call, at the next pause"}),
+        ("tell_owner", {"told": True, "how": "by text message"}),
+    ]
+    assert placed["http"] == 201
