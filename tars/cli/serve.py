@@ -24,6 +24,14 @@ def serve(
         ),
     ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Server processes sharing the port and the database; any of them may take any call.",
+        ),
+    ] = 1,
 ) -> None:
     """Answer calls to the TARS number: Twilio webhooks in, one Gemini Live pipeline per call."""
     import asyncio
@@ -60,6 +68,9 @@ def serve(
         )
     _quiet_pipecat(log_level)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if workers > 1:
+        _serve_workers(project, host, port, str(public), log_level, workers)
+        return
     from tars.server.run import running
 
     async def main() -> int | None:
@@ -87,6 +98,28 @@ def serve(
             f"tars serve could not listen on {host}:{port} (uvicorn exited with {exc.code})",
             "the log above says why; pick another port with --port",
         ) from None
+    if stopped_by == signal.SIGINT:
+        raise typer.Exit(130)
+
+
+def _serve_workers(project: object, host: str, port: int, public: str, log_level: str, workers: int) -> None:
+    """``--workers N``: N server processes on one socket (``tars.server.workers``)."""
+    import signal
+
+    from tars.server.workers import WorkerOptions, Workers, listen
+
+    try:
+        sock = listen(host, port)
+    except OSError as exc:
+        raise UserError(
+            f"tars serve could not listen on {host}:{port}: {exc.strerror}", "pick another --port"
+        ) from None
+    options = WorkerOptions(str(project.root), public, log_level)  # type: ignore[attr-defined]
+    output.err.print(
+        f"[green]TARS is answering[/] on http://{host}:{port} with {workers} workers (public: {public}); "
+        f"point the Twilio number's voice webhook at {public}/twilio/voice"
+    )
+    stopped_by = Workers(options, sock, workers).run()
     if stopped_by == signal.SIGINT:
         raise typer.Exit(130)
 

@@ -94,6 +94,7 @@ def create_app(board: Switchboard, api_token: str) -> FastAPI:
                 "status": "stopping" if board.shutting_down else "ok",
                 "live_calls": len(board.sessions),
                 "max_calls": board.max_calls,
+                "server": board.id,
             }
         )
 
