@@ -55,7 +55,7 @@ def question_by_sms(asker: Asker, question: str, code: str) -> str:
 
 async def ask_owner(board: Switchboard, asker: Asker, question: str, timeout: float) -> str:
     """Ask the owner and wait up to ``timeout`` seconds for the answer."""
-    from tars.store.call_messages import get_message, new_message, owner_live_call, set_status
+    from tars.store.call_messages import new_message, owner_live_call, set_status
 
     now = wall()
     expires = now + dt.timedelta(seconds=timeout)
@@ -81,16 +81,26 @@ async def ask_owner(board: Switchboard, asker: Asker, question: str, timeout: fl
             await board.db(lambda s: set_status(s, message.id, "failed"))
             raise QuestionError(f"could not reach {board.project.owner.name}: {exc}") from exc
     board.wake_scheduler()
+    try:
+        return await _answer_of(board, message.id, timeout)
+    except asyncio.CancelledError:  # the asking call ended: an answer now would reach nobody
+        await asyncio.shield(board.db(lambda s: set_status(s, message.id, "expired")))
+        raise
+
+
+async def _answer_of(board: Switchboard, message_id: int, timeout: float) -> str:
+    from tars.store.call_messages import get_message, set_status
+
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
-        row = await board.db(lambda s: get_message(s, message.id))
+        row = await board.db(lambda s: get_message(s, message_id))
         if row is not None and row.status == "answered":
             return str(row.answer or "")
         if row is None or row.status in ("failed", "expired"):
             break
         if asyncio.get_running_loop().time() >= deadline:
-            await board.db(lambda s: set_status(s, message.id, "expired"))
-            row = await board.db(lambda s: get_message(s, message.id))
+            await board.db(lambda s: set_status(s, message_id, "expired"))
+            row = await board.db(lambda s: get_message(s, message_id))
             if row is not None and row.status == "answered":  # answered as it expired
                 return str(row.answer or "")
             break
