@@ -36,7 +36,7 @@ class Plan:
     latency_variants: tuple[str, ...] = ("tars", "pipecat", "pipecat-tuned", "floor")
     latency_calls: int = 5
     latency_turns: int = 16
-    capacity_variants: tuple[str, ...] = ("tars", "pipecat", "pipecat-tuned", "floor")
+    capacity_variants: tuple[str, ...] = ("tars", "tars-2w", "pipecat", "pipecat-tuned", "floor")
     levels: tuple[int, ...] = (1, 10, 25, 50, 100)
     experiment_levels: tuple[int, ...] = (1, 10, 25)  # the second Pipecat reference: enough to compare
     level_turns: int = 3
@@ -49,7 +49,7 @@ PLANS = {
         latency_variants=("tars", "pipecat", "pipecat-tuned", "floor"),
         latency_calls=2,
         latency_turns=5,
-        capacity_variants=("tars",),
+        capacity_variants=("tars", "tars-2w"),
         levels=(10,),
         level_turns=3,
         search_steps=0,
@@ -199,8 +199,10 @@ async def capacity(plan: Plan) -> Section:
         ("keeps_up", f"p95 ≤ own 1-call p95 + {KEEPS_UP_MS:.0f} ms, no dropped audio"),
     ):
         held = largest.get("tars", {}).get(key)
+        two = largest.get("tars-2w", {}).get(key)
         if held is not None:
-            section.rows.append(Row(f"most concurrent TARS calls: {what}", held, "calls"))
+            with_two = ("TARS, 2 workers", two) if two is not None else (None, None)
+            section.rows.append(Row(f"most concurrent TARS calls: {what}", held, "calls", *with_two))
     tars, refs = _compare_level(runs)
     costs = (
         ("CPU per call-minute, steady (calls mid-conversation)", "steady_cpu_s_per_call_minute", "s"),
@@ -241,7 +243,7 @@ def _compare_level(runs: dict[str, list[dict[str, Any]]]) -> tuple[Any, list[dic
     if not levels:
         return None, []
     calls = 10 if 10 in levels else levels[0]
-    pick = {v: next((s for s in rs if s["calls"] == calls), None) for v, rs in runs.items()}
+    pick = {v: next((s for s in rs if s["calls"] == calls), None) for v, rs in runs.items() if v != "tars-2w"}
     return pick["tars"], [s for v, s in pick.items() if v != "tars" and s is not None]
 
 

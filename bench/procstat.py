@@ -21,6 +21,28 @@ def cpu_seconds(pid: int | None = None) -> float:
     return _psutil(pid).cpu_times().user + _psutil(pid).cpu_times().system
 
 
+def tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (the workers of `tars serve --workers N`), on Linux; else ``[pid]``."""
+    proc = Path("/proc")
+    if not proc.exists():
+        return [pid]
+    parents: dict[int, list[int]] = {}
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(parents.get(current, []))
+    return found
+
+
 def rss_bytes(pid: int | None = None) -> int:
     """Resident memory of ``pid`` (default: this process) right now."""
     pid = os.getpid() if pid is None else pid

@@ -32,6 +32,8 @@ LABELS = {
     # A second reference: bare Pipecat with TARS's two audio settings (bench.tuning), so that
     # TARS against it is the cost of TARS's own layers alone.
     "pipecat-tuned": "bare Pipecat + TARS's audio settings",
+    # The same server as two processes on one port and one database (`tars serve --workers 2`).
+    "tars-2w": "TARS, 2 workers (`tars serve --workers 2`)",
 }
 
 
@@ -105,6 +107,7 @@ class Server:
                 self.upstream.public_url,
                 "--log-level",
                 "warning",
+                *(["--workers", "2"] if self.variant == "tars-2w" else []),
             ]
         elif self.variant == "floor":
             argv = [sys.executable, "-m", "bench.floor", "--port", str(self.port)]
@@ -146,10 +149,11 @@ class Server:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
     def cpu_seconds(self) -> float:
-        return procstat.cpu_seconds(self.pid)
+        """The server's CPU time: its process and, with workers, theirs."""
+        return sum(procstat.cpu_seconds(pid) for pid in procstat.tree(self.pid))
 
     def rss_bytes(self) -> int:
-        return procstat.rss_bytes(self.pid)
+        return sum(procstat.rss_bytes(pid) for pid in procstat.tree(self.pid))
 
     async def stop(self) -> None:
         process = self.process

@@ -42,7 +42,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tars.scheduler import goal_calls, relay, reminders
+from tars.scheduler import goal_calls, listen, relay, reminders
 from tars.scheduler.jobs import Slot
 from tars.scheduler.live import owner_session
 from tars.scheduler.wakeup import watch
@@ -151,7 +151,17 @@ class Scheduler:
     def start(self) -> None:
         if self._task is None:
             self._wake = asyncio.Event()
-            self._unwatch = watch(self.board.database, self.wake, asyncio.get_running_loop())
+            loop = asyncio.get_running_loop()
+            unwatch = watch(self.board.database, self.wake, loop)
+            engine = self.board.database.engine
+            unlisten = listen.listen(engine, self.wake, loop) if listen.supported(engine) else None
+
+            def stop_watching() -> None:
+                unwatch()
+                if unlisten is not None:
+                    unlisten()
+
+            self._unwatch = stop_watching
             self._task = asyncio.ensure_future(self._run())
 
     async def stop(self, grace: float = 5.0) -> None:
@@ -159,7 +169,7 @@ class Scheduler:
         cut short keeps its lease and is delivered again when the lease runs out."""
         self._stopping = True
         if self._unwatch is not None:
-            self._unwatch()
+            await asyncio.to_thread(self._unwatch)  # the listening thread may take a moment to stop
             self._unwatch = None
         if self._task is not None:
             self.wake()  # the loop ends after its current step: a claim under way is delivered

@@ -16,6 +16,7 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from tars.store.models import Call, CallMessage, utcnow
+from tars.store.wakeups import notify
 
 #: Open questions: asked, not yet answered or expired.
 OPEN = ("pending", "delivered")
@@ -53,6 +54,8 @@ def new_message(
         code=_new_code(session) if kind == "question" else None,
     )
     session.add(message)
+    if message.to_call_id is not None:
+        notify(session)  # the server holding that call says it at once
     session.commit()
     session.refresh(message)
     return message

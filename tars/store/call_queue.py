@@ -28,6 +28,7 @@ from sqlmodel import Session, col, select
 from tars.store.calls import start_call
 from tars.store.errors import InvalidValue
 from tars.store.models import Call, CallMessage, Reminder
+from tars.store.wakeups import notify
 
 FINAL = ("completed", "busy", "no-answer", "failed", "voicemail")
 #: Goal calls that ended like this are retried per their playbook's policy (``busy``,
@@ -70,6 +71,7 @@ def schedule_call(
     call.attempt = attempt
     call.retry_of = retry_of
     session.add(call)
+    notify(session)
     session.flush()
     return call
 

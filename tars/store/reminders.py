@@ -39,6 +39,7 @@ from sqlmodel import Session, col, select
 from tars import timeparse
 from tars.store.errors import InvalidValue, NotFound
 from tars.store.models import CHANNELS, Contact, Reminder
+from tars.store.wakeups import notify
 
 OPEN = ("pending", "delivering", "failed")  # shown by `tars remind list` without --all
 MAX_BACKOFF = dt.timedelta(hours=1)
@@ -140,6 +141,7 @@ def add_reminder(
     )
     session.add(reminder)
     session.flush()
+    notify(session)
     return reminder
 
 

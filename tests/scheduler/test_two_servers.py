@@ -240,3 +240,41 @@ def _live_count(project: Any) -> int:
 
     with connect(project.database_url) as db, db.session() as s:
         return len(live_sessions(s, dt.datetime.now(dt.UTC)))
+
+
+@pytest.mark.postgresql
+async def test_on_postgresql_work_stored_elsewhere_wakes_the_server_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str
+) -> None:
+    """LISTEN/NOTIFY: a server that would next look in a minute looks when another process
+    commits work (here: a NOTIFY from a connection of its own, as `tars remind add` sends)."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+    import psycopg
+
+    from tars.sim.gemini import EchoBrain
+    from tars.store.database import connect
+    from tars.store.reminders import add_reminder
+
+    storage = f"version: 1\n\nstorage:\n  url: '{database_url}'\n\nscheduler:\n  poll_seconds: 60\n"
+    project = make_project(tmp_path / "p", monkeypatch, [("tars.yaml", "version: 1\n", storage)])
+    async with Line(project, EchoBrain) as line:
+        assert line.server is not None
+        scheduler = line.server.server.scheduler
+        await eventually(lambda: scheduler.ticks >= 1, 10, "the first tick")
+        with connect(project.database_url) as db:
+            url = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        ticks = scheduler.ticks
+        with psycopg.connect(url, autocommit=True) as other:  # another process's connection
+            other.execute("NOTIFY tars_wake")
+        await eventually(lambda: scheduler.ticks > ticks, 30, "a tick woken by NOTIFY")
+
+    now = dt.datetime.now(dt.UTC)
+    with psycopg.connect(url, autocommit=True) as listener:
+        listener.execute("LISTEN tars_wake")
+        with connect(project.database_url) as db, db.session() as s:  # what `tars remind add` does
+            add_reminder(s, text="call Helen", due=now + dt.timedelta(hours=1), timezone="UTC", now=now)
+            assert list(listener.notifies(timeout=0.2, stop_after=1)) == []  # not before the commit
+            s.commit()
+        [heard] = list(listener.notifies(timeout=10, stop_after=1))
+    assert heard.channel == "tars_wake"
