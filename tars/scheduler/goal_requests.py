@@ -20,6 +20,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from tars.calls.caller import OWNER, Caller
+from tars.calls.gate import ToolGate
+from tars.calls.recorder import CallRecorder
+from tars.config.secrets import mask_text
 from tars.graph.call_plan import InputError, prepare_call
 from tars.graph.planner import ToolCall
 from tars.scheduler.window import next_open
@@ -199,41 +202,23 @@ async def report(board: Switchboard, call_id: int, text: str, payload: Mapping[s
 
 
 async def _follow_up(board: Switchboard, call: Any, follow_up: Mapping[str, Any], result: Mapping[str, Any]) -> None:
-    """One attached tool, checked against its role again, run and recorded on the asking call."""
-    import time
-
-    from tars.store.calls import add_tool_invocation
-
+    """One attached tool, through the same gate as in a call (role, arguments, timeout), run
+    with the goal call's result as its upstream and recorded on the call that asked for it."""
     project = board.project
-    tool, args = str(follow_up.get("tool")), dict(follow_up.get("args") or {})
     role = str(follow_up.get("role") or OWNER)
     asker = int(follow_up.get("by") or call.requested_by or call.id)
-    started = time.perf_counter()
-    allowed = tool in project.tools and tool in (project.roles[role].tools if role in project.roles else ())
-    value: Any = None
-    reason: str | None = None
-    if not allowed:
-        reason = f"'{tool}' is not available to the {role} role"
-    else:
-        ctx = ToolContext(
-            project,
-            board.database,
-            Caller(project.owner.phone, role, project.owner.name),
-            _NoLiveCall(),
-            board.outbox,
-            asker,
-        )
-        try:
-            value = await execute(ctx, ToolCall(f"after-{call.id}", tool, args), {"make_goal_call": dict(result)})
-        except Exception as exc:
-            reason = f"{type(exc).__name__}: {exc}"
-            log.warning("the follow-up %s of goal call %s failed: %s", tool, call.id, exc)
-    duration = int((time.perf_counter() - started) * 1000)
-    await board.db(
-        lambda s: add_tool_invocation(
-            s, asker, tool, arguments=args, allowed=allowed, result=value, reason=reason, duration_ms=duration
-        )
-    )
+    ctx = ToolContext(
+        project, board.database, Caller(project.owner.phone, role, project.owner.name), _NoLiveCall(), board.outbox,
+        asker,
+    )  # fmt: skip
+    recorder = CallRecorder(board.database, asker, lambda text: mask_text(text, project.secrets))
+    granted = project.roles[role].tools if role in project.roles else ()
+    gate = ToolGate(project, role, granted, lambda c, _: execute(ctx, c, {"make_goal_call": dict(result)}), recorder)
+    tool = ToolCall(f"after-{call.id}", str(follow_up.get("tool")), dict(follow_up.get("args") or {}))
+    [outcome] = await gate.run_batch([tool])
+    if "error" in outcome or "refused" in outcome:
+        log.warning("the follow-up %s of goal call %s did not run: %s", tool.name, call.id, outcome)
+    await recorder.flush()
 
 
 class _NoLiveCall:

@@ -99,9 +99,12 @@ class Workers:
         first = self.stopping is None
         self.stopping = sig
         for process in self.processes:
-            if process.is_alive() and process.pid is not None:
-                # the first signal: each worker ends its calls gracefully; a second: at once
-                process.terminate() if first else process.kill()
+            if not process.is_alive():
+                continue
+            if first:  # each worker ends its calls gracefully
+                process.terminate()
+            else:  # a second signal: at once
+                process.kill()
 
     def run(self) -> int | None:
         """Until stopped; returns the signal that stopped the workers."""

@@ -84,23 +84,19 @@ def pending_for(session: Session, call_ids: Iterable[int]) -> list[CallMessage]:
 
 def set_status(session: Session, message_id: int, status: str, *, only_if: Iterable[str] = OPEN) -> bool:
     """Move a message on (delivered, expired, failed) unless it has already moved past ``only_if``."""
-    done = session.execute(
-        update(CallMessage)
-        .where(col(CallMessage.id) == message_id, col(CallMessage.status).in_(list(only_if)))
-        .values(status=status, updated_at=utcnow())
-        .execution_options(synchronize_session=False)
-    )
-    session.commit()
-    return bool(done.rowcount)  # type: ignore[attr-defined]
+    return _move(session, message_id, only_if, status=status)
 
 
 def answer(session: Session, message_id: int, text: str) -> bool:
     """Answer an open question; False if it was answered or expired already."""
-    now = utcnow()
+    return _move(session, message_id, OPEN, status="answered", answer=text, answered_at=utcnow())
+
+
+def _move(session: Session, message_id: int, only_if: Iterable[str], **values: object) -> bool:
     done = session.execute(
         update(CallMessage)
-        .where(col(CallMessage.id) == message_id, col(CallMessage.status).in_(OPEN))
-        .values(status="answered", answer=text, answered_at=now, updated_at=now)
+        .where(col(CallMessage.id) == message_id, col(CallMessage.status).in_(list(only_if)))
+        .values(**values, updated_at=utcnow())
         .execution_options(synchronize_session=False)
     )
     session.commit()

@@ -18,6 +18,7 @@ import pytest
 
 from tars.sim.gemini import CallTool, Say
 from tests.server.harness import Line, make_project, place
+from tests.server.test_goal_calls import MenuThenPerson
 from tests.waiting import eventually
 
 DENTIST = "+442079460123"
@@ -36,11 +37,12 @@ def open_hours(line: Line, *servers: Any) -> None:
         running.server.clock = lambda: wednesday
 
 
-class MenuOnOneServerPersonOnTheOther:
+class MenuOnOneServerPersonOnTheOther(MenuThenPerson):
     """A phone menu (press 2), pressed while Twilio's traffic is moved to the other server; the
     fresh stream then reaches that server, where a person answers."""
 
     def __init__(self, move: Callable[[], None]):
+        super().__init__()
         self.move = move
         self.openings: list[str] = []
 
@@ -49,20 +51,7 @@ class MenuOnOneServerPersonOnTheOther:
         self.openings.append(opening)
         if "You pressed 2" not in opening:
             self.move()
-            return [Say("Hello."), CallTool("press_digits", {"digits": "2"})]
-        return [Say("Hello, what are your opening hours on Saturday?"), CallTool("goto_step", {"step": "note_answer"})]
-
-    async def on_user(self, session: Any, text: str) -> list[Any]:
-        if "nine to five" in text:
-            return [CallTool("record_outcome", {"status": "answered", "answer": "Saturday 9 to 5"})]
-        return []
-
-    async def on_tool_result(self, session: Any, name: str, response: dict[str, Any]) -> list[Any]:
-        if name == "record_outcome":
-            return [CallTool("goto_step", {"step": "wrap_up"})]
-        if response.get("next_step") == "wrap_up":
-            return [Say("Thank you, goodbye."), CallTool("end_call", {})]
-        return []
+        return await super().on_start(session)
 
 
 async def test_a_keypad_handover_continues_at_the_same_step_on_the_other_server(
@@ -252,6 +241,7 @@ async def test_on_postgresql_work_stored_elsewhere_wakes_the_server_at_once(
         pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
     import psycopg
 
+    from tars.scheduler.listen import conninfo
     from tars.sim.gemini import EchoBrain
     from tars.store.database import connect
     from tars.store.reminders import add_reminder
@@ -263,7 +253,7 @@ async def test_on_postgresql_work_stored_elsewhere_wakes_the_server_at_once(
         scheduler = line.server.server.scheduler
         await eventually(lambda: scheduler.ticks >= 1, 10, "the first tick")
         with connect(project.database_url) as db:
-            url = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+            url = conninfo(db.engine)
         ticks = scheduler.ticks
         with psycopg.connect(url, autocommit=True) as other:  # another process's connection
             other.execute("NOTIFY tars_wake")

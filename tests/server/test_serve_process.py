@@ -27,6 +27,26 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def served_project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, twilio: TwilioEmulator, gemini: GeminiEmulator
+) -> tuple[Any, dict[str, str]]:
+    """The example project pointed at the emulators, and the environment `tars serve` runs in."""
+    project = make_project(
+        tmp_path / "p",
+        monkeypatch,
+        [
+            (
+                "tars.yaml",
+                "  public_url: ${TARS_PUBLIC_URL:-https://tars.example.com}\n",
+                f"  public_url: ${{TARS_PUBLIC_URL:-https://tars.example.com}}\n  api_base_url: {twilio.base_url}\n",
+            ),
+            ("tars.yaml", "  voice: Charon\n", f"  voice: Charon\n  base_url: {gemini.base_url}\n"),
+        ],
+    )
+    env = {**os.environ, "TARS_GEMINI_CA_FILE": gemini.ca_file, "NO_PROXY": "127.0.0.1,localhost"}
+    return project, env
+
+
 class Goodbye:
     """Greets; when told the server is stopping, says goodbye."""
 
@@ -48,21 +68,8 @@ async def test_serve_answers_and_stops_gracefully_on_sigterm(tmp_path: Path, mon
         TwilioEmulator(account_sid=ACCOUNT, auth_token=TOKEN, realtime=False) as twilio,
         GeminiEmulator(api_key=API_KEY, brain_factory=Goodbye) as gemini,
     ):
-        project = make_project(
-            tmp_path / "p",
-            monkeypatch,
-            [
-                (
-                    "tars.yaml",
-                    "  public_url: ${TARS_PUBLIC_URL:-https://tars.example.com}\n",
-                    "  public_url: ${TARS_PUBLIC_URL:-https://tars.example.com}\n"
-                    f"  api_base_url: {twilio.base_url}\n",
-                ),
-                ("tars.yaml", "  voice: Charon\n", f"  voice: Charon\n  base_url: {gemini.base_url}\n"),
-            ],
-        )
+        project, env = served_project(tmp_path, monkeypatch, twilio, gemini)
         port = free_port()
-        env = {**os.environ, "TARS_GEMINI_CA_FILE": gemini.ca_file, "NO_PROXY": "127.0.0.1,localhost"}
         server = subprocess.Popen(
             [
                 sys.executable,

@@ -4,7 +4,6 @@ answering, and stopped together on SIGTERM."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -15,9 +14,9 @@ import pytest
 
 from tars.sim.gemini import GeminiEmulator
 from tars.sim.twilio import TwilioEmulator
-from tests.server.harness import ACCOUNT, API_KEY, PUBLIC, TOKEN, make_project
+from tests.server.harness import ACCOUNT, API_KEY, PUBLIC, TOKEN
 from tests.server.test_owner_calls import greet_then
-from tests.server.test_serve_process import free_port
+from tests.server.test_serve_process import free_port, served_project
 from tests.waiting import eventually
 
 
@@ -26,18 +25,8 @@ async def test_two_workers_share_the_port_and_stop_together(tmp_path: Path, monk
         TwilioEmulator(account_sid=ACCOUNT, auth_token=TOKEN, realtime=False) as twilio,
         GeminiEmulator(api_key=API_KEY, brain_factory=greet_then) as gemini,
     ):
-        project = make_project(
-            tmp_path / "p",
-            monkeypatch,
-            [
-                ("tars.yaml", "  public_url: ${TARS_PUBLIC_URL:-https://tars.example.com}\n",
-                 "  public_url: ${TARS_PUBLIC_URL:-https://tars.example.com}\n"
-                 f"  api_base_url: {twilio.base_url}\n"),
-                ("tars.yaml", "  voice: Charon\n", f"  voice: Charon\n  base_url: {gemini.base_url}\n"),
-            ],
-        )  # fmt: skip
+        project, env = served_project(tmp_path, monkeypatch, twilio, gemini)
         port = free_port()
-        env = {**os.environ, "TARS_GEMINI_CA_FILE": gemini.ca_file, "NO_PROXY": "127.0.0.1,localhost"}
         command = [sys.executable, "-m", "tars", "--project", str(project.root), "serve", "--port", str(port),
                    "--log-level", "warning", "--workers", "2"]  # fmt: skip
         server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)

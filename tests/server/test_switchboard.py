@@ -137,15 +137,17 @@ async def heard_containing(call: Any, words: str, timeout: float = 20) -> str:
             return heard.text
 
 
-async def ring_and_ask(line: Line, clock: dt.datetime) -> Any:
-    """The owner rings TARS (the switchboard's clock at ``clock``) and asks for the booking."""
+async def ring_and_ask(
+    line: Line, clock: dt.datetime, words: str = "call the dentist and book me a check-up on Wednesday"
+) -> Any:
+    """The owner rings TARS (the switchboard's clock at ``clock``) and asks for ``words``."""
     assert line.server is not None
     board = line.server.server
     board.clock = board.scheduler.clock = lambda: clock
     owner = await line.call_in(from_=line.project.owner.phone)
     assert (await line.twilio.next_call(timeout=10)).sid == owner.sid
     await heard_containing(owner, "TARS at your service")
-    await owner.say("call the dentist and book me a check-up on Wednesday")
+    await owner.say(words)
     return owner
 
 
@@ -355,13 +357,9 @@ async def test_call_helen_then_email_me_emails_after_the_outcome(
     assert tars("--project", tmp_path / "p", "contacts", "add", "Helen Price", "+447700900456").exit_code == 0
     owner_brain = OwnerWantsAnEmail()
     async with Line(project, Calls(owner_brain, HappyGuest())) as line:
-        assert line.server is not None
-        board = line.server.server
-        board.clock = board.scheduler.clock = lambda: WEDNESDAY_1000
-        owner = await line.call_in(from_=project.owner.phone)
-        assert (await line.twilio.next_call(timeout=10)).sid == owner.sid
-        await heard_containing(owner, "TARS at your service")
-        await owner.say("call Helen and ask if she wants dinner on Friday, then email me the details")
+        owner = await ring_and_ask(
+            line, WEDNESDAY_1000, "call Helen and ask if she wants dinner on Friday, then email me the details"
+        )
         helen = await line.twilio.next_call(timeout=15)
         await heard_containing(owner, "will email you")
         emailed_before_the_outcome = [r for r in line.webhooks.requests if r.name == "send_to_n8n"]
