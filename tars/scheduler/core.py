@@ -302,9 +302,12 @@ class Scheduler:
         self._more_due = False
         self._next_due = None
         holder = await self.board.db(lambda s: owner_live_elsewhere(s, self.id, wall()))
-        if holder is not None:
-            log.debug("the owner is on a call held by %s; its reminders are announced there", holder)
-            return
+        channels = None
+        if holder is not None:  # reminders said in the owner's call are left to that server
+            channels = reminders.sent_during_owner_call(self.board.project)
+            log.debug("the owner is on a call held by %s; reminders said in calls are announced there", holder)
+            if not channels:
+                return
         while self.active:
             free = self.concurrency - self.sending
             if free <= 0:
@@ -312,14 +315,16 @@ class Scheduler:
                 return
             token = self.token()
             claimed = await self.write(
-                lambda s, limit=free, token=token: claim_due(s, self.now(), token, self.lease_seconds, limit=limit)
+                lambda s, limit=free, token=token: claim_due(
+                    s, self.now(), token, self.lease_seconds, limit=limit, channels=channels
+                )
             )
             for reminder in claimed:
                 self._spawn(reminders.deliver(self, reminder, token, Slot(self)))
             if len(claimed) < free:
                 from tars.store.reminders import next_due
 
-                self._next_due = await self.board.db(next_due)
+                self._next_due = await self.board.db(lambda s: next_due(s, channels))
                 return
 
     def _spawn(self, coro: Any) -> None:

@@ -8,10 +8,12 @@ The channel is the reminder's own (``--via``) or ``delivery.reminders`` in tars.
   (``tars.scheduler.reminder_calls``): delivered once the model has finished its first turn
   on the answered call (the announcement), else retried.
 
-Whatever the channel, if the owner is on a live call with this server the reminder is said
-in that call (``say_to_model``), and is delivered once the model has finished its next turn
-(one reminder at a time per call); nothing else is sent. If the call ends first, the
-attempt failed and is retried (by its channel, unless the owner is on a call again).
+If the owner is on a live call with this server when a reminder on one of the channels in
+``delivery.said_in_owner_call`` (default: ``call`` only) falls due, it is said in that call
+(``say_to_model``) instead of being sent, and is delivered once the model has finished its next
+turn (one reminder at a time per call). If the call ends first, the attempt failed and is
+retried (by its channel, unless the owner is on a call again). SMS and webhook reminders go
+out on their own channel during a call unless that setting names them.
 
 **Late reminders.** A reminder first claimed more than ``scheduler.late_after_seconds`` (60 s)
 after it fell due, with no retry pending, fell due while no server was running: it is *late*. With
@@ -61,6 +63,19 @@ def channel_for(project: Project, reminder: Any) -> str:
     if reminder.channel and reminder.channel != "default":
         return str(reminder.channel)
     return str(project.section("delivery").get("reminders") or "sms")
+
+
+def said_in_owner_call(project: Project, channel: str) -> bool:
+    """Whether a reminder on ``channel`` is said in the owner's live call instead of sent."""
+    return channel in (project.section("delivery").get("said_in_owner_call") or ["call"])
+
+
+def sent_during_owner_call(project: Project) -> list[str]:
+    """The stored channels (``--via`` values) of reminders that go out on their own channel
+    even while the owner is on a call with TARS."""
+    default = str(project.section("delivery").get("reminders") or "sms")
+    stored = ("default", "call", "sms", "webhook")
+    return [c for c in stored if not said_in_owner_call(project, default if c == "default" else c)]
 
 
 def is_late(reminder: Any, now: dt.datetime, after: dt.timedelta) -> bool:
@@ -256,14 +271,14 @@ async def deliver(scheduler: Runner, reminder: Any, lease: str, slot: Slot | Non
             return
         from tars.scheduler.live import announce, owner_session
 
-        live = owner_session(board)
+        channel = channel_for(project, reminder)
+        live = owner_session(board) if said_in_owner_call(project, channel) else None
         if live is not None:
             if await announce(live, announcement(project, reminder, late, on_call=True)):
                 await delivered(board, reminder.id, lease, late=late)
             else:
                 await failed(board, reminder.id, lease, "the owner's call ended before the reminder was said")
             return
-        channel = channel_for(project, reminder)
         if channel == "sms":
             await board.outbox.send_sms(project.owner.phone, reminder_text(reminder, late))
         elif channel == "webhook":

@@ -32,7 +32,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, func, or_, update
+from sqlalchemy import and_, func, or_, true, update
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
@@ -284,10 +284,16 @@ def _claimable(now: dt.datetime) -> ColumnElement[bool]:
 
 
 def claim_due(
-    session: Session, now: dt.datetime, owner_id: str, lease_seconds: float = 120, limit: int = 10
+    session: Session,
+    now: dt.datetime,
+    owner_id: str,
+    lease_seconds: float = 120,
+    limit: int = 10,
+    channels: Sequence[str] | None = None,
 ) -> list[Reminder]:
     """Take up to ``limit`` due reminders for ``owner_id`` until ``now + lease_seconds``;
     commits, and returns the claimed reminders (status ``delivering``, ``attempts`` counted).
+    ``channels``, if given, limits the claim to reminders stored with one of these channels.
 
     Call it with a session that has nothing uncommitted. A reminder is never handed to two
     claimers whose leases overlap; one whose claimer died is taken again when its lease ends.
@@ -295,7 +301,7 @@ def claim_due(
     expires = now + dt.timedelta(seconds=lease_seconds)
     candidates = session.exec(
         select(Reminder.id)
-        .where(_claimable(now))
+        .where(_claimable(now), _on(channels))
         .order_by(func.coalesce(Reminder.retry_at, Reminder.due), col(Reminder.id))
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -336,14 +342,19 @@ def claim_due(
     return found
 
 
-def next_due(session: Session) -> dt.datetime | None:
+def _on(channels: Sequence[str] | None) -> ColumnElement[bool]:
+    return true() if channels is None else col(Reminder.channel).in_(channels)
+
+
+def next_due(session: Session, channels: Sequence[str] | None = None) -> dt.datetime | None:
     """When the next reminder may be claimed, if any: a pending one falls due (its retry time,
-    if it has one), or the lease on one being delivered runs out."""
-    first = session.exec(
-        select(func.min(Reminder.due)).where(col(Reminder.status) == "pending", col(Reminder.retry_at).is_(None))
-    ).one()
-    retry = session.exec(select(func.min(Reminder.retry_at)).where(col(Reminder.status) == "pending")).one()
-    lease = session.exec(select(func.min(Reminder.lease_expires_at)).where(col(Reminder.status) == "delivering")).one()
+    if it has one), or the lease on one being delivered runs out (of those stored with one of
+    ``channels``, if given)."""
+    on = _on(channels)
+    pending, delivering = col(Reminder.status) == "pending", col(Reminder.status) == "delivering"
+    first = session.exec(select(func.min(Reminder.due)).where(pending, col(Reminder.retry_at).is_(None), on)).one()
+    retry = session.exec(select(func.min(Reminder.retry_at)).where(pending, on)).one()
+    lease = session.exec(select(func.min(Reminder.lease_expires_at)).where(delivering, on)).one()
     session.commit()
     found = [t for t in (first, retry, lease) if t is not None]
     if not found:
