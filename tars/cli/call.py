@@ -151,7 +151,7 @@ def call(
     if wait if wait is not None else sys.stdout.isatty():
         from tars.cli.live_view import watch
 
-        final = watch(client, placed["call_id"], show=not as_json)
+        final = watch(client, placed["call_id"], show=not as_json, persona=project.persona.name)
         if as_json:
             output.print_json(final)
     else:

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from tars.cli import context, output
+from tars.cli.speakers import other_party, speaker_name
 
 app = typer.Typer(
     help="Calls TARS made and answered: what was said, which tools ran, how it went.",
@@ -198,9 +199,11 @@ def show(
     out.print(facts)
     if details.transcript:
         out.print("\n[bold]Transcript[/]")
+        party = other_party(name, outbound=c.direction == "outbound")
         for line in details.transcript:
             stamp = timeparse.local(line.at, tz).strftime("%H:%M:%S")
-            speaker, said = output.escape(line.speaker), output.escape(line.text)
+            speaker = output.escape(speaker_name(line.speaker, project.persona.name, party))
+            said = output.escape(line.text)
             out.print(f"[dim]{stamp}[/] [bold]{speaker}:[/] {said}")
     if details.tools:
         out.print("\n[bold]Tools[/]")

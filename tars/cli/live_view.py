@@ -6,11 +6,12 @@ import time
 from typing import Any
 
 from tars.cli import output
+from tars.cli.speakers import other_party, speaker_name
 
 FINAL = ("completed", "busy", "no-answer", "failed", "voicemail")
 
 
-def render(call: dict[str, Any]) -> Any:
+def render(call: dict[str, Any], persona: str = "TARS") -> Any:
     from rich.console import Group
     from rich.markup import escape
     from rich.panel import Panel
@@ -21,8 +22,11 @@ def render(call: dict[str, Any]) -> Any:
     who = escape(str(call.get("to_number") or ""))
     header = f"[bold]{who}[/]  {call.get('playbook') or ''}  status [cyan]{status}[/]{step}"
     lines = Table.grid(padding=(0, 1))
+    party = other_party(call.get("contact") or call.get("callee"), outbound=call.get("direction") == "outbound")
     for line in call.get("transcript", [])[-14:]:
-        who = {"assistant": "[green]TARS[/]", "caller": "[blue]them[/]"}.get(line["speaker"], "[dim]system[/]")
+        name = escape(speaker_name(line["speaker"], persona, party))
+        style = {"assistant": "green", "caller": "blue"}.get(line["speaker"], "dim")
+        who = f"[{style}]{name}[/]"
         text = line["text"] if line["speaker"] != "system" else line["text"][:100]
         lines.add_row(who, escape(text))
     tools = Table.grid(padding=(0, 1))
@@ -39,7 +43,9 @@ def render(call: dict[str, Any]) -> Any:
     return Panel(Group(*parts), title=f"call {call.get('id')}", expand=False)
 
 
-def watch(client: Any, call_id: int, poll: float = 0.5, settle: float = 15.0, show: bool = True) -> dict[str, Any]:
+def watch(
+    client: Any, call_id: int, poll: float = 0.5, settle: float = 15.0, show: bool = True, persona: str = "TARS"
+) -> dict[str, Any]:
     """Follow the call until it has ended and its report is written; Ctrl-C detaches, the call goes on.
 
     With ``show=False`` (``--json``) nothing is drawn; the final state is returned.
@@ -50,14 +56,14 @@ def watch(client: Any, call_id: int, poll: float = 0.5, settle: float = 15.0, sh
 
     call = client.get(f"/api/calls/{call_id}")
     ended_at: float | None = None
-    view = Live(render(call), console=output.out, refresh_per_second=4) if show else contextlib.nullcontext()
+    view = Live(render(call, persona), console=output.out, refresh_per_second=4) if show else contextlib.nullcontext()
     try:
         with view as live:
             while True:
                 time.sleep(poll)
                 call = client.get(f"/api/calls/{call_id}")
                 if live is not None:
-                    live.update(render(call))
+                    live.update(render(call, persona))
                 if call.get("status") in FINAL and not call.get("live"):
                     ended_at = ended_at or time.monotonic()
                     if call.get("summary") or call.get("status") != "completed" or time.monotonic() - ended_at > settle:

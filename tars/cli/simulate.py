@@ -14,6 +14,7 @@ import typer
 
 from tars.cli import context, errors, output
 from tars.cli.logs import send_loguru_to_stderr
+from tars.cli.speakers import other_party, speaker_name
 
 if TYPE_CHECKING:
     from tars.sim.runner import ScenarioResult
@@ -147,8 +148,9 @@ def _show(result: ScenarioResult, persona: str) -> None:
         out.print(f"  [dim]{esc(persona)} calls {esc(result.party)}, playbook {scenario.call.playbook}{how}[/]")
     else:
         out.print(f"  [dim]{esc(result.party)} rings {esc(persona)}[/]")
-    names = {"tars": persona, "party": "callee" if result.outbound else "caller", "system": "system", "tool": "tool"}
-    width = max(6, *(len(names.get(e.speaker, e.speaker)) for e in result.transcript)) if result.transcript else 0
+    party = other_party(result.party_name, outbound=result.outbound)
+    names = {s: speaker_name(s, persona, party) for s in {e.speaker for e in result.transcript}}
+    width = max(6, *(len(names[e.speaker]) for e in result.transcript)) if result.transcript else 0
     wrap = max(40, out.width - width - 6)
     for entry in result.transcript:
         name = names.get(entry.speaker, entry.speaker)

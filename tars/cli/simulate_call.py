@@ -19,12 +19,14 @@ transcript, tool calls) is copied into the project's own database, marked as sim
 from __future__ import annotations
 
 import dataclasses
+import functools
 import tempfile
 import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tars.cli import errors, output
+from tars.cli.speakers import other_party, speaker_name
 
 if TYPE_CHECKING:
     from tars.project import Project
@@ -32,7 +34,6 @@ if TYPE_CHECKING:
     from tars.sim.runner import ScenarioResult
     from tars.sim.scenario import Scenario
 
-_NAMES = {"tars": "TARS", "party": "them", "system": "system", "tool": "tool"}
 _STYLES = {"tars": "bold cyan", "party": "bold yellow", "system": "dim", "tool": "magenta"}
 
 
@@ -55,7 +56,9 @@ def simulate_call(
     played, merged = _for_target(project, chosen, target, inputs)
     if not as_json:
         _header(target, played, merged)
-    show = None if as_json else _show_entry
+    party = other_party(str(target.get("name") or "") or None, outbound=True)
+    names = {s: speaker_name(s, project.persona.name, party) for s in ("tars", "party", "system", "tool")}
+    show = None if as_json else functools.partial(_show_entry, names=names)
     with tempfile.TemporaryDirectory(prefix="tars-call-") as folder, QuietLogs(verbose):
         state = Path(folder)
         result = run_one(played, project, state, show)
@@ -142,10 +145,10 @@ def _header(target: dict[str, Any], scenario: Scenario, inputs: dict[str, Any]) 
     out.print()
 
 
-def _show_entry(entry: Entry) -> None:
+def _show_entry(entry: Entry, names: dict[str, str]) -> None:
     out, esc = output.out, output.escape
-    width = 6
-    name = _NAMES.get(entry.speaker, entry.speaker)
+    width = max(6, *map(len, names.values()))
+    name = names.get(entry.speaker, entry.speaker)
     style = "red" if entry.speaker == "tool" and not entry.allowed else _STYLES.get(entry.speaker, "")
     text = entry.text
     if entry.speaker == "system" and len(text) > 160:

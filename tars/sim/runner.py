@@ -35,7 +35,7 @@ from tars.project import Project
 from tars.sim import records
 from tars.sim.expectations import Check, Observed, check
 from tars.sim.records import Entry
-from tars.sim.scenario import ModelTurn, OwnerTurn, PartyTurn, Scenario
+from tars.sim.scenario import E164, ModelTurn, OwnerTurn, PartyTurn, Scenario
 
 if TYPE_CHECKING:
     from tars.sim.line import Line
@@ -74,6 +74,7 @@ class ScenarioResult:
     seconds: float = 0.0
     call_sid: str | None = None
     party: str = ""  # who the other party is, in words
+    party_name: str | None = None  # their name, if TARS knows one (the business, the contact, the owner)
     state_dir: str | None = None
     call_id: int | None = None  # TARS's Call row (in the scenario's state folder)
     seen: Observed = field(default_factory=Observed)
@@ -199,7 +200,9 @@ async def run_scenario(
     outbound = scenario.call.outbound
     caller = scenario.call.from_ or "unknown"
     number = scenario.target_number(project) if outbound else scenario.number_of(caller, project)
-    result = ScenarioResult(scenario, "failed", party=_who(scenario, project, number))
+    result = ScenarioResult(
+        scenario, "failed", party=_who(scenario, project, number), party_name=_name(scenario, project)
+    )
     seen = result.seen
     text_model = TextModel(scenario.text_model)
     limits = scenario.gemini_limits
@@ -273,6 +276,17 @@ async def _place(scenario: Scenario, line: Line, result: ScenarioResult) -> Call
     except TimeoutError:
         result.checks.append(Check("TARS placed the call", False, "Twilio was never asked to dial"))
         return None
+
+
+def _name(scenario: Scenario, project: Project) -> str | None:
+    """The other party's name, as TARS's views show it; None for an unknown caller."""
+    if scenario.call.outbound:
+        entry = project.directory.get(scenario.call.target or "")
+        return (entry.name or scenario.call.target) if entry is not None else scenario.call.target
+    who = scenario.call.from_ or "unknown"
+    if who == "owner":
+        return project.owner.name
+    return None if who == "unknown" or E164.match(who) else who
 
 
 def _who(scenario: Scenario, project: Project, number: str) -> str:

@@ -35,6 +35,10 @@ A goal call, as the playbooks' own scenarios (``playbooks/scenarios/<playbook>/`
       steps_visited: [introduce, find_slot, confirm, wrap_up]
       outcome: {status: booked}
 
+A time that must lie ahead whenever the scenario runs is written in words under ``$time`` in a
+model's tool arguments or an expected outcome, and becomes an ISO 8601 time in the owner's
+timezone when the scenario is loaded: ``args: {status: booked, when: {$time: Wednesday at 10am}}``.
+
 Loading runs the project's passes: YAML (line-tracking), JSON Schema
 (``schemas/scenario.schema.json``), then cross-checks against the project (tool, contact,
 playbook and webhook names; turns that cannot happen). Every problem is a Diagnostic:
@@ -43,6 +47,7 @@ playbook and webhook names; turns that cannot happen). Every problem is a Diagno
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -221,7 +226,7 @@ def load_scenario(path: Path, project: Project, *, base: Path | None = None) -> 
     problems = cross_check(doc, project)
     if problems:
         raise ConfigError(problems)
-    return _build(doc, path.stem)
+    return _build(doc, path.stem, project.owner.timezone)
 
 
 def _shown(path: Path, base: Path) -> str:
@@ -231,8 +236,28 @@ def _shown(path: Path, base: Path) -> str:
         return str(path)
 
 
-def _build(doc: Document, name: str) -> Scenario:
-    data = doc.data
+#: ``{$time: words}`` in a tool call's arguments or an expected outcome: a time in words.
+TIME_KEY = "$time"
+
+
+def with_times(value: Any, timezone: str, now: dt.datetime) -> Any:
+    """``value`` with every ``{$time: words}`` mapping replaced by that time, ISO 8601 in
+    ``timezone`` (the next one after ``now``). The words were checked when loading."""
+    from tars import timeparse
+
+    if isinstance(value, Mapping):
+        if set(value) == {TIME_KEY}:
+            instant = timeparse.parse_future(str(value[TIME_KEY]), timezone, now)
+            return timeparse.local(instant, timezone).isoformat()
+        return {k: with_times(v, timezone, now) for k, v in value.items()}
+    if isinstance(value, list):
+        return [with_times(v, timezone, now) for v in value]
+    return value
+
+
+def _build(doc: Document, name: str, timezone: str) -> Scenario:
+    now = dt.datetime.now(dt.UTC)
+    data = with_times(doc.data, timezone, now)
     call = data["call"]
     given = data.get("given") or {}
     turns: list[Turn] = []

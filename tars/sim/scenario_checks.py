@@ -13,7 +13,7 @@ import datetime as dt
 from tars.config.diagnostics import Diagnostic, JsonPath, suggestion
 from tars.config.yaml_loader import Document
 from tars.project import Project
-from tars.sim.scenario import E164, OWNER, TOOL_ONLY, UNKNOWN
+from tars.sim.scenario import E164, OWNER, TIME_KEY, TOOL_ONLY, UNKNOWN
 
 #: Tools a goal call offers besides the playbook's (see tars.calls.playbook_run.RUNTIME_TOOLS).
 GOAL_RUNTIME_TOOLS = ("goto_step",)
@@ -67,7 +67,31 @@ class _Checker:
         self.given()
         self.turns()
         self.expect()
+        self.times(self.data, ())
         return self.problems
+
+    def times(self, value: object, path: JsonPath) -> None:
+        """Each ``{$time: words}`` holds words for a time to come, and nothing else."""
+        if isinstance(value, dict):
+            if TIME_KEY in value:
+                words = value[TIME_KEY]
+                if len(value) > 1:
+                    other = next(k for k in value if k != TIME_KEY)
+                    self.error(
+                        (*path, other), f"'{TIME_KEY}' stands alone: a time in words, nothing beside it", key=True
+                    )
+                elif not isinstance(words, str):
+                    self.error(
+                        (*path, TIME_KEY), f"'{TIME_KEY}' takes a time in words, e.g. {{{TIME_KEY}: Wednesday at 10am}}"
+                    )
+                else:
+                    self.time_words((*path, TIME_KEY), words, future=True)
+                return
+            for key, item in value.items():
+                self.times(item, (*path, key))
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                self.times(item, (*path, index))
 
     # --- who is on the line
     def who(self, path: JsonPath, value: str, *, allow_unknown: bool) -> None:

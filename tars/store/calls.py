@@ -191,6 +191,7 @@ def call_json(call: Call, contact_name: str | None = None) -> dict[str, Any]:
         "to": call.to_number,
         "contact_id": call.contact_id,
         "contact": contact_name,
+        "callee": call.callee,
         "playbook": call.playbook,
         "inputs": call.inputs,
         "status": call.status,
