@@ -86,10 +86,23 @@ async def summarize(
 
 def report_text(run: PlaybookRun, callee: str, outcome: dict[str, Any] | None, summary: str) -> str:
     verdict = "done" if run.succeeded or (outcome and _success(run, outcome)) else "not done"
-    details = ", ".join(f"{k}: {v}" for k, v in (outcome or {}).items())
+    details = ", ".join(f"{k.replace('_', ' ')}: {in_words(v)}" for k, v in (outcome or {}).items())
     return f"TARS call to {callee} ({run.plan.playbook.name}): {verdict}. {summary}" + (
         f" [{details}]" if details else ""
     )
+
+
+def in_words(value: Any) -> str:
+    """An outcome value as a person reads it in a text: yes/no, not True/False."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value is None:
+        return "not known"
+    if isinstance(value, list):
+        return " and ".join(in_words(v) for v in value) if value else "none"
+    if isinstance(value, dict):
+        return "; ".join(f"{k.replace('_', ' ')} {in_words(v)}" for k, v in value.items())
+    return str(value)
 
 
 def _success(run: PlaybookRun, outcome: dict[str, Any]) -> bool:

@@ -271,3 +271,22 @@ async def test_a_call_for_later_is_stored_not_dialled(tmp_path: Path, monkeypatc
     record = stored(line, scheduled["call_id"])
     assert record.call.status == "queued" and record.call.sid is None
     assert record.call.scheduled_at is not None and scheduled["scheduled"].endswith("10:00")
+
+
+async def test_the_report_says_outcomes_in_words() -> None:
+    """A report is a text a person reads: yes/no rather than True/False, no underscores."""
+    from tars.calls.aftercall import report_text
+    from tars.calls.playbook_run import PlaybookRun
+    from tars.graph.call_plan import prepare_call
+    from tars.project import load_project
+
+    async def unheard(text: str) -> None:
+        return None
+
+    plan = prepare_call(load_project(), "book_appointment", {"preferred_day": "Wednesday"}, {"target_name": "Dr Lee"})
+    outcome = {"status": "cancelled", "cancelled": True, "new_patient": False, "notes": None, "bring": ["card", "list"]}
+    text = report_text(PlaybookRun(plan, announce=unheard), "Dr Lee", outcome, "They cancelled.")
+    assert text == (
+        "TARS call to Dr Lee (book_appointment): not done. They cancelled. "
+        "[status: cancelled, cancelled: yes, new patient: no, notes: not known, bring: card and list]"
+    )
