@@ -88,6 +88,11 @@ class Role:
     tools: tuple[str, ...]
     description: str = ""
     pin: bool = False
+    #: The playbooks it may start with make_goal_call; None: all of them.
+    playbooks: tuple[str, ...] | None = None
+
+    def may_start(self, playbook: str) -> bool:
+        return self.playbooks is None or playbook in self.playbooks
 
 
 @dataclass(frozen=True)

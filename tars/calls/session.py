@@ -46,6 +46,7 @@ from tars.endpoints import Endpoints
 from tars.graph.planner import ToolCall
 from tars.project import Project, thaw
 from tars.tools.builtins import ToolContext, execute
+from tars.tools.catalog import goal_call_declaration
 
 log = logging.getLogger("tars.calls")
 
@@ -71,9 +72,17 @@ def function_schemas(
     names: Sequence[str],
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
     descriptions: Mapping[str, str] | None = None,
+    role_name: str | None = None,
 ) -> ToolsSchema:
     """The tools offered to the model, as pipecat FunctionSchemas (JSON Schema parameters)."""
     schemas = []
+    role = project.roles.get(role_name) if role_name else None
+    if role is not None and role.playbooks is not None and "make_goal_call" in names:
+        # make_goal_call is declared with the playbooks this role may start, and no others.
+        allowed = {n: project.playbooks[n] for n in role.playbooks if n in project.playbooks}
+        description, parameters = goal_call_declaration(allowed)
+        overrides = {**(overrides or {}), "make_goal_call": parameters}
+        descriptions = {**(descriptions or {}), "make_goal_call": description}
     for name in names:
         tool = project.tools.get(name)
         params = dict((overrides or {}).get(name) or (thaw(tool.parameters) if tool else {}))
@@ -251,6 +260,7 @@ class CallSession:
                 self.setup.tools,
                 self.playbook.tool_schemas() if self.playbook else None,
                 self.playbook.descriptions() if self.playbook else None,
+                self.setup.caller.role,
             )
             if self.setup.tools
             else None,

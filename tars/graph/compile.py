@@ -269,6 +269,20 @@ class _Compiler:
             for i, tool in enumerate(entry.get("tools", [])):
                 if self.tool_ref(self.config, ("roles", role, "tools", i), tool):
                     self.graph.add_edge(rid, node_id("tool", tool), kind="grants")
+            known = list(self.sources.playbooks)
+            for i, playbook in enumerate(entry.get("playbooks", [])):
+                if playbook not in self.sources.playbooks:
+                    hint = suggestion(playbook, known) or (f"; playbooks: {', '.join(sorted(known))}" if known else "")
+                    path = ("roles", role, "playbooks", i)
+                    self.problem(self.config, path, f"'{playbook}' is not a playbook{hint}", "ref.playbook")
+            if "playbooks" in entry and "make_goal_call" not in entry.get("tools", []):
+                self.problem(
+                    self.config,
+                    ("roles", role, "playbooks"),
+                    f"role '{role}' lists playbooks it may start but not the make_goal_call tool that starts them; "
+                    f"add make_goal_call to its tools or remove playbooks",
+                    "ref.playbook",
+                )
 
     def tool_needs(self) -> None:
         tools = self.config.data.get("tools", {})
@@ -694,7 +708,13 @@ def build_project(
         persona=_persona(config["persona"], sources.personas[config["persona"]].data),
         roles=MappingProxyType(
             {
-                n: Role(n, tuple(r.get("tools", ())), r.get("description", ""), r.get("pin", False))
+                n: Role(
+                    n,
+                    tuple(r.get("tools", ())),
+                    r.get("description", ""),
+                    r.get("pin", False),
+                    tuple(r["playbooks"]) if "playbooks" in r else None,
+                )
                 for n, r in config["roles"].items()
             }
         ),

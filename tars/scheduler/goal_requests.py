@@ -55,6 +55,13 @@ class CallDesk:
         if playbook not in project.playbooks:
             known = ", ".join(sorted(project.playbooks)) or "none"
             raise ToolError(f"there is no playbook called {playbook!r}; the playbooks are: {known}")
+        role = project.roles.get(self.role)
+        if role is not None and not role.may_start(playbook):
+            allowed = ", ".join(role.playbooks or ()) or "none"
+            raise ToolError(
+                f"the {self.role} role may not start the {playbook} playbook (roles.{self.role}.playbooks in "
+                f"tars.yaml); it may start: {allowed}. Nothing was dialled."
+            )
         target = str(args.get("target") or "").strip()
         try:
             found = await self.board.db(lambda s: resolve_in(s, project, target))

@@ -231,10 +231,18 @@ async def test_a_fuzzy_name_is_read_back_before_anyone_is_dialled(
     assert dialled == 1 and len(rows(line)) == 1
 
 
+#: A role that may start one playbook.
+FAMILY = (
+    "tars.yaml",
+    "  delegate:\n",
+    "  family:\n    tools: [make_goal_call, end_call]\n    playbooks: [dinner_invitation]\n  delegate:\n",
+)
+
+
 async def test_bad_requests_are_tool_results_and_nothing_is_placed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    project = make_project(tmp_path / "p", monkeypatch)
+    project = make_project(tmp_path / "p", monkeypatch, [FAMILY])
     async with Line(project, Calls(Owner(), Receptionist())) as line:
         assert line.server is not None
         from tars.scheduler.goal_requests import CallDesk
@@ -247,7 +255,37 @@ async def test_bad_requests_are_tool_results_and_nothing_is_placed(
             await desk.make_goal_call({**BOOK, "target": "Zebedee"})
         with pytest.raises(ToolError, match="input 'preferred_day' is required"):
             await desk.make_goal_call({**BOOK, "inputs": {}})
+        family = CallDesk(line.server.server, 1, "family")  # may start dinner_invitation only
+        with pytest.raises(ToolError, match="the family role may not start the book_appointment playbook"):
+            await family.make_goal_call(BOOK)
         assert line.twilio.calls == {} and rows(line) == []
+
+
+def test_a_role_is_offered_only_the_playbooks_it_may_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tars.calls.session import function_schemas
+
+    project = make_project(tmp_path / "p", monkeypatch, [FAMILY])
+
+    def playbooks(role: str) -> list[str]:
+        [schema] = function_schemas(project, ["make_goal_call"], role_name=role).standard_tools
+        return schema.properties["playbook"]["enum"]
+
+    assert playbooks("owner") == ["book_appointment", "business_inquiry", "dinner_invitation"]
+    assert playbooks("family") == ["dinner_invitation"]
+
+
+def test_a_role_naming_an_unknown_playbook_is_refused_by_validate(tmp_path: Path, tars: Any) -> None:
+    from tars.scaffold import scaffold
+
+    scaffold(tmp_path / "p")
+    config = tmp_path / "p" / "tars.yaml"
+    config.write_text(config.read_text().replace(*FAMILY[1:]).replace("[dinner_invitation]", "[diner_invitation]"))
+    result = tars("--project", tmp_path / "p", "validate")
+    assert result.exit_code == 1
+    assert result.output.startswith(
+        "tars.yaml:65:17  $.roles.family.playbooks[0]  'diner_invitation' is not a playbook; "
+        "did you mean 'dinner_invitation'?\n"
+    )
 
 
 async def test_the_dentists_question_reaches_the_owners_live_call_and_the_spoken_answer_returns(
