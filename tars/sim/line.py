@@ -255,7 +255,7 @@ class Line:
         owner = self.project.owner.phone
         return [m.body for m in self.twilio.messages if m.to == owner and " asks: " in m.body]
 
-    async def settle(self, timeout: float = 10) -> None:
+    async def settle(self, timeout: float = 30) -> None:
         """Wait until the server has no live call and its background work (reports, notices,
         summaries) is done, so every row and message a call leads to exists."""
         assert self.server is not None, "enter the Line first"
