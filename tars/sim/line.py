@@ -43,6 +43,12 @@ PUBLIC = "https://tars.example.com"
 DELIVERY = "delivery"  # the name delivery.webhook requests are recorded under
 
 
+#: How long the emulated model's speech lasts whatever it says (``speech_body_ms``; a test may
+#: pass its own): pipecat plays audio out in real time, and a call's meaning is in the words,
+#: which travel with the audio, so brief speech keeps simulated calls short.
+BRIEF_SPEECH_MS = 300
+
+
 def make_project(root: Path, monkeypatch: Any, edits: Iterable[tuple[str, str, str]] = ()) -> Project:
     """The shipped example project in ``root`` with text ``edits`` (file, old, new), loaded with
     the emulators' credentials in the environment (``monkeypatch.setenv``, as pytest's)."""
@@ -160,6 +166,7 @@ class Line:
     def __init__(self, project: Project, brain_factory: Callable[[], Any], **gemini: Any):
         self.project = project
         self.twilio = TwilioEmulator(account_sid=ACCOUNT, auth_token=TOKEN, realtime=False)
+        gemini.setdefault("speech_body_ms", BRIEF_SPEECH_MS)  # pipecat plays speech out in real time
         self.gemini = GeminiEmulator(api_key=API_KEY, brain_factory=brain_factory, **gemini)
         self.webhooks = WebhookReceiver()
         self._stack = contextlib.AsyncExitStack()

@@ -48,9 +48,6 @@ __all__ = ["Entry", "ScenarioResult", "run_all", "run_one", "run_scenario"]
 STEP_SECONDS = 15.0
 #: Quiet on the line (no agent audio) that tells the party the model has finished speaking.
 QUIET_SECONDS = 0.4
-#: The model's synthetic speech is this long whatever it says: pipecat plays audio out in
-#: real time, and a scenario's meaning is in the words, which travel with the audio.
-BRIEF_SPEECH_MS = 300
 #: Silence after each thing the party says. Without a realtime clock no audio flows between
 #: utterances, so the pause must outlast the model's end-of-speech wait (500 ms) plus the
 #: ~100 ms pipecat keeps buffered on the way in.
@@ -206,7 +203,7 @@ async def run_scenario(
     seen = result.seen
     text_model = TextModel(scenario.text_model)
     limits = scenario.gemini_limits
-    async with Line(sim, lambda: model, speech_body_ms=BRIEF_SPEECH_MS, responder=text_model, **limits) as line:
+    async with Line(sim, lambda: model, responder=text_model, **limits) as line:
         for name, reply in scenario.webhook_replies.items():
             line.webhooks.reply(name, int(reply.get("status", 200)), reply.get("reply"))
         if outbound:
