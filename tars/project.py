@@ -379,12 +379,12 @@ def load_project(
 
 def compile_sources(root: Path, environment: Environment | None = None) -> tuple[Project, Sources]:
     """The full load of the project at ``root``: read, interpolate, check schemas, compile."""
-    from tars.graph.compile import compile_project
+    from tars.graph.compile import compile_project, cross_references
 
     sources = read_sources(root, environment)
     problems = check_schemas(sources)
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError(problems + cross_references(sources, {p.file for p in problems}))
     return compile_project(sources, state_dir(root)), sources
 
 

@@ -170,8 +170,10 @@ def _cycles_from(
 
 
 class _Compiler:
-    def __init__(self, sources: Sources):
+    def __init__(self, sources: Sources, skip: frozenset[str] = frozenset()):
         self.sources = sources
+        #: Files whose schema check failed: their names count, their insides are not walked.
+        self.skip = skip
         self.graph = Recorded()
         self.problems: list[Diagnostic] = []
         self.config = sources.config
@@ -193,13 +195,15 @@ class _Compiler:
         self.role_nodes()
         self.tool_needs()
         for name, doc in self.sources.playbooks.items():
-            self.playbook(name, doc)
+            if doc.name not in self.skip:
+                self.playbook(name, doc)
         self.delivery_checks()
 
     def persona_nodes(self) -> None:
         for key, doc in self.sources.personas.items():
             self.add_node(node_id("persona", key), "persona", doc, ())
-            self.templates(doc, ("greetings",), doc.data.get("greetings", {}), CONTEXT_NAMES)
+            if doc.name not in self.skip:
+                self.templates(doc, ("greetings",), doc.data.get("greetings", {}), CONTEXT_NAMES)
         chosen = self.config.data["persona"]
         if chosen not in self.sources.personas:
             known = list(self.sources.personas)
@@ -642,6 +646,19 @@ class _Compiler:
 # (a full load), or straight from the data (a project from the cache, which is known valid).
 StepTransitions = Callable[[str, Mapping[str, Any]], tuple[Transition, ...]]
 GrantedTools = Callable[[str], tuple[str, ...]]
+
+
+def cross_references(sources: Sources, broken: set[str]) -> list[Diagnostic]:
+    """The cross-reference problems of a project whose ``broken`` files failed their schema,
+    so one pass shows every problem: the files that passed are checked as usual; a broken one
+    is not walked (its data cannot be trusted) but its name still counts, so a reference to a
+    playbook with a schema error inside is not reported unknown. Nothing when tars.yaml itself
+    is broken: every reference is checked against it."""
+    if sources.config.name in broken:
+        return []
+    compiler = _Compiler(sources, skip=frozenset(broken))
+    compiler.compile()
+    return compiler.problems
 
 
 def compile_project(sources: Sources, state: Path) -> Project:

@@ -124,3 +124,35 @@ def test_scenario_files_are_checked_too(example_project: Path, tars: Any) -> Non
         "playbooks/scenarios/book_appointment/booked.yaml:14:12  $.turns[0].party  a comma ends the words in {say: ...}"
     )
     assert tars("--project", example_project, "validate", "--no-scenarios").exit_code == 0
+
+
+def test_schema_errors_do_not_hide_reference_errors(example_project: Path, tars: Any) -> None:
+    """Every problem in one pass: a schema error in one file, references broken in others."""
+
+    def edit(file: str, old: str, new: str) -> None:
+        path = example_project / file
+        path.write_text(path.read_text().replace(old, new, 1))
+
+    edit("personas/tars.yaml", "voice: Charon", "voice: 7")
+    edit("tars.yaml", "tools: [current_time, take_message, end_call]", "tools: [current_tme, take_message, end_call]")
+    edit("playbooks/dinner_invitation.yaml", "role: delegate", "role: delegat")
+    edit("playbooks/book_appointment.yaml", "role: delegate", "role: [delegate]")  # broken: not walked
+    result = tars("--project", example_project, "validate", "--json")
+    assert result.exit_code == 1
+    found = sorted((p["file"], p["path"]) for p in json.loads(result.stdout))
+    assert found == [
+        ("personas/tars.yaml", "$.voice"),
+        ("playbooks/book_appointment.yaml", "$.role"),
+        ("playbooks/dinner_invitation.yaml", "$.role"),
+        ("tars.yaml", "$.roles.contact.tools[0]"),
+    ]
+
+
+def test_a_broken_tars_yaml_shows_its_schema_errors_alone(example_project: Path, tars: Any) -> None:
+    """References are checked against tars.yaml: while it fails its schema, they are not."""
+    config = example_project / "tars.yaml"
+    config.write_text(config.read_text().replace("  retries: 3\n", "  retries: many\n"))
+    playbook = example_project / "playbooks" / "dinner_invitation.yaml"
+    playbook.write_text(playbook.read_text().replace("role: delegate", "role: delegat"))
+    result = tars("--project", example_project, "validate", "--json")
+    assert [(p["file"], p["path"]) for p in json.loads(result.stdout)] == [("tars.yaml", "$.delivery.retries")]

@@ -153,11 +153,10 @@ def test_one_typo_does_not_cascade(tmp_path: Path) -> None:
     assert [p["code"] for p in problems] == ["ref.step"]
 
 
-def test_schema_errors_stop_before_compile(tmp_path: Path) -> None:
-    """Compile runs only after the schema passes, so a schema typo is reported alone.
-
-    (The misspelt 'rol' is one error: "did you mean 'role'" already covers the missing key.)
-    """
+def test_a_schema_error_does_not_cascade_nor_hide_other_files(tmp_path: Path) -> None:
+    """A file that fails its schema is not cross-checked, so its typo is reported alone (the
+    misspelt 'rol' is one error: "did you mean 'role'" already covers the missing key); the
+    other files are cross-checked in the same pass."""
     root = make_project(
         tmp_path,
         [
@@ -168,8 +167,11 @@ def test_schema_errors_stop_before_compile(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["--project", str(root), "validate", "--json"])
     import json
 
-    codes = sorted(p["code"] for p in json.loads(result.output))
-    assert codes == ["schema.unknown_key"]
+    codes = sorted((p["file"], p["code"]) for p in json.loads(result.output))
+    assert codes == [
+        ("playbooks/book_appointment.yaml", "schema.unknown_key"),
+        ("playbooks/business_inquiry.yaml", "ref.step"),
+    ]
 
 
 def test_all_cross_check_errors_in_one_pass(tmp_path: Path) -> None:
