@@ -136,8 +136,14 @@ def _malformed(value: str, start: int) -> str:
 
 
 def mask_text(text: str, secrets: frozenset[str] | set[str]) -> str:
-    """Replace every secret value in ``text`` by a mask (longest first)."""
+    """Replace every secret value in ``text`` by a mask (longest first).
+
+    A short secret (under 4 characters) is masked where it stands on its own, not inside
+    longer words and numbers: masking every "7" would blind the output and, by the gaps,
+    give the secret away all the same."""
     for secret in sorted(secrets, key=len, reverse=True):
         if len(secret) >= 4:
             text = text.replace(secret, MASK)
+        elif secret:
+            text = re.sub(rf"(?<![0-9A-Za-z]){re.escape(secret)}(?![0-9A-Za-z])", MASK, text)
     return text
