@@ -39,3 +39,38 @@ def test_references_inside_schemas_do_not_crash_validate(example_project: Path, 
 def test_short_secrets_are_masked_where_they_stand() -> None:
     text = "pin 12 in call 4123, key=ab; abc"
     assert mask_text(text, {"12", "ab"}) == f"pin {MASK} in call 4123, key={MASK}; abc"
+
+
+def test_no_secret_at_any_log_level_and_transcripts_only_at_trace(capsys: pytest.CaptureFixture[str]) -> None:
+    import io
+    import logging
+
+    from loguru import logger
+
+    from tars.logs import CHATTY, install
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    root = logging.getLogger()
+    saved = (root.level, {name: logging.getLogger(name).level for name in CHATTY})
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        for level in ("debug", "trace"):
+            install(level, {"AIzaSy-the-gemini-key"})
+            logging.getLogger("websockets.client").debug("> x-goog-api-key: AIzaSy-the-gemini-key")
+            logging.getLogger("websockets.client").info("> X-Goog-Api-Key: AIzaSy-other-key")
+            logging.getLogger("tars.server").warning("GET wss://host/ws?key=AIzaSy-in-a-url&alt=1")
+            logging.getLogger("tars.server").debug("Authorization: Bearer tok-123, using %s", "AIzaSy-the-gemini-key")
+            logger.debug("TranscriptionFrame: my PIN is 8462")
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(saved[0])
+        for name, value in saved[1].items():
+            logging.getLogger(name).setLevel(value)
+    logged = stream.getvalue() + capsys.readouterr().err
+    assert "AIzaSy" not in logged and "tok-123" not in logged, logged
+    assert logged.count("x-goog-api-key: ••••••") == 1, "the per-frame line only at trace"
+    assert logged.count("X-Goog-Api-Key: ••••••") == 2
+    assert logged.count("?key=••••••&alt=1") == 2
+    assert logged.count("my PIN is 8462") == 1, "transcripts only at trace"
