@@ -74,3 +74,33 @@ def test_no_secret_at_any_log_level_and_transcripts_only_at_trace(capsys: pytest
     assert logged.count("X-Goog-Api-Key: ••••••") == 2
     assert logged.count("?key=••••••&alt=1") == 2
     assert logged.count("my PIN is 8462") == 1, "transcripts only at trace"
+
+
+def test_terminal_escapes_in_a_contact_name_are_shown_not_obeyed(
+    example_project: Path, tars: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TARS_HOME", str(example_project / ".tars"))
+    book = tmp_path / "evil.csv"
+    book.write_text("name,phone\nEvil\x1b]0;pwned\x07\x1b[31mRed,+447700900111\n")
+    assert tars("--project", example_project, "contacts", "import", book).exit_code == 0
+    for args in (("contacts", "list"), ("contacts", "show", "Evil")):
+        result = tars("--project", example_project, *args)
+        assert result.exit_code == 0, result.output
+        assert "\x1b" not in result.output and "\x07" not in result.output
+        assert "Evil\\x1b]0;pwned\\x07" in result.output
+
+
+def test_a_csv_field_too_large_and_a_huge_variable_name_get_a_short_sentence(
+    example_project: Path, tars: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TARS_HOME", str(example_project / ".tars"))
+    book = tmp_path / "big.csv"
+    book.write_text("name,phone,notes\nBig,+447700900112," + "x" * 1_100_000 + "\n")
+    result = tars("--project", example_project, "contacts", "import", book)
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: big.csv line 2: a field is longer than 131072 characters\n")
+    config = example_project / "tars.yaml"
+    config.write_text(config.read_text().replace("${TARS_OWNER_PIN:-}", "${" + "V" * 100_000 + "}"))
+    result = tars("--project", example_project, "validate", env=GOOD)
+    assert result.exit_code == 1 and len(result.output) < 2000, len(result.output)
+    assert "environment variable VVVV" in result.output and "... is not set" in result.output
