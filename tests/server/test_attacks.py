@@ -155,3 +155,35 @@ async def test_bodies_are_limited_before_they_are_read(tmp_path: Path, monkeypat
                 assert response.status == 401
         async with http.get(f"{base}/healthz") as response:
             assert response.status == 200
+
+
+async def test_bad_media_frames_are_skipped_and_the_call_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tars.sim.gemini import CallTool, Say
+    from tests.server.test_owner_calls import greet_then
+
+    project = make_project(tmp_path / "p", monkeypatch)
+    brain = greet_then(Say("Still here, sir."), [Say("Goodbye."), CallTool("end_call", {})])
+    async with Line(project, lambda: brain) as line:
+        call = await line.call_in(from_=project.owner.phone)
+        await call.wait_for_agent_utterance(timeout=20)
+        stream = call.stream
+        assert stream is not None
+        sid = getattr(stream, "stream_sid", "MZ" + "0" * 32)
+        for bad in (
+            {"event": "media", "streamSid": sid, "media": {"track": "inbound", "payload": "!!not base64!!"}},
+            {"event": "media", "streamSid": sid, "media": {"track": "inbound", "payload": 12345}},
+            {"event": "media", "streamSid": sid, "media": None},
+            {"event": "dtmf", "streamSid": sid, "dtmf": None},
+            {"event": "dtmf", "streamSid": sid, "dtmf": {"digit": None}},
+            [1, 2, 3],
+            {"event": "media", "streamSid": sid, "media": {"payload": "A" * 200_000}},
+        ):
+            await stream._send(bad)  # type: ignore[arg-type]  # a fault no real Twilio would send
+        await call.say("are you still there")
+        assert (await call.wait_for_agent_utterance(timeout=20)).text == "Still here, sir."
+        await call.say("good, bye")
+        assert await call.wait_ended(timeout=30) == "completed"
+        await line.settle()
+    assert details(line, call.sid).call.status == "completed"
