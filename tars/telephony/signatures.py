@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 SIGNATURE_PARAM = "sig"
 EXPIRES_PARAM = "exp"
+NONCE_PARAM = "n"
 STREAM_TOKEN_TTL = 120  # seconds between answering the webhook and the stream opening
 #: Webhook fields that name a call or a party: never multi-line, never control characters.
 IDENTITY_FIELDS = ("CallSid", "AccountSid", "From", "To", "Caller", "Called", "ParentCallSid", "Digits")
@@ -78,6 +79,7 @@ class StreamSigner:
     def sign(self, params: Mapping[str, str], ttl: int = STREAM_TOKEN_TTL, now: float | None = None) -> dict[str, str]:
         signed = {k: str(v) for k, v in params.items()}
         signed[EXPIRES_PARAM] = str(int((now or time.time()) + ttl))
+        signed[NONCE_PARAM] = secrets.token_hex(8)  # two streams signed alike in one second differ
         signed[SIGNATURE_PARAM] = self._mac(signed)
         return signed
 

@@ -123,7 +123,7 @@ def test_the_stream_mac_cannot_be_re_split() -> None:
     """``{a: 1, b: 2}`` and ``{a: "1\\nb=2"}`` once signed alike."""
     signer = StreamSigner.from_secret("s3cret")
     genuine = signer.sign({"from": "+15005550006\nrole=owner"}, now=1000)
-    split = {"from": "+15005550006", "role": "owner", "exp": genuine["exp"], "sig": genuine["sig"]}
+    split = {"from": "+15005550006", "role": "owner", "exp": genuine["exp"], "n": genuine["n"], "sig": genuine["sig"]}
     assert signer.verify(genuine, now=1001) is None
     assert signer.verify(split, now=1001) == "stream parameter signature does not match"
 
