@@ -41,6 +41,11 @@ class TimeParseError(UserError):
     """A time, duration or repeat TARS could not understand (the hint shows what works)."""
 
 
+def _shown(text: str, limit: int = 60) -> str:
+    """``text`` as echoed in a message: cut short, so a huge input is not printed whole."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 # --------------------------------------------------------------------------- the clock
 
 
@@ -121,12 +126,20 @@ def _duration_parts(text: str) -> tuple[int, dt.timedelta] | None:
     for number, word in _PART.findall(words):
         amount = float(_NUMBER_WORDS[number]) if number in _NUMBER_WORDS else float(number)
         unit = _UNITS[word]
-        if unit in ("days", "weeks") and amount.is_integer():
-            days += int(amount) * (7 if unit == "weeks" else 1)
-        else:
-            exact += dt.timedelta(**{unit: amount})
+        try:
+            if unit in ("days", "weeks") and amount.is_integer():
+                days += int(amount) * (7 if unit == "weeks" else 1)
+            else:
+                exact += dt.timedelta(**{unit: amount})
+        except OverflowError:
+            days = HORIZON.days + 1
     if half:
         exact += dt.timedelta(**{unit: 0.5})
+    if days > HORIZON.days or exact > HORIZON or dt.timedelta(days=days) + exact > HORIZON:
+        raise TimeParseError(
+            f"{_shown(text)!r} is more than {HORIZON.days // 366} years away",
+            "give a time within the next ten years, e.g. 'in 2 weeks' or 'next friday 9am'",
+        )
     if days == 0 and exact <= dt.timedelta():
         return None
     return days, exact
@@ -184,7 +197,7 @@ def parse_time(text: str, timezone: str, now: dt.datetime) -> dt.datetime:
         return localize(simple, timezone)
     found = _with_dateparser(words, local(now, timezone))
     if found is None:
-        raise TimeParseError(f"could not understand the time {text!r}", _TIME_HINT)
+        raise TimeParseError(f"could not understand the time {_shown(text)!r}", _TIME_HINT)
     return localize(found, timezone)
 
 
@@ -193,7 +206,7 @@ def parse_future(text: str, timezone: str, now: dt.datetime) -> dt.datetime:
     when = parse_time(text, timezone, now)
     if when <= now:
         raise TimeParseError(
-            f"{text!r} is in the past ({show(when, timezone)}, {timezone})",
+            f"{_shown(text)!r} is in the past ({show(when, timezone)}, {timezone})",
             "give a time in the future, e.g. 'tomorrow 9am' or 'in 20 minutes'",
         )
     return when
@@ -398,6 +411,7 @@ def _checked_rrule(rule: str, timezone: str) -> str:
             "give the repeat as a single RRULE line without DTSTART",
             "the first time comes from --at",
         )
+    refuse_degenerate(rule)
     until = _fields(rule).get("UNTIL")
     if until and not until.endswith("Z"):
         rule = rule.replace(f"UNTIL={until}", f"UNTIL={_until_in_utc(until, timezone)}")
@@ -406,6 +420,35 @@ def _checked_rrule(rule: str, timezone: str) -> str:
     except (ValueError, TypeError, KeyError, IndexError) as exc:
         raise TimeParseError(f"{rule!r} is not a valid RRULE: {exc}", _RULE_HINT) from None
     return rule
+
+
+#: No repeat fires more often than once a minute: a call or a text every few seconds is a
+#: mistake (or an attack on the owner's phone bill), never a reminder.
+MIN_INTERVAL = dt.timedelta(minutes=1)
+_MAX_INTERVAL = 100_000
+
+
+def refuse_degenerate(rule: str) -> None:
+    """Raise ``TimeParseError`` for a rule that could spin the scheduler or fire more often
+    than ``MIN_INTERVAL``: INTERVAL=0 (dateutil never returns from it), SECONDLY, several
+    seconds in one minute, a non-numeric or absurd INTERVAL or COUNT."""
+    fields = _fields(rule.upper())
+    freq = fields.get("FREQ", "")
+    interval = fields.get("INTERVAL", "1")
+    if not interval.isascii() or not interval.isdigit() or not 1 <= int(interval) <= _MAX_INTERVAL:
+        raise TimeParseError(
+            f"INTERVAL={interval[:20]} is not a whole number from 1 to {_MAX_INTERVAL}",
+            "e.g. FREQ=HOURLY;INTERVAL=2 for every two hours",
+        )
+    count = fields.get("COUNT")
+    if count is not None and (not count.isascii() or not count.isdigit() or len(count) > 6):
+        raise TimeParseError(f"COUNT={count[:20]} is not a whole number up to 999999", "e.g. COUNT=10")
+    seconds = [p for p in fields.get("BYSECOND", "").split(",") if p]
+    if freq == "SECONDLY" or len(seconds) > 1:
+        raise TimeParseError(
+            "a repeat may not fire more than once a minute",
+            "the most frequent repeat is FREQ=MINUTELY (every minute); calls and texts every few seconds are refused",
+        )
 
 
 def _until_in_utc(until: str, timezone: str) -> str:
@@ -430,6 +473,7 @@ def _rrule(rule: str, series_start: dt.datetime, timezone: str) -> rrule:
 def first_occurrence(rule: str, start: dt.datetime, timezone: str) -> dt.datetime | None:
     """The first time ``rule`` fires at or after ``start`` (UTC), or None if it never does
     (COUNT=0, an UNTIL in the past, 30 February, nothing within ten years)."""
+    refuse_degenerate(rule)
     if _fields(rule).get("COUNT") == "0" or not _some_day_matches(rule, start, timezone):
         return None
     since = local(start, timezone).replace(microsecond=0)
@@ -439,11 +483,18 @@ def first_occurrence(rule: str, start: dt.datetime, timezone: str) -> dt.datetim
 
 def next_occurrence(rule: str, series_start: dt.datetime, after: dt.datetime, timezone: str) -> dt.datetime | None:
     """The first time the series fires strictly after ``after``, keeping wall-clock time in
-    ``timezone`` (09:00 stays 09:00 across DST); None when the series is over."""
+    ``timezone`` (09:00 stays 09:00 across DST); None when the series is over.
+
+    Bounded: a degenerate rule (one stored before such rules were refused) raises
+    ``TimeParseError`` instead of searching forever, and COUNT series are cut off at
+    ``HORIZON`` like the rest."""
+    refuse_degenerate(rule)
     series = _rrule(rule, series_start, timezone)
     since = local(after, timezone)
     if "COUNT" not in _fields(rule):
         series = _bounded(series, since)
+    elif (since - local(series_start, timezone)) > HORIZON * 10:
+        return None
     found = series.after(since, inc=False)
     return found.astimezone(UTC) if found else None
 

@@ -18,13 +18,19 @@ CPU for at most 20 ms sooner.
 
 from __future__ import annotations
 
+import binascii
+import json
+import logging
 import math
 from functools import cache
 from typing import Any
 
 import numpy as np
 from pipecat.audio.resamplers.base_audio_resampler import BaseAudioResampler
+from pipecat.frames.frames import Frame
 from pipecat.serializers.twilio import TwilioFrameSerializer
+
+log = logging.getLogger("tars.calls")
 
 TAPS_PER_PHASE = 48  # filter length in low-rate samples: 48 at 8 kHz = 6 ms wide, 3 ms of delay
 STOPBAND_DB = 70.0
@@ -163,10 +169,48 @@ class GatheredResampler(LowLatencyResampler):
         await super().reset()
 
 
+#: A Twilio media message carries 20 ms of 8 kHz mu-law (160 bytes, ~220 base64) in a few
+#: hundred bytes of JSON; anything this large is not one.
+MAX_MEDIA_MESSAGE = 64 * 1024
+
+
 class PhoneLineSerializer(TwilioFrameSerializer):
-    """Pipecat's Twilio serializer with TARS's low-latency resamplers."""
+    """Pipecat's Twilio serializer with TARS's low-latency resamplers, and one bad message
+    (invalid base64, a numeric payload, ``dtmf: null``, a huge or non-object message)
+    logged and skipped: the call goes on. Twilio itself treats a malformed message on a
+    stream the same way, warning once and carrying on (warnings 31950 and 31951,
+    https://www.twilio.com/docs/api/errors/31951)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._input_resampler = GatheredResampler()
         self._output_resampler = LowLatencyResampler()
+        self.skipped = 0  # bad messages skipped on this call
+
+    async def deserialize(self, data: str | bytes) -> Frame | None:
+        if len(data) > MAX_MEDIA_MESSAGE:
+            return self._skip(f"a {len(data)}-byte message (at most {MAX_MEDIA_MESSAGE})")
+        try:
+            message = json.loads(data)
+        except (ValueError, UnicodeDecodeError):
+            return self._skip("a message that is not JSON")
+        if not isinstance(message, dict):
+            return self._skip("a message that is not a JSON object")
+        event = message.get("event")
+        body = message.get(event) if isinstance(event, str) else None
+        if event in ("media", "dtmf") and not isinstance(body, dict):
+            return self._skip(f"a {event} message without its {event} object")
+        if event == "media" and not isinstance(body.get("payload"), str):  # type: ignore[union-attr]
+            return self._skip("a media payload that is not a string")
+        if event == "dtmf" and not isinstance(body.get("digit"), str):  # type: ignore[union-attr]
+            return self._skip("a dtmf message without a digit")
+        try:
+            return await super().deserialize(data)
+        except (binascii.Error, ValueError, TypeError) as exc:
+            return self._skip(f"a {event} message that cannot be decoded ({exc})")
+
+    def _skip(self, what: str) -> None:
+        self.skipped += 1
+        if self.skipped <= 3 or self.skipped % 1000 == 0:  # a flood of bad frames is not a flood of logs
+            log.warning("media stream: skipped %s (%d so far on this call)", what, self.skipped)
+        return None

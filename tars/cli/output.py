@@ -79,8 +79,20 @@ def reset_consoles() -> None:
 _TAGS = re.compile(r"((\\*)\[([a-z#/@][^[]*?)])")
 
 
+#: Terminal control characters (C0 but newline and tab, DEL, C1): an escape sequence in a
+#: contact's name must not recolour, retitle or rewrite the owner's terminal.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def visible(text: str) -> str:
+    """``text`` with terminal control characters shown as ``\\x1b``-style escapes."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
 def escape(markup: str, _escape: Callable[..., str] = re.compile(r"(\\*)(\[[a-z#/@][^[]*?])").sub) -> str:
-    """Escape text so that it is not read as markup (``rich.markup.escape``, without rich)."""
+    """Escape text so that it is not read as markup (``rich.markup.escape``, without rich),
+    and so that no terminal control character in it reaches the terminal (``visible``)."""
+    markup = visible(markup)
 
     def escape_backslashes(match: re.Match[str]) -> str:
         backslashes, text = match.groups()

@@ -7,10 +7,9 @@ from typing import Annotated
 import typer
 
 from tars.cli import context, output
-from tars.cli.logs import send_loguru_to_stderr
 from tars.errors import UserError
 
-LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_LEVELS = ("trace", "debug", "info", "warning", "error")
 
 
 def serve(
@@ -23,7 +22,13 @@ def serve(
             "--public-url", help="The https:// URL Twilio reaches this server at (default: telephony.public_url)."
         ),
     ] = None,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    log_level: Annotated[
+        str,
+        typer.Option(
+            help="trace, debug, info, warning or error. Secrets are redacted at every level; what callers say "
+            "(the libraries' per-frame lines) is logged only at trace."
+        ),
+    ] = "info",
     workers: Annotated[
         int,
         typer.Option(
@@ -66,8 +71,10 @@ def serve(
             " ".join(problems),
             "Use a model name your key can use (see https://ai.google.dev/gemini-api/docs/models).",
         )
-    _quiet_pipecat(log_level)
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from tars.logs import install
+
+    logging.basicConfig(level=_std_level(log_level), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install(log_level, project.secrets)
     if workers > 1:
         _serve_workers(project, host, port, str(public), log_level, workers)
         return
@@ -178,14 +185,8 @@ async def _until_stopped(server: object) -> None:
         await asyncio.sleep(0.2)
 
 
-def _quiet_pipecat(level: str) -> None:
-    """pipecat logs through loguru at DEBUG by default; follow our level instead."""
-
-    def wanted(record: dict) -> bool:  # type: ignore[type-arg]
-        # pipecat 1.14 logs an ERROR for the close handshake of every call Twilio hangs up.
-        return "exception while closing the websocket" not in record["message"]
-
-    send_loguru_to_stderr("WARNING" if level.lower() in ("info", "warning") else level.upper(), filter=wanted)
+def _std_level(level: str) -> str:
+    return "DEBUG" if level.lower() == "trace" else level.upper()
 
 
 def register(app: typer.Typer) -> None:

@@ -90,6 +90,7 @@ def interpolate(doc: Document, environment: Environment) -> list[Diagnostic]:
                 return "$"
             name, op, arg = match.group("name"), match.group("op"), match.group("arg") or ""
             used.append(name)
+            shown = name if len(name) <= 64 else name[:61] + "..."  # echoed in messages: never whole
             current = environment.get(name)
             if op == ":-" and not current:
                 return arg
@@ -97,16 +98,17 @@ def interpolate(doc: Document, environment: Environment) -> list[Diagnostic]:
                 return arg
             if op in (":?", "?") and (current is None or (op == ":?" and not current)):
                 state = "is not set" if current is None else "is empty"
-                detail = f": {arg}" if arg else f"; export it or add '{name}=…' to .env beside tars.yaml"
+                detail = f": {arg}" if arg else f"; export it or add '{shown}=…' to .env beside tars.yaml"
                 problems.append(
-                    doc.diagnostic(path, f"environment variable {name} {state}{detail}", code="env.missing")
+                    doc.diagnostic(path, f"environment variable {shown} {state}{detail}", code="env.missing")
                 )
                 return ""
             if current is None:
                 problems.append(
                     doc.diagnostic(
                         path,
-                        f"environment variable {name} is not set; export it or add '{name}=…' to .env beside tars.yaml",
+                        f"environment variable {shown} is not set; "
+                        f"export it or add '{shown}=…' to .env beside tars.yaml",
                         code="env.missing",
                     )
                 )
@@ -136,8 +138,14 @@ def _malformed(value: str, start: int) -> str:
 
 
 def mask_text(text: str, secrets: frozenset[str] | set[str]) -> str:
-    """Replace every secret value in ``text`` by a mask (longest first)."""
+    """Replace every secret value in ``text`` by a mask (longest first).
+
+    A short secret (under 4 characters) is masked where it stands on its own, not inside
+    longer words and numbers: masking every "7" would blind the output and, by the gaps,
+    give the secret away all the same."""
     for secret in sorted(secrets, key=len, reverse=True):
         if len(secret) >= 4:
             text = text.replace(secret, MASK)
+        elif secret:
+            text = re.sub(rf"(?<![0-9A-Za-z]){re.escape(secret)}(?![0-9A-Za-z])", MASK, text)
     return text

@@ -44,6 +44,7 @@ from tars.project import (
     Webhook,
     apply_defaults,
     freeze,
+    thaw,
 )
 from tars.tools.catalog import BUILTINS, goal_call_declaration
 
@@ -575,6 +576,7 @@ class _Compiler:
     def check_schema(self, doc: Document, path: JsonPath, schema: Any, what: str) -> None:
         import jsonschema_rs
 
+        schema = thaw(freeze(schema))  # a ${VAR} inside is a FromEnv: plain strings for the validators
         # jsonschema-rs answers valid/invalid fast; jsonschema explains the invalid ones.
         if not jsonschema_rs.meta.is_valid(schema):
             from tars.config.schema import json_schema_problems

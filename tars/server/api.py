@@ -16,6 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from tars.project import Project
+from tars.server.limits import JSONTooDeep, parse_json
 
 router = APIRouter(prefix="/api")
 TOKEN_FILE = "api-token"
@@ -54,8 +55,10 @@ def _error(status: int, message: str, **extra: Any) -> JSONResponse:
 
 
 def _authorized(request: Request) -> bool:
+    """Constant-time, over bytes: a header with any characters at all compares, never raises."""
     given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-    return bool(given) and hmac.compare_digest(given, request.app.state.api_token)
+    expected = str(request.app.state.api_token).encode("utf-8", "replace")
+    return bool(given) and hmac.compare_digest(given.encode("utf-8", "replace"), expected)
 
 
 @router.post("/calls")
@@ -65,10 +68,12 @@ async def place(request: Request) -> JSONResponse:
         return _error(401, "missing or wrong API token")
     board = request.app.state.board
     try:
-        body = await request.json()
+        body = parse_json(await request.body())
         target, playbook = str(body["target"]), str(body["playbook"])
         inputs = dict(body.get("inputs") or {})
-    except (ValueError, KeyError, TypeError):
+    except JSONTooDeep as exc:
+        return _error(400, f"{exc}; send a flat JSON object with target, playbook and inputs")
+    except (ValueError, KeyError, TypeError, RecursionError):
         return _error(400, "expected JSON with target, playbook and inputs")
     from tars.graph.call_plan import InputError
     from tars.resolve import resolve_in

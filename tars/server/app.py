@@ -32,9 +32,17 @@ from tars.calls.setup import goal_setup, inbound_setup
 from tars.graph.call_plan import render
 from tars.scheduler import goal_requests, reminder_calls
 from tars.scheduler.goal_requests import CallDesk
+from tars.server.limits import BodyLimit
+from tars.store import pin_attempts
 from tars.telephony import messages, twiml
 from tars.telephony import status as statuses
-from tars.telephony.signatures import public_url, valid_twilio_signature
+from tars.telephony.signatures import (
+    EXPIRES_PARAM,
+    SIGNATURE_PARAM,
+    control_characters_in,
+    public_url,
+    valid_twilio_signature,
+)
 from tars.telephony.switchboard import BUSY_MESSAGE, Switchboard, record_sid
 
 log = logging.getLogger("tars.server")
@@ -42,6 +50,7 @@ log = logging.getLogger("tars.server")
 PIN_PROMPT = "If you are {owner}, enter your PIN followed by the hash key. Otherwise, please hold."
 PIN_RETRY = "That PIN is not right. Please try again."
 PIN_GOODBYE = "That PIN is not right. Goodbye."
+PIN_LOCKED = "PIN entry is locked after too many wrong tries. Please try again later. Goodbye."
 MAX_PIN_TRIES = 3
 
 
@@ -68,6 +77,7 @@ def create_app(board: Switchboard, api_token: str) -> FastAPI:
     app = FastAPI(title="TARS", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.board = board
     app.state.api_token = api_token
+    app.add_middleware(BodyLimit)
     project = board.project
 
     async def signed_form(request: Request) -> dict[str, str] | None:
@@ -76,7 +86,11 @@ def create_app(board: Switchboard, api_token: str) -> FastAPI:
         if valid_twilio_signature(
             board.endpoints.twilio_auth_token, url, params, request.headers.get("X-Twilio-Signature")
         ):
-            return params
+            field = control_characters_in(params)
+            if field is None:
+                return params
+            log.warning("refused a webhook to %s: %s holds control characters", request.url.path, field)
+            return None
         log.warning("refused a webhook to %s with a missing or invalid Twilio signature", request.url.path)
         return None
 
@@ -132,8 +146,23 @@ def create_app(board: Switchboard, api_token: str) -> FastAPI:
         owner = project.owner
         role_needs_pin = project.roles[caller.role].pin if caller.role in project.roles else False
         if owner.pin and (caller.role != OWNER or owner.require_pin or role_needs_pin):
-            return gather(caller, call.id, 0, PIN_PROMPT.format(owner=owner.name))
+            if await board.db(lambda s: pin_attempts.locked(s, number)) is None:
+                return gather(caller, call.id, 0, PIN_PROMPT.format(owner=owner.name))
+            if caller.role == OWNER or role_needs_pin:  # the PIN is a must: nothing to offer them
+                return await locked_out(call_sid, call.id)
+            # Locked: a stranger still reaches the assistant in their own role, with no PIN to try.
         return connect(caller, call_sid, call.id, "inbound")
+
+    async def locked_out(call_sid: str, call_id: int) -> Response:
+        from tars.store.calls import update_call
+
+        await board.db(
+            lambda s: update_call(
+                s, call_id, status="failed", failure_reason="PIN entry locked", ended_at=dt.datetime.now(dt.UTC)
+            )
+        )
+        board.reserved.pop(call_sid, None)
+        return xml(twiml.say_and_hang_up(PIN_LOCKED))
 
     @app.post("/twilio/pin")
     async def pin(request: Request) -> Response:
@@ -148,15 +177,27 @@ def create_app(board: Switchboard, api_token: str) -> FastAPI:
         owner = project.owner
         from tars.store.calls import update_call
 
-        if digits and owner.pin and hmac.compare_digest(digits.rstrip("#"), owner.pin):
-            log.info("call %s: owner PIN accepted", call_sid)
-            await board.db(lambda s: update_call(s, call_id, role=OWNER, callee=owner.name))
-            return connect(Caller(number, OWNER, owner.name, caller.contact_id), call_sid, call_id, "inbound")
         must = caller.role == OWNER or (project.roles.get(caller.role) and project.roles[caller.role].pin)
         if not digits and not must:
             return connect(caller, call_sid, call_id, "inbound")
+        if await board.db(lambda s: pin_attempts.locked(s, number)) is not None:
+            log.warning("call %s: PIN from %s refused, PIN entry is locked", call_sid, number)
+            return await locked_out(call_sid, call_id)
+        entered = digits.rstrip("#").encode("utf-8", "replace")
+        if digits and owner.pin and hmac.compare_digest(entered, owner.pin.encode()):
+            log.info("call %s: owner PIN accepted", call_sid)
+            await board.db(lambda s: pin_attempts.record_success(s, number))
+            await board.db(lambda s: update_call(s, call_id, role=OWNER, callee=owner.name))
+            return connect(Caller(number, OWNER, owner.name, caller.contact_id), call_sid, call_id, "inbound")
         tries += 1
         log.warning("call %s: wrong or missing PIN (try %d of %d)", call_sid, tries, MAX_PIN_TRIES)
+        lockout = await board.db(lambda s: pin_attempts.record_failure(s, number))
+        if lockout is not None:
+            log.warning("call %s: %s", call_sid, lockout.describe())
+            board.background(
+                board.outbox.notify_owner(f"Security: {lockout.describe()} (last try from {number})", kind="security")
+            )
+            return await locked_out(call_sid, call_id)
         if tries >= MAX_PIN_TRIES:
             await board.db(
                 lambda s: update_call(
@@ -308,6 +349,14 @@ async def run_stream(
             board.background(wrap_up(session, board.endpoints, send, setup.caller.name or ""))
 
 
+def _claim_token(session: Any, body: dict[str, str]) -> bool:
+    """Each signed token opens one stream (the first to present it claims it)."""
+    from tars.store.stream_tokens import claim
+
+    expires = dt.datetime.fromtimestamp(int(body[EXPIRES_PARAM]), dt.UTC)
+    return claim(session, body[SIGNATURE_PARAM], expires)
+
+
 async def verify_stream(board: Switchboard, websocket: WebSocket) -> tuple[dict[str, str], str, str] | None:
     """Read Twilio's first frames and verify our signed parameters; close the socket if they fail."""
     from pipecat.runner.utils import parse_telephony_websocket
@@ -323,6 +372,8 @@ async def verify_stream(board: Switchboard, websocket: WebSocket) -> tuple[dict[
     problem = board.signer.verify(body)
     if problem is None and body.get("call_sid") != call_sid:
         problem = "stream parameters belong to another call"
+    if problem is None and not await board.db(lambda s: _claim_token(s, body)):
+        problem = "stream parameters were already used"
     if problem is None and await board.busy(call_sid):
         problem = "at capacity"
     if problem is not None:

@@ -14,6 +14,7 @@ import uvicorn
 from tars.endpoints import Endpoints
 from tars.project import Project
 from tars.server.app import create_app
+from tars.telephony.reconcile import reconcile
 from tars.telephony.switchboard import Switchboard
 
 log = logging.getLogger("tars.server")
@@ -119,6 +120,7 @@ async def running(
                 task.result()  # raises the start-up error (port in use, …)
             await asyncio.sleep(0.01)
         bound = web.servers[0].sockets[0].getsockname()[1]
+        await reconcile(server)  # calls a dead process left live, finished as Twilio saw them
         server.scheduler.start()
         yield Running(server, bound, web, token)
     finally:

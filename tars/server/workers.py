@@ -59,11 +59,14 @@ def worker_main(options: WorkerOptions, sock: socket.socket) -> None:
     os.setpgrp()  # a Ctrl-C at the terminal reaches the parent alone, which stops each worker once
 
     from tars.endpoints import Endpoints
+    from tars.logs import install
     from tars.project import load_project
     from tars.server.run import running
 
-    logging.basicConfig(level=options.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    level = "DEBUG" if options.log_level.lower() == "trace" else options.log_level.upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     project = load_project(Path(options.project_root))
+    install(options.log_level, project.secrets)
     endpoints = Endpoints.from_project(project)
 
     async def main() -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from tars.store.errors import InvalidValue, NotFound
+from tars.store.errors import InvalidValue, NotFound, is_row_id
 from tars.store.models import (
     CALL_DIRECTIONS,
     CALL_STATUSES,
@@ -144,12 +144,14 @@ def list_calls(session: Session, limit: int = 50) -> list[Call]:
 def get_call(session: Session, call: int | str) -> Call:
     """A call by its id or its Twilio SID."""
     found: Call | None
-    if isinstance(call, int) or str(call).isdigit():
-        found = session.get(Call, int(call))
+    if isinstance(call, int) or (str(call).isascii() and str(call).isdigit()):
+        number = int(call)
+        found = session.get(Call, number) if is_row_id(number) else None
     else:
         found = session.exec(select(Call).where(Call.sid == call)).first()
     if found is None:
-        raise NotFound(f"no call {call!r}", "see them with `tars calls list`")
+        shown = str(call) if len(str(call)) <= 40 else str(call)[:37] + "..."
+        raise NotFound(f"no call {shown!r}", "see them with `tars calls list`")
     return found
 
 

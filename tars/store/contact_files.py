@@ -9,6 +9,7 @@ import csv
 import io
 import quopri
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -217,6 +218,10 @@ _COLUMNS = {
 }  # fmt: skip
 
 
+def _shorten(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def read_csv(text: str, filename: str = "the file") -> list[Card]:
     sample = text[:4096]
     try:
@@ -224,6 +229,19 @@ def read_csv(text: str, filename: str = "the file") -> list[Card]:
     except csv.Error:
         dialect = csv.excel
     reader = csv.reader(io.StringIO(text), dialect)
+    try:
+        return _cards(reader, filename)
+    except csv.Error as exc:  # a field over csv's limit, a NUL byte, an unclosed quote
+        reason = str(exc)
+        if "field larger than field limit" in reason:
+            reason = f"a field is longer than {csv.field_size_limit()} characters"
+        raise InvalidValue(
+            f"{filename} line {reader.line_num}: {reason}",
+            "fix or remove that line (a contact's fields are short: name, phone, email, notes)",
+        ) from None
+
+
+def _cards(reader: Iterator[list[str]], filename: str) -> list[Card]:
     header = next(reader, None)
     if not header:
         raise InvalidValue(f"{filename} is empty")
@@ -233,7 +251,7 @@ def read_csv(text: str, filename: str = "the file") -> list[Card]:
         where[field_name] = [i for name in names for i, key in enumerate(keys) if key == name]
     if not (where["name"] or where["first"] or where["last"]) or not where["phone"]:
         raise InvalidValue(
-            f"{filename} has no name and phone columns (its header: {', '.join(header)})",
+            f"{filename} has no name and phone columns (its header: {_shorten(', '.join(header))})",
             "the first row must name the columns, e.g. name,phone,email,relationship,birthday,role,notes",
         )
     cards = []

@@ -27,3 +27,12 @@ class AlreadyExists(StoreError):
 
 class InvalidValue(StoreError):
     """A value that cannot be stored: a bad phone number, role, birthday or time."""
+
+
+#: The largest id a row can have (a signed 64-bit integer, in SQLite and PostgreSQL alike).
+MAX_ID = 2**63 - 1
+
+
+def is_row_id(value: object) -> bool:
+    """True if ``value`` could be a row's id (1 to ``MAX_ID``): a larger one names nothing."""
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_ID

@@ -267,3 +267,27 @@ class CallMessage(SQLModel, table=True):
     answered_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class PinLockout(SQLModel, table=True):
+    """Wrong owner PINs, counted across calls: one row per calling number and one for all
+    callers (``scope`` "*"). After too many failures ``locked_until`` is set, with a backoff
+    that doubles on each lockout; a right PIN clears the number's row."""
+
+    __tablename__ = "pin_lockout"
+
+    scope: str = Field(primary_key=True, max_length=64)
+    failures: int = Field(default=0)
+    lockouts: int = Field(default=0)
+    locked_until: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    updated_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class UsedStreamToken(SQLModel, table=True):
+    """A signed stream token that opened a media stream: each is accepted once. Kept until
+    it expires (it could not verify after that anyway), then swept."""
+
+    __tablename__ = "used_stream_token"
+
+    mac: str = Field(primary_key=True, max_length=64)
+    expires_at: dt.datetime = Field(sa_type=UTCDateTime, index=True)

@@ -29,6 +29,7 @@ claimer holds, ``FOR UPDATE SKIP LOCKED``). The claimer's id must be unique to t
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,9 +38,11 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
 from tars import timeparse
-from tars.store.errors import InvalidValue, NotFound
+from tars.store.errors import InvalidValue, NotFound, is_row_id
 from tars.store.models import CHANNELS, Contact, Reminder
 from tars.store.wakeups import notify
+
+log = logging.getLogger("tars.store")
 
 OPEN = ("pending", "delivering", "failed")  # shown by `tars remind list` without --all
 MAX_BACKOFF = dt.timedelta(hours=1)
@@ -157,7 +160,7 @@ def list_reminders(session: Session, *, include_closed: bool = False) -> list[Re
 
 
 def get_reminder(session: Session, reminder_id: int) -> Reminder:
-    reminder = session.get(Reminder, reminder_id, populate_existing=True)
+    reminder = session.get(Reminder, reminder_id, populate_existing=True) if is_row_id(reminder_id) else None
     if reminder is None:
         raise NotFound(f"no reminder with id {reminder_id}", "see them with `tars remind list --all`")
     return reminder
@@ -264,7 +267,16 @@ def _advance(reminder: Reminder, now: dt.datetime) -> bool:
     if not reminder.recurrence:
         return False
     start = reminder.series_start or reminder.due
-    following = timeparse.next_occurrence(reminder.recurrence, start, max(reminder.due, now), reminder.timezone)
+    try:
+        following = timeparse.next_occurrence(reminder.recurrence, start, max(reminder.due, now), reminder.timezone)
+    except timeparse.TimeParseError as exc:  # a rule stored before it was refused: the series ends here
+        log.warning(
+            "reminder %s: its repeat %r cannot be followed (%s); it will not repeat",
+            reminder.id,
+            reminder.recurrence,
+            exc,
+        )
+        following = None
     if following is None:
         return False
     reminder.due = following
@@ -500,7 +512,7 @@ def extend_lease(
 
 
 def _held(session: Session, reminder_id: int, owner_id: str, *, end_read: bool = True) -> Reminder | None:
-    reminder = session.get(Reminder, reminder_id, populate_existing=True)
+    reminder = session.get(Reminder, reminder_id, populate_existing=True) if is_row_id(reminder_id) else None
     if reminder is None or reminder.status != "delivering" or reminder.lease_owner != owner_id:
         if end_read:
             session.rollback()

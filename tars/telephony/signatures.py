@@ -5,7 +5,13 @@
   never ``request.url``: behind a proxy or tunnel the two differ.
 * Media streams: caller identity must not be taken from the stream. When the server
   answers a signed webhook it signs the ``<Parameter>``s it puts in the TwiML (call SID,
-  caller, role, purpose, expiry); the websocket is closed unless they verify.
+  caller, role, purpose, expiry); the websocket is closed unless they verify. The MAC
+  covers a canonical encoding (sorted-key JSON), so no value can smuggle in another
+  parameter; the stream that presents a token first claims it in the database
+  (``tars.store.stream_tokens``), so each token opens one stream.
+* Identity fields of a webhook (``CallSid``, ``From``, ``To``…) carrying control
+  characters are refused: Twilio never sends them, and they would only be an attack on
+  whatever later prints or signs them.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import secrets
 import time
 from collections.abc import Mapping
@@ -20,7 +27,19 @@ from urllib.parse import urlsplit
 
 SIGNATURE_PARAM = "sig"
 EXPIRES_PARAM = "exp"
+NONCE_PARAM = "n"
 STREAM_TOKEN_TTL = 120  # seconds between answering the webhook and the stream opening
+#: Webhook fields that name a call or a party: never multi-line, never control characters.
+IDENTITY_FIELDS = ("CallSid", "AccountSid", "From", "To", "Caller", "Called", "ParentCallSid", "Digits")
+
+
+def control_characters_in(params: Mapping[str, str]) -> str | None:
+    """The first identity field whose value holds a control character, if any."""
+    for name in IDENTITY_FIELDS:
+        value = params.get(name, "")
+        if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in value):
+            return name
+    return None
 
 
 def public_url(base: str, path: str, query: str = "") -> str:
@@ -49,16 +68,18 @@ class StreamSigner:
         """Keyed by a configured secret (so several servers agree), else random per process."""
         if not secret:
             return cls(secrets.token_bytes(32))
-        return cls(hmac.new(secret.encode(), b"tars stream parameters v1", hashlib.sha256).digest())
+        return cls(hmac.new(secret.encode(), b"tars stream parameters v2", hashlib.sha256).digest())
 
     def _mac(self, params: Mapping[str, str]) -> str:
-        canonical = "\n".join(f"{k}={params[k]}" for k in sorted(params) if k != SIGNATURE_PARAM)
+        signed = {str(k): str(v) for k, v in params.items() if k != SIGNATURE_PARAM}
+        canonical = json.dumps(signed, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
         digest = hmac.new(self._key, canonical.encode(), hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
     def sign(self, params: Mapping[str, str], ttl: int = STREAM_TOKEN_TTL, now: float | None = None) -> dict[str, str]:
         signed = {k: str(v) for k, v in params.items()}
         signed[EXPIRES_PARAM] = str(int((now or time.time()) + ttl))
+        signed[NONCE_PARAM] = secrets.token_hex(8)  # two streams signed alike in one second differ
         signed[SIGNATURE_PARAM] = self._mac(signed)
         return signed
 
@@ -67,7 +88,7 @@ class StreamSigner:
         given = params.get(SIGNATURE_PARAM)
         if not given:
             return "stream parameters are not signed"
-        if not hmac.compare_digest(given, self._mac(params)):
+        if not hmac.compare_digest(given.encode("utf-8", "surrogatepass"), self._mac(params).encode()):
             return "stream parameter signature does not match"
         try:
             expires = int(params.get(EXPIRES_PARAM, "0"))

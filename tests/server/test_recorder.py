@@ -250,3 +250,37 @@ async def test_keys_become_text_and_the_pin_is_never_passed_on() -> None:
     assert noted == ["pressed 1••••#"]
     assert not any(isinstance(f, InputDTMFFrame) for f in aggregator.frames)
     assert aggregator.frames[-1] is sound
+
+
+async def test_a_pin_typed_slowly_is_held_together_and_masked() -> None:
+    """A pause longer than the keypad's quiet time in the middle of the PIN does not split it."""
+    noted: list[str] = []
+
+    async def note(text: str) -> None:
+        noted.append(text)
+
+    keypad = KeypadToText(note, secret="8462", pause=0.01, pin_wait=3600)
+    _transport, aggregator = between(keypad)
+    for key in ("8", "4"):
+        await keypad.queue_frame(InputDTMFFrame(button=KeypadEntry(key)))
+    await asyncio.sleep(0.1)  # the caller hesitates mid-PIN, well past the quiet time
+    for key in ("6", "2", "#"):
+        await keypad.queue_frame(InputDTMFFrame(button=KeypadEntry(key)))
+    await eventually(lambda: noted)
+    texts = [f.text for f in aggregator.frames if isinstance(f, InputTextRawFrame)]
+    assert texts == ["[The caller pressed the keys: ••••#]"]
+    assert noted == ["pressed ••••#"]
+
+
+async def test_a_pin_cut_short_is_masked_when_the_keys_go_quiet() -> None:
+    noted: list[str] = []
+
+    async def note(text: str) -> None:
+        noted.append(text)
+
+    keypad = KeypadToText(note, secret="8462", pause=0.01, pin_wait=0.02)
+    between(keypad)
+    for key in ("1", "8", "4", "6"):
+        await keypad.queue_frame(InputDTMFFrame(button=KeypadEntry(key)))
+    await eventually(lambda: noted)
+    assert noted == ["pressed 1••••"]

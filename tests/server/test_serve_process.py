@@ -139,3 +139,76 @@ def test_serve_without_credentials_says_what_to_set(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["--project", str(tmp_path / "p"), "serve"])
     assert result.exit_code == 1
     assert "tars serve needs credentials that are not set: telephony.account_sid (TWILIO_ACCOUNT_SID)" in result.output
+
+
+async def test_a_call_left_live_by_a_killed_server_is_finished_at_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``kill -9`` mid-call: Twilio's final status callback goes nowhere; the next start asks
+    Twilio how the call ended and finishes the row with that status and a reason."""
+    from tars.store.calls import call_details
+    from tars.store.database import connect
+
+    async with (
+        TwilioEmulator(account_sid=ACCOUNT, auth_token=TOKEN, realtime=False) as twilio,
+        GeminiEmulator(api_key=API_KEY, brain_factory=Goodbye) as gemini,
+    ):
+        project, env = served_project(tmp_path, monkeypatch, twilio, gemini)
+
+        def row() -> Any:
+            with connect(project.database_url) as db, db.session() as s:
+                return call_details(s, call.sid).call
+
+        first = await start_serving(project, env, twilio)
+        try:
+            call = await twilio.incoming_call(
+                from_=project.owner.phone,
+                to="+447700900999",
+                voice_url=f"{PUBLIC}/twilio/voice",
+                status_callback=f"{PUBLIC}/twilio/status",
+            )
+            await call.wait_for_agent_utterance(timeout=30)
+            await eventually(lambda: row().status == "in-progress", what="the call in progress")
+            first.kill()  # SIGKILL: no goodbye, no status written
+            first.wait()
+            assert await call.wait_ended(timeout=30) == "completed"
+            assert row().status == "in-progress"
+            second = await start_serving(project, env, twilio)
+        finally:
+            if first.poll() is None:
+                first.kill()
+                first.wait()
+        try:
+            ended = await eventually(lambda: row().status != "in-progress" and row(), 60, "the row reconciled")
+        finally:
+            second.terminate()
+            await asyncio.to_thread(second.wait, 30)
+    assert ended.status == "completed" and ended.ended_at is not None
+    assert ended.failure_reason == "the server holding the call stopped; Twilio reports the call completed"
+
+
+async def start_serving(project: Any, env: dict[str, str], twilio: TwilioEmulator) -> subprocess.Popen[bytes]:
+    """`tars serve` on a free port, answering /healthz, with Twilio's webhooks routed to it."""
+    port = free_port()
+    command = ["-m", "tars", "--project", str(project.root), "serve", "--port", str(port), "--log-level", "warning"]
+    server = subprocess.Popen(
+        [sys.executable, *command],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    local = f"http://127.0.0.1:{port}"
+    async with aiohttp.ClientSession() as http:
+
+        async def up() -> bool:
+            if server.poll() is not None:
+                pytest.fail("tars serve did not come up: " + server.stderr.read().decode()[-2000:])  # type: ignore[union-attr]
+            try:
+                async with http.get(f"{local}/healthz") as r:
+                    return r.status == 200
+            except aiohttp.ClientError:
+                return False
+
+        await eventually(up, 120, "tars serve answering /healthz")
+    twilio.route(PUBLIC, local)
+    return server
