@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from tars.scheduler.live import announce
 from tars.telephony.messages import Asker, question_for_call
+from tars.telephony.reconcile import reconcile
 from tars.telephony.switchboard import wall
 
 if TYPE_CHECKING:
@@ -65,8 +66,11 @@ async def _say(scheduler: Runner, session: Any, message: Any) -> None:
 
 
 async def reap(scheduler: Runner) -> None:
+    """Finish the calls of servers that died: as Twilio reports them (``reconcile``), and
+    those Twilio cannot tell of (no call sid, Twilio unreachable) as failed."""
     from tars.store.call_queue import reap_lapsed
 
+    await reconcile(scheduler.board, lapsed_for=REAP_AFTER)
     reaped = await scheduler.board.db(lambda s: reap_lapsed(s, wall(), REAP_AFTER))
     for call_id in reaped:
         log.warning("call %s: its server stopped; the call is finished as failed", call_id)

@@ -46,7 +46,10 @@ def _process_gone(server: str | None) -> bool:
     return False
 
 
-def orphaned(session: Any, me: str, now: dt.datetime) -> list[Any]:
+def orphaned(session: Any, me: str, now: dt.datetime, lapsed_for: dt.timedelta | None = None) -> list[Any]:
+    """The live rows no live server holds. With ``lapsed_for`` (the running reaper), only
+    those whose heartbeat lapsed that long ago or whose process on this machine is gone: a
+    call still ringing has no heartbeat yet, and only start-up may take such quiet rows."""
     from sqlmodel import col, select
 
     from tars.store.models import Call
@@ -56,8 +59,8 @@ def orphaned(session: Any, me: str, now: dt.datetime) -> list[Any]:
     for call in rows:
         if call.live_on == me:
             continue
-        lapsed = call.live_until is not None and call.live_until < now
-        quiet = call.live_on is None and call.updated_at < now - QUIET_FOR
+        lapsed = call.live_until is not None and call.live_until < now - (lapsed_for or dt.timedelta(0))
+        quiet = lapsed_for is None and call.live_on is None and call.updated_at < now - QUIET_FOR
         if lapsed or quiet or _process_gone(call.live_on):
             found.append(call)
     session.commit()
@@ -79,12 +82,13 @@ def finish(session: Any, call_id: int, status: str, reason: str, ended: dt.datet
     session.commit()
 
 
-async def reconcile(board: Any) -> list[int]:
-    """Finish the calls a dead process left live, as Twilio saw them; their ids."""
+async def reconcile(board: Any, lapsed_for: dt.timedelta | None = None) -> list[int]:
+    """Finish the calls a dead process left live, as Twilio saw them; their ids. At start-up
+    (``lapsed_for`` None) every orphan; while serving, the sessions lapsed ``lapsed_for`` ago."""
     from tars.telephony.switchboard import wall
 
     now = wall()
-    calls = await board.db(lambda s: orphaned(s, board.id, now))
+    calls = await board.db(lambda s: orphaned(s, board.id, now, lapsed_for))
     done: list[int] = []
     for call in calls:
         try:
