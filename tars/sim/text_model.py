@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from tars.sim import transcript_reader
 from tars.sim.gemini_rest import RestRequest
 
 OUTCOME_LINE = re.compile(r"^Outcome: (?P<json>.*)$", re.MULTILINE)
@@ -27,11 +28,17 @@ class TextModel:
         self.asked: list[str] = []  # "outcome" or "summary", in order
 
     def __call__(self, request: RestRequest) -> str:
+        read = transcript_reader.answer(request) if transcript_reader.reads_transcript(request) else None
         if request.json_mode:
             self.asked.append("outcome")
-            return json.dumps(self.answers.get("outcome", {}))  # {} fits no outcome schema: none is read
+            if "outcome" not in self.answers:
+                return json.dumps(read if read is not None else {})  # {} fits no outcome schema: none is read
+            given = self.answers["outcome"]
+            if isinstance(read, dict) and "evidence" in read:  # the scenario's outcome, resting on the lines read
+                return json.dumps({"outcome": given, "evidence": self.answers.get("evidence", read["evidence"])})
+            return json.dumps(given)
         self.asked.append("summary")
-        return str(self.answers.get("summary") or plain_summary(request.text))
+        return str(self.answers.get("summary") or (read if isinstance(read, str) else plain_summary(request.text)))
 
 
 def plain_summary(prompt: str) -> str:
