@@ -15,7 +15,7 @@ from tars.sim.gemini import CallTool, Say
 from tars.store.calls import start_call, update_call
 from tars.store.contacts import Rules, add_contact
 from tars.store.database import connect
-from tests.server.harness import Line, make_project
+from tests.server.harness import Line, Receptionist, make_project, place
 from tests.server.test_owner_calls import greet_then
 
 HELEN = "+447700900456"
@@ -86,3 +86,20 @@ def test_the_newest_call_alone_too_long_is_cut_not_dropped(tmp_path: Path, monke
 
     text = recollection(project, role, [Past("x" * 500)])
     assert len(text) <= 200 and text.endswith("…")
+
+
+async def test_a_second_goal_call_to_the_dentist_recalls_the_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = make_project(tmp_path / "p", monkeypatch)
+    async with Line(project, Receptionist) as line:
+        for _ in range(2):
+            await place(line, "dentist", "book_appointment", {"preferred_day": "Wednesday"})
+            call = await line.twilio.next_call(timeout=10)
+            await call.wait_for_agent_utterance(timeout=20)
+            await call.say("We have Wednesday at 3pm")
+            await call.wait_ended(timeout=30)
+            await line.settle()
+        first, second = (s.system_instruction for s in line.gemini.sessions)
+    assert "What happened on your last calls" not in first
+    assert "goal call (book_appointment): The call ended booked" in second
