@@ -90,6 +90,9 @@ class Role:
     pin: bool = False
     #: The playbooks it may start with make_goal_call; None: all of them.
     playbooks: tuple[str, ...] | None = None
+    #: Memory across calls: how many past calls with them to recall (0: none), in at most this many characters.
+    memory_calls: int = 0
+    memory_chars: int = 600
 
     def may_start(self, playbook: str) -> bool:
         return self.playbooks is None or playbook in self.playbooks

@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
-from tars.calls import instructions
+from tars.calls import instructions, memory
 from tars.calls.caller import OWNER, Caller, identify
 from tars.calls.playbook_run import RUNTIME_TOOLS, PlaybookRun
 from tars.calls.session import CallSetup
@@ -36,13 +36,17 @@ async def inbound_setup(
     now = instructions.local_now(project)
     values = instructions.template_values(project, now, caller.name)
     first_words = instructions.greeting(project, caller.greeting_kind, values)
+    instruction = instructions.inbound_instruction(project, role.name, caller.name, caller.number, now, tools)
+    if caller.contact_id is not None:  # a known contact: what happened last time, if the role remembers
+        past = await memory.recall(project, database, role, int(body["call_id"]), caller.contact_id, "")
+        instruction = f"{instruction}\n\n{past}" if past else instruction
     return CallSetup(
         call_id=int(body["call_id"]),
         call_sid=call_sid,
         stream_sid=stream_sid,
         caller=caller,
         purpose=body.get("purpose", "inbound"),
-        system_instruction=instructions.inbound_instruction(project, role.name, caller.name, caller.number, now, tools),
+        system_instruction=instruction,
         opening=f'[The call has connected. Greet the caller now with: "{first_words}"]',
         tools=tuple(tools),
     )
@@ -75,13 +79,15 @@ async def goal_setup(
         if pressed
         else run.opening()
     )
+    instruction = instructions.goal_instruction(project, plan, callee, now)
+    past = await memory.recall(project, database, role, call_id, call.contact_id, call.to_number)
     setup = CallSetup(
         call_id=call.id,
         call_sid=call_sid,
         stream_sid=stream_sid,
         caller=Caller(call.to_number, plan.playbook.role, callee, call.contact_id),
         purpose="goal",
-        system_instruction=instructions.goal_instruction(project, plan, callee, now),
+        system_instruction=f"{instruction}\n\n{past}" if past else instruction,
         opening=opening,
         tools=tuple(tools),
     )

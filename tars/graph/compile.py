@@ -733,6 +733,8 @@ def build_project(
                     r.get("description", ""),
                     r.get("pin", False),
                     tuple(r["playbooks"]) if "playbooks" in r else None,
+                    int(r["memory"].get("calls", 3)) if "memory" in r else 0,
+                    int(r["memory"].get("max_chars", 600)) if "memory" in r else 600,
                 )
                 for n, r in config["roles"].items()
             }

@@ -347,6 +347,12 @@ async def run_stream(
                 await goal_requests.report(board, setup.call_id, text, payload)
 
             board.background(wrap_up(session, board.endpoints, send, setup.caller.name or ""))
+        elif playbook is None:
+            from tars.calls.aftercall import summarise_call
+
+            who = setup.caller.name or setup.caller.number or "an unknown number"
+            about = f"Reminder call to {who}" if setup.purpose == "reminder" else f"Inbound call from {who}"
+            board.background(summarise_call(session, board.endpoints, about))
 
 
 def _claim_token(session: Any, body: dict[str, str]) -> bool:

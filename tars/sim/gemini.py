@@ -27,7 +27,7 @@ Usage::
 
 Public API::
 
-    GeminiEmulator(api_key="test-key", *, brain_factory=EchoBrain, responder=echo_responder,
+    GeminiEmulator(api_key="test-key", *, brain_factory=EchoBrain, responder=default_responder,
                    response_delay_ms=0, realtime=False, pacing=None, chunk_ms=100,
                    end_silence_ms=500, end_of_turn_after_bytes=None, speech_body_ms=None,
                    models=None, session_limit_s=900, connection_limit_s=600, go_away_lead_s=60,
@@ -120,6 +120,7 @@ from tars.sim.gemini_session import (
     Violation,
 )
 from tars.sim.gemini_wire import error_json
+from tars.sim.transcript_reader import default_responder
 
 __all__ = [
     "Action",
@@ -159,7 +160,7 @@ class GeminiEmulator:
         api_key: str = "test-key",
         *,
         brain_factory: BrainFactory = EchoBrain,
-        responder: Responder = echo_responder,
+        responder: Responder = default_responder,
         response_delay_ms: int = 0,
         realtime: bool = False,
         pacing: float | None = None,

@@ -13,7 +13,8 @@ Text in, text out through a pluggable *responder*. What the wire requires:
   ``responseJsonSchema`` (JSON Schema)) must answer with a JSON text that
   validates, because the SDK parses it into the caller's pydantic model.
   When the responder gives nothing, a minimal valid instance is generated from
-  the schema.
+  the schema. The emulator's default responder (``transcript_reader.default_responder``)
+  answers summaries and extractions from the call transcript in the prompt.
 * Function calling answers with a ``functionCall`` part when the responder
   returns ``FunctionCall``.
 * Response shape: ``{"candidates":[{"content":{"role":"model","parts":[...]},
@@ -200,7 +201,9 @@ def _schema_config_problem(config: dict[str, Any]) -> str | None:
 
     ``responseJsonSchema``: "If set, responseSchema must be omitted, but responseMimeType is
     required and must be set to application/json" (firebase.google.com/docs/reference/js/
-    ai.generationconfig); ``responseSchema``: "If set, a compatible response_mime_type must
+    ai.generationconfig; the same in googleapis.github.io/kotlin-genai ``GenerateContentConfig.
+    responseJsonSchema``: "If set, response_schema must be omitted, but response_mime_type is
+    required"); ``responseSchema``: "If set, a compatible response_mime_type must
     also be set" (google-genai ``GenerateContentConfig.responseSchema``). The rules are
     documented; the wording of the errors is ours."""
     mime = config.get("responseMimeType")

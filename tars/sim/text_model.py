@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from tars.sim import transcript_reader
 from tars.sim.gemini_rest import RestRequest
 
 OUTCOME_LINE = re.compile(r"^Outcome: (?P<json>.*)$", re.MULTILINE)
@@ -27,11 +28,19 @@ class TextModel:
         self.asked: list[str] = []  # "outcome" or "summary", in order
 
     def __call__(self, request: RestRequest) -> str:
+        read = transcript_reader.answer(request) if transcript_reader.reads_transcript(request) else None
         if request.json_mode:
             self.asked.append("outcome")
-            return json.dumps(self.answers.get("outcome", {}))  # {} fits no outcome schema: none is read
+            if "outcome" not in self.answers:
+                return json.dumps(read if read is not None else {})  # {} fits no outcome schema: none is read
+            given = self.answers["outcome"]
+            if isinstance(read, dict) and "evidence" in read:  # the scenario's outcome and the words it cites
+                quotes = self.answers.get("evidence")
+                evidence = read["evidence"] if quotes is None else cite(request.text, quotes)
+                return json.dumps({"outcome": given, "evidence": evidence})
+            return json.dumps(given)
         self.asked.append("summary")
-        return str(self.answers.get("summary") or plain_summary(request.text))
+        return str(self.answers.get("summary") or (read if isinstance(read, str) else plain_summary(request.text)))
 
 
 def plain_summary(prompt: str) -> str:
@@ -47,3 +56,12 @@ def plain_summary(prompt: str) -> str:
     rest = ", ".join(f"{k}: {v}" for k, v in outcome.items() if k != "status")
     head = f"The call ended {status}" if status else "The call ended"
     return f"{head}{f' ({rest})' if rest else ''}."
+
+
+def cite(prompt: str, quotes: list[str]) -> list[dict[str, Any]]:
+    """Each quote with the number of the first transcript line that says it (0 if none does)."""
+    lines = transcript_reader.transcript_lines(prompt)
+    return [
+        {"line": next((n for n, _, text in lines if quote.lower() in text.lower()), 0), "quote": quote}
+        for quote in quotes
+    ]

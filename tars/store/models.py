@@ -38,7 +38,7 @@ CALL_STATUSES = (
     "voicemail",
 )
 CALL_DIRECTIONS = ("inbound", "outbound")
-OUTCOME_SOURCES = ("recorded", "extracted")
+OUTCOME_SOURCES = ("recorded", "extracted", "unknown")
 MESSAGE_STATUSES = ("pending", "delivered", "failed")
 #: Messages between live calls and the owner (``CallMessage``).
 CALL_MESSAGE_KINDS = ("question", "note", "report")
@@ -161,7 +161,8 @@ class Call(SQLModel, table=True):
     started_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     ended_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     outcome: dict[str, Any] | None = Field(default=None, sa_type=_JSON)
-    #: "recorded" (the model called record_outcome) or "extracted" (read from the transcript).
+    #: "recorded" (the model called record_outcome), "extracted" (read after the call from the
+    #: transcript lines it cites) or "unknown" (nothing supports one; ``outcome`` says why).
     outcome_source: str | None = Field(default=None, max_length=16)
     summary: str | None = Field(default=None, sa_type=Text)
     recording_path: str | None = Field(default=None, max_length=1000)

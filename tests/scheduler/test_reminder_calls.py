@@ -94,6 +94,7 @@ async def test_a_reminder_call_announces_it_and_snooze_moves_it(
     assert ("system", f"reminder {rid} delivered") in said
     assert ("caller", "snooze ten minutes") in said
     assert [(t.tool, t.allowed) for t in record.tools] == [("snooze_reminder", True), ("end_call", True)]
+    assert "snooze ten minutes" in record.call.summary  # every call ends with a summary
 
 
 async def test_done_on_the_call_acknowledges_it_without_skipping_the_next_one(

@@ -45,6 +45,7 @@ async def test_unknown_caller_leaves_a_message_and_cannot_list_contacts(
         await call.wait_for_agent_utterance(timeout=20)
         await call.say("tell Alex to call Sam back about the boat")
         assert await call.wait_ended(timeout=30) == "completed"
+        await line.settle()
         session = line.gemini.sessions[0]
         texts = [m.body for m in line.twilio.messages]
 
@@ -59,6 +60,8 @@ async def test_unknown_caller_leaves_a_message_and_cannot_list_contacts(
         ("end_call", True),
     ]
     assert record.tools[0].reason == refused["refused"]
+    # Every call ends with a summary, read from what was said (here by the emulated text model).
+    assert "tell Alex to call Sam back about the boat" in record.call.summary
     owner = project.owner.phone
     assert f"Incoming call from {STRANGER}" in texts
     assert f"Message from Sam ({STRANGER}): Please call Sam back about the boat" in texts

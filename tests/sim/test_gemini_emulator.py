@@ -849,3 +849,37 @@ async def test_echo_brain_is_default_and_threads_are_cleaned_up() -> None:
     await emu.start()
     await emu.stop()
     assert threading.active_count() == before
+
+
+# --- the text model reading a call transcript --------------------------------
+
+
+async def test_rest_reads_summaries_and_cited_outcomes_from_the_transcript(gemini_emulator: GeminiEmulator) -> None:
+    from google.genai import types
+
+    from tars.calls.aftercall import evidence_schema, transcript_text
+
+    schema = {
+        "type": "object",
+        "required": ["status"],
+        "properties": {"status": {"type": "string", "enum": ["booked", "declined"]}, "notes": {"type": "string"}},
+    }
+    said = [("assistant", "Anything on Wednesday?"), ("system", "[step]"), ("caller", "Yes, you are booked at 3")]
+    silent = [("assistant", "Hello, is anyone there?")]
+    client = client_for(gemini_emulator)
+    config = types.GenerateContentConfig(
+        response_mime_type="application/json", response_json_schema=evidence_schema(schema)
+    )
+
+    async def ask(lines: list[tuple[str, str]], config: types.GenerateContentConfig | None = None) -> str:
+        prompt = f"Read this call.\nTranscript:\n{transcript_text(lines)}"
+        reply = await client.aio.models.generate_content(model="gemini-3.5-flash", contents=prompt, config=config)
+        return reply.text or ""
+
+    assert json.loads(await ask(said, config)) == {
+        "outcome": {"status": "booked"},
+        "evidence": [{"line": 2, "quote": "Yes, you are booked at 3"}],
+    }
+    assert json.loads(await ask(silent, config))["evidence"] == []  # fits the schema, rests on nothing
+    assert await ask(said) == "The other party said “Yes, you are booked at 3” (1 of 2 lines)."
+    assert await ask(silent) == "The other party never spoke; TARS said: “Hello, is anyone there?”."
