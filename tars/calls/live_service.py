@@ -61,6 +61,7 @@ class GatedGeminiLive(GeminiLiveLLMService):
         self._answered: set[str] = set()  # tool calls whose result the session has had
         self._unsent: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = []
         self._malformed: dict[str, str] = {}  # call id -> what was wrong with its args
+        self._names: dict[str, str] = {}  # call id -> function (pipecat forgets on reconnect)
         self._connected_once = False
         self.register_function(None, self._handle)
 
@@ -122,6 +123,7 @@ class GatedGeminiLive(GeminiLiveLLMService):
         sent and replays every result in the context, which the service refuses
         (1007 "unknown function call id").
         """
+        tool_name = self._names.get(tool_call_id, tool_name)  # a response is named, even after a drop
         if flags.get("is_final", True) and tool_call_id in self._answered:
             return
         if self._disconnecting or not self._session:
@@ -149,6 +151,7 @@ class GatedGeminiLive(GeminiLiveLLMService):
             for fc in function_calls
             if fc.tool_call_id not in self._malformed
         ]
+        self._names.update((fc.tool_call_id, fc.function_name) for fc in function_calls)
         self._call.start_batch(calls)
         await super().run_function_calls(function_calls)
 

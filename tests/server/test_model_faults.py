@@ -3,6 +3,7 @@ across a reconnect, and malformed tool calls from the model (issue 23, "Faults")
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 from tars.sim.gemini import CallTool, Say
 from tests.server.harness import Line, make_project
 from tests.server.test_owner_calls import greet_then
+from tests.waiting import eventually
 
 REMINDER = CallTool("create_reminder", {"text": "call Helen", "when": "tomorrow at 2pm"})
 
@@ -96,3 +98,37 @@ async def test_a_tool_call_with_malformed_arguments_gets_an_error_result(
     assert record.call.status == "completed"
     system = [t.text for t in record.transcript if t.speaker == "system"]
     assert f"the model called create_reminder with arguments that are a {kind}, not an object" in system
+
+
+async def test_a_tool_result_that_lands_while_reconnecting_is_sent_after_the_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = make_project(tmp_path / "p", monkeypatch)
+    email = CallTool("send_to_n8n", {"channel": "email", "message": "the dinner is on Friday"})
+    brain = greet_then(email, [Say("Sent, sir."), CallTool("end_call", {})])
+    async with Line(project, lambda: brain) as line:
+        released = line.webhooks.holds["send_to_n8n"] = asyncio.Event()
+        call = await line.call_in(from_=project.owner.phone)
+        await call.wait_for_agent_utterance(timeout=20)
+        [session] = line.gemini.sessions
+        await line.gemini.wait_for(lambda: session.handles, what="a resumption handle")
+        await call.say("email me that the dinner is on Friday")
+        await eventually(lambda: line.webhooks.requests, what="the slow webhook")
+        line.gemini.live.setup_hold = asyncio.Event()
+        await line.gemini.drop()
+        released.set()  # the tool finishes while the session is reconnecting
+        await eventually(
+            lambda: [t for t in details(line, call.sid).tools if t.tool == "send_to_n8n"], what="the tool's result"
+        )
+        line.gemini.live.setup_hold.set()
+        # The emulator forgets calls pending at a drop, so it takes the late result as stale;
+        # what matters here is that the result reaches the resumed session at all.
+        await line.gemini.wait_for(lambda: session.tool_results, what="the result after the resume")
+        await call.say("thanks")
+        assert (await call.wait_for_agent_utterance(timeout=20)).text == "Sent, sir."
+        assert await call.wait_ended(timeout=30) == "completed"
+    assert session.connections == 2 and line.gemini.violations == []
+    assert [(r["name"], r.get("stale", False)) for r in session.tool_results] == [
+        ("send_to_n8n", True),
+        ("end_call", False),
+    ]
