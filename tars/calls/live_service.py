@@ -8,6 +8,7 @@ this module knows nothing of sessions, playbooks or the server.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
@@ -57,6 +58,11 @@ class GatedGeminiLive(GeminiLiveLLMService):
     def __init__(self, *args: Any, session: LiveCall, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self._call = session  # not _session: the base class keeps its Live session there
+        self._answered: set[str] = set()  # tool calls whose result the session has had
+        self._unsent: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = []
+        self._malformed: dict[str, str] = {}  # call id -> what was wrong with its args
+        self._names: dict[str, str] = {}  # call id -> function (pipecat forgets on reconnect)
+        self._connected_once = False
         self.register_function(None, self._handle)
 
     async def _connection_task_handler(self, config: Any) -> None:
@@ -89,8 +95,43 @@ class GatedGeminiLive(GeminiLiveLLMService):
         await super()._handle_server_message(message)
 
     async def _handle_session_ready(self, session: Any) -> None:
+        """A (re)connected session: count the failures from zero, and deliver what waited.
+
+        pipecat 1.14 resets its failure counter only after a connection has stayed up 10 s
+        *and* a message arrives, so three drops spaced out in one call, each resumed, ended
+        the call. A resumed session is a success: only failures in a row end the call (a
+        connect that fails never gets here, so three of those still do).
+        """
+        session._ws = _ArgsCheck(session._ws, self._malformed)
+        if self._connected_once:
+            self._consecutive_failures = 0
+        self._connected_once = True
         await self._call.model_connected()
         await super()._handle_session_ready(session)
+        unsent, self._unsent = self._unsent, []
+        for tool_call_id, tool_name, message, flags in unsent:
+            await self._tool_result(tool_call_id, tool_name, message, **flags)
+
+    async def _tool_result(
+        self, tool_call_id: str, tool_name: str, tool_result_message: dict[str, Any], **flags: Any
+    ) -> None:
+        """Send a result once, and keep one that finishes while the session reconnects.
+
+        pipecat drops a result that arrives with no session (a slow tool outliving a drop);
+        the resumed session still waits for it, so it is sent as soon as the session is back.
+        A result already sent is never sent again: after a reconnect pipecat forgets what it
+        sent and replays every result in the context, which the service refuses
+        (1007 "unknown function call id").
+        """
+        tool_name = self._names.get(tool_call_id, tool_name)  # a response is named, even after a drop
+        if flags.get("is_final", True) and tool_call_id in self._answered:
+            return
+        if self._disconnecting or not self._session:
+            self._unsent.append((tool_call_id, tool_name, tool_result_message, flags))
+            return
+        if flags.get("is_final", True):
+            self._answered.add(tool_call_id)
+        await super()._tool_result(tool_call_id, tool_name, tool_result_message, **flags)
 
     async def _disconnect(self) -> None:
         """Keep the caller's last words: pipecat drops its unflushed transcription buffer here.
@@ -105,12 +146,59 @@ class GatedGeminiLive(GeminiLiveLLMService):
         await super()._disconnect()
 
     async def run_function_calls(self, function_calls: Sequence[Any]) -> None:
-        calls = [ToolCall(fc.tool_call_id, fc.function_name, dict(fc.arguments or {})) for fc in function_calls]
+        calls = [
+            ToolCall(fc.tool_call_id, fc.function_name, dict(fc.arguments or {}))
+            for fc in function_calls
+            if fc.tool_call_id not in self._malformed
+        ]
+        self._names.update((fc.tool_call_id, fc.function_name) for fc in function_calls)
         self._call.start_batch(calls)
         await super().run_function_calls(function_calls)
 
     async def _handle(self, params: Any) -> None:
+        problem = self._malformed.pop(params.tool_call_id, None)
+        if problem is not None:
+            # Malformed model output is the model's mistake, not the call's end: it is told
+            # what was wrong, and may call again.
+            await self._call.recorder.line("system", f"the model called {params.function_name} with {problem}")
+            await params.result_callback({"error": f"{problem}; call {params.function_name} again with an object"})
+            return
         result = await self._call.result_for(
             ToolCall(params.tool_call_id, params.function_name, dict(params.arguments or {}))
         )
         await params.result_callback(result)
+
+
+class _ArgsCheck:
+    """The Live socket, with each ``toolCall``'s ``args`` checked before google-genai parses it.
+
+    The API says ``args`` is an object; a model that emits a string or a list makes the
+    SDK's ``LiveServerMessage`` validation raise inside ``receive()``, which pipecat takes
+    for a dropped connection (and three of those end the call). Here such a call keeps its
+    id and name with empty args, and is noted so its handler answers it with an error.
+    """
+
+    def __init__(self, ws: Any, malformed: dict[str, str]):
+        self._ws = ws
+        self._malformed = malformed
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ws, name)
+
+    async def recv(self, *args: Any, **kwargs: Any) -> Any:
+        raw = await self._ws.recv(*args, **kwargs)
+        if b'"toolCall"' not in (raw if isinstance(raw, bytes) else raw.encode()):
+            return raw
+        try:
+            frame = json.loads(raw)
+            calls = frame["toolCall"]["functionCalls"]
+        except (ValueError, KeyError, TypeError):
+            return raw
+        changed = False
+        for call in calls if isinstance(calls, list) else []:
+            args = call.get("args") if isinstance(call, dict) else None
+            if args is not None and not isinstance(args, dict):
+                self._malformed[str(call.get("id"))] = f"arguments that are a {type(args).__name__}, not an object"
+                call["args"] = {}
+                changed = True
+        return json.dumps(frame).encode() if changed else raw

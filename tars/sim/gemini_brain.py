@@ -43,10 +43,13 @@ class Say:
 
 @dataclass(frozen=True)
 class CallTool:
-    """Call the client's function ``name`` with ``args`` and wait for the result."""
+    """Call the client's function ``name`` with ``args`` and wait for the result.
+
+    ``args`` that is not a mapping (a string, a list) is sent as it is: models do emit
+    malformed calls, and a client has to survive them."""
 
     name: str
-    args: dict[str, Any] = field(default_factory=dict)
+    args: Any = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

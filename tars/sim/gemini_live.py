@@ -254,6 +254,8 @@ class LiveConnection(ModelTurns):
             raise ProtocolViolation(f"{INVALID_ARGUMENT} First message must be setup, got {first}")
         setup = frame["setup"]
         check_setup(setup, api_version=_api_version(self.request.path), models=self.options.models)
+        if self.registry.setup_hold is not None:
+            await self.registry.setup_hold.wait()  # a connect the test holds open
         handle = (setup.get("sessionResumption") or {}).get("handle")
         if handle:
             session = self.registry.handles.get(handle)

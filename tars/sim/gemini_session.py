@@ -169,6 +169,7 @@ class LiveRegistry:
         self.rejected: list[tuple[float, int, str]] = []  # refused before a session existed
         self.refuse_resumption = False
         self.accepting = True
+        self.setup_hold: asyncio.Event | None = None  # set: setups wait for it (a slow connect)
         self._ids = itertools.count(1)
 
     def new_session(self, brain: Brain, setup: dict[str, Any]) -> LiveSession:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tars.sim import speech
@@ -180,7 +180,7 @@ class ModelTurns:
             fut: asyncio.Future[dict[str, Any]] = loop.create_future()
             session._calls[call_id] = (call.name, fut)
             futures.append(fut)
-            fc = {"id": call_id, "name": call.name, "args": dict(call.args)}
+            fc = {"id": call_id, "name": call.name, "args": _wire_args(call.args)}
             wire.append(fc)
             session.tool_calls.append({**fc, "t": time.monotonic()})
         await self.send({"toolCall": {"functionCalls": wire}})
@@ -240,3 +240,8 @@ class ModelTurns:
             await self.send({"toolCallCancellation": {"ids": ids}})
         await self.send({"serverContent": {"interrupted": True}})
         await self._complete_turn(interrupted=True)
+
+
+def _wire_args(args: Any) -> Any:
+    """A mapping as a JSON object; anything else as it is (a malformed call, on purpose)."""
+    return dict(args) if isinstance(args, Mapping) else args

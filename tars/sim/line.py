@@ -143,6 +143,7 @@ class WebhookReceiver(LoopbackApp):
         super().__init__()
         self.requests: list[WebhookRequest] = []
         self.replies: dict[str, tuple[int, Any]] = {}  # name -> (status, JSON body)
+        self.holds: dict[str, asyncio.Event] = {}  # name -> answered once set (a slow endpoint)
 
     def reply(self, name: str, status: int = 200, body: Any = None) -> None:
         """How the endpoint ``name`` answers (default: 200 ``{"ok": true}``)."""
@@ -156,6 +157,8 @@ class WebhookReceiver(LoopbackApp):
         except json.JSONDecodeError:
             payload = text
         self.requests.append(WebhookRequest(name, request.method, dict(request.headers), payload))
+        if name in self.holds:
+            await self.holds[name].wait()
         status, body = self.replies.get(name, (200, {"ok": True}))
         return web.json_response(body, status=status)
 
