@@ -23,9 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
 
 if TYPE_CHECKING:
-    from sqlmodel import Session
-
-    from tars.project import DirectoryEntry, Project
+    from tars.project import DirectoryEntry
 
 Source = Literal["contact", "directory", "number"]
 
@@ -261,16 +259,4 @@ def choose(
     raise UserError(
         f"'{found.query}' is not an exact name, alias or number; the closest: {names}",
         f"give the exact name or the number, or add --yes to call {best.name}",
-    )
-
-
-def resolve_in(session: Session, project: Project, query: str) -> Resolution:
-    """``resolve`` against the project's contacts (from the store) and directory."""
-    from tars.store.contacts import list_contacts
-
-    return resolve(
-        query,
-        contacts=list_contacts(session),
-        directory=project.directory,
-        region=project.owner.region,
     )

@@ -164,7 +164,8 @@ def _resolve(project: Any, target: str, *, lenient: bool = False, yes: bool = Fa
     Returns the target and whether its name was exact.
     ``lenient`` (--dry-run, --simulate: nothing real is dialled) takes the best match and
     says so."""
-    from tars.resolve import choose, resolve_in
+    from tars.resolve import choose
+    from tars.store.contacts import resolve_in
     from tars.store.database import connect
 
     with connect(project.database_url) as db, db.session() as session:

@@ -47,7 +47,7 @@ class CallDesk:
 
     # ------------------------------------------------------------------ make_goal_call
     async def make_goal_call(self, args: Mapping[str, Any]) -> dict[str, Any]:
-        from tars.resolve import resolve_in
+        from tars.store.contacts import resolve_in
         from tars.store.errors import StoreError
 
         project = self.board.project

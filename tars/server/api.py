@@ -76,7 +76,7 @@ async def place(request: Request) -> JSONResponse:
     except (ValueError, KeyError, TypeError, RecursionError):
         return _error(400, "expected JSON with target, playbook and inputs")
     from tars.graph.call_plan import InputError
-    from tars.resolve import resolve_in
+    from tars.store.contacts import resolve_in
     from tars.store.errors import StoreError
     from tars.telephony.switchboard import PlacementError
 

@@ -11,14 +11,18 @@ import datetime as dt
 import re
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from tars.resolve import Resolution, normalize, rank, resolve
 from tars.store.errors import AlreadyExists, InvalidValue, NotFound
 from tars.store.models import Contact, utcnow
 from tars.store.phones import normalize_phone
+
+if TYPE_CHECKING:
+    from tars.project import Project
 
 BLOCKED = "blocked"
 DEFAULT_ROLE = "contact"
@@ -27,7 +31,6 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 def name_key(name: str) -> str:
     """The form names are compared in: casefolded, accents removed, spaces collapsed."""
-    from tars.resolve import normalize
 
     return normalize(name)
 
@@ -133,7 +136,6 @@ def names_by_id(session: Session, ids: Iterable[int | None]) -> dict[int, str]:
 def get_contact(session: Session, name: str, *, fuzzy: bool = False) -> Contact:
     """The contact called ``name``; with ``fuzzy``, also the one clear fuzzy match.
     Raises NotFound (with "did you mean") otherwise."""
-    from tars.resolve import rank
 
     contact = contact_by_name(session, name)
     if contact is not None:
@@ -160,7 +162,6 @@ def get_contact(session: Session, name: str, *, fuzzy: bool = False) -> Contact:
 def _starting_with(name: str, contacts: list[Contact]) -> list[str]:
     """The names of contacts with a word starting with ``name`` ("al" → Alice, Alicia), for
     short beginnings that fuzzy matching leaves alone."""
-    from tars.resolve import normalize
 
     start = normalize(name)
     if not start:
@@ -285,3 +286,8 @@ def contact_json(contact: Contact) -> dict[str, Any]:
         "created_at": contact.created_at.isoformat(),
         "updated_at": contact.updated_at.isoformat(),
     }
+
+
+def resolve_in(session: Session, project: Project, query: str) -> Resolution:
+    """``tars.resolve.resolve`` against the project's contacts (from the store) and directory."""
+    return resolve(query, contacts=list_contacts(session), directory=project.directory, region=project.owner.region)

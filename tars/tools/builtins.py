@@ -207,7 +207,7 @@ async def snooze_reminder(ctx: ToolContext, args: Mapping[str, Any]) -> dict[str
 
 @handler("lookup_contact")
 async def lookup_contact(ctx: ToolContext, args: Mapping[str, Any]) -> dict[str, Any]:
-    from tars.resolve import resolve_in
+    from tars.store.contacts import resolve_in
 
     found = await ctx.db(lambda s: resolve_in(s, ctx.project, str(args["name"])))
     if found.best is not None:

@@ -12,15 +12,15 @@ def test_a_log_line_after_a_command_is_written_not_a_logging_error(
 ) -> None:
     from loguru import logger
 
-    from tars.cli.serve import _quiet_pipecat
     from tars.cli.simulate import QuietLogs
+    from tars.logs import install
 
     with CliRunner().isolation():  # what `tars` under CliRunner (or a daemon) runs inside
         if command == "simulate":
             with QuietLogs(verbose=False):
                 logger.warning("during the report")  # quiet: not shown at all
         else:
-            _quiet_pipecat("info")
+            install("info")  # what `tars serve` sets up
     logger.warning("after the command")  # the command's stream is closed by now
     err = capsys.readouterr().err
     assert "after the command" in err

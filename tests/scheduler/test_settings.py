@@ -117,7 +117,7 @@ def tars_yaml_with(root: Path, section: str) -> None:
     [
         (
             "scheduler:\n  poll_seconds: 0\n",
-            "tars.yaml:116:17  $.scheduler.poll_seconds  0 is too small; must be >= 0.1",
+            "$.scheduler.poll_seconds  0 is too small; must be >= 0.1",
         ),
         ("scheduler:\n  lease_seconds: forever\n", "$.scheduler.lease_seconds  expected a number, got 'forever'"),
         ("scheduler:\n  poll_second: 5\n", "did you mean 'poll_seconds'?"),

@@ -282,8 +282,9 @@ def test_a_role_naming_an_unknown_playbook_is_refused_by_validate(tmp_path: Path
     config.write_text(config.read_text().replace(*FAMILY[1:]).replace("[dinner_invitation]", "[diner_invitation]"))
     result = tars("--project", tmp_path / "p", "validate")
     assert result.exit_code == 1
+    line = config.read_text().splitlines().index("    playbooks: [diner_invitation]") + 1
     assert result.output.startswith(
-        "tars.yaml:65:17  $.roles.family.playbooks[0]  'diner_invitation' is not a playbook; "
+        f"tars.yaml:{line}:17  $.roles.family.playbooks[0]  'diner_invitation' is not a playbook; "
         "did you mean 'dinner_invitation'?\n"
     )
 

@@ -11,7 +11,8 @@ from store_helpers import Store
 from typer.testing import Result
 
 from tars.project import load_project
-from tars.resolve import resolve, resolve_in
+from tars.resolve import resolve
+from tars.store.contacts import resolve_in
 from tars.store.errors import InvalidValue
 
 
