@@ -40,7 +40,7 @@ def generate(root: Path, playbooks: int = 1000, tools: int = 200) -> None:
 
 
 def run(quick: bool = False) -> list[Row]:
-    from tars.project import load_project
+    from tars.loading import load_project
 
     count = 100 if quick else 1000
     with tempfile.TemporaryDirectory() as tmp:

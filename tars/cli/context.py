@@ -30,11 +30,11 @@ def project_root(ctx: typer.Context, start: Path | None = None) -> Path:
 def load(ctx: typer.Context, start: Path | None = None) -> Project:
     """The validated project, loaded once; a ConfigError reaches the error boundary.
 
-    An unchanged project comes from the compiled-project cache (tars.config.cache): the
+    An unchanged project comes from the compiled-project cache (tars.project_cache): the
     same Project, without parsing YAML, checking JSON Schema or importing networkx.
     ``tars validate`` does not come through here; it always checks everything.
     """
-    from tars.project import load_project
+    from tars.loading import load_project
 
     state = _state(ctx)
     if state.get("loaded") is None:

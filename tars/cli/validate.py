@@ -37,7 +37,7 @@ def validate(
     """Check tars.yaml, personas/ and playbooks/: YAML, schemas and cross-references."""
     from tars.config.diagnostics import ConfigError
     from tars.config.discovery import find_root
-    from tars.project import load_project
+    from tars.loading import load_project
 
     state = context._state(ctx)
     # Each file names the project it belongs to; a commit may touch more than one.

@@ -21,6 +21,8 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tars.graph.walks import reachable
+
 
 @dataclass(frozen=True)
 class ToolCall:
@@ -52,8 +54,6 @@ Execute = Callable[[ToolCall, Upstream], Awaitable[Any]]
 def needs_closure(needs: Mapping[str, Iterable[str]]) -> dict[str, frozenset[str]]:
     """Every tool's transitive needs, from its direct ``needs:`` lists (a tool is never its
     own need, even in a cycle). Plain Python: compiling a project imports no networkx."""
-    from tars.graph.compile import reachable
-
     direct = {tool: list(wanted) for tool, wanted in needs.items()}
     tools = dict.fromkeys(n for tool, wanted in direct.items() for n in (tool, *wanted))  # first-seen order
     return {tool: frozenset(reachable(direct, tool) - {tool}) for tool in tools}

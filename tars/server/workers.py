@@ -59,8 +59,8 @@ def worker_main(options: WorkerOptions, sock: socket.socket) -> None:
     os.setpgrp()  # a Ctrl-C at the terminal reaches the parent alone, which stops each worker once
 
     from tars.endpoints import Endpoints
+    from tars.loading import load_project
     from tars.logs import install
-    from tars.project import load_project
     from tars.server.run import running
 
     level = "DEBUG" if options.log_level.lower() == "trace" else options.log_level.upper()

@@ -30,7 +30,8 @@ from typing import Any, Self
 from aiohttp import web
 
 from tars.endpoints import Endpoints
-from tars.project import Project, freeze, load_project, thaw
+from tars.loading import load_project
+from tars.project import Project, freeze, thaw
 from tars.scaffold import scaffold
 from tars.server.run import Running, running
 from tars.sim.gemini import GeminiEmulator

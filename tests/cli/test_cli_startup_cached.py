@@ -1,5 +1,5 @@
 """Start-up with the compiled-project cache: once a project has been loaded, commands that
-never look at the graph import neither the validators nor networkx (tars.config.cache)."""
+never look at the graph import neither the validators nor networkx (tars.project_cache)."""
 
 from __future__ import annotations
 

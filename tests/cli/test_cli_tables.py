@@ -21,7 +21,7 @@ def cli(example_project: Path, tars: Callable[..., Any], monkeypatch: pytest.Mon
 
 
 def _calls(example_project: Path) -> None:
-    from tars.project import load_project
+    from tars.loading import load_project
     from tars.store.calls import add_tool_invocation, start_call, update_call
     from tars.store.database import connect
 

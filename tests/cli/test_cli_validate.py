@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tars import project as project_module
+from tars import loading
 
 KEYS = {"file", "line", "col", "path", "message", "code", "hint"}
 
@@ -55,7 +55,7 @@ def test_crash_exits_3_with_a_crash_log(
     def broken_pass(*args: object) -> list[object]:
         raise RuntimeError("the schema pass fell over")
 
-    monkeypatch.setattr(project_module, "check_schemas", broken_pass)
+    monkeypatch.setattr(loading, "check_schemas", broken_pass)
     state = tmp_path / "state"
     secret = "s3cr3t-auth-token-value"
     env = {"TARS_HOME": str(state), "TWILIO_AUTH_TOKEN": secret}
@@ -77,7 +77,7 @@ def test_crash_log_without_tars_home_goes_to_the_project_state_folder(
     def broken_pass(*args: object) -> list[object]:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(project_module, "check_schemas", broken_pass)
+    monkeypatch.setattr(loading, "check_schemas", broken_pass)
     monkeypatch.chdir(example_project / "playbooks")
     assert tars("validate").exit_code == 3
     assert len(list((example_project / ".tars").glob("crash-*.log"))) == 1
@@ -91,7 +91,7 @@ def test_interrupt_exits_130(example_project: Path, tars: Any, monkeypatch: pyte
     def interrupted(*args: object) -> list[object]:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(project_module, "check_schemas", interrupted)
+    monkeypatch.setattr(loading, "check_schemas", interrupted)
     result = tars("--project", example_project, "validate")
     assert result.exit_code == 130
     assert "Traceback" not in result.output

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tars.config.diagnostics import ConfigError
-from tars.project import load_project
+from tars.loading import load_project
 
 OUTCOME = """\
       status: {type: string, enum: [booked, no_slot, declined]}

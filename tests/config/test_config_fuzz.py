@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 from tars.config.diagnostics import ConfigError
 from tars.config.yaml_loader import Document, load_text
-from tars.project import Project, load_project
+from tars.loading import load_project
+from tars.project import Project
 from tars.scaffold import example_project, scaffold
 
 EXAMPLE = example_project()

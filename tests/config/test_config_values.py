@@ -187,13 +187,13 @@ def test_config_error_sorts_and_dedupes() -> None:
     ],
 )
 def test_only_files_that_could_hold_a_reference_are_walked_for_one(lines: list[str], may: bool) -> None:
-    from tars.project import _may_reference
+    from tars.config.sources import _may_reference
 
     assert _may_reference(lines) is may
 
 
 def test_a_reference_in_a_block_scalar_line_that_looks_like_a_comment_resolves(tmp_path: Path) -> None:
-    from tars.project import read_sources
+    from tars.config.sources import read_sources
 
     (tmp_path / "tars.yaml").write_text("# header\nnote: |\n  # ${WHO}\n")
     sources = read_sources(tmp_path, Environment(env={"WHO": "Helen"}))

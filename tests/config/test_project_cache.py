@@ -18,24 +18,26 @@ from typing import Any
 
 import pytest
 
-import tars.project as project_module
-from tars.config import cache, schema_files
+import tars.loading as loading
+from tars import project_cache as cache
+from tars.config import schema_files
 from tars.config.diagnostics import ConfigError
 from tars.config.secrets import FromEnv
-from tars.project import Project, load_project
+from tars.loading import load_project
+from tars.project import Project
 
 
 @pytest.fixture
 def full_loads(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Path]]:
     """Every full load (read, check, compile) the cache falls back to, by root."""
     calls: list[Path] = []
-    real = project_module.compile_sources
+    real = loading.compile_sources
 
     def counting(root: Path, environment: Any = None) -> Any:
         calls.append(root)
         return real(root, environment)
 
-    monkeypatch.setattr(project_module, "compile_sources", counting)
+    monkeypatch.setattr(loading, "compile_sources", counting)
     yield calls
 
 

@@ -10,7 +10,8 @@ import pytest
 
 from tars.config.diagnostics import ConfigError
 from tars.config.schema import _fast_valid, validator_for
-from tars.project import load_project, read_sources
+from tars.config.sources import read_sources
+from tars.loading import load_project
 from tests.config.test_config_corpus import CASES, build_case
 
 

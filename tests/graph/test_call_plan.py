@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tars.graph.call_plan import InputError, prepare_call
-from tars.project import Project, load_project
+from tars.loading import load_project
+from tars.project import Project
 
 
 @pytest.fixture(scope="module")

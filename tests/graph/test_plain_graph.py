@@ -9,8 +9,9 @@ import networkx as nx
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tars.graph.compile import Recorded, reachable, simple_cycles
+from tars.graph.compile import Recorded
 from tars.graph.planner import needs_closure
+from tars.graph.walks import reachable, simple_cycles
 
 NAMES = st.sampled_from([f"t{i}" for i in range(7)])
 EDGES = st.lists(st.tuples(NAMES, NAMES).filter(lambda e: e[0] != e[1]), max_size=20)
@@ -81,7 +82,7 @@ def test_a_replayed_record_is_the_graph_built_directly(ops: list[tuple[bool, str
 
 
 def test_the_example_project_s_graph_is_built_on_first_use(example_project: Path) -> None:
-    from tars.project import load_project
+    from tars.loading import load_project
 
     project = load_project(example_project)
     assert project.deferred._graph is None, "compiling built the networkx graph up front"

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tars.graph.planner import ToolCall, needs_closure, order, plan, run
-from tars.project import load_project
+from tars.loading import load_project
 
 SEED_NEEDS = {
     "lookup_contact": [],

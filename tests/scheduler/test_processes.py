@@ -233,7 +233,7 @@ KILLED_AFTER_CLAIM = textwrap.dedent("""
     from pathlib import Path
 
     import tars.scheduler.reminders as reminders
-    from tars.project import load_project
+    from tars.loading import load_project
     from tars.scheduler import Scheduler
     from tars.endpoints import Endpoints
     from tars.server.run import open_server

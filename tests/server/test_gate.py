@@ -11,7 +11,8 @@ import pytest
 
 from tars.calls.gate import ToolGate
 from tars.graph.planner import ToolCall
-from tars.project import Project, load_project
+from tars.loading import load_project
+from tars.project import Project
 
 
 class Notebook:

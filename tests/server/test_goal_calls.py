@@ -278,7 +278,7 @@ async def test_the_report_says_outcomes_in_words() -> None:
     from tars.calls.aftercall import report_text
     from tars.calls.playbook_run import PlaybookRun
     from tars.graph.call_plan import prepare_call
-    from tars.project import load_project
+    from tars.loading import load_project
 
     async def unheard(text: str) -> None:
         return None

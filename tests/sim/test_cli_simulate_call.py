@@ -47,7 +47,7 @@ def test_a_simulated_call_runs_offline_and_is_kept(example_project: Path, tars: 
 def test_a_busy_line_is_stored_and_never_retried(example_project: Path, tars: Any) -> None:
     from sqlmodel import select
 
-    from tars.project import load_project
+    from tars.loading import load_project
     from tars.store.database import connect
     from tars.store.models import Call
 

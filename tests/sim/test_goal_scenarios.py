@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tars.config.diagnostics import ConfigError
-from tars.project import load_project
+from tars.loading import load_project
 from tars.sim import playbook_scenarios
 from tars.sim.expectations import Observed, check
 from tars.sim.records import reports_in, steps_of

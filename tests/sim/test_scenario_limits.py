@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tars.project import load_project
+from tars.loading import load_project
 from tars.sim.runner import run_scenario
 from tars.sim.scenario import load_scenarios
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tars.project import load_project
+from tars.loading import load_project
 from tars.sim.expectations import mismatch
 from tars.sim.scenario import ModelTurn, PartyTurn, load_scenarios
 from tars.sim.scenario_model import greeting_in, judge

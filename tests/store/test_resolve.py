@@ -10,7 +10,7 @@ import pytest
 from store_helpers import Store
 from typer.testing import Result
 
-from tars.project import load_project
+from tars.loading import load_project
 from tars.resolve import resolve
 from tars.store.contacts import resolve_in
 from tars.store.errors import InvalidValue

@@ -49,29 +49,43 @@ from tars.config import schema_files
 from tars.config.diagnostics import Diagnostic, JsonPath
 from tars.config.discovery import PROJECT_FILE, state_dir
 from tars.config.secrets import Environment, FromEnv, interpolate
+from tars.config.sources import Sources, yaml_files
+from tars.graph.compile import build_valid_project
+from tars.project import Deferred, Project
 
 if TYPE_CHECKING:
-    from tars.project import Project, Sources
+    from collections.abc import Callable
+
+    #: The full load the cache stands in for (tars.loading.compile_sources).
+    FullLoad = Callable[[Path, Environment], tuple[Project, Sources]]
 
 FORMAT = 1
 FOLDER = "cache"
 KEY_FILE = "key"
 KEY_BYTES = 32
 
-_PACKAGE = Path(__file__).resolve().parent.parent
+_PACKAGE = Path(__file__).resolve().parent
 # The code whose behaviour decides what a load produces; a change to any of it is a new key.
-_CODE = ("__init__.py", "project.py", "graph/compile.py", "graph/planner.py", "tools/catalog.py")
+_CODE = (
+    "__init__.py",
+    "project.py",
+    "loading.py",
+    "project_cache.py",
+    "config/sources.py",
+    "graph/compile.py",
+    "graph/planner.py",
+    "graph/walks.py",
+    "tools/catalog.py",
+)
 
 
 class _Miss(Exception):
     """The record cannot be used (absent, stale, corrupt, foreign); load in full."""
 
 
-def load_cached(root: Path, environment: Environment | None = None) -> Project:
-    """The project at ``root``: from the cache when its inputs are unchanged, else a full load
-    (raising ConfigError like ``load_project``), recorded for next time when valid."""
-    from tars.project import compile_sources
-
+def load_cached(root: Path, environment: Environment | None, full_load: FullLoad) -> Project:
+    """The project at ``root``: from the cache when its inputs are unchanged, else
+    ``full_load`` (raising ConfigError like ``load_project``), recorded for next time when valid."""
     try:
         inputs = inputs_digest(root)
     except OSError:
@@ -80,10 +94,10 @@ def load_cached(root: Path, environment: Environment | None = None) -> Project:
     state = state_dir(root)
     if inputs is not None:
         try:
-            return _read(root, state, environment, inputs)
+            return _read(root, state, environment, inputs, full_load)
         except Exception:  # any doubt at all: the full load below decides
             pass
-    project, sources = compile_sources(root, environment)
+    project, sources = full_load(root, environment)
     if inputs is not None:
         try:
             # Files edited while they were being read: this load is fine, the record would not be.
@@ -105,11 +119,9 @@ def cache_file(root: Path, state: Path | None = None) -> Path:
 
 def source_files(root: Path) -> list[tuple[str, Path]]:
     """Every file a load reads, with its name relative to ``root``, in load order."""
-    from tars.project import _yaml_files
-
     files = [(PROJECT_FILE, root / PROJECT_FILE)]
     for folder in ("personas", "playbooks"):
-        files += [(f"{folder}/{p.name}", p) for p in _yaml_files(root / folder)]
+        files += [(f"{folder}/{p.name}", p) for p in yaml_files(root / folder)]
     return files
 
 
@@ -179,10 +191,7 @@ def _key(state: Path, *, create: bool) -> bytes:
 # --------------------------------------------------------------------------- reading
 
 
-def _read(root: Path, state: Path, environment: Environment, inputs: bytes) -> Project:
-    from tars.graph.compile import build_valid_project
-    from tars.project import Deferred, Sources
-
+def _read(root: Path, state: Path, environment: Environment, inputs: bytes, full_load: FullLoad) -> Project:
     key = _key(state, create=False)
     header, newline, payload = cache_file(root, state).read_bytes().partition(b"\n")
     head = json.loads(header)
@@ -207,13 +216,11 @@ def _read(root: Path, state: Path, environment: Environment, inputs: bytes) -> P
         raise _Miss("variables differ")
     needs = {tool: frozenset(wanted) for tool, wanted in record["needs"].items()}
 
-    def full_load() -> tuple[Any, Any]:
-        from tars.project import compile_sources
-
-        project = compile_sources(root, environment)[0]
+    def graph_and_documents() -> tuple[Any, Any]:
+        project = full_load(root, environment)[0]
         return project.graph, project.documents
 
-    return build_valid_project(sources, state, needs, Deferred(build=full_load))
+    return build_valid_project(sources, state, needs, Deferred(build=graph_and_documents))
 
 
 class _Recorded:
