@@ -174,6 +174,8 @@ class Playbook:
     silence_nudge_after_seconds: int = 8
     silence_end_after_nudges: int = 2
     report_via: str = "default"
+    #: The persona TARS calls as (a key of Project.personas); None: the project's active one.
+    persona: str | None = None
 
     @property
     def start(self) -> Step:
@@ -228,7 +230,8 @@ class Project:
     root: Path
     state_dir: Path
     owner: Owner
-    persona: Persona
+    persona: Persona  # the active one (tars.yaml ``persona``)
+    personas: Mapping[str, Persona]  # every persona in personas/, by file name
     roles: Mapping[str, Role]
     tools: Mapping[str, Tool]
     playbooks: Mapping[str, Playbook]
@@ -251,6 +254,18 @@ class Project:
 
     def section(self, name: str) -> Mapping[str, Json]:
         return self.settings.get(name, MappingProxyType({}))
+
+    def persona_for(self, playbook: Playbook | None = None) -> Persona:
+        """The persona a call speaks as: the playbook's own when it names one, else the active one."""
+        if playbook is not None and playbook.persona:
+            return self.personas[playbook.persona]
+        return self.persona
+
+    @property
+    def persona_autocommit(self) -> bool:
+        """Whether changes made by voice or ``tars persona`` are committed to git."""
+        chosen = self.settings.get("persona")
+        return bool(isinstance(chosen, Mapping) and chosen.get("autocommit"))
 
     @property
     def database_url(self) -> str:

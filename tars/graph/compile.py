@@ -47,7 +47,7 @@ from tars.project import (
     freeze,
     thaw,
 )
-from tars.tools.catalog import BUILTINS, goal_call_declaration
+from tars.tools.catalog import BUILTINS, OWNER_ONLY, goal_call_declaration
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -166,13 +166,14 @@ class _Compiler:
             self.add_node(node_id("persona", key), "persona", doc, ())
             if doc.name not in self.skip:
                 self.templates(doc, ("greetings",), doc.data.get("greetings", {}), CONTEXT_NAMES)
-        chosen = self.config.data["persona"]
+        chosen = active_persona(self.config.data)
         if chosen not in self.sources.personas:
             known = list(self.sources.personas)
             hint = suggestion(chosen, known) or (
                 f"; personas/ has: {', '.join(known)}" if known else "; personas/ is empty"
             )
-            self.problem(self.config, ("persona",), f"'{chosen}' is not a persona{hint}", "ref.persona")
+            where = ("persona", "use") if isinstance(self.config.data["persona"], dict) else ("persona",)
+            self.problem(self.config, where, f"'{chosen}' is not a persona{hint}", "ref.persona")
 
     def tool_nodes(self) -> None:
         tools = self.config.data.get("tools", {})
@@ -235,6 +236,14 @@ class _Compiler:
             for i, tool in enumerate(entry.get("tools", [])):
                 if self.tool_ref(self.config, ("roles", role, "tools", i), tool):
                     self.graph.add_edge(rid, node_id("tool", tool), kind="grants")
+                if tool in OWNER_ONLY and role != "owner":
+                    self.problem(
+                        self.config,
+                        ("roles", role, "tools", i),
+                        f"'{tool}' changes how TARS behaves and may be granted to the owner role only; "
+                        f"remove it from roles.{role}.tools",
+                        "ref.owner_only",
+                    )
             known = list(self.sources.playbooks)
             for i, playbook in enumerate(entry.get("playbooks", [])):
                 if playbook not in self.sources.playbooks:
@@ -297,6 +306,15 @@ class _Compiler:
             granted = set(roles[role].get("tools", []))
         else:
             self.problem(doc, ("role",), f"'{role}' is not a role in tars.yaml{suggestion(role, roles)}", "ref.role")
+
+        if "persona" in data:
+            chosen = data["persona"]
+            if chosen in self.sources.personas:
+                self.graph.add_edge(pid, node_id("persona", chosen), kind="speaks_as")
+            else:
+                known = list(self.sources.personas)
+                hint = suggestion(chosen, known) or (f"; personas/ has: {', '.join(known)}" if known else "")
+                self.problem(doc, ("persona",), f"'{chosen}' is not a persona{hint}", "ref.persona")
 
         allowed = data.get("tools")
         if allowed is None:
@@ -681,11 +699,13 @@ def build_project(
     """The frozen Project from checked sources."""
     config = apply_defaults(sources.config.data, load_schema("tars"))
     playbooks = {n: _playbook(n, d, transitions, granted) for n, d in sources.playbooks.items()}
+    personas = {k: _persona(k, d.data) for k, d in sources.personas.items()}
     return Project(
         root=sources.root,
         state_dir=state,
         owner=_owner(config["owner"]),
-        persona=_persona(config["persona"], sources.personas[config["persona"]].data),
+        persona=personas[active_persona(config)],
+        personas=MappingProxyType(personas),
         roles=MappingProxyType(
             {
                 n: Role(
@@ -719,6 +739,12 @@ def _needs(graph: Recorded) -> dict[str, frozenset[str]]:
     tools = [n.removeprefix("tool:") for n, attrs in graph.nodes.items() if attrs.get("kind") == "tool"]
     closure = needs_closure(direct)
     return {t: closure.get(t, frozenset()) for t in tools}
+
+
+def active_persona(config: Mapping[str, Any]) -> str:
+    """The persona tars.yaml names: ``persona: NAME`` or ``persona: {use: NAME, …}``."""
+    chosen = config["persona"]
+    return str(chosen["use"] if isinstance(chosen, Mapping) else chosen)
 
 
 def _owner(o: Mapping[str, Any]) -> Owner:
@@ -835,6 +861,7 @@ def _playbook(name: str, doc: Document, transitions: StepTransitions, granted: G
         silence_nudge_after_seconds=silence.get("nudge_after_seconds", 8),
         silence_end_after_nudges=silence.get("end_after_nudges", 2),
         report_via=data.get("report", {}).get("via", "default"),
+        persona=data.get("persona"),
     )
 
 

@@ -292,3 +292,28 @@ class UsedStreamToken(SQLModel, table=True):
 
     mac: str = Field(primary_key=True, max_length=64)
     expires_at: dt.datetime = Field(sa_type=UTCDateTime, index=True)
+
+
+class PersonaChange(SQLModel, table=True):
+    """A change to a persona asked for by voice or with ``tars persona`` — applied or refused.
+
+    ``setting`` is a persona key (humor, honesty, …) or ``active`` for the persona in use;
+    ``old``/``new`` are as written in YAML; ``result`` is ``applied`` or ``refused``, with
+    ``detail`` saying why; ``commit`` is the git commit that recorded it (autocommit)."""
+
+    __tablename__ = "persona_change"
+    __table_args__ = (CheckConstraint("result IN ('applied', 'refused')", name="result"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+    persona: str = Field(max_length=128)
+    setting: str = Field(max_length=32)
+    old: str | None = Field(default=None, max_length=256)
+    new: str = Field(max_length=256)
+    by: str = Field(max_length=128)  # who asked: "owner (call 12)", "cli"
+    source: str = Field(max_length=16)  # "call" or "cli"
+    call_id: int | None = Field(default=None, sa_column=_fk("call.id", "SET NULL"))
+    reason: str | None = Field(default=None, sa_type=Text)
+    result: str = Field(default="applied", max_length=16)
+    detail: str | None = Field(default=None, sa_type=Text)
+    commit: str | None = Field(default=None, max_length=64)

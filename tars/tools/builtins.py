@@ -57,6 +57,16 @@ class Switchboard(Protocol):
     async def tell_owner(self, note: str) -> dict[str, Any]: ...
 
 
+class Personas(Protocol):
+    """The persona as tools may read and change it (``tars.persona_changes.PersonaDesk``)."""
+
+    def settings(self) -> dict[str, Any]: ...
+
+    async def change(self, setting: str, value: Any, reason: str | None) -> dict[str, Any]: ...
+
+    async def switch(self, name: str, reason: str | None) -> dict[str, Any]: ...
+
+
 @dataclass
 class ToolContext:
     project: Project
@@ -67,6 +77,7 @@ class ToolContext:
     call_id: int | None = None
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
     switchboard: Switchboard | None = None  # set by the server; None where no calls can be placed
+    personas: Personas | None = None  # set by the server; None where the persona cannot be changed
 
     def desk(self) -> Switchboard:
         if self.switchboard is None:
@@ -330,3 +341,42 @@ async def tell_owner(ctx: ToolContext, args: Mapping[str, Any]) -> dict[str, Any
 @handler("answer_question")
 async def answer_question(ctx: ToolContext, args: Mapping[str, Any]) -> dict[str, Any]:
     return await ctx.desk().answer_question(str(args["code"]), str(args["answer"]))
+
+
+# ------------------------------------------------------------------------------ the persona
+
+
+def _personas(ctx: ToolContext) -> Personas:
+    if ctx.personas is None:
+        raise ToolError("the persona can only be changed on a call to the running server (tars serve)")
+    return ctx.personas
+
+
+def persona_view(project: Project) -> dict[str, Any]:
+    """The active persona's settings as the model hears them."""
+    persona = project.persona
+    return {
+        "persona": persona.name,
+        "humour": persona.humor,
+        "honesty": persona.honesty,
+        "verbosity": persona.verbosity,
+        "style": persona.style,
+        "voice": persona.voice or project.section("model").get("voice"),
+        "language": persona.language,
+        "personas": [p.name for p in project.personas.values()],
+    }
+
+
+@handler("persona_settings")
+async def persona_settings(ctx: ToolContext, args: Mapping[str, Any]) -> dict[str, Any]:
+    return ctx.personas.settings() if ctx.personas is not None else persona_view(ctx.project)
+
+
+@handler("change_persona")
+async def change_persona(ctx: ToolContext, args: Mapping[str, Any]) -> dict[str, Any]:
+    return await _personas(ctx).change(str(args.get("setting", "")), args.get("value", ""), args.get("reason"))
+
+
+@handler("switch_persona")
+async def switch_persona(ctx: ToolContext, args: Mapping[str, Any]) -> dict[str, Any]:
+    return await _personas(ctx).switch(str(args.get("name", "")), args.get("reason"))

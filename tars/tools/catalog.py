@@ -28,6 +28,9 @@ def _params(required: list[str] | None = None, **props: dict[str, Any]) -> dict[
 
 _TEXT = {"type": "string"}
 
+#: What a persona setting may be changed to by voice: the persona schema says the same.
+PERSONA_SETTINGS = ("humor", "honesty", "verbosity", "style", "voice")
+
 BUILTINS: dict[str, BuiltinTool] = {
     t.name: t
     for t in [
@@ -96,6 +99,36 @@ BUILTINS: dict[str, BuiltinTool] = {
             needs=("lookup_contact",),
         ),
         BuiltinTool(
+            "persona_settings",
+            "The assistant's persona now: humour, honesty, verbosity, style, voice, language, and the "
+            "personas there are to switch to.",
+        ),
+        BuiltinTool(
+            "change_persona",
+            "Change one persona setting for this call and every later one, e.g. 'set humour to 75 "
+            "percent' (humor 75), 'be more honest' (honesty, higher), 'be brief' (verbosity brief). "
+            "The change is saved to the persona's YAML file.",
+            _params(
+                ["setting", "value"],
+                setting={"type": "string", "enum": list(PERSONA_SETTINGS)},
+                value={
+                    "type": "string",
+                    "description": "The new value: 0-100 for humor and honesty; brief, normal or chatty for "
+                    "verbosity; butler, professional, friendly or concise for style; a Gemini voice name.",
+                },
+                reason={"type": "string", "description": "Why, in the owner's words."},
+            ),
+        ),
+        BuiltinTool(
+            "switch_persona",
+            "Make another persona in personas/ the active one, for every later call.",
+            _params(
+                ["name"],
+                name={"type": "string", "description": "The persona's name or file name."},
+                reason={"type": "string"},
+            ),
+        ),
+        BuiltinTool(
             "record_outcome",
             "Record the structured result of a goal call (fields per the playbook's outcome).",
             {"type": "object"},
@@ -132,6 +165,10 @@ BUILTINS: dict[str, BuiltinTool] = {
         ),
     ]
 }
+
+
+#: Tools that change TARS itself: the compiler grants them to the owner role only.
+OWNER_ONLY = frozenset({"change_persona", "switch_persona"})
 
 
 def goal_call_declaration(playbooks: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
