@@ -221,7 +221,11 @@ def switch_persona(project: Project, name: str, asker: Asker, *, reason: str | N
 
 def refusal(project: Project, setting: str, value: Any, asker: Asker, why: str, reason: str | None) -> PersonaChange:
     """The history row of a change that was refused."""
-    row = _row(project.persona.key, str(setting)[:32], None, str(value)[:256], asker, reason)
+    try:
+        setting = setting_name(setting)
+    except PersonaChangeRefused:
+        setting = str(setting)[:32]
+    row = _row(project.persona.key, setting, None, str(value)[:256], asker, reason)
     row.result, row.detail = "refused", why
     return row
 

@@ -25,8 +25,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from tars.config.schema import validate_value
+from tars.errors import UserError
 from tars.graph.planner import ToolCall, run
 from tars.project import Project, thaw
+from tars.tools.builtins import ToolError
 
 log = logging.getLogger("tars.gate")
 
@@ -122,7 +124,8 @@ class ToolGate:
                     if isinstance(exc, TimeoutError)
                     else f"{type(exc).__name__}: {exc}"
                 )
-                results[call.id] = {"error": _user_message(error)}
+                said = str(exc) if isinstance(exc, UserError | ToolError) and str(exc) else _user_message(error)
+                results[call.id] = {"error": said}
                 await self._record(call, results[call.id], error, started)
                 raise
             results[call.id] = value if isinstance(value, dict) else {"result": value}

@@ -2,7 +2,8 @@
 
 The system instruction is rendered from the persona, the owner's profile, the caller's
 role and what it may do, and the date and time in the owner's timezone. For a goal call
-it adds the playbook's goal and the first step.
+it adds the playbook's goal and the first step. How each persona setting reads in the
+instruction is documented in docs/personas.md (``tars persona show --rendered`` prints it).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import datetime as dt
 from collections.abc import Mapping
 from zoneinfo import ZoneInfo
 
+from tars.calls.language import described, language_of, part_of_day
 from tars.graph.call_plan import CallPlan, render
 from tars.project import Persona, Project
 
@@ -27,38 +29,68 @@ _STYLE = {
 }
 
 
-def time_of_day(now: dt.datetime) -> str:
-    """The part of the day a greeting names: morning 05:00-12:00, afternoon 12:00-18:00, evening otherwise
-    (small hours included: "Good evening" at 01:00, never "Good afternoon")."""
-    hour = now.hour
-    if 5 <= hour < 12:
-        return "morning"
-    if 12 <= hour < 18:
-        return "afternoon"
-    return "evening"
+# Each scale in words: the first band whose upper bound the value does not pass (docs/personas.md).
+_HUMOUR = (
+    (0, "no jokes at all."),
+    (25, "a light touch of humour, rarely."),
+    (50, "a dry aside now and then, when the moment allows."),
+    (75, "witty often, never at the caller's expense."),
+    (100, "playful and witty at every turn, never at the caller's expense."),
+)
+_HONESTY = (
+    (30, "diplomatic: soften unwelcome news and lead with what is good."),
+    (70, "candid but tactful: say what is true, kindly."),
+    (100, "blunt: say plainly what is true, even when it is unwelcome; never flatter."),
+)
+
+
+def _band(bands: tuple[tuple[int, str], ...], value: int) -> str:
+    return next(words for upper, words in bands if value <= upper)
+
+
+def time_of_day(now: dt.datetime, language: str = "en") -> str:
+    """The part of the day a greeting names, in ``language``: morning 05:00-12:00, afternoon
+    12:00-18:00, evening otherwise (small hours included: "Good evening" at 01:00, never
+    "Good afternoon")."""
+    return language_of(language).parts[part_of_day(now)]
+
+
+def salutation(now: dt.datetime, language: str = "en") -> str:
+    """The greeting for the part of the day in ``language``: Good evening, Guten Tag, Bonsoir."""
+    return language_of(language).salutations[part_of_day(now)]
 
 
 def local_now(project: Project, now: dt.datetime | None = None) -> dt.datetime:
     return (now or dt.datetime.now(dt.UTC)).astimezone(ZoneInfo(project.owner.timezone))
 
 
-def template_values(project: Project, now: dt.datetime, caller_name: str | None = None) -> dict[str, str]:
+def template_values(
+    project: Project, now: dt.datetime, caller_name: str | None = None, persona: Persona | None = None
+) -> dict[str, str]:
+    """What ``{{ … }}`` in greetings and playbooks may name, in the persona's language."""
+    persona = persona or project.persona
     return {
         "owner_name": project.owner.name,
-        "assistant_name": project.persona.name,
+        "assistant_name": persona.name,
         "caller_name": caller_name or "there",
-        "time_of_day": time_of_day(now),
+        "time_of_day": time_of_day(now, persona.language),
+        "salutation": salutation(now, persona.language),
         "today": now.strftime("%A %d %B %Y"),
         "now": now.strftime("%H:%M"),
     }
 
 
 def persona_lines(persona: Persona) -> list[str]:
-    lines = [f"You are {persona.name}, a personal phone assistant."]
+    lines = [
+        f"You are {persona.name}, a personal phone assistant.",
+        f"Speak {described(persona.language)}: greet and answer in it, unless the caller speaks "
+        "another language; then answer in theirs.",
+    ]
     if persona.nationality:
         lines.append(f"Your manner and idiom are {persona.nationality}.")
     lines.append(_STYLE.get(persona.style, ""))
-    lines.append(f"Humour: {persona.humor}/100. Honesty: {persona.honesty}/100 (higher is blunter).")
+    lines.append(f"Humour: {persona.humor}/100: {_band(_HUMOUR, persona.humor)}")
+    lines.append(f"Honesty: {persona.honesty}/100: {_band(_HONESTY, persona.honesty)}")
     lines.append(_VERBOSITY.get(persona.verbosity, ""))
     if persona.style_notes:
         lines.append(persona.style_notes.strip())
@@ -95,8 +127,9 @@ def inbound_instruction(
     return "\n".join(line for line in lines if line)
 
 
-def greeting(project: Project, kind: str, values: Mapping[str, str]) -> str:
-    template = project.persona.greetings.get(kind) or project.persona.greetings["unknown"]
+def greeting(project: Project, kind: str, values: Mapping[str, str], persona: Persona | None = None) -> str:
+    greetings = (persona or project.persona).greetings
+    template = greetings.get(kind) or greetings["unknown"]
     return render(template, values)
 
 
@@ -104,7 +137,7 @@ def goal_instruction(project: Project, plan: CallPlan, callee: str, now: dt.date
     """The system instruction for a goal call TARS places on the owner's behalf."""
     owner = project.owner
     lines = [
-        *persona_lines(project.persona),
+        *persona_lines(project.persona_for(plan.playbook)),
         f"You are calling {callee} on behalf of {owner.name}. You are an AI assistant; if asked, say so honestly.",
         f"It is now {now.strftime('%A %d %B %Y, %H:%M')} ({owner.timezone}).",
         f"Your goal: {plan.goal}",

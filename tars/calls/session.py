@@ -247,11 +247,15 @@ class CallSession:
                 audio_in_enabled=True, audio_out_enabled=True, add_wav_header=False, serializer=serializer
             ),
         )
+        persona = self.project.persona_for(self.playbook.plan.playbook if self.playbook else None)
         llm = GatedGeminiLive(
             api_key=self.endpoints.gemini_api_key or "unset",
             settings=GeminiLiveLLMService.Settings(
                 model=settings.get("live_model"),
-                voice=self.project.persona.voice or settings.get("voice"),
+                voice=persona.voice or settings.get("voice"),
+                # Native-audio models choose the language from the instruction (persona_lines
+                # says which); speechConfig.languageCode is what the others speak.
+                language=persona.language,
                 system_instruction=self.setup.system_instruction,
                 context_window_compression=compression(settings),
             ),

@@ -63,7 +63,8 @@ async def goal_setup(
     call = await database.run(lambda s: get_call(s, call_id))
     callee = call.callee or call.to_number
     now = instructions.local_now(project)
-    values = instructions.template_values(project, now)
+    book = project.playbooks.get(str(call.playbook))
+    values = instructions.template_values(project, now, persona=project.persona_for(book))
     plan = prepare_call(project, str(call.playbook), dict(call.inputs or {}), {**values, "target_name": callee})
     pressed = call.resume_digits
     if pressed and call.run_state:

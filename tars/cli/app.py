@@ -49,6 +49,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "tars.cli.remind",
         "Reminders in plain words: 'tomorrow 2pm', 'in 20 minutes', 'every weekday at 9'.",
     ),
+    "persona": (
+        "tars.cli.persona",
+        "Who TARS is on the phone: list, show (--rendered: what the model is told), set, use, history.",
+    ),
     "calls": ("tars.cli.calls", "Calls TARS made and answered: what was said, which tools ran, how it went."),
     "sessions": (
         "tars.cli.sessions",

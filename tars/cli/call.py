@@ -11,16 +11,6 @@ from tars.cli import context, output
 from tars.errors import UserError
 
 
-def _vars(pairs: list[str]) -> dict[str, str]:
-    values: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise UserError(f"--var {pair!r} is not key=value", "e.g. --var preferred_day=Wednesday")
-        values[key.strip()] = value.strip()
-    return values
-
-
 def call(
     ctx: typer.Context,
     target: Annotated[str, typer.Argument(help="Who to call: a contact, a directory entry (dentist) or a number.")],
@@ -70,7 +60,7 @@ def call(
     from tars.graph.call_plan import InputError, prepare_call
 
     project = context.load(ctx)
-    inputs = _vars(var or [])
+    inputs = context.parse_vars(var or [])
     if playbook not in project.playbooks:
         from tars.config.diagnostics import suggestion
 

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from tars.errors import UserError
+
 if TYPE_CHECKING:
     from tars.project import Project
 
@@ -41,3 +43,14 @@ def load(ctx: typer.Context, start: Path | None = None) -> Project:
         root = project_root(ctx, start)
         state["loaded"] = load_project(root, cache=True)
     return state["loaded"]
+
+
+def parse_vars(pairs: list[str]) -> dict[str, str]:
+    """``--var key=value`` options as a mapping (playbook inputs)."""
+    values: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--var {pair!r} is not key=value", "e.g. --var preferred_day=Wednesday")
+        values[key.strip()] = value.strip()
+    return values

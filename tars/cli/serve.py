@@ -88,6 +88,7 @@ def serve(
             port=port,
             public_base=public,
             log_level=log_level,
+            watch=True,
         ) as server:
             output.err.print(
                 f"[green]TARS is answering[/] on {server.local_url} (public: {public}); "

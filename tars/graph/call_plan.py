@@ -197,7 +197,8 @@ def prepare_call(
         raise KeyError(f"'{playbook_name}' is not a playbook{suggestion(playbook_name, project.playbooks)}")
     playbook = project.playbooks[playbook_name]
     values = coerce_inputs(playbook, inputs)
-    ctx = {"owner_name": project.owner.name, "assistant_name": project.persona.name, **(context or {})}
+    speaking = project.persona_for(playbook)
+    ctx = {"owner_name": project.owner.name, "assistant_name": speaking.name, **(context or {})}
     return CallPlan(
         playbook=playbook,
         inputs=MappingProxyType(values),

@@ -57,7 +57,9 @@ if TYPE_CHECKING:
 END = "end"
 PLACEHOLDER = re.compile(r"\{\{\s*([^}]*?)\s*\}\}")
 # Placeholders every template may use, filled in by the runtime.
-CONTEXT_NAMES = frozenset({"owner_name", "assistant_name", "caller_name", "time_of_day", "today", "now", "target_name"})
+CONTEXT_NAMES = frozenset(
+    {"owner_name", "assistant_name", "caller_name", "time_of_day", "salutation", "today", "now", "target_name"}
+)
 
 
 # What Gemini's function-declaration schemas accept (google.genai.types.Schema), in JSON spelling.

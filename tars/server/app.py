@@ -30,6 +30,7 @@ from tars.calls.caller import BLOCKED, OWNER, Caller, identify
 from tars.calls.session import CallSession
 from tars.calls.setup import goal_setup, inbound_setup
 from tars.graph.call_plan import render
+from tars.persona_changes import Asker, PersonaDesk
 from tars.scheduler import goal_requests, reminder_calls
 from tars.scheduler.goal_requests import CallDesk
 from tars.server.limits import BodyLimit
@@ -78,7 +79,7 @@ def create_app(board: Switchboard, api_token: str) -> FastAPI:
     app.state.board = board
     app.state.api_token = api_token
     app.add_middleware(BodyLimit)
-    project = board.project
+    # board.project, read per request: a reloaded project (tars serve watches the YAML) applies at once
 
     async def signed_form(request: Request) -> dict[str, str] | None:
         params = await _form(request)
@@ -99,7 +100,7 @@ def create_app(board: Switchboard, api_token: str) -> FastAPI:
 
     def gather(caller: Caller, call_id: int, tries: int, prompt: str) -> Response:
         action = board.url("/twilio/pin", call_id=call_id, role=caller.role, tries=tries)
-        return xml(twiml.gather_pin(action, len(project.owner.pin or "") + 1, prompt))
+        return xml(twiml.gather_pin(action, len(board.project.owner.pin or "") + 1, prompt))
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
@@ -122,7 +123,7 @@ def create_app(board: Switchboard, api_token: str) -> FastAPI:
         if await board.busy(call_sid):
             log.info("call %s from %s refused: at capacity", call_sid, number)
             return xml(twiml.say_and_hang_up(BUSY_MESSAGE))
-        caller = await asyncio.to_thread(identify, project, board.database, number)
+        caller = await asyncio.to_thread(identify, board.project, board.database, number)
         if caller.role == BLOCKED:
             return xml(twiml.reject())
         from tars.store.calls import start_call
@@ -143,6 +144,7 @@ def create_app(board: Switchboard, api_token: str) -> FastAPI:
         board.reserve(call_sid)
         if caller.role != OWNER and caller.contact_id is None:
             board.background(board.outbox.notify_owner(f"Incoming call from {number}", kind="unknown_callers"))
+        project = board.project
         owner = project.owner
         role_needs_pin = project.roles[caller.role].pin if caller.role in project.roles else False
         if owner.pin and (caller.role != OWNER or owner.require_pin or role_needs_pin):
@@ -173,11 +175,11 @@ def create_app(board: Switchboard, api_token: str) -> FastAPI:
         call_sid, number = params.get("CallSid", ""), params.get("From", "")
         call_id, tries = int(query.get("call_id", "0")), int(query.get("tries", "0"))
         digits = params.get("Digits", "")
-        caller = await asyncio.to_thread(identify, project, board.database, number)
-        owner = project.owner
+        caller = await asyncio.to_thread(identify, board.project, board.database, number)
+        owner = board.project.owner
         from tars.store.calls import update_call
 
-        must = caller.role == OWNER or (project.roles.get(caller.role) and project.roles[caller.role].pin)
+        must = caller.role == OWNER or (board.project.roles.get(caller.role) and board.project.roles[caller.role].pin)
         if not digits and not must:
             return connect(caller, call_sid, call_id, "inbound")
         if await board.db(lambda s: pin_attempts.locked(s, number)) is not None:
@@ -214,7 +216,7 @@ def create_app(board: Switchboard, api_token: str) -> FastAPI:
         params = await signed_form(request)
         if params is None:
             return forbidden()
-        if params.get("From") != project.owner.phone:
+        if params.get("From") != board.project.owner.phone:
             return xml(twiml.empty())
         reply = await messages.sms_reply(board, params.get("Body", ""))
         return xml(twiml.message(reply) if reply else twiml.empty())
@@ -247,7 +249,7 @@ def create_app(board: Switchboard, api_token: str) -> FastAPI:
         if await board.busy(params.get("CallSid", "")):
             return xml(twiml.say_and_hang_up(BUSY_MESSAGE))
         board.reserve(params.get("CallSid", ""))
-        callee = Caller(call.to_number, project.playbooks[call.playbook].role, None, call.contact_id)
+        callee = Caller(call.to_number, board.project.playbooks[call.playbook].role, None, call.contact_id)
         return connect(callee, params.get("CallSid", ""), call_id, "goal")
 
     async def reminder_webhook(
@@ -319,6 +321,13 @@ async def run_stream(
     session = CallSession(project, board.endpoints, board.database, board.outbox, setup, playbook=playbook)
     desk = CallDesk(board, setup.call_id, setup.caller.role, setup.caller.name or setup.caller.number)
     session.context.switchboard = desk
+    who = setup.caller.name or setup.caller.number
+    session.context.personas = PersonaDesk(
+        lambda: board.project,
+        board.use,
+        board.database,
+        Asker(f"{who} ({setup.caller.role}, call {setup.call_id})", "call", setup.call_id, setup.caller.role),
+    )
     if setup.purpose == "reminder":
         board.background(reminder_calls.watch_announcement(board, session))  # delivered once announced
     if playbook is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +14,7 @@ import uvicorn
 from tars.endpoints import Endpoints
 from tars.project import Project
 from tars.server.app import create_app
+from tars.server.reload import follow
 from tars.telephony.reconcile import reconcile
 from tars.telephony.switchboard import Switchboard
 
@@ -91,17 +92,24 @@ async def running(
     log_level: str = "warning",
     handle_signals: bool = True,
     sockets: list[Any] | None = None,
+    watch: bool = False,
+    reloaded: Callable[[Project | None], None] | None = None,
+    adapt: Callable[[Project], Project] | None = None,
 ) -> AsyncIterator[Running]:
     """Serve in this event loop until the block ends; always shut down cleanly.
 
     The scheduler (reminders, scheduled and retried goal calls) runs while the server does.
     ``handle_signals``: SIGTERM/SIGINT end calls gracefully (`tars serve`); False leaves the
     signals to the program the server runs in. ``sockets``: listen on these (already bound,
-    shared by ``tars serve --workers``) instead of ``host``/``port``."""
+    shared by ``tars serve --workers``) instead of ``host``/``port``. ``watch``: follow saved
+    edits to the YAML (tars.server.reload), telling ``reloaded`` the outcome of each.
+    ``adapt``: applied to every project loaded while running (Switchboard.adapt)."""
     from tars.scheduler import Scheduler
     from tars.server.api import ensure_token
 
     server = open_server(project, endpoints, public_base)
+    if adapt is not None:
+        server.adapt = adapt
     server.scheduler = Scheduler(server)
     token = ensure_token(project)
     config = uvicorn.Config(
@@ -114,6 +122,8 @@ async def running(
     )
     web = _GracefulUvicorn(config, server, handle_signals=handle_signals)
     task = asyncio.ensure_future(web.serve(sockets=sockets))
+    stop_watching = asyncio.Event()
+    follower: asyncio.Future[None] | None = None
     try:
         while not web.started:
             if task.done():
@@ -122,8 +132,16 @@ async def running(
         bound = web.servers[0].sockets[0].getsockname()[1]
         await reconcile(server)  # calls a dead process left live, finished as Twilio saw them
         server.scheduler.start()
+        if watch:
+            follower = asyncio.ensure_future(
+                follow(project.root, lambda: server.project, server.use, stop_watching, loaded=reloaded or _ignore)
+            )
         yield Running(server, bound, web, token)
     finally:
+        stop_watching.set()
+        if follower is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(follower, 5)
         await server.scheduler.stop()
         await server.shutdown(grace=5)
         await server.outbox.close()
@@ -131,6 +149,10 @@ async def running(
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait_for(task, 10)
         server.database.close()
+
+
+def _ignore(_project: Project | None) -> None:
+    pass
 
 
 def _has_sansio() -> bool:

@@ -71,7 +71,12 @@ def worker_main(options: WorkerOptions, sock: socket.socket) -> None:
 
     async def main() -> None:
         async with running(
-            project, endpoints, public_base=options.public_base, log_level=options.log_level, sockets=[sock]
+            project,
+            endpoints,
+            public_base=options.public_base,
+            log_level=options.log_level,
+            sockets=[sock],
+            watch=True,
         ) as server:
             while not server.uvicorn.should_exit:
                 await asyncio.sleep(0.2)

@@ -80,6 +80,19 @@ def for_simulation(project: Project, state_dir: Path) -> Project:
     return dataclasses.replace(project, state_dir=state_dir, settings=freeze(settings))
 
 
+def keeping(original: Project, base_url: str) -> Callable[[Project], Project]:
+    """How a project loaded while a Line runs (a persona change, a reload) keeps what the
+    harness changed in ``original``: its state folder and storage, webhooks to ``base_url``."""
+
+    def adapt(project: Project) -> Project:
+        settings = thaw(project.settings)
+        settings["storage"] = thaw(original.section("storage"))
+        kept = dataclasses.replace(project, state_dir=original.state_dir, settings=freeze(settings))
+        return with_webhooks_to(kept, base_url)
+
+    return adapt
+
+
 def with_webhooks_to(project: Project, base_url: str) -> Project:
     """``project`` with every webhook tool and ``delivery.webhook`` sent to ``base_url/<name>``."""
     tools = {
@@ -167,8 +180,10 @@ class WebhookReceiver(LoopbackApp):
 class Line:
     """The emulated phone network and model around one TARS server."""
 
-    def __init__(self, project: Project, brain_factory: Callable[[], Any], **gemini: Any):
+    def __init__(self, project: Project, brain_factory: Callable[[], Any], *, watch: bool = False, **gemini: Any):
         self.project = project
+        self.watch = watch  # the server follows saved YAML edits, as `tars serve` does
+        self.reloads: list[Project | None] = []  # each reload's outcome (None: the edit did not load)
         self.twilio = TwilioEmulator(account_sid=ACCOUNT, auth_token=TOKEN, realtime=False)
         gemini.setdefault("speech_body_ms", BRIEF_SPEECH_MS)  # pipecat plays speech out in real time
         self.gemini = GeminiEmulator(api_key=API_KEY, brain_factory=brain_factory, **gemini)
@@ -183,6 +198,7 @@ class Line:
             await self._stack.enter_async_context(self.twilio)
             await self._stack.enter_async_context(self.gemini)
             await self._stack.enter_async_context(self.webhooks)
+            adapt = keeping(self.project, self.webhooks.base_url)
             self.project = with_webhooks_to(self.project, self.webhooks.base_url)
             self.endpoints = endpoints = Endpoints(
                 twilio_account_sid=ACCOUNT,
@@ -193,7 +209,15 @@ class Line:
                 gemini_ssl=ssl.create_default_context(cafile=self.gemini.ca_file),
             )
             self.server = await self._stack.enter_async_context(
-                running(self.project, endpoints, public_base=PUBLIC, handle_signals=False)
+                running(
+                    self.project,
+                    endpoints,
+                    public_base=PUBLIC,
+                    handle_signals=False,
+                    watch=self.watch,
+                    reloaded=self.reloads.append,
+                    adapt=adapt,
+                )
             )
             self.twilio.route(PUBLIC, self.server.local_url)
         except BaseException:

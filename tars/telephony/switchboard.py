@@ -34,6 +34,8 @@ from tars.telephony import twiml
 from tars.telephony.signatures import StreamSigner, public_url, websocket_url
 
 log = logging.getLogger("tars.switchboard")
+#: tars.yaml sections a running server reads only when it starts.
+RESTART_SECTIONS = ("server", "storage", "telephony")
 
 BUSY_MESSAGE = "Sorry, the assistant is busy on other calls right now. Please try again in a few minutes."
 #: A call answered by a webhook but never streamed stops holding a place after this long.
@@ -85,6 +87,9 @@ class Switchboard:
     scheduler: Any = None  # tars.scheduler.Scheduler once started with the server (a Wakeable)
     id: str = field(default_factory=server_id)  # this server, as leases and sessions name it
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
+    #: What a reloaded project goes through before it is used (a simulation keeps its own
+    #: state folder and webhook addresses); as it is by default.
+    adapt: Callable[[Project], Project] = field(default=lambda project: project)
     _client: Any = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -92,6 +97,19 @@ class Switchboard:
         self.signer = StreamSigner.from_secret(self.endpoints.twilio_auth_token)
 
     # ------------------------------------------------------------------ this process
+    def use(self, project: Project) -> None:
+        """Serve ``project`` from now on (a reload or a persona change): new calls, webhooks and
+        the scheduler take it; live calls keep the one they started with. What is bound at
+        start-up (the database, the address, the credentials) needs a restart to change."""
+        if project is self.project:
+            return
+        project = self.adapt(project)
+        for section in RESTART_SECTIONS:
+            if project.section(section) != self.project.section(section):
+                log.warning("tars.yaml %s changed: that takes effect when tars serve restarts", section)
+        self.project = project
+        self.outbox.project = project
+
     @property
     def max_calls(self) -> int:
         return int(self.project.section("server").get("max_concurrent_calls", 4))
