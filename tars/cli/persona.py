@@ -156,7 +156,7 @@ def _rendered(project: Project, role: str, playbook: str | None, var: list[str])
     return instructions.goal_instruction(speaking, plan, "<who is called>", now), "(the other party speaks first)"
 
 
-@app.command("set")
+@app.command("set", context_settings={"ignore_unknown_options": True})  # "-10" is a value
 def set_(
     ctx: typer.Context,
     setting: Annotated[str, typer.Argument(help="humor (humour), honesty, verbosity, style or voice.")],

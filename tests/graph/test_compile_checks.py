@@ -22,6 +22,17 @@ CASES: dict[str, list[tuple[str, str, str]]] = {
     "unknown_tool_in_step": [("playbooks/book_appointment.yaml", "tools: [press_digits]", "tools: [press_digit]")],
     "unknown_role": [("playbooks/business_inquiry.yaml", "role: delegate", "role: delegat")],
     "unknown_persona": [("tars.yaml", "persona: tars", "persona: tarz")],
+    "unknown_persona_to_use": [("tars.yaml", "persona: tars", "persona: {use: tarz, autocommit: true}")],
+    "unknown_playbook_persona": [
+        ("playbooks/book_appointment.yaml", "role: delegate", "role: delegate\npersona: butler"),
+    ],
+    "persona_changer_granted_to_a_contact": [
+        (
+            "tars.yaml",
+            "tools: [current_time, take_message, end_call]",
+            "tools: [current_time, take_message, change_persona, end_call]",
+        )
+    ],
     "unknown_step": [("playbooks/book_appointment.yaml", "next: find_slot", "next: find_slott")],
     "unknown_tool_in_role": [("tars.yaml", "tools: [take_message, end_call]", "tools: [take_mesage, end_call]")],
     "needs_cycle": [
