@@ -166,7 +166,7 @@ def set_(
     ] = None,
     reason: ReasonOpt = None,
 ) -> None:
-    """Change one setting, e.g. tars persona set humor 75 — saved to the persona's YAML file."""
+    """Change one setting, such as humor 75 or verbosity brief: saved to the persona's YAML file."""
     from tars.persona_changes import change_setting
 
     _apply(ctx, lambda project, asker: change_setting(project, setting, value, asker, persona=persona, reason=reason),

@@ -203,3 +203,33 @@ async def test_switching_persona_by_voice_commits_when_autocommit_is_on(
     assert hello.text.split(",")[0] in ("Guten Morgen", "Guten Tag", "Guten Abend")
     assert "You are Ada" in later.system_instruction and "German (de-DE)" in later.system_instruction
     assert later.generation_config["speechConfig"]["languageCode"] == "de-DE"
+
+
+async def test_a_playbook_calls_as_the_persona_it_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.server.harness import Receptionist, place
+
+    root = tmp_path / "p"
+    make_project(root, monkeypatch)
+    butler = (root / "personas/tars.yaml").read_text()
+    (root / "personas/ada.yaml").write_text(
+        butler.replace("name: TARS", "name: Ada").replace("voice: Charon", "voice: Kore")
+    )
+    book = root / "playbooks/book_appointment.yaml"
+    book.write_text(book.read_text().replace("role: delegate", "role: delegate\npersona: ada", 1))
+    from tars.loading import load_project
+
+    project = load_project(root)
+    async with Line(project, Receptionist) as line:
+        placed = await place(line, "dentist", "book_appointment", {"preferred_day": "Wednesday"})
+        call = await line.twilio.next_call(timeout=10)
+        await call.wait_for_agent_utterance(timeout=20)
+        await call.say("We have Wednesday at 3pm")
+        assert await call.wait_ended(timeout=30) == "completed"
+        await line.settle()
+        [session] = line.gemini.sessions
+
+    assert placed["http"] == 201
+    assert "You are Ada, a personal phone assistant." in session.system_instruction
+    voice = session.generation_config["speechConfig"]["voiceConfig"]["prebuiltVoiceConfig"]["voiceName"]
+    assert voice == "Kore"
+    assert project.persona.name == "TARS"  # the owner's own calls keep the active persona
