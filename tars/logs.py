@@ -30,6 +30,9 @@ from tars.config.secrets import MASK, mask_text
 
 #: Loggers whose DEBUG output is per frame (audio, transcripts, raw websocket traffic).
 CHATTY = ("websockets", "httpx", "httpcore", "google_genai", "twilio", "aiohttp", "uvicorn.error", "asyncio")
+#: Libraries whose INFO lines are their own bookkeeping (alembic: "setup plugin …", "Context impl …"):
+#: shown from --log-level debug on.
+QUIET = ("alembic",)
 _HEADERS = re.compile(
     r"(?i)((?:x-goog-api-key|authorization|proxy-authorization|x-twilio-signature|x-tars-signature|cookie|set-cookie"
     r"|api[-_]?key|auth[-_]?token)\s*[:=]\s*(?:bearer\s+|basic\s+)?)([^\s,;'\"&}]+)"
@@ -95,6 +98,8 @@ def install(level: str, secrets: Iterable[str] = ()) -> None:
     trace = level.lower() == "trace"
     for name in CHATTY:
         logging.getLogger(name).setLevel(logging.DEBUG if trace else max(logging.INFO, root.level))
+    for name in QUIET:
+        logging.getLogger(name).setLevel(logging.DEBUG if trace else max(logging.WARNING, root.level))
 
     def wanted(record: dict[str, Any]) -> bool:
         # pipecat 1.14 logs an ERROR for the close handshake of every call Twilio hangs up.

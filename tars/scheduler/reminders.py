@@ -42,6 +42,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from tars.delivery import DeliveryError
+from tars.store.models import CHANNELS
 
 if TYPE_CHECKING:
     from tars.project import Project
@@ -74,8 +75,7 @@ def sent_during_owner_call(project: Project) -> list[str]:
     """The stored channels (``--via`` values) of reminders that go out on their own channel
     even while the owner is on a call with TARS."""
     default = str(project.section("delivery").get("reminders") or "sms")
-    stored = ("default", "call", "sms", "webhook")
-    return [c for c in stored if not said_in_owner_call(project, default if c == "default" else c)]
+    return [c for c in CHANNELS if not said_in_owner_call(project, default if c == "default" else c)]
 
 
 def is_late(reminder: Any, now: dt.datetime, after: dt.timedelta) -> bool:
