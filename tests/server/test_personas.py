@@ -58,6 +58,19 @@ def greet_and_hang_up() -> ScriptedBrain:
     return ScriptedBrain([step])
 
 
+async def ask_then_call_again(line: Line, owner: str, words: str) -> str:
+    """The owner rings and says ``words``; once that call ends, rings again: the second
+    call's greeting."""
+    call = await line.call_in(from_=owner)
+    await call.wait_for_agent_utterance(timeout=20)
+    await call.say(words)
+    assert await call.wait_ended(timeout=30) == "completed"
+    again = await line.call_in(from_=owner)
+    hello = await again.wait_for_agent_utterance(timeout=20)
+    assert await again.wait_ended(timeout=30) == "completed"
+    return str(hello.text)
+
+
 def said_when_asked(*tool_and_after: Any) -> ScriptedBrain:
     """Greets; when the owner speaks, calls the tool; on its result, follows the rest."""
     return greet_then(*tool_and_after)
@@ -73,13 +86,7 @@ async def test_owner_sets_humour_by_voice(tmp_path: Path, monkeypatch: pytest.Mo
     second = greet_and_hang_up()
     brains = iter([first, second])
     async with Line(project, lambda: next(brains)) as line:
-        call = await line.call_in(from_=project.owner.phone)
-        await call.wait_for_agent_utterance(timeout=20)
-        await call.say("set humour to 75 percent")
-        assert await call.wait_ended(timeout=30) == "completed"
-        again = await line.call_in(from_=project.owner.phone)
-        await again.wait_for_agent_utterance(timeout=20)
-        assert await again.wait_ended(timeout=30) == "completed"
+        await ask_then_call_again(line, project.owner.phone, "set humour to 75 percent")
         await line.settle()
         before, after = (s.system_instruction for s in line.gemini.sessions)
 
@@ -181,13 +188,7 @@ async def test_switching_persona_by_voice_commits_when_autocommit_is_on(
     second = greet_and_hang_up()
     brains = iter([brain, second])
     async with Line(project, lambda: next(brains)) as line:
-        call = await line.call_in(from_=project.owner.phone)
-        await call.wait_for_agent_utterance(timeout=20)
-        await call.say("switch to Ada")
-        assert await call.wait_ended(timeout=30) == "completed"
-        again = await line.call_in(from_=project.owner.phone)
-        hello = await again.wait_for_agent_utterance(timeout=20)
-        assert await again.wait_ended(timeout=30) == "completed"
+        hello = await ask_then_call_again(line, project.owner.phone, "switch to Ada")
         await line.settle()
         later = line.gemini.sessions[1]
 
@@ -200,7 +201,7 @@ async def test_switching_persona_by_voice_commits_when_autocommit_is_on(
     [row] = history_rows(project)
     assert row.commit and git(project.root, "rev-parse", "HEAD").strip() == row.commit
     # The next call speaks as Ada, in German.
-    assert hello.text.split(",")[0] in ("Guten Morgen", "Guten Tag", "Guten Abend")
+    assert hello.split(",")[0] in ("Guten Morgen", "Guten Tag", "Guten Abend")
     assert "You are Ada" in later.system_instruction and "German (de-DE)" in later.system_instruction
     assert later.generation_config["speechConfig"]["languageCode"] == "de-DE"
 

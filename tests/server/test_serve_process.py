@@ -47,6 +47,16 @@ def served_project(
     return project, env
 
 
+async def owner_rings(twilio: TwilioEmulator, project: Any) -> Any:
+    """The owner calls the TARS number, as Twilio delivers it to whatever serves PUBLIC."""
+    return await twilio.incoming_call(
+        from_=project.owner.phone,
+        to=str(project.section("telephony")["number"]),
+        voice_url=f"{PUBLIC}/twilio/voice",
+        status_callback=f"{PUBLIC}/twilio/status",
+    )
+
+
 class Goodbye:
     """Greets; when told the server is stopping, says goodbye."""
 
@@ -102,12 +112,7 @@ async def test_serve_answers_and_stops_gracefully_on_sigterm(tmp_path: Path, mon
 
                 await eventually(up, 120, "tars serve answering /healthz")
             twilio.route(PUBLIC, local)
-            call = await twilio.incoming_call(
-                from_=project.owner.phone,
-                to="+447700900999",
-                voice_url=f"{PUBLIC}/twilio/voice",
-                status_callback=f"{PUBLIC}/twilio/status",
-            )
+            call = await owner_rings(twilio, project)
             await call.wait_for_agent_utterance(timeout=30)
             server.send_signal(signal.SIGTERM)
             goodbye = await call.wait_for_agent_utterance(timeout=30)
@@ -161,12 +166,7 @@ async def test_a_call_left_live_by_a_killed_server_is_finished_at_restart(
 
         first = await start_serving(project, env, twilio)
         try:
-            call = await twilio.incoming_call(
-                from_=project.owner.phone,
-                to="+447700900999",
-                voice_url=f"{PUBLIC}/twilio/voice",
-                status_callback=f"{PUBLIC}/twilio/status",
-            )
+            call = await owner_rings(twilio, project)
             await call.wait_for_agent_utterance(timeout=30)
             await eventually(lambda: row().status == "in-progress", what="the call in progress")
             first.kill()  # SIGKILL: no goodbye, no status written

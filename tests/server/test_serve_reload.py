@@ -14,7 +14,7 @@ from tars.sim.gemini import GeminiEmulator
 from tars.sim.twilio import TwilioEmulator
 from tests.server.harness import ACCOUNT, API_KEY, PUBLIC, TOKEN
 from tests.server.test_personas import greet_and_hang_up
-from tests.server.test_serve_process import free_port, served_project
+from tests.server.test_serve_process import free_port, owner_rings, served_project
 from tests.waiting import eventually
 
 
@@ -47,12 +47,7 @@ async def test_an_edit_applies_to_the_next_call_and_a_bad_one_is_logged(
             twilio.route(PUBLIC, f"http://127.0.0.1:{port}")
 
             async def owner_call() -> str:
-                call = await twilio.incoming_call(
-                    from_=project.owner.phone,
-                    to="+447700900999",
-                    voice_url=f"{PUBLIC}/twilio/voice",
-                    status_callback=f"{PUBLIC}/twilio/status",
-                )
+                call = await owner_rings(twilio, project)
                 await call.wait_for_agent_utterance(timeout=30)
                 assert await call.wait_ended(timeout=30) == "completed"
                 return gemini.sessions[-1].system_instruction

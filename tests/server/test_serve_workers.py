@@ -16,7 +16,7 @@ from tars.sim.gemini import GeminiEmulator
 from tars.sim.twilio import TwilioEmulator
 from tests.server.harness import ACCOUNT, API_KEY, PUBLIC, TOKEN
 from tests.server.test_owner_calls import greet_then
-from tests.server.test_serve_process import free_port, served_project
+from tests.server.test_serve_process import free_port, owner_rings, served_project
 from tests.waiting import eventually
 
 
@@ -47,10 +47,7 @@ async def test_two_workers_share_the_port_and_stop_together(tmp_path: Path, monk
 
             await eventually(both_answer, 120, "both workers answering /healthz")
             twilio.route(PUBLIC, local)
-            call = await twilio.incoming_call(
-                from_=project.owner.phone, to="+447700900999",
-                voice_url=f"{PUBLIC}/twilio/voice", status_callback=f"{PUBLIC}/twilio/status",
-            )  # fmt: skip
+            call = await owner_rings(twilio, project)
             await call.wait_for_agent_utterance(timeout=30)
             server.send_signal(signal.SIGTERM)
             assert await call.wait_ended(timeout=40) == "completed"
