@@ -26,9 +26,10 @@ from typing import Any, Protocol
 
 from tars.config.schema import validate_value
 from tars.errors import UserError
-from tars.graph.planner import ToolCall, run
+from tars.graph.planner import run
 from tars.project import Project, thaw
 from tars.tools.builtins import ToolError
+from tars.tools.call import ToolCall
 
 log = logging.getLogger("tars.gate")
 

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from pipecat.services.google.gemini_live.llm import ContextWindowCompressionParams, GeminiLiveLLMService
 
 from tars.calls.recorder import CallRecorder
-from tars.graph.planner import ToolCall
+from tars.tools.call import ToolCall
 
 log = logging.getLogger("tars.calls")
 

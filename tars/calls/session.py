@@ -43,9 +43,9 @@ from tars.calls.playbook_run import RUNTIME_TOOLS, PlaybookRun
 from tars.calls.recorder import CallRecorder, TranscriptTap
 from tars.config.secrets import mask_text
 from tars.endpoints import Endpoints
-from tars.graph.planner import ToolCall
 from tars.project import Project, thaw
 from tars.tools.builtins import ToolContext, execute
+from tars.tools.call import ToolCall
 from tars.tools.catalog import goal_call_declaration
 
 log = logging.getLogger("tars.calls")

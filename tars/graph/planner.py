@@ -18,19 +18,11 @@ lookup_contact, then make_goal_call, then send_to_n8n with the call's result.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from tars.graph.walks import reachable
-
-
-@dataclass(frozen=True)
-class ToolCall:
-    """One call the model asked for."""
-
-    id: str
-    name: str
-    args: Mapping[str, Any] = field(default_factory=dict)
+from tars.tools.call import ToolCall
 
 
 @dataclass(frozen=True)

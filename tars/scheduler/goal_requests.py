@@ -24,11 +24,11 @@ from tars.calls.gate import ToolGate
 from tars.calls.recorder import CallRecorder
 from tars.config.secrets import mask_text
 from tars.graph.call_plan import InputError, prepare_call
-from tars.graph.planner import ToolCall
 from tars.scheduler.window import next_open
 from tars.telephony import messages
 from tars.telephony.switchboard import PlacementError, Switchboard, wall
 from tars.tools.builtins import ToolContext, ToolError, execute
+from tars.tools.call import ToolCall
 
 log = logging.getLogger("tars.goal_requests")
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from tars.calls.caller import Caller
-from tars.graph.planner import ToolCall
 from tars.project import Project
+from tars.tools.call import ToolCall
 
 
 class ToolError(Exception):

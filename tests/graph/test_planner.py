@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from tars.graph.planner import ToolCall, needs_closure, order, plan, run
+from tars.graph.planner import needs_closure, order, plan, run
 from tars.loading import load_project
+from tars.tools.call import ToolCall
 
 SEED_NEEDS = {
     "lookup_contact": [],

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from tars.calls.gate import ToolGate
-from tars.graph.planner import ToolCall
 from tars.loading import load_project
 from tars.project import Project
+from tars.tools.call import ToolCall
 
 
 class Notebook:
