@@ -89,7 +89,6 @@ async def running(
     host: str = "127.0.0.1",
     port: int = 0,
     public_base: str | None = None,
-    log_level: str = "warning",
     handle_signals: bool = True,
     sockets: list[Any] | None = None,
     watch: bool = False,
@@ -116,7 +115,10 @@ async def running(
         create_app(server, token),
         host=host,
         port=port,
-        log_level=log_level,
+        # uvicorn's lines go through TARS's handlers (redacted, --log-format) at the levels
+        # tars.logs.install chose: no logging config, no levels of its own.
+        log_config=None,
+        log_level=None,
         lifespan="off",
         ws="websockets-sansio" if _has_sansio() else "websockets",
     )
