@@ -187,3 +187,26 @@ async def test_bad_media_frames_are_skipped_and_the_call_goes_on(
         assert await call.wait_ended(timeout=30) == "completed"
         await line.settle()
     assert details(line, call.sid).call.status == "completed"
+
+
+async def test_an_oversized_media_message_ends_the_call_recorded_failed_with_the_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tars.sim.gemini import Say
+    from tests.server.test_owner_calls import greet_then
+
+    project = make_project(tmp_path / "p", monkeypatch)
+    async with Line(project, lambda: greet_then(Say("Still here, sir."), [])) as line:
+        call = await line.call_in(from_=project.owner.phone)
+        await call.wait_for_agent_utterance(timeout=20)
+        stream = call.stream
+        assert stream is not None
+        sid = getattr(stream, "stream_sid", "MZ" + "0" * 32)
+        # 20 MB in one message: no Twilio media message is more than a few hundred bytes.
+        huge = {"event": "media", "streamSid": sid, "media": {"track": "inbound", "payload": "A" * 20_000_000}}
+        await stream._send(huge)  # type: ignore[arg-type]  # a fault no real Twilio would send
+        await call.wait_ended(timeout=30)
+        await line.settle()
+    row = details(line, call.sid).call
+    assert row.status == "failed"
+    assert "1009" in (row.failure_reason or "") and "too large" in (row.failure_reason or "")
