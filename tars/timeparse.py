@@ -499,7 +499,10 @@ def next_occurrence(rule: str, series_start: dt.datetime, after: dt.datetime, ti
     ``TimeParseError`` instead of searching forever, and COUNT series are cut off at
     ``HORIZON`` like the rest."""
     refuse_degenerate(rule)
-    series = _rrule(rule, series_start, timezone)
+    try:
+        series = _rrule(rule, series_start, timezone)
+    except (ValueError, TypeError, KeyError, IndexError) as exc:  # dateutil's word for a bad rule
+        raise TimeParseError(f"{rule[:200]!r} is not a valid RRULE: {exc}", _RULE_HINT) from None
     since = local(after, timezone)
     if "COUNT" not in _fields(rule):
         series = _bounded(series, since)
