@@ -20,7 +20,8 @@ def corrupt(project, reminder_id: int, column: str, value: str) -> None:  # type
     from tars.store.database import connect
 
     with connect(project.database_url) as db, db.session() as session:
-        session.execute(text(f"UPDATE reminder SET {column} = :value WHERE id = :id"), {"value": value, "id": reminder_id})
+        update = text(f"UPDATE reminder SET {column} = :value WHERE id = :id")
+        session.execute(update, {"value": value, "id": reminder_id})
         session.commit()
 
 
