@@ -45,6 +45,14 @@ async def open_stream(http: aiohttp.ClientSession, line: Line, params: dict[str,
     return ws
 
 
+def events(line: Line) -> list[tuple[str, str]]:
+    """The security events recorded, oldest first: (kind, detail)."""
+    from tars.store.security_events import recent
+
+    with line.db() as db, db.session() as s:
+        return [(e.kind, e.detail) for e in reversed(recent(s))]
+
+
 async def test_wrong_pins_across_calls_lock_pin_entry_and_the_owner_is_told(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -70,6 +78,12 @@ async def test_wrong_pins_across_calls_lock_pin_entry_and_the_owner_is_told(
         "PIN entry locked",
     )
     assert any(t.startswith(f"Security: PIN entry is locked for {owner} until ") for t in texts), texts
+    # The lockout and the call refused while locked are security events; the owner hears of the first.
+    found = events(line)
+    assert [kind for kind, _ in found] == ["pin_lockout", "pin_lockout"]
+    assert found[0][1].startswith(f"PIN entry is locked for {owner} until ")
+    assert found[1][1] == f"a call from {owner}: PIN entry is locked"
+    assert len([t for t in texts if t.startswith("Security:")]) == 1
 
 
 async def test_signed_stream_parameters_open_one_stream_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
