@@ -3,6 +3,7 @@ it, a row in the database, and a text to the owner, at most one per kind an hour
 
 from __future__ import annotations
 
+import json
 import logging
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -68,6 +69,18 @@ async def test_refused_requests_are_recorded_and_the_owner_is_told_once_per_kind
     assert len(warnings) == 5 and all(r.levelno == logging.WARNING for r in caplog.records if r.name == "tars.security")
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert FORGED not in logged and WRONG_TOKEN not in logged and params["sig"] not in logged
+    # The owner, told to look, finds them all with `tars security`.
+    from typer.testing import CliRunner
+
+    from tars.cli.app import app
+
+    shown = CliRunner().invoke(app, ["--project", str(project.root), "security", "--json"])
+    assert shown.exit_code == 0, shown.output
+    listed = json.loads(shown.output)
+    assert [(e["kind"], e["source"]) for e in listed][:2] == [("stream_token", "127.0.0.1"), ("api_token", "127.0.0.1")]
+    assert len(listed) == 5
+    table = CliRunner().invoke(app, ["--project", str(project.root), "security"])
+    assert table.exit_code == 0 and all(kind in table.output for kind in ("stream_token", "twilio_signature"))
 
 
 async def test_the_hourly_limit_holds_across_servers_sharing_the_database(
