@@ -13,8 +13,13 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")
 LimitOpt = Annotated[int, typer.Option("--limit", min=1, max=10_000, help="Show at most this many.")]
 
 
+HELP = (
+    "The requests TARS refused (forged webhooks, used stream parameters, PIN lockouts, wrong API tokens), latest first."
+)
+
+
 def register(root: typer.Typer) -> None:
-    root.command("security")(security)
+    root.command("security", help=HELP)(security)
 
 
 def event_json(event: Any) -> dict[str, Any]:
@@ -22,8 +27,7 @@ def event_json(event: Any) -> dict[str, Any]:
 
 
 def security(ctx: typer.Context, limit: LimitOpt = 50, as_json: JsonOpt = False) -> None:
-    """The requests TARS refused (forged webhooks, used stream parameters, PIN lockouts, wrong
-    API tokens), latest first."""
+    """Print the refused requests (``HELP``)."""
     from tars import timeparse
     from tars.store.database import connect
     from tars.store.security_events import recent
