@@ -203,8 +203,9 @@ async def test_bad_media_frames_are_skipped_and_the_call_goes_on(
     assert details(line, call.sid).call.status == "completed"
 
 
+@pytest.mark.parametrize("size", [2_000_000, 20_000_000])  # over the stream's 1 MiB; over uvicorn's own 16 MiB
 async def test_an_oversized_media_message_ends_the_call_recorded_failed_with_the_reason(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int
 ) -> None:
     from tars.sim.gemini import Say
     from tests.server.test_owner_calls import greet_then
@@ -216,8 +217,8 @@ async def test_an_oversized_media_message_ends_the_call_recorded_failed_with_the
         stream = call.stream
         assert stream is not None
         sid = getattr(stream, "stream_sid", "MZ" + "0" * 32)
-        # 20 MB in one message: no Twilio media message is more than a few hundred bytes.
-        huge = {"event": "media", "streamSid": sid, "media": {"track": "inbound", "payload": "A" * 20_000_000}}
+        # Megabytes in one message: no Twilio media message is more than a few hundred bytes.
+        huge = {"event": "media", "streamSid": sid, "media": {"track": "inbound", "payload": "A" * size}}
         await stream._send(huge)  # type: ignore[arg-type]  # a fault no real Twilio would send
         await call.wait_ended(timeout=30)
         await line.settle()
