@@ -41,6 +41,7 @@ from tars.calls.caller import Caller
 from tars.calls.gate import ToolGate
 from tars.calls.keypad import KeypadToText
 from tars.calls.live_service import GatedGeminiLive, compression
+from tars.calls.media_socket import WatchedSocket
 from tars.calls.playbook_run import RUNTIME_TOOLS, PlaybookRun
 from tars.calls.recorder import CallRecorder, TranscriptTap
 from tars.calls.turn_clock import TurnClock
@@ -319,6 +320,7 @@ class CallSession:
 
     async def run(self, websocket: Any) -> None:
         """Run the call to its end; the Call row ends completed or failed, never half-written."""
+        websocket = WatchedSocket(websocket)
         worker = self.build(websocket)
         await self.recorder.update(status="in-progress", started_at=dt.datetime.now(dt.UTC))
         runner = WorkerRunner(handle_sigint=False, handle_sigterm=False)
@@ -342,6 +344,7 @@ class CallSession:
             if silence is not None:
                 silence.cancel()
             await self._tap.flush()
+            self.failure = self.failure or websocket.failure()
             # finish() stores the end after every line still queued and waits for all of it.
             if self.failure:
                 await self.recorder.finish("failed", self.failure)

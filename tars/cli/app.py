@@ -58,6 +58,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "tars.cli.sessions",
         "The calls live now, on every tars serve sharing this database: who, why, which step, which server.",
     ),
+    "security": (
+        "tars.cli.security",
+        "The requests TARS refused (forged webhooks, used stream parameters, PIN lockouts, wrong API tokens), "
+        "latest first.",
+    ),
     "sim": ("tars.cli.sim", "Run one loopback emulator (Gemini or Twilio) in the foreground for manual testing."),
 }
 

@@ -40,7 +40,7 @@ from tars.scheduler.goal_requests import CallDesk
 from tars.server.api import authorized, router
 from tars.server.limits import BodyLimit
 from tars.store import pin_attempts
-from tars.telephony import messages, twiml
+from tars.telephony import messages, security, twiml
 from tars.telephony import status as statuses
 from tars.telephony.signatures import (
     EXPIRES_PARAM,
@@ -115,8 +115,13 @@ def create_app(board: Switchboard, api_token: str) -> FastAPI:
             log.warning("refused a webhook to %s: %s holds control characters", request.url.path, field)
             metrics.WEBHOOKS_REFUSED.labels(request.url.path, "control characters").inc()
             return None
-        log.warning("refused a webhook to %s with a missing or invalid Twilio signature", request.url.path)
         metrics.WEBHOOKS_REFUSED.labels(request.url.path, "signature").inc()
+        await security.refused(
+            board,
+            security.SIGNATURE,
+            f"a webhook to {request.url.path} with a missing or invalid Twilio signature",
+            security.client_of(request),
+        )
         return None
 
     def connect(caller: Caller, call_sid: str, call_id: int, purpose: str) -> Response:
@@ -190,6 +195,7 @@ def create_app(board: Switchboard, api_token: str) -> FastAPI:
             if await board.db(lambda s: pin_attempts.locked(s, number)) is None:
                 return gather(caller, call.id, 0, PIN_PROMPT.format(owner=owner.name))
             if caller.role == OWNER or role_needs_pin:  # the PIN is a must: nothing to offer them
+                await security.refused(board, security.PIN_LOCKOUT, f"a call from {number}: PIN entry is locked")
                 return await locked_out(call_sid, call.id)
             # Locked: a stranger still reaches the assistant in their own role, with no PIN to try.
         return connect(caller, call_sid, call.id, "inbound")
@@ -222,7 +228,7 @@ def create_app(board: Switchboard, api_token: str) -> FastAPI:
         if not digits and not must:
             return connect(caller, call_sid, call_id, "inbound")
         if await board.db(lambda s: pin_attempts.locked(s, number)) is not None:
-            log.warning("call %s: PIN from %s refused, PIN entry is locked", call_sid, number)
+            await security.refused(board, security.PIN_LOCKOUT, f"a PIN from {number}: PIN entry is locked")
             return await locked_out(call_sid, call_id)
         entered = digits.rstrip("#").encode("utf-8", "replace")
         if digits and owner.pin and hmac.compare_digest(entered, owner.pin.encode()):
@@ -234,10 +240,7 @@ def create_app(board: Switchboard, api_token: str) -> FastAPI:
         log.warning("call %s: wrong or missing PIN (try %d of %d)", call_sid, tries, MAX_PIN_TRIES)
         lockout = await board.db(lambda s: pin_attempts.record_failure(s, number))
         if lockout is not None:
-            log.warning("call %s: %s", call_sid, lockout.describe())
-            board.background(
-                board.outbox.notify_owner(f"Security: {lockout.describe()} (last try from {number})", kind="security")
-            )
+            await security.refused(board, security.PIN_LOCKOUT, f"{lockout.describe()} (last try from {number})")
             return await locked_out(call_sid, call_id)
         if tries >= MAX_PIN_TRIES:
             await board.db(
@@ -427,19 +430,26 @@ async def verify_stream(board: Switchboard, websocket: WebSocket) -> tuple[dict[
         call_sid, stream_sid = call_data["call_id"], call_data["stream_id"]
     except Exception as exc:
         log.warning("media stream refused: not a Twilio stream start (%s)", exc)
+        metrics.WEBHOOKS_REFUSED.labels("/twilio/stream", "not a stream").inc()
         await websocket.close(code=1008, reason="expected a Twilio media stream")
+        detail = "a media stream that did not start as a Twilio stream"
+        await security.refused(board, security.STREAM, detail, security.client_of(websocket))
         return None
     problem = board.signer.verify(body)
     if problem is None and body.get("call_sid") != call_sid:
         problem = "stream parameters belong to another call"
     if problem is None and not await board.db(lambda s: _claim_token(s, body)):
         problem = "stream parameters were already used"
-    if problem is None and await board.busy(call_sid):
+    if problem is not None:  # the parameters TARS signed did not verify, or were used before
+        metrics.WEBHOOKS_REFUSED.labels("/twilio/stream", "stream parameters").inc()
+        await websocket.close(code=1008, reason=problem)
+        # Not the call SID: it came in the unverified start frame, and the message goes to the owner.
+        await security.refused(board, security.STREAM, f"a media stream: {problem}", security.client_of(websocket))
+        return None
+    if await board.busy(call_sid):
         problem = "at capacity"
     if problem is not None:
         log.warning("media stream for %s refused: %s", call_sid, problem)
-        if problem != "at capacity":
-            metrics.WEBHOOKS_REFUSED.labels("/twilio/stream", "stream parameters").inc()
         await websocket.close(code=1008, reason=problem)
         return None
     return body, call_sid, stream_sid

@@ -9,6 +9,11 @@ reading a chunked body as soon as it passes it: 413, and the app never sees it.
   characters: https://www.twilio.com/docs/glossary/what-sms-character-limit), so
   ``/twilio/`` gets ``WEBHOOK_BODY_LIMIT``.
 * The local API (goal-call inputs) gets ``API_BODY_LIMIT``; everything else the webhook limit.
+* The media stream's websocket takes messages of at most ``STREAM_MESSAGE_LIMIT``: a Twilio
+  media message is 20 ms of μ-law (160 bytes, ~216 in base64) in a few hundred bytes of
+  JSON (https://www.twilio.com/docs/voice/media-streams/websocket-messages#media-message).
+  uvicorn's default is 16 MiB (``ws_max_size``); past the limit the web server closes the
+  stream with 1009 and the call is recorded ``failed`` (``tars.calls.media_socket``).
 * JSON bodies are refused past ``JSON_DEPTH_LIMIT`` levels of nesting before they are
   parsed (the parser would recurse once per level).
 """
@@ -27,6 +32,7 @@ from tars import metrics
 WEBHOOK_BODY_LIMIT = 64 * 1024
 API_BODY_LIMIT = 1024 * 1024
 JSON_DEPTH_LIMIT = 32
+STREAM_MESSAGE_LIMIT = 1024 * 1024
 
 _STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 

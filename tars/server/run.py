@@ -14,6 +14,7 @@ import uvicorn
 from tars.endpoints import Endpoints
 from tars.project import Project
 from tars.server.app import create_app
+from tars.server.limits import STREAM_MESSAGE_LIMIT
 from tars.server.reload import follow
 from tars.telephony.reconcile import reconcile
 from tars.telephony.switchboard import Switchboard
@@ -121,6 +122,7 @@ async def running(
         log_level=None,
         lifespan="off",
         ws="websockets-sansio" if _has_sansio() else "websockets",
+        ws_max_size=STREAM_MESSAGE_LIMIT,
     )
     web = _GracefulUvicorn(config, server, handle_signals=handle_signals)
     task = asyncio.ensure_future(web.serve(sockets=sockets))

@@ -317,3 +317,33 @@ class PersonaChange(SQLModel, table=True):
     result: str = Field(default="applied", max_length=16)
     detail: str | None = Field(default=None, sa_type=Text)
     commit: str | None = Field(default=None, max_length=64)
+
+
+#: What a refused inbound request was refused for (``SecurityEvent.kind``).
+SECURITY_KINDS = ("twilio_signature", "stream_token", "pin_lockout", "api_token")
+
+
+class SecurityEvent(SQLModel, table=True):
+    """An inbound request TARS refused: a webhook with a bad Twilio signature, a media stream
+    with bad or used parameters, a PIN refused while PIN entry is locked (or the lockout
+    itself), a local API request with a wrong token. ``detail`` says what was refused and why,
+    never a secret; ``source`` is the client address or the calling number."""
+
+    __tablename__ = "security_event"
+    __table_args__ = (_one_of("kind", SECURITY_KINDS, "kind"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+    kind: str = Field(max_length=32)
+    detail: str = Field(sa_type=Text)
+    source: str | None = Field(default=None, max_length=128)
+
+
+class SecurityAlert(SQLModel, table=True):
+    """When the owner was last told of each kind of security event: at most one message per
+    kind per ``tars.store.security_events.ALERT_EVERY``, however many processes refuse."""
+
+    __tablename__ = "security_alert"
+
+    kind: str = Field(primary_key=True, max_length=32)
+    sent_at: dt.datetime = Field(sa_type=UTCDateTime)
