@@ -90,10 +90,10 @@ async def test_the_owner_texts_a_reminder_and_gets_a_confirmation(
     assert confirmation.startswith("Done: I'll remind you to call mum at ")
     [session] = text_sessions(line)
     assert (session.call.kind, session.call.role, session.call.status) == ("text", "owner", "completed")
-    assert [(t.speaker, t.text) for t in session.transcript][0] == ("caller", "remind me at 5pm to call mum")
+    assert (session.transcript[0].speaker, session.transcript[0].text) == ("caller", "remind me at 5pm to call mum")
     assert [(t.tool, t.allowed) for t in session.tools] == [("create_reminder", True)]
     assert "Tools used: create_reminder" in (session.call.summary or "")
-    [request] = [r for r in line.gemini.rest_requests if r.tools][:1]
+    request = next(r for r in line.gemini.rest_requests if r.tools)
     assert list(request.tools) == [t for t in project.roles["owner"].tools if t != "end_call"]
     assert "by text message (SMS)" in request.system_instruction
 
@@ -143,7 +143,7 @@ async def test_an_unknown_number_gets_no_reminder_and_is_offered_a_message(
     [refusal] = session.tools
     assert (refusal.tool, refusal.allowed) == ("create_reminder", False)
     assert "not available to the unknown role" in (refusal.reason or "")
-    offered = [r for r in line.gemini.rest_requests if r.tools][0]
+    offered = next(r for r in line.gemini.rest_requests if r.tools)
     assert list(offered.tools) == ["take_message"]
 
 
