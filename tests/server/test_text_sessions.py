@@ -4,9 +4,9 @@ calls of kind ``text``."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -70,18 +70,20 @@ def reminders(line: Line) -> list[Any]:
 
 
 async def test_the_owner_texts_a_reminder_and_gets_a_confirmation(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tars: Callable[..., Any]
 ) -> None:
-    project = project_for(tmp_path, monkeypatch)
+    project = project_for(tmp_path, monkeypatch, ("tars.yaml", "idle_seconds: 1", "idle_seconds: 30"))
     owner = project.owner.phone
     async with Line(project, lambda: None) as line:
         await text_in(line, owner, "remind me at 5pm to call mum")
         [confirmation] = await eventually(lambda: texts_to(line, owner), what="the confirmation SMS")
-        from tars.store.call_queue import live_sessions
-
-        with line.db() as db, db.session() as s:
-            live = live_sessions(s, dt.datetime.now(dt.UTC))
-        assert [(c.kind, c.role) for c in live] == [("text", "owner")]  # listed by tars sessions while open
+        listed = tars("--project", project.root, "sessions", "--json")
+        assert listed.exit_code == 0, listed.output
+        [live] = json.loads(listed.stdout)  # tars sessions lists it while it is open
+        assert (live["name"], live["purpose"], live["role"]) == (
+            "the text conversation with Alex Morgan", "text", "owner"
+        )  # fmt: skip
+        await line.server.server.texts.shutdown()
         await line.settle()
     [reminder] = reminders(line)
     london = ZoneInfo("Europe/London")
@@ -149,27 +151,40 @@ async def test_an_unknown_number_gets_no_reminder_and_is_offered_a_message(
 
 async def test_a_goal_call_by_sms_needs_the_owner_pin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TARS_OWNER_PIN", "4821")
-    project = project_for(tmp_path, monkeypatch)
+    project = project_for(tmp_path, monkeypatch, ("tars.yaml", "idle_seconds: 1", "idle_seconds: 30"))
     owner = project.owner.phone
-    call = {"target": "dentist", "playbook": "book_appointment", "inputs": {"preferred_day": "Friday"}}
     script = TextScript(
         [
-            PartyTurn(0, say="call the dentist and move my appointment to Friday"),
-            ModelTurn(1, tool="make_goal_call", args=call, refused=True),
+            PartyTurn(0, say="call Helen and invite her to dinner on Saturday"),
+            ModelTurn(1, tool="make_goal_call", args=DINNER, refused=True),
             ModelTurn(2, say="I need your PIN for that."),
+            PartyTurn(3, say="it's go ahead"),  # what the model sees of 'PIN 4821 it's go ahead'
+            ModelTurn(4, tool="make_goal_call", args=DINNER, result={"placed": True}),
+            ModelTurn(5, say="Calling Helen now."),
         ],
         fallback=default_responder,
     )
-    async with Line(project, lambda: None) as line:
+    async with Line(project, Helen) as line:
         line.gemini.responder = script
-        await text_in(line, owner, "call the dentist and move my appointment to Friday")
+        add_helen(line)
+        await text_in(line, owner, "call Helen and invite her to dinner on Saturday")
         await eventually(lambda: texts_to(line, owner), what="the answer")
+        assert line.twilio.calls == {}
+        await text_in(line, owner, "PIN 4821 it's go ahead")
+        phone = await line.twilio.next_call(timeout=10)
+        await phone.wait_for_agent_utterance(timeout=20)
+        await phone.say("Yes, lovely")
+        assert await phone.wait_ended(timeout=30) == "completed"
+        await eventually(lambda: len(texts_to(line, owner)) >= 3, timeout=30, what="the call report")
+        await line.server.server.texts.shutdown()
         await line.settle()
     assert all(c.passed for c in script.checks), script.checks
-    assert line.twilio.calls == {}
     [session] = text_sessions(line)
-    [refusal] = session.tools
-    assert "needs the owner's PIN (sms.require_pin_for in tars.yaml)" in (refusal.reason or "")
+    first, second = session.tools
+    assert (first.allowed, second.allowed) == (False, True)
+    assert "needs the owner's PIN (sms.require_pin_for in tars.yaml)" in (first.reason or "")
+    said = [t.text for t in session.transcript if t.speaker == "caller"]
+    assert said[1] == "it's go ahead" and not any("4821" in t.text for t in session.transcript)
 
 
 # ------------------------------------------------------------------------------ n8n
@@ -263,6 +278,36 @@ async def test_a_signed_n8n_task_places_the_goal_call_and_posts_the_signed_resul
     [session] = text_sessions(line)
     assert (session.call.role, session.call.from_number) == ("automation", "n8n")
     assert [(t.tool, t.allowed) for t in session.tools] == [("make_goal_call", True)]
+
+
+async def test_a_slow_answer_is_202_and_the_result_follows_to_reply_to(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = project_for(tmp_path, monkeypatch, ("tars.yaml", "answer_within_seconds: 10", "answer_within_seconds: 0"))
+    async with Line(project, Helen) as line:
+        reply_to = f"{line.webhooks.base_url}/n8n_result"
+        body = json.dumps({"message": "what reminders do I have?", "reply_to": reply_to}).encode()
+        status, text = await post_task(line, body, signed(body))
+        assert status == 202, text
+        accepted = json.loads(text)
+        assert accepted["status"] == "running"
+        [result] = await eventually(
+            lambda: [r for r in line.webhooks.requests if r.name == "n8n_result"], what="the result"
+        )
+        await line.settle()
+    assert result.payload["session_id"] == accepted["session_id"]
+    assert result.payload["answer"] == "You have no reminders."
+
+
+def test_answers_are_shortened_and_split_for_sms() -> None:
+    from tars.texts.sms import parts
+
+    assert parts("Done.") == ["Done."]
+    long = " ".join(["word"] * 100)  # 499 characters
+    texted = parts(long, 320)
+    assert len(texted) == 3 and all(len(p) <= 160 for p in texted)
+    assert texted[0].endswith(" (1/3)") and texted[-1].endswith("… (3/3)")
+    assert sum(len(p.rsplit(" (", 1)[0]) for p in texted) <= 320
 
 
 @pytest.mark.parametrize(
