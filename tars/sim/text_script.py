@@ -23,7 +23,7 @@ from typing import Any
 
 from tars.sim.expectations import Check
 from tars.sim.gemini_rest import Answer, FunctionCall, RestRequest
-from tars.sim.scenario import ModelTurn, PartyTurn, Turn
+from tars.sim.scenario import ModelTurn, PartyTurn, Scenario, Turn
 from tars.sim.scenario_model import _same_words, judge
 
 
@@ -38,6 +38,11 @@ class TextScript:
         self.checks: list[Check] = []
         self.heard: list[str] = []
         self.ignored: list[str] = []
+
+    @classmethod
+    def of(cls, scenario: Scenario, fallback: Callable[[RestRequest], Any] | None = None) -> TextScript:
+        """The text model's side of a loaded scenario file (its ``turns``)."""
+        return cls(scenario.turns, fallback)
 
     @property
     def finished(self) -> bool:
