@@ -39,6 +39,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "tars.cli.simulate",
         "Play scripted calls against this project, offline: transcript and ✓/✗ per expectation.",
     ),
+    "send": (
+        "tars.cli.send",
+        "Text TARS as the owner, offline: your role and tools, the emulated text model, this project's store.",
+    ),
     "test": ("tars.cli.test", "Play each playbook's scenarios offline and check what they expect: a pass/fail table."),
     "config": ("tars.cli.config", "Inspect the resolved configuration."),
     "contacts": (

@@ -7,7 +7,8 @@ POST /twilio/outbound          an answered goal call: a person gets the playbook
 POST /twilio/status            call status callbacks → the Call row
 POST /twilio/reminder          an answered reminder call
 POST /twilio/reminder/status   its status callbacks
-POST /twilio/sms               texts to the TARS number (the owner's answers)
+POST /twilio/sms               texts to the TARS number: the owner's answers, else a text session
+POST /hooks/n8n                a signed task from n8n → a text session (answer inline, or 202 and reply_to)
 WS   /twilio/stream            the media stream → CallSession (signed parameters only)
 GET  /healthz                  liveness and the number of live calls
 """
@@ -37,6 +38,7 @@ from tars.graph.call_plan import render
 from tars.persona_changes import Asker, PersonaDesk
 from tars.scheduler import goal_requests, reminder_calls
 from tars.scheduler.goal_requests import CallDesk
+from tars.server import hooks
 from tars.server.api import authorized, router
 from tars.server.limits import BodyLimit
 from tars.store import pin_attempts
@@ -50,6 +52,7 @@ from tars.telephony.signatures import (
     valid_twilio_signature,
 )
 from tars.telephony.switchboard import BUSY_MESSAGE, Switchboard, record_sid
+from tars.texts.desk import TextDesk
 
 log = logging.getLogger("tars.server")
 
@@ -101,6 +104,8 @@ def create_app(board: Switchboard, api_token: str) -> FastAPI:
     app.state.board = board
     app.state.api_token = api_token
     app.add_middleware(BodyLimit)
+    texts = board.texts = TextDesk(board)
+    texts.finisher = hooks.finisher(board)
     # board.project, read per request: a reloaded project (tars serve watches the YAML) applies at once
 
     async def signed_form(request: Request) -> dict[str, str] | None:
@@ -254,14 +259,25 @@ def create_app(board: Switchboard, api_token: str) -> FastAPI:
 
     @app.post("/twilio/sms")
     async def sms(request: Request) -> Response:
-        """Texts to the TARS number: the owner's reply to a question asked during a goal call."""
+        """Texts to the TARS number: the owner's reply to a question asked during a goal call;
+        any other text is a text session in the sender's role, answered by SMS."""
         params = await signed_form(request)
         if params is None:
             return forbidden()
-        if params.get("From") != board.project.owner.phone:
+        sender, body = params.get("From", ""), params.get("Body", "")
+        if sender == board.project.owner.phone and await messages.questions_open_by_sms(board):
+            reply = await messages.sms_reply(board, body)
+            return xml(twiml.message(reply) if reply else twiml.empty())
+        caller = await asyncio.to_thread(identify, board.project, board.database, sender)
+        if caller.role == BLOCKED or not body.strip() or board.shutting_down:
             return xml(twiml.empty())
-        reply = await messages.sms_reply(board, params.get("Body", ""))
-        return xml(twiml.message(reply) if reply else twiml.empty())
+        board.background(texts.reply_by_sms(caller, body))  # answered by REST: tools may take a while
+        return xml(twiml.empty())
+
+    @app.post("/hooks/n8n")
+    async def n8n_task(request: Request) -> Response:
+        """A signed task from n8n: a text session with the role n8n.role declares."""
+        return await hooks.task(board, texts, request)
 
     @app.post("/twilio/status")
     async def status(request: Request) -> Response:

@@ -188,6 +188,10 @@ class Call(SQLModel, table=True):
     report_via: str | None = Field(default=None, max_length=16)
     after_outcome: list[Any] | None = Field(default=None, sa_type=_JSON)
     window_override: str | None = Field(default=None, sa_type=Text)  # placed outside its calling window, and why
+    #: "voice" (a phone call) or "text" (a text session: SMS, n8n or ``tars send``).
+    kind: str = Field(default="voice", max_length=8, sa_column_kwargs={"server_default": "voice"})
+    #: A text session from n8n: where its signed result is POSTed when it ends.
+    reply_to: str | None = Field(default=None, sa_type=Text)
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
@@ -347,3 +351,15 @@ class SecurityAlert(SQLModel, table=True):
 
     kind: str = Field(primary_key=True, max_length=32)
     sent_at: dt.datetime = Field(sa_type=UTCDateTime)
+
+
+class HookRequest(SQLModel, table=True):
+    """A signed request to ``/hooks/…`` (n8n): its id, accepted once. Kept until its
+    timestamp could not verify any more, then swept."""
+
+    __tablename__ = "hook_request"
+
+    request_id: str = Field(primary_key=True, max_length=128)
+    source: str = Field(max_length=32)  # "n8n"
+    at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    expires_at: dt.datetime = Field(sa_type=UTCDateTime, index=True)

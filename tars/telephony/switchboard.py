@@ -86,6 +86,7 @@ class Switchboard:
     shutting_down: bool = False
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     scheduler: Any = None  # tars.scheduler.Scheduler once started with the server (a Wakeable)
+    texts: Any = None  # tars.texts.desk.TextDesk: this server's text sessions, set by the server
     id: str = field(default_factory=server_id)  # this server, as leases and sessions name it
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
     #: What a reloaded project goes through before it is used (a simulation keeps its own
@@ -165,6 +166,8 @@ class Switchboard:
     async def shutdown(self, grace: float = 10.0) -> None:
         """No new calls; live calls are told goodbye and ended; rows are finished."""
         self.shutting_down = True
+        if self.texts is not None:
+            await self.texts.shutdown()
         for session in list(self.sessions.values()):
             if session.ending:
                 continue

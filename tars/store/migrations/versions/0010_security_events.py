@@ -5,7 +5,7 @@ kind an hour).
 Only ``CREATE TABLE`` and ``CREATE INDEX`` (see 0002: no table copies).
 
 Revision ID: 0010
-Revises: 0005
+Revises: 0009
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010"
-down_revision = "0005"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
