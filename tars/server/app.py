@@ -10,6 +10,8 @@ POST /twilio/reminder/status   its status callbacks
 POST /twilio/sms               texts to the TARS number (the owner's answers)
 WS   /twilio/stream            the media stream → CallSession (signed parameters only)
 GET  /healthz                  liveness and the number of live calls
+/api/…                         the local API (tars.server.api)
+/, /calls/…, /signin, …        the web view (tars.web), for the signed-in owner
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from tars.telephony.signatures import (
     valid_twilio_signature,
 )
 from tars.telephony.switchboard import BUSY_MESSAGE, Switchboard, record_sid
+from tars.web import mount as mount_web_view
 
 log = logging.getLogger("tars.server")
 
@@ -292,6 +295,7 @@ def create_app(board: Switchboard, api_token: str) -> FastAPI:
     from tars.server.api import router
 
     app.include_router(router)
+    mount_web_view(app)
     return app
 
 
