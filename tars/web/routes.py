@@ -42,8 +42,6 @@ STATIC = HERE / "static"
 POLL_SECONDS = 0.5
 #: A comment this often keeps proxies from closing a quiet event stream (seconds).
 KEEPALIVE_SECONDS = 15.0
-#: After a call ends, its event stream waits this long for the summary, then stops (seconds).
-SUMMARY_WAIT_SECONDS = 60.0
 
 NOTES = {
     "call-cancelled": "Call {id} is cancelled: it will not be placed.",
@@ -319,7 +317,7 @@ async def call_events(call_id: int, request: Request) -> Response:
             if update["call"]["final"] and (
                 update["summarised"]
                 or ended is None
-                or (dt.datetime.now(dt.UTC) - ended).total_seconds() > SUMMARY_WAIT_SECONDS
+                or (dt.datetime.now(dt.UTC) - ended).total_seconds() > views.SUMMARY_WAIT_SECONDS
             ):
                 yield _event("end", {"status": update["call"]["status"]})
                 return

@@ -20,12 +20,15 @@ from tars.project import Project
 from tars.store.call_queue import live_sessions, scheduled_calls
 from tars.store.calls import get_call, list_calls
 from tars.store.contacts import names_by_id
-from tars.store.models import Call, ToolInvocation, TranscriptLine
+from tars.store.models import Call, ToolInvocation, TranscriptLine, utcnow
 from tars.store.reminders import list_reminders
 
 LIVE_STATUSES = ("ringing", "in-progress")
 TARS_SPEAKERS = ("assistant", "tars")
 PARTY_SPEAKERS = ("caller", "party")
+#: After a call ends, its summary is awaited this long (the after-call work writes it), then
+#: the page says there is none (seconds).
+SUMMARY_WAIT_SECONDS = 60.0
 #: How much of a tool's arguments or result a row shows.
 SHOWN_CHARS = 600
 
@@ -70,6 +73,7 @@ def call_row(call: Call, project: Project, names: dict[int, str], mask: Mask) ->
         "scheduled": timeparse.show(call.scheduled_at, tz),
         "outcome": mask(_outcome(call)),
         "summary": mask((call.summary or "").strip()),
+        "outcome_source": call.outcome_source or "",
         "live": call.status in LIVE_STATUSES,
         "final": call.status not in (*LIVE_STATUSES, "queued"),
     }
@@ -177,7 +181,7 @@ def call_page(session: Session, project: Project, call_id: int, mask: Mask) -> d
         cursor=update["cursor"],
         number=call.to_number if call.direction == "outbound" else call.from_number,
         inputs={k: _shown(v, mask) for k, v in (call.inputs or {}).items()},
-        outcome_source=call.outcome_source or "",
+        writing=call.ended_at is None or utcnow() - call.ended_at < dt.timedelta(seconds=SUMMARY_WAIT_SECONDS),
         recording=bool(call.recording_path),
         ended=timeparse.show(call.ended_at, project.owner.timezone),
         cancellable=call.status == "queued" and call.sid is None and call.scheduled_at is not None,

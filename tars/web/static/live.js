@@ -75,11 +75,19 @@ function liveCall(section) {
     const status = el("span", "status status-" + call.status, call.status);
     document.getElementById("call-status").replaceChildren(status);
     document.getElementById("call-step").textContent = call.step || "—";
-    if (call.final) document.getElementById("result").hidden = false;
+    if (call.final) {
+      document.getElementById("result").hidden = false;
+      for (const form of section.querySelectorAll("form.live-only")) form.remove();
+      const outcome = document.getElementById("call-outcome");
+      outcome.replaceChildren(call.outcome || "—");
+      if (call.outcome_source) outcome.append(" ", el("span", "meta", "(" + call.outcome_source + ")"));
+      document.getElementById("call-summary").textContent = call.summary || "Being written…";
+    }
   });
   source.addEventListener("end", () => {
     source.close();
-    window.location.reload();  // the ended call, as the server renders it: outcome and summary
+    const summary = document.getElementById("call-summary");
+    if (summary.textContent === "Being written…") summary.textContent = "No summary was written.";
   });
 }
 
