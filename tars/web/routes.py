@@ -206,7 +206,7 @@ async def home(request: Request) -> Response:
     return page(request, "index.html", session_id=session_id, note=_note(request), **data)
 
 
-@router.get("/calls/{call_id}", response_class=HTMLResponse)
+@router.get("/calls/{call_id:int}", response_class=HTMLResponse)
 async def call(call_id: int, request: Request) -> Response:
     session_id = access.session_of(request)
     if session_id is None:
@@ -239,8 +239,8 @@ def _stream(events: AsyncIterator[bytes]) -> StreamingResponse:
 
 
 async def _watching(request: Request) -> AsyncIterator[float]:
-    """Ticks while the browser is there and the server is not stopping (a stream left open
-    would hold up a graceful stop); yields the time since the last keep-alive was due."""
+    """Ticks every ``POLL_SECONDS`` while the browser is there and the server is not stopping
+    (a stream left open would hold up a graceful stop); yields the event loop's time."""
     board = request.app.state.board
     loop = asyncio.get_running_loop()
     while not board.shutting_down and not await request.is_disconnected():
@@ -279,7 +279,7 @@ def _cursor(raw: str | None) -> tuple[int, int]:
         return 0, 0
 
 
-@router.get("/calls/{call_id}/events")
+@router.get("/calls/{call_id:int}/events")
 async def call_events(call_id: int, request: Request) -> Response:
     if access.session_of(request) is None:
         return _refused(401, "sign in first")
@@ -328,7 +328,7 @@ async def call_events(call_id: int, request: Request) -> Response:
 # --------------------------------------------------------------------------- actions
 
 
-@router.post("/calls/{call_id}/cancel")
+@router.post("/calls/{call_id:int}/cancel")
 async def cancel_call(call_id: int, request: Request) -> Response:
     session_id, refused = await _action(request)
     if refused is not None:
@@ -345,7 +345,7 @@ async def cancel_call(call_id: int, request: Request) -> Response:
     return _back("/", "call-cancelled", id=call_id)
 
 
-@router.post("/reminders/{reminder_id}/cancel")
+@router.post("/reminders/{reminder_id:int}/cancel")
 async def cancel_reminder(reminder_id: int, request: Request) -> Response:
     session_id, refused = await _action(request)
     if refused is not None:
@@ -362,7 +362,7 @@ async def cancel_reminder(reminder_id: int, request: Request) -> Response:
     return _back("/", "reminder-cancelled", id=reminder_id)
 
 
-@router.post("/calls/{call_id}/end")
+@router.post("/calls/{call_id:int}/end")
 async def end_call(call_id: int, request: Request) -> Response:
     session_id, refused = await _action(request)
     if refused is not None:
@@ -384,4 +384,4 @@ async def end_call(call_id: int, request: Request) -> Response:
         return page(request, "missing.html", 502, session_id=session_id, what=str(exc))
     await board.db(lambda s: add_line(s, call_id, "system", "call ended by the owner from the web view"))
     log.info("call %s ended from the web view", call_id)
-    return _back(f"/calls/{call_id}", "call-ending", id=call_id)
+    return _back(f"/calls/{call_id:int}", "call-ending", id=call_id)

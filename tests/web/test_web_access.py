@@ -106,9 +106,9 @@ async def test_sign_in_gives_a_strict_cookie_and_every_action_needs_its_csrf_tok
 
         with line.db() as db, db.session() as s:  # a secret said aloud and written down stays masked
             now = dt.datetime.now(dt.UTC)
-            add_reminder(
+            reminder = add_reminder(
                 s, text=f"read out {TOKEN} and {token}", due=now + dt.timedelta(hours=2), timezone="UTC", now=now
-            )
+            ).id
 
         wrong = await sign_in(http, base, "not-the-token")
         assert wrong.status == 401
@@ -134,6 +134,24 @@ async def test_sign_in_gives_a_strict_cookie_and_every_action_needs_its_csrf_tok
             assert r.status == 303
         cancelled = call_row(line, call_id)
         assert cancelled.status == "failed" and cancelled.follow_up == "none"
+        async with http.post(f"{base}/calls/{call_id}/cancel", data={"csrf": csrf}) as r:  # twice: said so
+            assert r.status == 409 and f"call {call_id} was already cancelled" in await r.text()
+        async with http.post(f"{base}/calls/{call_id}/end", data={"csrf": csrf}) as r:
+            assert r.status == 409 and f"Call {call_id} is not live." in await r.text()
+
+        async with http.post(f"{base}/reminders/{reminder}/cancel", data={}, allow_redirects=False) as r:
+            assert r.status == 403
+        async with http.post(f"{base}/reminders/{reminder}/cancel", data={"csrf": csrf}) as r:
+            assert r.status == 200 and f"Reminder {reminder} is cancelled." in await r.text()
+        from tars.store.reminders import get_reminder
+
+        with line.db() as db, db.session() as s:
+            assert get_reminder(s, reminder).status == "cancelled"
+
+        async with http.post(f"{base}/signout", data={"csrf": csrf}, allow_redirects=False) as r:
+            assert r.status == 303
+        async with http.get(f"{base}/", allow_redirects=False) as r:
+            assert r.status == 303  # signed out: the cookie is gone
 
     async with Line(project, quiet) as line, aiohttp.ClientSession(cookie_jar=jar()) as http:
         behind_tls = await sign_in(http, line.server.local_url, line.server.api_token, **{"X-Forwarded-Proto": "https"})
