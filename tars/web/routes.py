@@ -32,6 +32,11 @@ from markupsafe import Markup
 
 from tars.config.secrets import mask_text
 from tars.store import sign_in_attempts
+from tars.store.call_queue import cancel_scheduled_call
+from tars.store.calls import add_line, get_call
+from tars.store.errors import NotFound, StoreError
+from tars.store.reminders import cancel
+from tars.telephony.switchboard import LineError
 from tars.web import access, views
 
 log = logging.getLogger("tars.web")
@@ -213,8 +218,6 @@ async def call(call_id: int, request: Request) -> Response:
         return _back("/signin")
     board = request.app.state.board
     mask = _mask(request)
-    from tars.store.errors import NotFound
-
     try:
         data = await board.db(lambda s: views.call_page(s, board.project, call_id, mask))
     except NotFound:
@@ -293,8 +296,6 @@ async def call_events(call_id: int, request: Request) -> Response:
         yield b"retry: 2000\n\n"
         last_call: Any = None
         quiet_since = asyncio.get_running_loop().time()
-        from tars.store.errors import NotFound
-
         async for now in _watching(request):
             try:
                 update = await board.db(
@@ -334,8 +335,6 @@ async def cancel_call(call_id: int, request: Request) -> Response:
     if refused is not None:
         return refused
     board = request.app.state.board
-    from tars.store.call_queue import cancel_scheduled_call
-    from tars.store.errors import StoreError
 
     try:
         await board.db(lambda s: cancel_scheduled_call(s, call_id, dt.datetime.now(dt.UTC)))
@@ -351,9 +350,6 @@ async def cancel_reminder(reminder_id: int, request: Request) -> Response:
     if refused is not None:
         return refused
     board = request.app.state.board
-    from tars.store.errors import StoreError
-    from tars.store.reminders import cancel
-
     try:
         await board.db(lambda s: cancel(s, reminder_id, dt.datetime.now(dt.UTC)))
     except StoreError as exc:
@@ -368,10 +364,6 @@ async def end_call(call_id: int, request: Request) -> Response:
     if refused is not None:
         return refused
     board = request.app.state.board
-    from tars.store.calls import add_line, get_call
-    from tars.store.errors import StoreError
-    from tars.telephony.switchboard import LineError
-
     try:
         found = await board.db(lambda s: get_call(s, call_id))
     except StoreError as exc:

@@ -19,11 +19,12 @@ from typing import Any, TypeVar
 import aiohttp
 import pytest
 
-from tars.sim.gemini import CallTool, GeminiEmulator, Say
+from tars.sim.gemini import GeminiEmulator
 from tars.sim.twilio import TwilioEmulator
 from tests.server.harness import ACCOUNT, API_KEY, PUBLIC, TOKEN
 from tests.server.test_serve_process import free_port, owner_rings, served_project
 from tests.waiting import eventually
+from tests.web.helpers import Chatty
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -37,19 +38,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 T = TypeVar("T")
-
-
-class Chatty:
-    """Greets, asks for a tool no role grants (refused), and acknowledges what it hears."""
-
-    async def on_start(self, session: Any) -> list[Any]:
-        return [Say("Hello, TARS here."), CallTool("open_the_pod_bay_doors", {})]
-
-    async def on_user(self, session: Any, text: str) -> list[Any]:
-        return [Say(f"Noted: {text}")]
-
-    async def on_tool_result(self, session: Any, name: str, response: dict[str, Any]) -> list[Any]:
-        return []
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ token, sign-in with the API token only, and rate limited across processes."""
 from __future__ import annotations
 
 import datetime as dt
-import re
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ import pytest
 
 from tars.sim.gemini import ScriptedBrain
 from tests.server.harness import TOKEN, Line, make_project
+from tests.web.helpers import csrf_of, jar, sign_in
 
 
 def quiet() -> ScriptedBrain:
@@ -42,31 +42,6 @@ def call_row(line: Line, call_id: int) -> Any:
 
     with line.db() as db, db.session() as s:
         return get_call(s, call_id)
-
-
-async def sign_in_form(http: aiohttp.ClientSession, base: str) -> str:
-    async with http.get(f"{base}/signin") as r:
-        assert r.status == 200
-        return re.search(r'name="csrf" value="([^"]+)"', await r.text()).group(1)
-
-
-async def sign_in(http: aiohttp.ClientSession, base: str, token: str, **headers: str) -> aiohttp.ClientResponse:
-    nonce = await sign_in_form(http, base)
-    async with http.post(
-        f"{base}/signin", data={"csrf": nonce, "token": token}, allow_redirects=False, headers=headers
-    ) as r:
-        await r.read()
-        return r
-
-
-async def csrf_of(http: aiohttp.ClientSession, base: str) -> str:
-    async with http.get(f"{base}/") as r:
-        assert r.status == 200
-        return re.search(r'name="csrf" value="([^"]+)"', await r.text()).group(1)
-
-
-def jar() -> aiohttp.CookieJar:
-    return aiohttp.CookieJar(unsafe=True)  # the server is 127.0.0.1, an address, not a name
 
 
 async def test_nothing_personal_without_a_session(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
