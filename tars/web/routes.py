@@ -66,11 +66,18 @@ HEADERS = {
 router = APIRouter()
 
 
+class Verbatim(str):
+    """A value the server made (a CSRF token) that masking must not touch: a secret's digits
+    inside a random token would otherwise break the token."""
+
+
 @pass_context
 def _finalize(context: Any, value: Any) -> Any:
     """Every value a template prints is masked: no secret ever reaches a page."""
     if value is None:
         return ""
+    if isinstance(value, Verbatim):
+        return str(value)
     hidden = context.get("secrets") or frozenset()
     if isinstance(value, Markup):
         return Markup(mask_text(str(value), hidden))
@@ -100,7 +107,7 @@ def page(request: Request, name: str, status: int = 200, session_id: str | None 
     board = request.app.state.board
     html = templates.get_template(name).render(
         secrets=_secrets(request),
-        csrf=access.keys(request).csrf(session_id) if session_id else "",
+        csrf=Verbatim(access.keys(request).csrf(session_id)) if session_id else "",
         persona=board.project.persona.name,
         owner=board.project.owner.name,
         **values,
@@ -144,7 +151,7 @@ async def _action(request: Request) -> tuple[str | None, Response | None]:
 
 def _sign_in_page(request: Request, status: int = 200, error: str = "") -> HTMLResponse:
     nonce = secrets.token_urlsafe(18)
-    response = page(request, "signin.html", status, sign_in_nonce=nonce, error=error)
+    response = page(request, "signin.html", status, sign_in_nonce=Verbatim(nonce), error=error)
     access.set_cookie(response, request, access.SIGN_IN_COOKIE, nonce, max_age=3600)
     return response
 
@@ -376,4 +383,4 @@ async def end_call(call_id: int, request: Request) -> Response:
         return page(request, "missing.html", 502, session_id=session_id, what=str(exc))
     await board.db(lambda s: add_line(s, call_id, "system", "call ended by the owner from the web view"))
     log.info("call %s ended from the web view", call_id)
-    return _back(f"/calls/{call_id:int}", "call-ending", id=call_id)
+    return _back(f"/calls/{call_id}", "call-ending", id=call_id)

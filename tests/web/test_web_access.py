@@ -64,6 +64,10 @@ async def test_nothing_personal_without_a_session(tmp_path: Path, monkeypatch: p
             assert r.status == 200 and (await r.json())["status"] == "ok"
         async with http.post(f"{base}/twilio/voice", data={"CallSid": "CA1"}) as r:  # unchanged: unsigned
             assert r.status == 403
+        token = line.server.api_token
+        async with http.post(f"{base}/signin", data={"token": token}, allow_redirects=False) as r:
+            assert r.status == 403  # the right token, but not from the sign-in form (no double-submit nonce)
+            assert not [c for c in r.headers.getall("Set-Cookie", []) if c.startswith("tars_session=")]
         forged = "eyJleHAiOjk5OTk5OTk5OTksInNpZCI6ImEifQ.AAAA"  # a session the server never signed
         async with http.get(f"{base}/", cookies={"tars_session": forged}, allow_redirects=False) as r:
             assert r.status == 303
