@@ -7,8 +7,9 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from markupsafe import escape
 
-from tests.server.harness import Line, make_project
+from tests.server.harness import Line, Receptionist, make_project, place
 from tests.web.helpers import Chatty, jar, next_event, sign_in
 
 
@@ -52,3 +53,35 @@ async def test_another_server_streams_the_live_call_line_by_line_until_it_ends(
         "Alex Morgan: Please water the plants at six.",
         "TARS: Noted: Please water the plants at six.",
     ]
+
+
+async def test_a_goal_call_shows_its_playbook_steps_tools_and_outcome(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = make_project(tmp_path / "p", monkeypatch)
+    async with Line(project, Receptionist) as line, aiohttp.ClientSession(cookie_jar=jar()) as http:
+        base = line.server.local_url
+        assert (await sign_in(http, base, line.server.api_token)).status == 303
+        placed = await place(line, "dentist", "book_appointment", {"preferred_day": "Wednesday"})
+        steps: list[str] = []
+        tools: list[tuple[str, bool]] = []
+        async with http.get(f"{base}/calls/{placed['call_id']}/events") as stream:
+            call = await line.twilio.next_call(timeout=10)
+            await call.wait_for_agent_utterance(timeout=20)
+            await call.say("We have Wednesday at 3pm")
+            name, update = await next_event(stream)
+            while name != "end":
+                assert (update["call"]["playbook"], update["call"]["role"]) == ("book_appointment", "delegate")
+                if update["call"]["step"] and update["call"]["step"] not in steps:
+                    steps.append(update["call"]["step"])
+                tools += [(t["tool"], t["allowed"]) for t in update["tools"]]
+                final = update["call"]
+                name, update = await next_event(stream)
+        async with http.get(f"{base}/calls/{placed['call_id']}") as r:
+            page = await r.text()
+    assert steps and steps == [s for s in ("find_slot", "confirm", "wrap_up") if s in steps]  # in order
+    assert steps[-1] == "wrap_up"
+    assert ("goto_step", True) in tools and ("record_outcome", True) in tools
+    assert final["status"] == "completed" and final["outcome_source"] == "recorded"
+    assert final["outcome"] == "status: booked, when: 2026-11-25T15:00:00+00:00"
+    assert "status: booked, when: 2026-11-25T15:00:00+00:00" in page and str(escape(final["summary"])) in page
