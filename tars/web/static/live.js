@@ -78,9 +78,11 @@ function liveCall(section) {
     if (call.final) {
       document.getElementById("result").hidden = false;
       for (const form of section.querySelectorAll("form.live-only")) form.remove();
-      const outcome = document.getElementById("call-outcome");
-      outcome.replaceChildren(call.outcome || "—");
-      if (call.outcome_source) outcome.append(" ", el("span", "meta", "(" + call.outcome_source + ")"));
+      const outcome = document.getElementById("call-outcome");  // only calls with a playbook have one
+      if (outcome) {
+        outcome.replaceChildren(call.outcome || "—");
+        if (call.outcome_source) outcome.append(" ", el("span", "meta", "(" + call.outcome_source + ")"));
+      }
       document.getElementById("call-summary").textContent = call.summary || "Being written…";
     }
   });
