@@ -149,9 +149,9 @@ async def _action(request: Request) -> tuple[str | None, Response | None]:
 # --------------------------------------------------------------------------- signing in
 
 
-def _sign_in_page(request: Request, status: int = 200, error: str = "") -> HTMLResponse:
+def _sign_in_page(request: Request, status: int = 200, error: str = "", note: str = "") -> HTMLResponse:
     nonce = secrets.token_urlsafe(18)
-    response = page(request, "signin.html", status, sign_in_nonce=Verbatim(nonce), error=error)
+    response = page(request, "signin.html", status, sign_in_nonce=Verbatim(nonce), error=error, note=note)
     access.set_cookie(response, request, access.SIGN_IN_COOKIE, nonce, max_age=3600)
     return response
 
@@ -160,7 +160,7 @@ def _sign_in_page(request: Request, status: int = 200, error: str = "") -> HTMLR
 async def sign_in_form(request: Request) -> Response:
     if access.session_of(request) is not None:
         return _back("/")
-    return _sign_in_page(request, error=_note(request))
+    return _sign_in_page(request, note=_note(request))
 
 
 @router.post("/signin")
