@@ -11,6 +11,8 @@ POST /twilio/sms               texts to the TARS number: the owner's answers, el
 POST /hooks/n8n                a signed task from n8n → a text session (answer inline, or 202 and reply_to)
 WS   /twilio/stream            the media stream → CallSession (signed parameters only)
 GET  /healthz                  liveness and the number of live calls
+/api/…                         the local API (tars.server.api)
+/, /calls/…, /signin, …        the web view (tars.web), for the signed-in owner
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ from tars.telephony.signatures import (
 )
 from tars.telephony.switchboard import BUSY_MESSAGE, Switchboard, record_sid
 from tars.texts.desk import TextDesk
+from tars.web import mount as mount_web_view
 
 log = logging.getLogger("tars.server")
 
@@ -350,6 +353,7 @@ def create_app(board: Switchboard, api_token: str) -> FastAPI:
         await run_stream(board, websocket, body, call_sid, stream_sid)
 
     app.include_router(router)
+    mount_web_view(app)
     return app
 
 

@@ -277,7 +277,8 @@ class CallMessage(SQLModel, table=True):
 class PinLockout(SQLModel, table=True):
     """Wrong owner PINs, counted across calls: one row per calling number and one for all
     callers (``scope`` "*"). After too many failures ``locked_until`` is set, with a backoff
-    that doubles on each lockout; a right PIN clears the number's row."""
+    that doubles on each lockout; a right PIN clears the number's row. Wrong API tokens at the
+    web view's sign-in are counted the same way, under scopes starting ``web:``."""
 
     __tablename__ = "pin_lockout"
 

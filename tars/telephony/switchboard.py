@@ -5,6 +5,7 @@
     Switchboard.hand_over            <Play digits> then a fresh <Connect><Stream>; the playbook run is
                                      stored on the call, so whichever server the stream reaches goes on
     Switchboard.stream_document      the signed <Connect><Stream> for a call
+    Switchboard.hang_up              end a live call through Twilio (the web view's "end call")
 
 The server's routes, the scheduler, the local API and the tools inside a call all place calls
 through here; the switchboard knows nothing of FastAPI or of the scheduler (which registers
@@ -63,6 +64,10 @@ class PlacementError(Exception):
         super().__init__(message)
         self.unreachable = unreachable
         self.cause = cause
+
+
+class LineError(Exception):
+    """Twilio would not change a live call (hang it up); the message says why."""
 
 
 class Wakeable(Protocol):
@@ -308,6 +313,20 @@ class Switchboard:
         return call
 
     # ------------------------------------------------------------------ during a call
+    async def hang_up(self, call_sid: str) -> None:
+        """End a live call, whichever server holds its stream: Twilio's REST API completes it
+        (``POST /Calls/{sid}`` with ``Status=completed``), stops the media stream and reports
+        the end to the status callback, so the call is recorded as any other that ends.
+        https://www.twilio.com/docs/voice/api/call-resource#update-a-call-resource"""
+        from twilio.base.exceptions import TwilioException
+
+        try:
+            await asyncio.to_thread(lambda: self.client.calls(call_sid).update(status="completed"))
+        except TwilioException as exc:
+            raise LineError(f"Twilio would not hang up call {call_sid}: {exc}") from exc
+        except OSError as exc:
+            raise LineError(f"could not reach Twilio to hang up call {call_sid}: {exc}") from exc
+
     async def hand_over(self, session: Any, digits: str) -> None:
         """Press ``digits`` through Twilio, then reconnect the call to a fresh stream. The
         playbook run is stored on the call first, so the new stream continues at the same
