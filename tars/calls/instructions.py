@@ -133,6 +133,15 @@ def greeting(project: Project, kind: str, values: Mapping[str, str], persona: Pe
     return render(template, values)
 
 
+#: What a recorded call's notice says unless ``recording.announce_text`` says otherwise.
+RECORDING_NOTICE = "Please note that this call is recorded."
+
+
+def recording_notice(project: Project) -> str:
+    """The words that tell the other party the call is recorded (``recording.announce_text``)."""
+    return str(project.section("recording").get("announce_text") or RECORDING_NOTICE)
+
+
 def goal_instruction(project: Project, plan: CallPlan, callee: str, now: dt.datetime) -> str:
     """The system instruction for a goal call TARS places on the owner's behalf."""
     owner = project.owner

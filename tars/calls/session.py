@@ -41,6 +41,7 @@ from tars.calls.keypad import KeypadToText
 from tars.calls.live_service import GatedGeminiLive, compression
 from tars.calls.playbook_run import RUNTIME_TOOLS, PlaybookRun
 from tars.calls.recorder import CallRecorder, TranscriptTap
+from tars.calls.recording import CallRecording, recording_file
 from tars.config.secrets import mask_text
 from tars.endpoints import Endpoints
 from tars.project import Project, thaw
@@ -116,6 +117,11 @@ class CallSession:
         self.setup = setup
         self.recorder = CallRecorder(database, setup.call_id, lambda text: mask_text(text, project.secrets))
         self.playbook = playbook
+        role = project.roles.get(setup.caller.role)
+        # Both sides of the line, when the caller's role is recorded (roles.<role>.recording).
+        self.recording = (
+            CallRecording(recording_file(project.state_dir, setup.call_id)) if role and role.recording else None
+        )
         self.context = ToolContext(project, database, setup.caller, self, outbox, setup.call_id)
         self.gate = ToolGate(
             project,
@@ -240,6 +246,7 @@ class CallSession:
             account_sid=self.endpoints.twilio_account_sid,
             auth_token=self.endpoints.twilio_auth_token,
             base_url=self.endpoints.twilio_api_base_url,
+            recording=self.recording,
         )
         transport = FastAPIWebsocketTransport(
             websocket,
@@ -311,7 +318,11 @@ class CallSession:
     async def run(self, websocket: Any) -> None:
         """Run the call to its end; the Call row ends completed or failed, never half-written."""
         worker = self.build(websocket)
-        await self.recorder.update(status="in-progress", started_at=dt.datetime.now(dt.UTC))
+        changes: dict[str, Any] = {"status": "in-progress", "started_at": dt.datetime.now(dt.UTC)}
+        if self.recording is not None:
+            self.recording.start()
+            changes["recording_path"] = str(self.recording.path)
+        await self.recorder.update(**changes)
         runner = WorkerRunner(handle_sigint=False, handle_sigterm=False)
         limit = float(self.project.section("server").get("max_call_minutes", 30)) * 60
         if self.playbook is not None:
@@ -330,6 +341,8 @@ class CallSession:
             if silence is not None:
                 silence.cancel()
             await self._tap.flush()
+            if self.recording is not None:
+                await self.recording.close()
             # finish() stores the end after every line still queued and waits for all of it.
             if self.failure:
                 await self.recorder.finish("failed", self.failure)
