@@ -7,18 +7,25 @@ is resampled down for Twilio. The serializer hands each chunk over with the time
 thread per call lays the chunks on a timeline and writes the file, so the call's audio
 never waits for a disk.
 
-How the timeline is laid (``Timeline``), in samples since the recording started:
+How the timeline is laid (``Timeline``), in samples of the call's own clock, which is the
+caller's stream: Twilio sends 20 ms of the caller every 20 ms from the moment the stream
+starts, silence included, so sample n of it was captured n/8000 s after the start.
 
-* **the caller (left channel)** continues where their audio ended; Twilio sends 20 ms
-  every 20 ms, so that follows the clock. A chunk arriving more than ``SLACK`` after the
-  track's end (a stalled stream, or an emulator that sends only speech) starts where the
-  clock says, after silence;
-* **TARS (right channel)** is what Twilio plays: a chunk starts when it arrives, or when
-  the audio queued before it has played (pipecat sends replies up to twice as fast as they
-  play). A ``clear`` (the caller barged in) drops what was queued but not yet played, as
-  Twilio does;
+* **the caller (left channel)** is their stream, chunk after chunk. A chunk arriving more
+  than ``SLACK`` later than the stream's clock says (an emulator that sends only speech,
+  or a stream held up that long) starts where the clock says, after silence: a stream
+  held up for longer than ``SLACK`` makes the recording that much longer than the call,
+  never out of step;
+* **the clock**: audio held up on its way (while the server was busy setting the call up,
+  Twilio's frames wait in the socket and then arrive together) arrives late, never early,
+  so the chunk that arrived with the least delay tells where the stream's start lies on
+  the server's clock (``Timeline.origin``); TARS's audio is placed by it;
+* **TARS (right channel)** is what Twilio plays: a chunk starts when it reaches Twilio, or
+  when the audio queued before it has played (or a moment before it arrived, if it is
+  within ``JITTER`` of that: a jitter buffer plays a talkspurt without gaps). A ``clear``
+  (the caller barged in) drops what was queued but not yet played, as Twilio does;
 * both channels are padded with silence to the same length, so they cover the same
-  wall-clock span: the recording is as long as the call.
+  wall-clock span: the recording is as long as the call's stream.
 
 Samples more than ``HOLD`` behind the clock can no longer change and are written out, so
 a long call is never held in memory. A stream that continues the call after a keypad
@@ -54,8 +61,12 @@ log = logging.getLogger("tars.calls")
 RATE = 8000
 CHANNELS = 2
 SAMPLE_BYTES = 2
-#: Caller audio arriving this much later than its track's end still continues it (jitter).
-SLACK = int(0.2 * RATE)
+#: Caller audio arriving this much later than the stream's clock says still continues it
+#: (jitter, a busy moment); later than that, it starts where the clock says, after silence.
+SLACK = int(0.5 * RATE)
+#: TARS's audio arriving up to this long after the audio before it has played still follows
+#: it without a gap, as Twilio's jitter buffer plays it.
+JITTER = int(0.2 * RATE)
 #: Samples this far behind the clock are final: written out.
 HOLD = RATE
 #: Write when at least this much is final (samples).
@@ -75,29 +86,41 @@ def recording_file(state_dir: Path, call_id: int) -> Path:
 
 
 class Timeline:
-    """Both tracks from ``base`` (the samples before it are written out), PCM16 each."""
+    """Both tracks from ``base`` (the samples before it are written out), PCM16 each.
+
+    Times given (``at``) are samples on the server's clock since the recording started;
+    positions are samples on the stream's clock: ``position = at - origin``.
+    """
 
     def __init__(self) -> None:
         self.base = 0
         self.tracks = (bytearray(), bytearray())  # caller, assistant: samples base.. as bytes
-        self.ends = [0, 0]  # where each track's audio ends (samples since the start)
+        self.ends = [0, 0]  # where each track's audio ends
+        self.origin: int | None = None  # where the stream's start lies on the server's clock
+
+    def position(self, at: int) -> int:
+        return at - (self.origin or 0)
 
     def caller(self, at: int, pcm: bytes) -> None:
         length = len(pcm) // SAMPLE_BYTES
         start = self.ends[0]
-        if at - length - start > SLACK:
-            start = at - length
+        if self.origin is None:
+            self.origin = at - length - start
+        elif self.position(at) - length - start > SLACK:
+            start = self.position(at) - length
         self._put(0, start, pcm)
+        self.origin = min(self.origin, at - self.ends[0])  # it arrived this late, at least
 
     def assistant(self, at: int, pcm: bytes) -> None:
-        self._put(1, max(self.ends[1], at), pcm)
+        arrives = self.position(at)
+        self._put(1, arrives if arrives - self.ends[1] > JITTER else self.ends[1], pcm)
 
     def cleared(self, at: int) -> None:
         """What was queued to play after ``at`` is dropped."""
-        at = max(at, self.base)
-        if self.ends[1] > at:
-            del self.tracks[1][(at - self.base) * SAMPLE_BYTES :]
-            self.ends[1] = at
+        cut = max(self.position(at), self.base)
+        if self.ends[1] > cut:
+            del self.tracks[1][(cut - self.base) * SAMPLE_BYTES :]
+            self.ends[1] = cut
 
     def _put(self, track: int, start: int, pcm: bytes) -> None:
         start = max(start, self.base)
@@ -125,9 +148,13 @@ class Timeline:
         return frames.tobytes()
 
     def end(self, at: int) -> bytes:
-        """Everything left, to the later of ``at`` and the caller's end: what was queued to
+        """Everything left, to the later of now and the caller's end: what was queued to
         play after the call ended was never heard."""
-        return self.take(max(at, self.ends[0], self.base))
+        return self.take(max(self.position(at), self.ends[0], self.base))
+
+    def final(self, at: int) -> int:
+        """Up to where nothing can change any more (``HOLD`` behind the clock)."""
+        return self.position(at) - HOLD
 
 
 def _header(data_bytes: int) -> bytes:
@@ -215,8 +242,8 @@ class CallRecording:
                     timeline.cleared(at)
                 if kind == _END:
                     data, ended = timeline.end(at), True
-                elif at - HOLD - timeline.base >= WRITE_EVERY:
-                    data = timeline.take(at - HOLD)
+                elif timeline.final(at) - timeline.base >= WRITE_EVERY:
+                    data = timeline.take(timeline.final(at))
                 else:
                     continue
                 if self.failed is None:
