@@ -281,7 +281,7 @@ def _recording(project: Any, call: str) -> tuple[Any, Any]:
         return found, path
     if found.recording_path:
         raise UserError(
-            f"the recording of call {found.id} is no longer there ({found.recording_path})",
+            f"the recording of call {found.id} is no longer in the state folder",
             f"recordings are deleted after recording.keep_days days; its transcript is in `tars calls show {found.id}`",
         )
     raise UserError(

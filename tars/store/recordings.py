@@ -63,7 +63,10 @@ def delete_call(session: Session, state_dir: Path, call: int | str) -> Call:
             raise InvalidValue(
                 f"call {found.id} is scheduled, not over", f"cancel it first with `tars calls cancel {found.id}`"
             )
-        raise InvalidValue(f"call {found.id} is {found.status}", "delete it once it has ended")
+        state = "still ringing" if found.status == "ringing" else "still in progress"
+        if found.status == "queued":
+            state = "about to be placed"
+        raise InvalidValue(f"call {found.id} is {state}", "delete it once it has ended")
     session.delete(found)  # its transcript lines and tool invocations go with it (ON DELETE CASCADE)
     session.flush()
     remove_recording(state_dir, found.recording_path)

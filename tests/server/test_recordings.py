@@ -25,7 +25,7 @@ RECORD_UNKNOWN = (
     "    tools: [take_message, end_call]\n",
     "    tools: [take_message, end_call]\n    recording: {enabled: true, announce: true}\n",
 )
-KEEP_30_DAYS = ("tars.yaml", "\ndirectory:\n", "\nrecording:\n  keep_days: 30\n\ndirectory:\n")
+KEEP_30_DAYS = ("tars.yaml", "keep_days: 90", "keep_days: 30")
 
 
 def stored(line: Line, sid: str) -> Any:
