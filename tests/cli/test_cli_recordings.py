@@ -44,7 +44,8 @@ def project(example_project: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             if number in (1, 3, 4):
                 call.recording_path = str(recording_file(state, int(call.id)))
         start_call(
-            s, direction="outbound", from_number="+447700900999", to_number="+442079460123", playbook="book_appointment",
+            s, direction="outbound", from_number="+447700900999", to_number="+442079460123",
+            playbook="book_appointment",
             scheduled_at=ended + dt.timedelta(days=30), callee="Bright Smile Dental",
         )  # fmt: skip
     for number in (1, 4):

@@ -49,6 +49,11 @@ def spoken(channel: np.ndarray) -> list[tuple[str, int, int]]:
     ]
 
 
+def loud(audio: np.ndarray) -> int:
+    """How many samples of ``audio`` are speech, not silence."""
+    return int((np.abs(audio.astype(np.int32)) >= speech.ONSET_LEVEL).sum())
+
+
 def channels(path: Path) -> tuple[np.ndarray, np.ndarray, wave.Wave_read]:
     with wave.open(str(path), "rb") as wav:
         frames = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2").reshape(-1, wav.getnchannels())
@@ -158,3 +163,42 @@ def test_the_timeline_keeps_both_sides_on_the_clock() -> None:
     left, right = frames[:, 0].tolist(), frames[:, 1].tolist()
     assert left == [2] * 4000 + [0] * 15840 + [2] * 160 + [0] * 4000
     assert right == [0] * 4000 + [1] * 4000 + [0] * 16000
+
+
+async def test_a_recorded_goal_call_announces_once_and_keeps_one_file_across_a_keypad_handover(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.server.harness import place
+    from tests.server.test_goal_calls import MenuThenPerson
+
+    delegate = "    tools: [current_time, record_outcome, ask_owner, tell_owner, press_digits, end_call]\n"
+    record_delegate = ("tars.yaml", delegate, delegate + "    recording: {enabled: true, announce: true}\n")
+    project = make_project(tmp_path / "p", monkeypatch, [record_delegate])
+    brain = MenuThenPerson()
+    async with Line(project, lambda: brain) as line:
+        placed = await place(line, "la_piazza", "business_inquiry", {"question": "opening hours on Saturday"})
+        call = await line.twilio.next_call(timeout=10)
+        await line.gemini.wait_for(lambda: len(line.gemini.sessions) == 2, what="a second model session", timeout=30)
+        heard = await call.wait_for_agent_utterance(timeout=20)
+        while "opening hours" not in heard.text:
+            heard = await call.wait_for_agent_utterance(timeout=20)
+        await call.say("we are open nine to five")
+        assert await call.wait_ended(timeout=30) == "completed"
+        await line.settle()
+        first, second = (session.history[0]["text"] for session in line.gemini.sessions)
+        streams = line.twilio.calls[call.sid].streams
+        sent = [loud(np.frombuffer(stream.agent_pcm16(), dtype="<i2")) for stream in streams]
+    assert f'say: "{NOTICE}"' in first and NOTICE not in second  # said once, when the call connects
+    with line.db() as db, db.session() as s:
+        from tars.store.calls import get_call
+
+        path = Path(get_call(s, placed["call_id"]).recording_path)
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
+    left, right, _ = channels(path)
+    caller, tars = spoken(left), spoken(right)
+    assert [words for words, *_ in caller] == ["we are open nine to five"]
+    # TARS spoke on both streams: before the keys and the question, and after the answer.
+    assert tars[0][1] < caller[0][1] and tars[-1][2] > caller[0][2], tars
+    # Both streams' audio is in the one file: as much of TARS speaking as Twilio received.
+    assert len(streams) == 2 and min(sent) > 0
+    assert abs(loud(right) - sum(sent)) < 0.05 * sum(sent), (loud(right), sent)
