@@ -250,9 +250,12 @@ class CallRecording:
                     try:
                         file.write(data)
                         written += len(data)
-                        if ended:
-                            file.seek(0)
-                            file.write(_header(written))
+                        # The header says how much is there after every write, so a process
+                        # killed mid-call leaves a playable file (and the next stream of the
+                        # call appends to what it says).
+                        file.seek(0)
+                        file.write(_header(written))
+                        file.seek(0, os.SEEK_END)
                     except OSError as exc:
                         self._fail(exc)
         self.seconds = written / (RATE * CHANNELS * SAMPLE_BYTES)

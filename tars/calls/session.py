@@ -5,9 +5,10 @@
 
 The model is offered exactly the tools the caller's role grants; every call it makes
 goes through the gate (``tars.calls.gate``). The call is written down as it happens
-(``tars.calls.recorder``). If Gemini drops, pipecat resumes the session with its handle;
-if it cannot, the caller hears an apology spoken by Twilio and the call ends, recorded
-as failed with the reason.
+(``tars.calls.recorder``) and, for the roles that record calls, both sides of its audio go
+to a WAV (``tars.calls.recording``, tapped in the serializer, written by a thread). If
+Gemini drops, pipecat resumes the session with its handle; if it cannot, the caller hears
+an apology spoken by Twilio and the call ends, recorded as failed with the reason.
 """
 
 from __future__ import annotations

@@ -109,6 +109,15 @@ def test_delete_takes_the_call_and_its_recording(project: Path, tars: Callable[.
     listed = json.loads(tars("--project", project, "calls", "list", "--json").output)
     assert sorted(c["id"] for c in listed) == [2, 3, 4, 5]
     assert recording(project, 4).exists()  # other recordings stay
+    from sqlmodel import select
+
+    from tars.loading import load_project
+    from tars.store.database import connect
+    from tars.store.models import TranscriptLine
+
+    with connect(load_project(project).database_url) as db, db.session() as s:
+        lines = s.exec(select(TranscriptLine.call_id)).all()
+    assert sorted(lines) == [2, 3, 4]  # call 1's transcript went with it
 
 
 @pytest.mark.parametrize(
