@@ -65,7 +65,7 @@ SAMPLE_BYTES = 2
 #: (jitter, a busy moment); later than that, it starts where the clock says, after silence.
 SLACK = int(0.5 * RATE)
 #: TARS's audio arriving up to this long after the audio before it has played still follows
-#: it without a gap, as Twilio's jitter buffer plays it.
+#: it without a gap, as a jitter buffer plays a talkspurt.
 JITTER = int(0.2 * RATE)
 #: Samples this far behind the clock are final: written out.
 HOLD = RATE
@@ -128,7 +128,7 @@ class Timeline:
         have = self.base + len(buffer) // SAMPLE_BYTES
         if start > have:
             buffer.extend(bytes((start - have) * SAMPLE_BYTES))
-        elif start < have:  # only after a clear shortened the buffer below its end: overwrite
+        elif start < have:  # never as the tracks are laid (a chunk starts at or after the end)
             del buffer[(start - self.base) * SAMPLE_BYTES :]
         buffer.extend(pcm[: len(pcm) - len(pcm) % SAMPLE_BYTES])
         self.ends[track] = start + len(pcm) // SAMPLE_BYTES
@@ -223,6 +223,13 @@ class CallRecording:
 
     # ------------------------------------------------------------------ the writer thread
     def _write(self) -> None:
+        try:
+            self._write_all()
+        except Exception:  # a recording failure must never take the call down
+            self.failed = self.failed or "internal error"
+            log.exception("the recording %s stopped", self.path)
+
+    def _write_all(self) -> None:
         timeline = Timeline()
         try:
             file, written = self._open()

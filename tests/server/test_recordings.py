@@ -202,3 +202,18 @@ async def test_a_recorded_goal_call_announces_once_and_keeps_one_file_across_a_k
     # Both streams' audio is in the one file: as much of TARS speaking as Twilio received.
     assert len(streams) == 2 and min(sent) > 0
     assert abs(loud(right) - sum(sent)) < 0.05 * sum(sent), (loud(right), sent)
+
+
+async def test_a_disk_that_fails_leaves_the_call_alone(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from tars.calls.recording import CallRecording
+
+    (tmp_path / "recordings").write_text("a file where the folder should be")
+    recording = CallRecording(tmp_path / "recordings" / "call-1.wav")
+    recording.start()
+    recording.caller(b"\x00\x00" * 160)
+    recording.assistant(b"\x00\x00" * 320)
+    await recording.close()  # returns: the call ends as it would have
+    assert recording.failed and recording.seconds == 0
+    assert "could not record the call's audio" in caplog.text
+    recording.caller(b"\x00\x00" * 160)  # and later audio is not queued for nobody
+    assert recording._queue.empty()
