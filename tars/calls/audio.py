@@ -28,8 +28,10 @@ from typing import Any, Protocol
 
 import numpy as np
 from pipecat.audio.resamplers.base_audio_resampler import BaseAudioResampler
-from pipecat.frames.frames import Frame, InterruptionFrame
+from pipecat.frames.frames import Frame, InputAudioRawFrame, InterruptionFrame, OutputAudioRawFrame
 from pipecat.serializers.twilio import TwilioFrameSerializer
+
+from tars.calls.turn_clock import STAMP, TurnClock
 
 log = logging.getLogger("tars.calls")
 
@@ -201,7 +203,9 @@ class PhoneLineSerializer(TwilioFrameSerializer):
     stream the same way, warning once and carrying on (warnings 31950 and 31951,
     https://www.twilio.com/docs/api/errors/31951)."""
 
-    def __init__(self, *args: Any, recording: LineTap | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, clock: TurnClock | None = None, recording: LineTap | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         # With a recording, the line's 8 kHz audio is handed to it where it exists: the
         # caller's before it is resampled up for Gemini, TARS's after it is resampled down.
@@ -209,11 +213,15 @@ class PhoneLineSerializer(TwilioFrameSerializer):
         self._input_resampler = GatheredResampler(heard=recording.caller if recording else None)
         self._output_resampler = LowLatencyResampler(tap=recording.assistant if recording else None)
         self.skipped = 0  # bad messages skipped on this call
+        self.clock = clock  # times the audio's way through the call (tars.calls.turn_clock)
 
     async def serialize(self, frame: Frame) -> str | bytes | None:
         if self.recording is not None and isinstance(frame, InterruptionFrame):
             self.recording.cleared()  # the serializer answers it with Twilio's `clear`
-        return await super().serialize(frame)
+        data = await super().serialize(frame)
+        if data is not None and self.clock is not None and isinstance(frame, OutputAudioRawFrame):
+            self.clock.reply_audio_sent()
+        return data
 
     async def deserialize(self, data: str | bytes) -> Frame | None:
         if len(data) > MAX_MEDIA_MESSAGE:
@@ -233,9 +241,12 @@ class PhoneLineSerializer(TwilioFrameSerializer):
         if event == "dtmf" and not isinstance(body.get("digit"), str):  # type: ignore[union-attr]
             return self._skip("a dtmf message without a digit")
         try:
-            return await super().deserialize(data)
+            frame = await super().deserialize(data)
         except (binascii.Error, ValueError, TypeError) as exc:
             return self._skip(f"a {event} message that cannot be decoded ({exc})")
+        if self.clock is not None and isinstance(frame, InputAudioRawFrame):
+            frame.metadata[STAMP] = self.clock.received()
+        return frame
 
     def _skip(self, what: str) -> None:
         self.skipped += 1

@@ -15,7 +15,9 @@ from typing import Any, Protocol
 
 from pipecat.services.google.gemini_live.llm import ContextWindowCompressionParams, GeminiLiveLLMService
 
+from tars import metrics
 from tars.calls.recorder import CallRecorder
+from tars.calls.turn_clock import STAMP, TurnClock
 from tars.tools.call import ToolCall
 
 log = logging.getLogger("tars.calls")
@@ -26,6 +28,9 @@ class LiveCall(Protocol):
 
     @property
     def recorder(self) -> CallRecorder: ...
+
+    @property
+    def clock(self) -> TurnClock: ...
 
     def start_batch(self, calls: list[ToolCall]) -> None: ...
 
@@ -91,8 +96,29 @@ class GatedGeminiLive(GeminiLiveLLMService):
     async def _handle_server_message(self, message: Any) -> None:
         """pipecat 1.14 ignores ``goAway``; the call writes it down, so an end that follows has a why."""
         if message.go_away is not None:
+            metrics.MODEL_GO_AWAY.inc()
             await self._call.model_going_away(message.go_away.time_left)
         await super()._handle_server_message(message)
+
+    async def _send_user_audio(self, frame: Any) -> None:
+        await super()._send_user_audio(frame)
+        received = frame.metadata.get(STAMP)
+        if received is not None:
+            self._call.clock.sent_to_model(received)
+
+    async def _handle_msg_model_turn(self, msg: Any) -> None:
+        parts = msg.server_content.model_turn.parts or []
+        if any(part.inline_data for part in parts):
+            self._call.clock.reply_audio_arrived()
+        await super()._handle_msg_model_turn(msg)
+
+    async def _handle_msg_turn_complete(self, message: Any) -> None:
+        self._call.clock.reply_ended()
+        await super()._handle_msg_turn_complete(message)
+
+    async def _handle_interruption(self) -> None:
+        self._call.clock.reply_ended()
+        await super()._handle_interruption()
 
     async def _handle_session_ready(self, session: Any) -> None:
         """A (re)connected session: count the failures from zero, and deliver what waited.
@@ -105,6 +131,7 @@ class GatedGeminiLive(GeminiLiveLLMService):
         session._ws = _ArgsCheck(session._ws, self._malformed)
         if self._connected_once:
             self._consecutive_failures = 0
+            metrics.MODEL_RESUMED.inc()
         self._connected_once = True
         await self._call.model_connected()
         await super()._handle_session_ready(session)

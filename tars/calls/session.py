@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,7 @@ from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPI
 from pipecat.turns.user_turn_strategies import ExternalUserTurnStrategies
 from pipecat.workers.runner import WorkerRunner
 
+from tars import metrics, telemetry
 from tars.calls.audio import PhoneLineSerializer
 from tars.calls.caller import Caller
 from tars.calls.gate import ToolGate
@@ -43,6 +45,7 @@ from tars.calls.live_service import GatedGeminiLive, compression
 from tars.calls.playbook_run import RUNTIME_TOOLS, PlaybookRun
 from tars.calls.recorder import CallRecorder, TranscriptTap
 from tars.calls.recording import CallRecording, recording_file
+from tars.calls.turn_clock import TurnClock
 from tars.config.secrets import mask_text
 from tars.endpoints import Endpoints
 from tars.project import Project, thaw
@@ -144,6 +147,7 @@ class CallSession:
         self.failure: str | None = None
         self.going_away: str | None = None  # timeLeft of the model service's goAway, once sent
         self.status = "in-progress"
+        self.clock = TurnClock(self._turn, metrics.FIRST_REPLY.observe)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -247,6 +251,7 @@ class CallSession:
             account_sid=self.endpoints.twilio_account_sid,
             auth_token=self.endpoints.twilio_auth_token,
             base_url=self.endpoints.twilio_api_base_url,
+            clock=self.clock,
             recording=self.recording,
         )
         transport = FastAPIWebsocketTransport(
@@ -301,6 +306,10 @@ class CallSession:
         worker = PipelineWorker(
             pipeline,
             params=PipelineParams(audio_in_sample_rate=16000, audio_out_sample_rate=24000),
+            # pipecat's own spans (conversation, turns, the model) carry what was said: only
+            # with telemetry.include_transcripts (tars.telemetry)
+            enable_tracing=telemetry.transcripts(),
+            conversation_id=str(self.setup.call_id),
             idle_timeout_secs=float(server.get("idle_timeout_seconds", 60)),
         )
 
@@ -331,13 +340,15 @@ class CallSession:
         watchdog = asyncio.ensure_future(self._time_limit(limit))
         silence = asyncio.ensure_future(self._silence_policy()) if self.playbook is not None else None
         try:
-            await runner.add_workers(worker)
-            await worker.queue_frame(LLMRunFrame())
-            await runner.run()
+            with metrics.live_call():
+                await runner.add_workers(worker)
+                await worker.queue_frame(LLMRunFrame())
+                await runner.run()
         except Exception as exc:
             log.exception("call %s crashed", self.setup.call_sid)
             self.failure = self.failure or f"internal error: {type(exc).__name__}: {exc}"
         finally:
+            self._count()
             watchdog.cancel()
             if silence is not None:
                 silence.cancel()
@@ -351,6 +362,20 @@ class CallSession:
                 await self.recorder.finish("completed")
             else:  # the call goes on on a fresh stream; what was said so far is stored now
                 await self.recorder.flush()
+
+    def _turn(self, added: float, heard_at: float) -> None:
+        """One turn through the call path: in the metrics, and as a span of the call's trace."""
+        metrics.TURN_ADDED_LATENCY.observe(added)
+        telemetry.past_span("call.turn", heard_at, added_latency_ms=round(added * 1000, 2))
+
+    def _count(self) -> None:
+        """The call in the metrics, once it has ended (a handover to a fresh stream is not an end)."""
+        if self.handing_over and not self.failure:
+            return
+        direction = metrics.direction(self.setup.purpose)
+        result = "failed" if self.failure else "completed"
+        metrics.CALLS.labels(direction, self.setup.purpose, self.setup.caller.role, result).inc()
+        metrics.CALL_DURATION.labels(direction).observe(time.monotonic() - self.clock.opened_at)
 
     async def _silence_policy(self) -> None:
         """Goal calls: nudge the other party after a silence, end the call after N unanswered nudges."""
@@ -402,6 +427,7 @@ class CallSession:
         if self.going_away is not None:
             reason = f"the service closed the connection after goAway (time left {self.going_away}), then: {reason}"
         self.failure = f"model session failed: {reason}"
+        metrics.MODEL_FAILED.inc()
         log.error("call %s: %s", self.setup.call_sid, self.failure)
         twiml = f"<Response><Say>{APOLOGY}</Say><Hangup/></Response>"
         try:

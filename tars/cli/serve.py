@@ -75,6 +75,9 @@ def serve(
 
     logging.basicConfig(level=_std_level(log_level), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     install(log_level, project.secrets)
+    from tars import telemetry
+
+    telemetry.install(project.section("telemetry"))
     if workers > 1:
         _serve_workers(project, host, port, str(public), log_level, workers)
         return

@@ -54,7 +54,7 @@ def _error(status: int, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": message, **extra}, status_code=status)
 
 
-def _authorized(request: Request) -> bool:
+def authorized(request: Request) -> bool:
     """Constant-time, over bytes: a header with any characters at all compares, never raises."""
     given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
     expected = str(request.app.state.api_token).encode("utf-8", "replace")
@@ -64,7 +64,7 @@ def _authorized(request: Request) -> bool:
 @router.post("/calls")
 async def place(request: Request) -> JSONResponse:
     """Place a goal call: {"target", "playbook", "inputs"} → {"call_id", "sid", …}."""
-    if not _authorized(request):
+    if not authorized(request):
         return _error(401, "missing or wrong API token")
     board = request.app.state.board
     try:
@@ -161,7 +161,7 @@ async def _schedule(board: Any, at: str, playbook: str, inputs: dict[str, Any], 
 @router.get("/calls/{call_id}")
 async def show(call_id: int, request: Request) -> JSONResponse:
     """The call as it stands: status, transcript, tool invocations, outcome, summary, current step."""
-    if not _authorized(request):
+    if not authorized(request):
         return _error(401, "missing or wrong API token")
     board = request.app.state.board
     from tars.store.calls import call_details, details_json

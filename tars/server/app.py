@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import hmac
 import logging
 from collections.abc import Awaitable, Callable
@@ -24,7 +25,10 @@ from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import JSONResponse, Response
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 
+from tars import metrics, telemetry
 from tars.calls import instructions
 from tars.calls.caller import BLOCKED, OWNER, Caller, identify
 from tars.calls.session import CallSession
@@ -33,6 +37,7 @@ from tars.graph.call_plan import render
 from tars.persona_changes import Asker, PersonaDesk
 from tars.scheduler import goal_requests, reminder_calls
 from tars.scheduler.goal_requests import CallDesk
+from tars.server.api import authorized, router
 from tars.server.limits import BodyLimit
 from tars.store import pin_attempts
 from tars.telephony import messages, twiml
@@ -74,6 +79,23 @@ def _call_id(request: Request) -> int | None:
         return None
 
 
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def traced(name: str) -> Callable[[Handler], Handler]:
+    """The webhook's span: where a call's trace starts (``tars.telemetry``)."""
+
+    def wrap(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        async def run(request: Request) -> Response:
+            with telemetry.span(name, kind=SpanKind.SERVER, route=request.url.path):
+                return await handler(request)
+
+        return run
+
+    return wrap
+
+
 def create_app(board: Switchboard, api_token: str) -> FastAPI:
     app = FastAPI(title="TARS", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.board = board
@@ -91,16 +113,32 @@ def create_app(board: Switchboard, api_token: str) -> FastAPI:
             if field is None:
                 return params
             log.warning("refused a webhook to %s: %s holds control characters", request.url.path, field)
+            metrics.WEBHOOKS_REFUSED.labels(request.url.path, "control characters").inc()
             return None
         log.warning("refused a webhook to %s with a missing or invalid Twilio signature", request.url.path)
+        metrics.WEBHOOKS_REFUSED.labels(request.url.path, "signature").inc()
         return None
 
     def connect(caller: Caller, call_sid: str, call_id: int, purpose: str) -> Response:
+        trace.get_current_span().set_attributes(
+            {"tars.call.id": call_id, "tars.call.purpose": purpose, "tars.caller.role": caller.role}
+        )
         return xml(board.stream_document(caller, call_sid, call_id, purpose))
 
     def gather(caller: Caller, call_id: int, tries: int, prompt: str) -> Response:
         action = board.url("/twilio/pin", call_id=call_id, role=caller.role, tries=tries)
         return xml(twiml.gather_pin(action, len(board.project.owner.pin or "") + 1, prompt))
+
+    @app.get("/metrics")
+    async def metrics_page(request: Request) -> Response:
+        """Prometheus text format; the API token is asked for unless ``server.metrics_public``."""
+        if not board.project.section("server").get("metrics_public", False) and not authorized(request):
+            return Response(
+                "missing or wrong API token (Authorization: Bearer …), or set server.metrics_public: true",
+                status_code=401, media_type="text/plain",
+            )  # fmt: skip
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
@@ -114,6 +152,7 @@ def create_app(board: Switchboard, api_token: str) -> FastAPI:
         )
 
     @app.post("/twilio/voice")
+    @traced("twilio.voice")
     async def voice(request: Request) -> Response:
         params = await signed_form(request)
         if params is None:
@@ -232,6 +271,7 @@ def create_app(board: Switchboard, api_token: str) -> FastAPI:
         return Response(status_code=204)
 
     @app.post("/twilio/outbound")
+    @traced("twilio.outbound")
     async def outbound(request: Request) -> Response:
         """A goal call was answered: a person gets the playbook, a machine the voicemail policy."""
         params = await signed_form(request)
@@ -264,6 +304,7 @@ def create_app(board: Switchboard, api_token: str) -> FastAPI:
         return await then(params, call_id)
 
     @app.post("/twilio/reminder")
+    @traced("twilio.reminder")
     async def reminder_answered(request: Request) -> Response:
         async def answered(params: dict[str, str], call_id: int) -> Response:
             return xml(await reminder_calls.answer(board, params, call_id))
@@ -288,8 +329,6 @@ def create_app(board: Switchboard, api_token: str) -> FastAPI:
             return
         body, call_sid, stream_sid = verified
         await run_stream(board, websocket, body, call_sid, stream_sid)
-
-    from tars.server.api import router
 
     app.include_router(router)
     return app
@@ -344,24 +383,30 @@ async def run_stream(
         session.ask = lambda question: desk.ask_owner(question, wait)
     board.sessions[setup.call_sid] = session
     board.reserved.pop(setup.call_sid, None)
-    try:
-        await session.run(websocket)
-    finally:
-        if board.sessions.get(setup.call_sid) is session:
-            board.sessions.pop(setup.call_sid, None)
-        if playbook is not None and not session.handing_over:
-            from tars.calls.aftercall import wrap_up
+    book = playbook.plan.playbook.name if playbook is not None else None
+    traced = {"call.id": setup.call_id, "call.purpose": setup.purpose, "caller.role": setup.caller.role}
+    with telemetry.span("call.stream", parent=telemetry.parent_from(body), **traced, playbook=book):
+        try:
+            await session.run(websocket)
+        finally:
+            if board.sessions.get(setup.call_sid) is session:
+                board.sessions.pop(setup.call_sid, None)
+            if playbook is not None and not session.handing_over:
+                from tars.calls.aftercall import wrap_up
 
-            async def send(text: str, payload: dict[str, Any]) -> None:
-                await goal_requests.report(board, setup.call_id, text, payload)
+                async def send(text: str, payload: dict[str, Any]) -> None:
+                    await goal_requests.report(board, setup.call_id, text, payload)
 
-            board.background(wrap_up(session, board.endpoints, send, setup.caller.name or ""))
-        elif playbook is None:
-            from tars.calls.aftercall import summarise_call
+                work = wrap_up(session, board.endpoints, send, setup.caller.name or "")
+                board.background(telemetry.in_span("call.after", work, **traced))
+            elif playbook is None:
+                from tars.calls.aftercall import summarise_call
 
-            who = setup.caller.name or setup.caller.number or "an unknown number"
-            about = f"Reminder call to {who}" if setup.purpose == "reminder" else f"Inbound call from {who}"
-            board.background(summarise_call(session, board.endpoints, about))
+                who = setup.caller.name or setup.caller.number or "an unknown number"
+                about = f"Reminder call to {who}" if setup.purpose == "reminder" else f"Inbound call from {who}"
+                board.background(
+                    telemetry.in_span("call.after", summarise_call(session, board.endpoints, about), **traced)
+                )
 
 
 def _claim_token(session: Any, body: dict[str, str]) -> bool:
@@ -393,6 +438,8 @@ async def verify_stream(board: Switchboard, websocket: WebSocket) -> tuple[dict[
         problem = "at capacity"
     if problem is not None:
         log.warning("media stream for %s refused: %s", call_sid, problem)
+        if problem != "at capacity":
+            metrics.WEBHOOKS_REFUSED.labels("/twilio/stream", "stream parameters").inc()
         await websocket.close(code=1008, reason=problem)
         return None
     return body, call_sid, stream_sid

@@ -22,6 +22,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tars import metrics
+
 WEBHOOK_BODY_LIMIT = 64 * 1024
 API_BODY_LIMIT = 1024 * 1024
 JSON_DEPTH_LIMIT = 32
@@ -55,6 +57,7 @@ class BodyLimit:
             except ValueError:
                 too_big = True
             if too_big:
+                _count_refusal(scope)
                 await _refuse(send, limit)
                 return
         chunks: list[bytes] = []
@@ -66,6 +69,7 @@ class BodyLimit:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
+                _count_refusal(scope)
                 await _refuse(send, limit)
                 return
             chunks.append(chunk)
@@ -106,3 +110,9 @@ def parse_json(raw: bytes, depth: int = JSON_DEPTH_LIMIT) -> Any:
     if max(levels, default=0) > depth:
         raise JSONTooDeep(f"JSON nested deeper than {depth} levels")
     return json.loads(raw)
+
+
+def _count_refusal(scope: Scope) -> None:
+    path = str(scope.get("path", ""))
+    route = "/twilio" if path.startswith("/twilio") else "/api" if path.startswith("/api") else "other"
+    metrics.WEBHOOKS_REFUSED.labels(route, "body too large").inc()

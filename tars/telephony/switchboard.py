@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlencode
 
+from tars import telemetry
 from tars.calls.caller import Caller
 from tars.delivery import DeliveryError, Outbox
 from tars.endpoints import Endpoints
@@ -191,6 +192,7 @@ class Switchboard:
                 "from_number": caller.number,
                 "role": caller.role,
                 "purpose": purpose,
+                **telemetry.carrier(),  # the call's trace continues in the stream (tars.telemetry)
             }
         )
 
