@@ -94,6 +94,8 @@ def test_export_writes_the_recording_and_the_call(project: Path, tars: Callable[
     exported = json.loads(json_out.read_text())
     assert exported["id"] == 2 and exported["recording_path"] is None
     assert [line["text"] for line in exported["transcript"]] == ["This is call 2"]
+    piped = tars("--project", project, "calls", "export", "2", "-f", "json", "-o", "-")  # for a pipe
+    assert piped.exit_code == 0 and json.loads(piped.output) == exported
     default = tars("--project", project, "calls", "export", "1")  # call-1.wav, here
     assert default.exit_code == 0 and (project / "call-1.wav").exists()
 
