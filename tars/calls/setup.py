@@ -35,9 +35,7 @@ async def inbound_setup(
     tools = [t for t in role.tools if t in project.tools]
     now = instructions.local_now(project)
     values = instructions.template_values(project, now, caller.name)
-    first_words = instructions.greeting(project, caller.greeting_kind, values)
-    if role.recording and role.announce_recording:  # the notice follows the greeting, in its words
-        first_words = f"{first_words} {instructions.recording_notice(project)}"
+    first_words = instructions.first_words(project, role, caller.greeting_kind, values)
     instruction = instructions.inbound_instruction(project, role.name, caller.name, caller.number, now, tools)
     if caller.contact_id is not None:  # a known contact: what happened last time, if the role remembers
         past = await memory.recall(project, database, role, int(body["call_id"]), caller.contact_id, "")

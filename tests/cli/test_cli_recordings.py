@@ -153,3 +153,15 @@ def test_a_format_that_does_not_exist_is_a_usage_error(project: Path, tars: Call
     result = tars("--project", project, "calls", "export", "1", "--format", "mp3")
     assert result.exit_code == 2
     assert "'mp3' is not one of 'wav', 'json'" in result.output
+
+
+def test_the_rendered_first_words_carry_the_notice_of_a_recorded_role(project: Path, tars: Callable[..., Any]) -> None:
+    config = project / "tars.yaml"
+    unknown = "    tools: [take_message, end_call]\n"
+    config.write_text(config.read_text().replace(unknown, unknown + "    recording: {enabled: true, announce: true}\n"))
+    shown = tars("--project", project, "persona", "show", "--rendered", "--role", "unknown")
+    assert shown.exit_code == 0, shown.output
+    first = shown.output.split("# first words\n", 1)[1].strip()
+    assert first.endswith("may I take a message? Please note that this call is recorded.")
+    owner = tars("--project", project, "persona", "show", "--rendered", "--role", "owner")
+    assert "recorded" not in owner.output.split("# first words\n", 1)[1]
