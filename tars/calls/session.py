@@ -42,6 +42,7 @@ from tars.calls.caller import Caller
 from tars.calls.gate import ToolGate
 from tars.calls.keypad import KeypadToText
 from tars.calls.live_service import GatedGeminiLive, compression
+from tars.calls.media_socket import WatchedSocket
 from tars.calls.playbook_run import RUNTIME_TOOLS, PlaybookRun
 from tars.calls.recorder import CallRecorder, TranscriptTap
 from tars.calls.recording import CallRecording, recording_file
@@ -327,6 +328,7 @@ class CallSession:
 
     async def run(self, websocket: Any) -> None:
         """Run the call to its end; the Call row ends completed or failed, never half-written."""
+        websocket = WatchedSocket(websocket)
         worker = self.build(websocket)
         changes: dict[str, Any] = {"status": "in-progress", "started_at": dt.datetime.now(dt.UTC)}
         if self.recording is not None:
@@ -339,6 +341,7 @@ class CallSession:
             limit = min(limit, self.playbook.plan.playbook.max_duration_minutes * 60)
         watchdog = asyncio.ensure_future(self._time_limit(limit))
         silence = asyncio.ensure_future(self._silence_policy()) if self.playbook is not None else None
+        log.info("call %s connected: %s", self.setup.call_id, self._who())
         try:
             with metrics.live_call():
                 await runner.add_workers(worker)
@@ -355,6 +358,7 @@ class CallSession:
             await self._tap.flush()
             if self.recording is not None:
                 await self.recording.close()
+            self.failure = self.failure or websocket.failure()
             # finish() stores the end after every line still queued and waits for all of it.
             if self.failure:
                 await self.recorder.finish("failed", self.failure)
@@ -368,14 +372,29 @@ class CallSession:
         metrics.TURN_ADDED_LATENCY.observe(added)
         telemetry.past_span("call.turn", heard_at, added_latency_ms=round(added * 1000, 2))
 
+    def _who(self) -> str:
+        """The call in a log line: its purpose and the other party by name and role, never a number."""
+        caller = self.setup.caller
+        if self.setup.purpose == "inbound":
+            return f"inbound, from {caller.name or 'an unknown caller'} ({caller.role})"
+        book = f" ({self.playbook.plan.playbook.name})" if self.playbook is not None else ""
+        return f"{self.setup.purpose} call{book}, to {caller.name or 'a number with no contact'}"
+
     def _count(self) -> None:
-        """The call in the metrics, once it has ended (a handover to a fresh stream is not an end)."""
+        """The call in the log and the metrics, once it has ended (a handover to a fresh stream
+        is not an end)."""
+        seconds = time.monotonic() - self.clock.opened_at
         if self.handing_over and not self.failure:
+            log.info("call %s continues on a new stream after %.0f s (keys pressed)", self.setup.call_id, seconds)
             return
         direction = metrics.direction(self.setup.purpose)
         result = "failed" if self.failure else "completed"
+        log.info(
+            "call %s ended: %s after %.0f s%s", self.setup.call_id, result, seconds,
+            f" ({self.failure})" if self.failure else "",
+        )  # fmt: skip
         metrics.CALLS.labels(direction, self.setup.purpose, self.setup.caller.role, result).inc()
-        metrics.CALL_DURATION.labels(direction).observe(time.monotonic() - self.clock.opened_at)
+        metrics.CALL_DURATION.labels(direction).observe(seconds)
 
     async def _silence_policy(self) -> None:
         """Goal calls: nudge the other party after a silence, end the call after N unanswered nudges."""

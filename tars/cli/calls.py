@@ -35,6 +35,10 @@ def list_(
         bool,
         typer.Option("--scheduled", help="Only calls waiting to be placed (for a time, or a retry), soonest first."),
     ] = False,
+    kind: Annotated[
+        str | None,
+        typer.Option("--kind", help="Only phone calls (voice) or text sessions (text: SMS, n8n, tars send)."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """The latest calls first."""
@@ -43,6 +47,10 @@ def list_(
     from tars.store.contacts import names_by_id
     from tars.store.database import connect
 
+    if kind is not None and kind not in ("voice", "text"):
+        from tars.cli.errors import UserError
+
+        raise UserError(f"--kind {kind!r} is not a kind of call", "use --kind voice or --kind text")
     project = context.load(ctx)
     with connect(project.database_url) as db, db.session() as session:
         if scheduled:
@@ -50,7 +58,7 @@ def list_(
 
             calls = scheduled_calls(session, limit)
         else:
-            calls = list_calls(session, limit)
+            calls = list_calls(session, limit, kind)
         names = names_by_id(session, (c.contact_id for c in calls))
     if scheduled:
         _list_scheduled(project, calls, names, as_json)
@@ -66,7 +74,7 @@ def list_(
             [
                 str(call.id),
                 timeparse.show(call.started_at or call.created_at, tz),
-                "→" if call.direction == "outbound" else "←",
+                "✉" if call.kind == "text" else ("→" if call.direction == "outbound" else "←"),
                 call.status,
                 names.get(call.contact_id or 0) or number,
                 call.playbook or "",

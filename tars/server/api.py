@@ -15,8 +15,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from tars import metrics
 from tars.project import Project
 from tars.server.limits import JSONTooDeep, parse_json
+from tars.telephony import security
 
 router = APIRouter(prefix="/api")
 TOKEN_FILE = "api-token"
@@ -61,11 +63,18 @@ def authorized(request: Request) -> bool:
     return bool(given) and hmac.compare_digest(given.encode("utf-8", "replace"), expected)
 
 
+async def _refused(request: Request) -> JSONResponse:
+    metrics.WEBHOOKS_REFUSED.labels("/api", "token").inc()
+    detail = f"a local API request ({request.method} {request.url.path}) with a missing or wrong API token"
+    await security.refused(request.app.state.board, security.API_TOKEN, detail, security.client_of(request))
+    return _error(401, "missing or wrong API token")
+
+
 @router.post("/calls")
 async def place(request: Request) -> JSONResponse:
     """Place a goal call: {"target", "playbook", "inputs"} → {"call_id", "sid", …}."""
     if not authorized(request):
-        return _error(401, "missing or wrong API token")
+        return await _refused(request)
     board = request.app.state.board
     try:
         body = parse_json(await request.body())
@@ -162,7 +171,7 @@ async def _schedule(board: Any, at: str, playbook: str, inputs: dict[str, Any], 
 async def show(call_id: int, request: Request) -> JSONResponse:
     """The call as it stands: status, transcript, tool invocations, outcome, summary, current step."""
     if not authorized(request):
-        return _error(401, "missing or wrong API token")
+        return await _refused(request)
     board = request.app.state.board
     from tars.store.calls import call_details, details_json
     from tars.store.errors import NotFound

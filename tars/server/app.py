@@ -7,9 +7,12 @@ POST /twilio/outbound          an answered goal call: a person gets the playbook
 POST /twilio/status            call status callbacks → the Call row
 POST /twilio/reminder          an answered reminder call
 POST /twilio/reminder/status   its status callbacks
-POST /twilio/sms               texts to the TARS number (the owner's answers)
+POST /twilio/sms               texts to the TARS number: the owner's answers, else a text session
+POST /hooks/n8n                a signed task from n8n → a text session (answer inline, or 202 and reply_to)
 WS   /twilio/stream            the media stream → CallSession (signed parameters only)
 GET  /healthz                  liveness and the number of live calls
+/api/…                         the local API (tars.server.api)
+/, /calls/…, /signin, …        the web view (tars.web), for the signed-in owner
 """
 
 from __future__ import annotations
@@ -37,10 +40,11 @@ from tars.graph.call_plan import render
 from tars.persona_changes import Asker, PersonaDesk
 from tars.scheduler import goal_requests, reminder_calls
 from tars.scheduler.goal_requests import CallDesk
+from tars.server import hooks
 from tars.server.api import authorized, router
 from tars.server.limits import BodyLimit
 from tars.store import pin_attempts
-from tars.telephony import messages, twiml
+from tars.telephony import messages, security, twiml
 from tars.telephony import status as statuses
 from tars.telephony.signatures import (
     EXPIRES_PARAM,
@@ -50,6 +54,8 @@ from tars.telephony.signatures import (
     valid_twilio_signature,
 )
 from tars.telephony.switchboard import BUSY_MESSAGE, Switchboard, record_sid
+from tars.texts.desk import TextDesk
+from tars.web import mount as mount_web_view
 
 log = logging.getLogger("tars.server")
 
@@ -101,6 +107,8 @@ def create_app(board: Switchboard, api_token: str) -> FastAPI:
     app.state.board = board
     app.state.api_token = api_token
     app.add_middleware(BodyLimit)
+    texts = board.texts = TextDesk(board)
+    texts.finisher = hooks.finisher(board)
     # board.project, read per request: a reloaded project (tars serve watches the YAML) applies at once
 
     async def signed_form(request: Request) -> dict[str, str] | None:
@@ -115,8 +123,13 @@ def create_app(board: Switchboard, api_token: str) -> FastAPI:
             log.warning("refused a webhook to %s: %s holds control characters", request.url.path, field)
             metrics.WEBHOOKS_REFUSED.labels(request.url.path, "control characters").inc()
             return None
-        log.warning("refused a webhook to %s with a missing or invalid Twilio signature", request.url.path)
         metrics.WEBHOOKS_REFUSED.labels(request.url.path, "signature").inc()
+        await security.refused(
+            board,
+            security.SIGNATURE,
+            f"a webhook to {request.url.path} with a missing or invalid Twilio signature",
+            security.client_of(request),
+        )
         return None
 
     def connect(caller: Caller, call_sid: str, call_id: int, purpose: str) -> Response:
@@ -190,6 +203,7 @@ def create_app(board: Switchboard, api_token: str) -> FastAPI:
             if await board.db(lambda s: pin_attempts.locked(s, number)) is None:
                 return gather(caller, call.id, 0, PIN_PROMPT.format(owner=owner.name))
             if caller.role == OWNER or role_needs_pin:  # the PIN is a must: nothing to offer them
+                await security.refused(board, security.PIN_LOCKOUT, f"a call from {number}: PIN entry is locked")
                 return await locked_out(call_sid, call.id)
             # Locked: a stranger still reaches the assistant in their own role, with no PIN to try.
         return connect(caller, call_sid, call.id, "inbound")
@@ -222,7 +236,7 @@ def create_app(board: Switchboard, api_token: str) -> FastAPI:
         if not digits and not must:
             return connect(caller, call_sid, call_id, "inbound")
         if await board.db(lambda s: pin_attempts.locked(s, number)) is not None:
-            log.warning("call %s: PIN from %s refused, PIN entry is locked", call_sid, number)
+            await security.refused(board, security.PIN_LOCKOUT, f"a PIN from {number}: PIN entry is locked")
             return await locked_out(call_sid, call_id)
         entered = digits.rstrip("#").encode("utf-8", "replace")
         if digits and owner.pin and hmac.compare_digest(entered, owner.pin.encode()):
@@ -234,10 +248,7 @@ def create_app(board: Switchboard, api_token: str) -> FastAPI:
         log.warning("call %s: wrong or missing PIN (try %d of %d)", call_sid, tries, MAX_PIN_TRIES)
         lockout = await board.db(lambda s: pin_attempts.record_failure(s, number))
         if lockout is not None:
-            log.warning("call %s: %s", call_sid, lockout.describe())
-            board.background(
-                board.outbox.notify_owner(f"Security: {lockout.describe()} (last try from {number})", kind="security")
-            )
+            await security.refused(board, security.PIN_LOCKOUT, f"{lockout.describe()} (last try from {number})")
             return await locked_out(call_sid, call_id)
         if tries >= MAX_PIN_TRIES:
             await board.db(
@@ -251,14 +262,25 @@ def create_app(board: Switchboard, api_token: str) -> FastAPI:
 
     @app.post("/twilio/sms")
     async def sms(request: Request) -> Response:
-        """Texts to the TARS number: the owner's reply to a question asked during a goal call."""
+        """Texts to the TARS number: the owner's reply to a question asked during a goal call;
+        any other text is a text session in the sender's role, answered by SMS."""
         params = await signed_form(request)
         if params is None:
             return forbidden()
-        if params.get("From") != board.project.owner.phone:
+        sender, body = params.get("From", ""), params.get("Body", "")
+        if sender == board.project.owner.phone and await messages.questions_open_by_sms(board):
+            reply = await messages.sms_reply(board, body)
+            return xml(twiml.message(reply) if reply else twiml.empty())
+        caller = await asyncio.to_thread(identify, board.project, board.database, sender)
+        if caller.role == BLOCKED or not body.strip() or board.shutting_down:
             return xml(twiml.empty())
-        reply = await messages.sms_reply(board, params.get("Body", ""))
-        return xml(twiml.message(reply) if reply else twiml.empty())
+        board.background(texts.reply_by_sms(caller, body))  # answered by REST: tools may take a while
+        return xml(twiml.empty())
+
+    @app.post("/hooks/n8n")
+    async def n8n_task(request: Request) -> Response:
+        """A signed task from n8n: a text session with the role n8n.role declares."""
+        return await hooks.task(board, texts, request)
 
     @app.post("/twilio/status")
     async def status(request: Request) -> Response:
@@ -331,6 +353,7 @@ def create_app(board: Switchboard, api_token: str) -> FastAPI:
         await run_stream(board, websocket, body, call_sid, stream_sid)
 
     app.include_router(router)
+    mount_web_view(app)
     return app
 
 
@@ -427,19 +450,26 @@ async def verify_stream(board: Switchboard, websocket: WebSocket) -> tuple[dict[
         call_sid, stream_sid = call_data["call_id"], call_data["stream_id"]
     except Exception as exc:
         log.warning("media stream refused: not a Twilio stream start (%s)", exc)
+        metrics.WEBHOOKS_REFUSED.labels("/twilio/stream", "not a stream").inc()
         await websocket.close(code=1008, reason="expected a Twilio media stream")
+        detail = "a media stream that did not start as a Twilio stream"
+        await security.refused(board, security.STREAM, detail, security.client_of(websocket))
         return None
     problem = board.signer.verify(body)
     if problem is None and body.get("call_sid") != call_sid:
         problem = "stream parameters belong to another call"
     if problem is None and not await board.db(lambda s: _claim_token(s, body)):
         problem = "stream parameters were already used"
-    if problem is None and await board.busy(call_sid):
+    if problem is not None:  # the parameters TARS signed did not verify, or were used before
+        metrics.WEBHOOKS_REFUSED.labels("/twilio/stream", "stream parameters").inc()
+        await websocket.close(code=1008, reason=problem)
+        # Not the call SID: it came in the unverified start frame, and the message goes to the owner.
+        await security.refused(board, security.STREAM, f"a media stream: {problem}", security.client_of(websocket))
+        return None
+    if await board.busy(call_sid):
         problem = "at capacity"
     if problem is not None:
         log.warning("media stream for %s refused: %s", call_sid, problem)
-        if problem != "at capacity":
-            metrics.WEBHOOKS_REFUSED.labels("/twilio/stream", "stream parameters").inc()
         await websocket.close(code=1008, reason=problem)
         return None
     return body, call_sid, stream_sid

@@ -47,6 +47,7 @@ class WorkerOptions:
     project_root: str
     public_base: str
     log_level: str
+    log_format: str = "text"
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -75,7 +76,7 @@ def worker_main(options: WorkerOptions, sock: socket.socket) -> None:
     level = "DEBUG" if options.log_level.lower() == "trace" else options.log_level.upper()
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     project = load_project(Path(options.project_root))
-    install(options.log_level, project.secrets)
+    install(options.log_level, project.secrets, json_lines=options.log_format == "json")
     telemetry.install(project.section("telemetry"))
     endpoints = Endpoints.from_project(project)
 
@@ -84,7 +85,6 @@ def worker_main(options: WorkerOptions, sock: socket.socket) -> None:
             project,
             endpoints,
             public_base=options.public_base,
-            log_level=options.log_level,
             sockets=[sock],
             watch=True,
         ) as server:
