@@ -135,6 +135,7 @@ async def running(
             await asyncio.sleep(0.01)
         bound = web.servers[0].sockets[0].getsockname()[1]
         await reconcile(server)  # calls a dead process left live, finished as Twilio saw them
+        await server.scheduler.prune_recordings()  # recordings past recording.keep_days
         server.scheduler.start()
         if watch:
             follower = asyncio.ensure_future(
