@@ -41,7 +41,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "send": (
         "tars.cli.send",
-        "Text TARS as the owner, offline: your role and tools, the emulated text model, this project's store.",
+        "Text TARS as the owner: the running `tars serve` answers with your tools (--simulate: offline).",
     ),
     "test": ("tars.cli.test", "Play each playbook's scenarios offline and check what they expect: a pass/fail table."),
     "config": ("tars.cli.config", "Inspect the resolved configuration."),
