@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, Column, ForeignKey, Index, Integer, Text
+from sqlalchemy import JSON, CheckConstraint, Column, ForeignKey, Index, Integer, LargeBinary, Text
 from sqlmodel import Field, SQLModel
 
 from tars.store.columns import UTCDateTime
@@ -317,3 +317,22 @@ class PersonaChange(SQLModel, table=True):
     result: str = Field(default="applied", max_length=16)
     detail: str | None = Field(default=None, sa_type=Text)
     commit: str | None = Field(default=None, max_length=64)
+
+
+class CallEmbedding(SQLModel, table=True):
+    """What a call is about, as a vector (``tars calls search --semantic``): one per call,
+    float32 little-endian in a plain BLOB/bytea (brute-force cosine; no vector extension).
+
+    ``digest`` is a hash of the text that was embedded and the model: when the call's
+    summary or transcript changes, or another model is configured, it is embedded again."""
+
+    __tablename__ = "call_embedding"
+
+    call_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("call.id", ondelete="CASCADE"), primary_key=True, autoincrement=False)
+    )
+    model: str = Field(max_length=200)
+    dimensions: int
+    digest: str = Field(max_length=64)
+    vector: bytes = Field(sa_type=LargeBinary)
+    updated_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -1,0 +1,161 @@
+"""`tars calls search`: a word said on one of several stored calls is found, with the line,
+ranked, and narrowed by date, contact and kind — on SQLite (FTS5) and PostgreSQL (tsvector)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+
+from store_helpers import Store, seed_contact
+from typer.testing import Result
+
+from tars.store import calls
+
+Tars = Callable[..., Result]
+#: NOW in store_helpers is Sat 29 March 2025 10:00 Budapest (09:00 UTC).
+NOW = dt.datetime(2025, 3, 29, 9, 0, tzinfo=dt.UTC)
+
+
+def stored_call(
+    store: Store,
+    *,
+    days_ago: float,
+    lines: list[tuple[str, str]],
+    summary: str = "",
+    outcome: dict[str, object] | None = None,
+    contact_id: int | None = None,
+    number: str = "+442079460123",
+    inbound: bool = False,
+    playbook: str | None = None,
+) -> int:
+    """A finished call as the server stores one: started, lines said, then summed up."""
+    started = NOW - dt.timedelta(days=days_ago)
+    with store.session() as session:
+        call = calls.start_call(
+            session,
+            direction="inbound" if inbound else "outbound",
+            from_number=number if inbound else "+447700900999",
+            to_number="+447700900999" if inbound else number,
+            contact_id=contact_id,
+            playbook=playbook,
+            status="in-progress",
+            started_at=started,
+        )
+        assert call.id is not None
+        for n, (speaker, text) in enumerate(lines):
+            calls.add_line(session, call.id, speaker, text, started + dt.timedelta(seconds=5 * n))
+        calls.update_call(
+            session, call.id, status="completed", ended_at=started + dt.timedelta(minutes=2),
+            summary=summary, outcome=outcome, outcome_source="recorded" if outcome else None,
+        )  # fmt: skip
+        return call.id
+
+
+def a_week_of_calls(store: Store) -> dict[str, int]:
+    helen = seed_contact(store, "Helen Carter", "+447700900123")
+    return {
+        "dentist": stored_call(
+            store,
+            days_ago=3,
+            playbook="book_appointment",
+            lines=[
+                ("caller", "Bright Smile Dental, how can I help?"),
+                ("assistant", "I'd like to book a check-up for Alex."),
+                ("caller", "The dentist can see him on Tuesday at ten."),
+            ],
+            summary="Booked a check-up for Tuesday at 10:00.",
+            outcome={"status": "booked", "slot": "Tue 10:00"},
+        ),
+        "helen": stored_call(
+            store,
+            days_ago=1,
+            inbound=True,
+            contact_id=helen,
+            number="+447700900123",
+            lines=[
+                ("caller", "Hi, it's Helen. Tell Alex dinner is at eight on Friday."),
+                ("assistant", "I'll pass that on."),
+            ],
+            summary="Helen called about dinner on Friday.",
+        ),
+        "old_dentist": stored_call(
+            store,
+            days_ago=40,
+            playbook="book_appointment",
+            lines=[("caller", "Dentist's office, we are closed for the holidays.")],
+            summary="The practice was closed.",
+            outcome={"status": "failed"},
+        ),
+        "plumber": stored_call(
+            store,
+            days_ago=2,
+            number="+442079460999",
+            lines=[("caller", "Plumbing, we can come on Monday."), ("assistant", "Monday suits Alex.")],
+            summary="The plumber comes on Monday.",
+        ),
+    }
+
+
+def search(tars: Tars, *args: str) -> list[dict[str, object]]:
+    result = tars("calls", "search", *args, "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_a_word_said_on_one_call_finds_it_with_the_line(store: Store, tars: Tars) -> None:
+    ids = a_week_of_calls(store)
+    found = search(tars, "dentist")
+    assert {h["call"]["id"] for h in found} == {ids["dentist"], ids["old_dentist"]}  # both said it
+    assert [h["score"] for h in found] == sorted((h["score"] for h in found), reverse=True)  # best first
+    [hit] = [h for h in found if h["call"]["id"] == ids["dentist"]]
+    assert hit["match"] == {
+        "source": "transcript",
+        "speaker": "caller",
+        "at": (NOW - dt.timedelta(days=3) + dt.timedelta(seconds=10)).isoformat(),
+        "text": "The dentist can see him on Tuesday at ten.",
+    }
+    assert hit["kind"] == "goal"
+
+    # Words are stemmed and all of them must be there.
+    assert [h["call"]["id"] for h in search(tars, "dinners Friday")] == [ids["helen"]]
+    assert search(tars, "dinner plumbing") == []
+
+    shown = tars("calls", "search", "dinner")
+    assert shown.exit_code == 0, shown.output
+    text = " ".join(shown.stdout.split())
+    assert f"{ids['helen']} Fri 28 Mar 2025 10:00 ← Helen Carter" in text
+    assert "Helen Carter: Hi, it's Helen. Tell Alex dinner is at eight on Friday." in text
+
+
+def test_summaries_and_outcomes_are_searched_too(store: Store, tars: Tars) -> None:
+    ids = a_week_of_calls(store)
+    [hit] = search(tars, "practice")  # only in a summary
+    assert hit["call"]["id"] == ids["old_dentist"]
+    assert hit["match"]["source"] == "summary" and hit["match"]["text"] == "The practice was closed."
+    [hit] = search(tars, "booked")  # the outcome and the summary: the summary shown
+    assert hit["call"]["id"] == ids["dentist"]
+
+
+def test_since_with_and_kind_narrow_the_search(store: Store, tars: Tars) -> None:
+    ids = a_week_of_calls(store)
+    assert [h["call"]["id"] for h in search(tars, "dentist", "--since", "last week")] == [ids["dentist"]]
+    assert [h["call"]["id"] for h in search(tars, "Monday", "--kind", "outbound")] == [ids["plumber"]]
+    assert search(tars, "Monday", "--kind", "inbound") == []
+    assert [h["call"]["id"] for h in search(tars, "Alex", "--with", "Helen")] == [ids["helen"]]
+    # A number narrows as a contact does.
+    assert [h["call"]["id"] for h in search(tars, "Alex", "--with", "+442079460999")] == [ids["plumber"]]
+    nothing = tars("calls", "search", "dentist", "--with", "Helen")
+    assert nothing.exit_code == 0
+    assert "No call matches 'dentist' with Helen Carter (contact, +447700900123)." in " ".join(nothing.stdout.split())
+
+
+def test_the_index_follows_edits_and_deletes(store: Store, tars: Tars) -> None:
+    ids = a_week_of_calls(store)
+    with store.session() as session:
+        calls.update_call(session, ids["plumber"], summary="The electrician comes on Monday.")
+    assert [h["call"]["id"] for h in search(tars, "electrician")] == [ids["plumber"]]
+    store.sql("DELETE FROM call WHERE id = :id" if store.backend == "sqlite" else 'DELETE FROM "call" WHERE id = :id',
+              id=ids["dentist"])  # fmt: skip
+    assert [h["call"]["id"] for h in search(tars, "dentist")] == [ids["old_dentist"]]
+    assert search(tars, "Tuesday") == []
