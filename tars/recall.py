@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from tars import timeparse
 from tars.project import Project
 from tars.resolve import choose
-from tars.store.call_search import Filters, Hit, search_calls
+from tars.store.call_search import Filters, Hit, latest_calls, search_calls
 from tars.store.calls import call_json
 from tars.store.contacts import names_by_id, resolve_in
 
@@ -57,9 +57,13 @@ def filters_for(session: Session, project: Project, search: Search, now: dt.date
 
 
 def find(session: Session, project: Project, search: Search, now: dt.datetime) -> Found:
-    """Full-text search over the stored calls."""
+    """Full-text search over the stored calls; without words, the latest calls that pass the
+    narrowing ("when did I last speak to Helen?")."""
     filters, who = filters_for(session, project, search, now)
-    hits = search_calls(session, search.query, filters, limit=search.limit)
+    if not search.query.strip() and (filters.contact_id or filters.number or filters.since):
+        hits = latest_calls(session, filters, limit=search.limit)
+    else:
+        hits = search_calls(session, search.query, filters, limit=search.limit)
     names = names_by_id(session, (h.call.contact_id for h in hits))
     return Found(hits, names, filters.since, who)
 

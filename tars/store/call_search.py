@@ -122,6 +122,19 @@ def search_calls(session: Session, query: str, filters: Filters | None = None, *
     return _hits(session, words, lines, fields, limit)
 
 
+def latest_calls(session: Session, filters: Filters, *, limit: int = 20) -> list[Hit]:
+    """The latest calls that pass ``filters`` (no words: "when did I last speak to Helen?"),
+    each shown by its summary."""
+    where, params = _filter_sql(filters)
+    sql = (
+        "SELECT c.id FROM \"call\" c WHERE c.status NOT IN ('queued') "
+        f"{where} ORDER BY coalesce(c.started_at, c.created_at) DESC, c.id DESC LIMIT {int(limit)}"
+    )
+    ids = [int(row[0]) for row in session.execute(text(sql), params)]
+    found = {c.id: c for c in session.exec(select(Call).where(col(Call.id).in_(ids)))} if ids else {}
+    return [Hit(found[i], 0.0, Match("summary", found[i].summary or "")) for i in ids]
+
+
 def _filter_sql(filters: Filters) -> tuple[str, dict[str, Any]]:
     clauses: list[str] = []
     params: dict[str, Any] = {}
