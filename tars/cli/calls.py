@@ -154,6 +154,10 @@ def search(
     kind: Annotated[
         str | None, typer.Option("--kind", help="Only calls of a kind: goal, inbound, reminder or outbound.")
     ] = None,
+    semantic: Annotated[
+        bool,
+        typer.Option("--semantic", help="By meaning, not words: 'tooth doctor' finds the dentist (Gemini embeddings)."),
+    ] = False,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=200, help="How many calls, best first.")] = 20,
     as_json: JsonOpt = False,
 ) -> None:
@@ -164,9 +168,42 @@ def search(
 
     project = context.load(ctx)
     asked = Search(query, since=since, with_=with_, kind=kind, limit=limit)
-    with connect(project.database_url) as db, db.session() as session:
-        found = find(session, project, asked, timeparse.clock_now())
+    with connect(project.database_url) as db:
+        if semantic:
+            found = _by_meaning(project, db, asked)
+        else:
+            with db.session() as session:
+                found = find(session, project, asked, timeparse.clock_now())
     _print_hits(project, found, query, as_json, hit_json)
+
+
+def _by_meaning(project: Any, db: Any, asked: Any) -> Any:
+    import asyncio
+
+    import aiohttp
+    import httpx
+    from google.genai import errors
+
+    from tars import timeparse
+    from tars.endpoints import Endpoints
+    from tars.errors import UserError
+    from tars.semantic import find_by_meaning, model_of
+
+    endpoints = Endpoints.from_project(project)
+    if not endpoints.gemini_api_key:
+        raise UserError("--semantic needs the Gemini API: model.api_key is not set", "set GEMINI_API_KEY (or .env)")
+    try:
+        return asyncio.run(find_by_meaning(db.run, endpoints, project, asked, timeparse.clock_now()))
+    except errors.APIError as exc:
+        raise UserError(
+            f"the Gemini embedding model {model_of(project)} answered {exc.code}: {exc.message}",
+            "check model.api_key and model.embedding_model in tars.yaml",
+        ) from None
+    except (OSError, httpx.TransportError, aiohttp.ClientError) as exc:
+        raise UserError(
+            f"cannot reach the Gemini API for --semantic: {exc}",
+            "check the network (and model.base_url), or search by words without --semantic",
+        ) from None
 
 
 def _print_hits(project: Any, found: Any, query: str, as_json: bool, to_json: Any) -> None:

@@ -90,7 +90,7 @@ def search_calls(session: Session, query: str, filters: Filters | None = None, *
     words = query_words(query)
     filters = filters or Filters()
     dialect = session.get_bind().dialect.name
-    where, params = _filter_sql(filters)
+    where, params = filter_sql(filters)
     if dialect == "sqlite":
         phrase = " ".join('"' + w.replace('"', "") + '"' for w in words)
         params["q"] = phrase
@@ -125,7 +125,7 @@ def search_calls(session: Session, query: str, filters: Filters | None = None, *
 def latest_calls(session: Session, filters: Filters, *, limit: int = 20) -> list[Hit]:
     """The latest calls that pass ``filters`` (no words: "when did I last speak to Helen?"),
     each shown by its summary."""
-    where, params = _filter_sql(filters)
+    where, params = filter_sql(filters)
     sql = (
         "SELECT c.id FROM \"call\" c WHERE c.status NOT IN ('queued') "
         f"{where} ORDER BY coalesce(c.started_at, c.created_at) DESC, c.id DESC LIMIT {int(limit)}"
@@ -135,7 +135,7 @@ def latest_calls(session: Session, filters: Filters, *, limit: int = 20) -> list
     return [Hit(found[i], 0.0, Match("summary", found[i].summary or "")) for i in ids]
 
 
-def _filter_sql(filters: Filters) -> tuple[str, dict[str, Any]]:
+def filter_sql(filters: Filters) -> tuple[str, dict[str, Any]]:
     clauses: list[str] = []
     params: dict[str, Any] = {}
     if filters.since is not None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
+import pytest
 from store_helpers import Store, seed_contact
 from typer.testing import Result
 
+from tars.sim.gemini import GeminiEmulator
 from tars.store import calls
 
 Tars = Callable[..., Result]
@@ -159,3 +161,43 @@ def test_the_index_follows_edits_and_deletes(store: Store, tars: Tars) -> None:
               id=ids["dentist"])  # fmt: skip
     assert [h["call"]["id"] for h in search(tars, "dentist")] == [ids["old_dentist"]]
     assert search(tars, "Tuesday") == []
+
+
+@pytest.fixture
+def gemini(store: Store, monkeypatch: pytest.MonkeyPatch) -> Iterator[GeminiEmulator]:
+    """The Gemini emulator, and the test project pointed at it."""
+    emulator = GeminiEmulator(api_key="test-key")
+    with emulator.running_in_thread():
+        config = store.root / "tars.yaml"
+        source = config.read_text()
+        line = "  api_key: ${GEMINI_API_KEY:-}\n"
+        assert line in source
+        config.write_text(source.replace(line, line + f"  base_url: {emulator.base_url}\n"))
+        monkeypatch.setenv("GEMINI_API_KEY", "test-key")
+        monkeypatch.setenv("TARS_GEMINI_CA_FILE", emulator.ca_file)
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+        yield emulator
+
+
+def test_semantic_search_finds_a_call_by_a_paraphrase(store: Store, tars: Tars, gemini: GeminiEmulator) -> None:
+    ids = a_week_of_calls(store)
+    assert search(tars, "tooth doctor") == []  # not one of these words was said
+
+    found = search(tars, "what did the tooth doctor say about Tuesday?", "--semantic")
+    assert found[0]["call"]["id"] == ids["dentist"], found
+    assert found[0]["match"]["text"] == "The dentist can see him on Tuesday at ten."  # the nearest line
+    assert ids["plumber"] not in [h["call"]["id"] for h in found]  # pipes are not teeth
+    [leak] = [h["call"]["id"] for h in search(tars, "who fixes the leaking pipes?", "--semantic")]
+    assert leak == ids["plumber"]
+
+    # Every finished call was embedded once, and is not embedded again.
+    assert store.sql("SELECT count(*) FROM call_embedding") == [(4,)]
+    documents = [r for r in gemini.embed_requests if r["body"]["requests"][0]["taskType"] == "RETRIEVAL_DOCUMENT"]
+    embedded_calls = sum(len(r["body"]["requests"]) for r in documents if len(r["body"]["requests"]) == 4)
+    assert embedded_calls == 4
+    # Narrowed as a word search is.
+    assert search(tars, "tooth doctor", "--semantic", "--since", "last week")[0]["call"]["id"] == ids["dentist"]
+    assert all(
+        h["call"]["id"] != ids["old_dentist"]
+        for h in search(tars, "tooth doctor", "--semantic", "--since", "last week")
+    )
