@@ -116,7 +116,7 @@ class CallSession:
         self.setup = setup
         self.recorder = CallRecorder(database, setup.call_id, lambda text: mask_text(text, project.secrets))
         self.playbook = playbook
-        self.context = ToolContext(project, database, setup.caller, self, outbox, setup.call_id)
+        self.context = ToolContext(project, database, setup.caller, self, outbox, setup.call_id, endpoints=endpoints)
         self.gate = ToolGate(
             project,
             setup.caller.role,

@@ -112,6 +112,9 @@ class Reminder(SQLModel, table=True):
     lease_expires_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     #: The last delivery came late: it fell due while no TARS server was running.
     late: bool = Field(default=False)
+    #: None for the owner's own reminders; "birthday" for one TARS keeps for a contact's
+    #: birthday (``contact_id``), moved or cancelled when the contact changes.
+    kind: str | None = Field(default=None, max_length=16)
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 

@@ -78,6 +78,7 @@ class ToolContext:
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
     switchboard: Switchboard | None = None  # set by the server; None where no calls can be placed
     personas: Personas | None = None  # set by the server; None where the persona cannot be changed
+    endpoints: Any = None  # tars.endpoints.Endpoints, for tools that use Gemini (search by meaning)
 
     def desk(self) -> Switchboard:
         if self.switchboard is None:
@@ -404,7 +405,14 @@ async def search_calls(ctx: ToolContext, args: Mapping[str, Any]) -> dict[str, A
         kind=args.get("kind") or None,
         limit=SEARCH_RESULTS,
     )
-    found = await ctx.db(lambda s: find(s, ctx.project, asked, ctx.clock()))
+    if args.get("semantic") and query:
+        from tars.semantic import find_by_meaning
+
+        if ctx.endpoints is None:
+            raise ToolError("searching by meaning needs the running server (tars serve)")
+        found = await find_by_meaning(ctx.db, ctx.endpoints, ctx.project, asked, ctx.clock())
+    else:
+        found = await ctx.db(lambda s: find(s, ctx.project, asked, ctx.clock()))
     calls = []
     for hit in found.hits:
         call = hit.call

@@ -139,6 +139,10 @@ BUILTINS: dict[str, BuiltinTool] = {
                 since={"type": "string", "description": "Only calls since then, e.g. 'last week'."},
                 with_contact={"type": "string", "description": "Only calls with this contact, business or number."},
                 kind={"type": "string", "enum": ["goal", "inbound", "reminder", "outbound"]},
+                semantic={
+                    "type": "boolean",
+                    "description": "By meaning rather than the exact words ('tooth doctor' finds the dentist).",
+                },
             ),
         ),
         BuiltinTool(

@@ -88,3 +88,24 @@ async def test_a_contacts_role_cannot_search_past_calls(tmp_path: Path, monkeypa
     with line.db() as db, db.session() as s:
         record = call_details(s, call.sid)
     assert [(t.tool, t.allowed) for t in record.tools][:1] == [("search_calls", False)]
+
+
+async def test_the_owner_finds_a_call_by_meaning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = make_project(tmp_path / "p", monkeypatch)
+    past = a_past_dentist_call(project)
+    brain = greet_then(
+        CallTool("search_calls", {"query": "tooth doctor filling", "semantic": True}),
+        [Say("It can wait until spring, sir."), CallTool("end_call", {"reason": "done"})],
+    )
+    async with Line(project, lambda: brain) as line:
+        call = await line.call_in(from_=project.owner.phone)
+        await call.wait_for_agent_utterance(timeout=20)
+        await call.say("what did the tooth doctor say about my filling?")
+        assert await call.wait_ended(timeout=30) == "completed"
+        await line.settle()
+        embedded = list(line.gemini.embed_requests)
+
+    answer = brain.events[2].response
+    assert [c["call_id"] for c in answer["calls"]] == [past], answer
+    assert answer["calls"][0]["line"] == f"caller: {DENTIST_SAID}"
+    assert embedded, "the call and the question were embedded by the Gemini emulator"
