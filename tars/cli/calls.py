@@ -326,6 +326,13 @@ def show(
                 tools.add_row(*cells)
         if not narrow:
             out.print(tools)
+    if c.sources:
+        out.print("\n[bold]Sources[/] (Google Search)")
+        for n, found in enumerate(c.sources, 1):
+            title = found.get("title") or found.get("uri")
+            out.print(f"[dim]{n}.[/] {output.escape(str(title))} — {output.escape(str(found.get('uri', '')))}")
+            for said in found.get("supports") or []:
+                out.print(f"     [dim]“{output.escape(str(said))}”[/]")
     if c.outcome is not None:
         source = f" ({c.outcome_source})" if c.outcome_source else ""
         out.print(f"\n[bold]Outcome{source}[/]")

@@ -101,6 +101,7 @@ from tars.sim.gemini_brain import (
     Event,
     Say,
     ScriptedBrain,
+    Search,
     Wait,
 )
 from tars.sim.gemini_embed import serve_embed
@@ -139,6 +140,7 @@ __all__ = [
     "RestRequest",
     "Say",
     "ScriptedBrain",
+    "Search",
     "Violation",
     "Wait",
     "echo_responder",

@@ -191,6 +191,8 @@ class Call(SQLModel, table=True):
     report_via: str | None = Field(default=None, max_length=16)
     after_outcome: list[Any] | None = Field(default=None, sa_type=_JSON)
     window_override: str | None = Field(default=None, sa_type=Text)  # placed outside its calling window, and why
+    #: Web pages Google Search grounding drew on (``google_search``): [{"uri", "title", "query"}].
+    sources: list[Any] | None = Field(default=None, sa_type=_JSON)
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 

@@ -434,3 +434,10 @@ async def search_calls(ctx: ToolContext, args: Mapping[str, Any]) -> dict[str, A
 def _cut(text: str, limit: int) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@handler("google_search")
+async def google_search(ctx: ToolContext, args: Mapping[str, Any]) -> dict[str, Any]:
+    """Never offered as a function (the Live setup carries Gemini's own search tool): a call to
+    it by name is answered, not run."""
+    raise ToolError("google_search is Gemini's own search: just ask your question, the answer comes with its sources")

@@ -146,6 +146,11 @@ BUILTINS: dict[str, BuiltinTool] = {
             ),
         ),
         BuiltinTool(
+            "google_search",
+            "Look things up on the web with Google Search: Gemini's own search, its answers grounded "
+            "in the pages it cites (stored with the call).",
+        ),
+        BuiltinTool(
             "record_outcome",
             "Record the structured result of a goal call (fields per the playbook's outcome).",
             {"type": "object"},
@@ -186,6 +191,9 @@ BUILTINS: dict[str, BuiltinTool] = {
 
 #: Tools that change TARS itself: the compiler grants them to the owner role only.
 OWNER_ONLY = frozenset({"change_persona", "switch_persona"})
+#: Tools the model runs itself, on Google's side: offered in the Live setup as Gemini's own
+#: tool (``{"googleSearch": {}}``), never as a function TARS executes.
+MODEL_TOOLS = frozenset({"google_search"})
 #: Tools that read what the owner alone may know (every past call): owner role only, too.
 PRIVATE = frozenset({"search_calls"})
 
