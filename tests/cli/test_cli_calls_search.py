@@ -18,6 +18,7 @@ GOLDEN = Path(__file__).parent / "golden"
         (("dentist", "--since", "the day the music died"), "search_bad_since.txt"),
         (("dentist", "--with", "Zebedee"), "search_nobody.txt"),
         (("dentist", "--kind", "text"), "search_bad_kind.txt"),
+        (("dentist", "--semantic"), "search_semantic_no_key.txt"),
     ],
 )
 def test_search_mistakes_get_a_clear_answer(

@@ -201,3 +201,15 @@ def test_semantic_search_finds_a_call_by_a_paraphrase(store: Store, tars: Tars, 
         h["call"]["id"] != ids["old_dentist"]
         for h in search(tars, "tooth doctor", "--semantic", "--since", "last week")
     )
+
+
+def test_semantic_search_with_a_refused_key_says_so(
+    store: Store, tars: Tars, gemini: GeminiEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a_week_of_calls(store)
+    monkeypatch.setenv("GEMINI_API_KEY", "not-the-key")
+    result = tars("calls", "search", "tooth doctor", "--semantic")
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert "the Gemini embedding model gemini-embedding-001 answered 400: API key not valid" in result.stderr
+    assert store.sql("SELECT count(*) FROM call_embedding") == [(0,)]
