@@ -213,3 +213,33 @@ def test_semantic_search_with_a_refused_key_says_so(
     assert "Traceback" not in result.output
     assert "the Gemini embedding model gemini-embedding-001 answered 400: API key not valid" in result.stderr
     assert store.sql("SELECT count(*) FROM call_embedding") == [(0,)]
+
+
+def test_without_words_the_latest_calls_with_someone_come_first(store: Store) -> None:
+    """What the owner's search_calls tool does for "when did I last speak to Helen?"."""
+    from tars.loading import load_project
+    from tars.recall import Search, find
+
+    ids = a_week_of_calls(store)
+    helen = ids_contact(store, "Helen Carter")
+    said = [("caller", "Running late!")]
+    later = stored_call(
+        store,
+        days_ago=0.5,
+        inbound=True,
+        contact_id=helen,
+        number="+447700900123",
+        lines=said,
+        summary="Helen is late.",
+    )
+    project = load_project(store.root)
+    with store.session() as session:
+        found = find(session, project, Search("", with_="Helen"), NOW)
+    assert [h.call.id for h in found.hits] == [later, ids["helen"]]
+    assert found.hits[0].match.text == "Helen is late."
+    assert found.who == "Helen Carter (contact, +447700900123)"
+
+
+def ids_contact(store: Store, name: str) -> int:
+    [(contact_id,)] = store.sql("SELECT id FROM contact WHERE name = :name", name=name)
+    return int(contact_id)
