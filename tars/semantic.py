@@ -3,10 +3,10 @@
 
 Each finished call is embedded once (its summary, outcome and what was said) with the Gemini
 embedding model through google-genai (``model.embedding_model``, gemini-embedding-001 by
-default, 768 values a call) and the vector kept in the database (``tars.store.embeddings``).
-A search first embeds the calls that have none yet (or changed since), 100 to a request, then
-the question, then ranks the calls by cosine; for the best few it embeds their lines too, to
-show the line nearest the question.
+default, 768 values a call) and the vector kept in the database (``tars.store.embeddings``):
+by the server once a call is summed up, and by a search for any call still without one (or
+changed since), 100 to a request. A search then embeds the question and ranks the calls by
+cosine; for the best few it embeds their lines too, to show the line nearest the question.
 
 The embedding API is https://ai.google.dev/api/embeddings; tests and ``--simulate`` reach the
 Gemini emulator's deterministic one (``tars.sim.gemini_embed``).

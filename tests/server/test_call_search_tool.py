@@ -59,6 +59,12 @@ async def test_the_owner_asks_what_the_dentist_said_last_time(tmp_path: Path, mo
     [found] = answer["calls"]
     assert found["call_id"] == past and found["with"] == "Bright Smile Dental" and found["kind"] == "goal"
     assert found["line"] == f"caller: {DENTIST_SAID}"
+    # Once summed up, every finished call (this one too) is embedded for search by meaning.
+    from tars.store.database import connect
+    from tars.store.embeddings import stored
+
+    with connect(project.database_url) as db, db.session() as s:
+        assert stored(s) == {"gemini-embedding-001/768": 2}
 
 
 async def test_a_contacts_role_cannot_search_past_calls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
