@@ -69,6 +69,8 @@ def find(session: Session, project: Project, search: Search, now: dt.datetime) -
 
 
 def kind_of(call: Any) -> str:
+    if call.kind == "text":
+        return "text"
     if call.playbook:
         return "goal"
     if call.reminder_id is not None:

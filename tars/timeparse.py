@@ -422,6 +422,16 @@ def _checked_rrule(rule: str, timezone: str) -> str:
     return rule
 
 
+class TooFrequent(TimeParseError):
+    """A repeat that would fire more often than once a minute."""
+
+    #: The same, as a sentence the assistant can say on the phone.
+    spoken = (
+        "A reminder can repeat at most once a minute, so every second cannot be set. "
+        "Every minute, or any longer interval, works."
+    )
+
+
 #: No repeat fires more often than once a minute: a call or a text every few seconds is a
 #: mistake (or an attack on the owner's phone bill), never a reminder.
 MIN_INTERVAL = dt.timedelta(minutes=1)
@@ -434,6 +444,12 @@ def refuse_degenerate(rule: str) -> None:
     seconds in one minute, a non-numeric or absurd INTERVAL or COUNT."""
     fields = _fields(rule.upper())
     freq = fields.get("FREQ", "")
+    seconds = [p for p in fields.get("BYSECOND", "").split(",") if p]
+    if freq == "SECONDLY" or len(seconds) > 1:  # first: of all that is wrong, the one to tell
+        raise TooFrequent(
+            "a repeat may not fire more than once a minute",
+            "the most frequent repeat is FREQ=MINUTELY (every minute); calls and texts every few seconds are refused",
+        )
     interval = fields.get("INTERVAL", "1")
     if not interval.isascii() or not interval.isdigit() or not 1 <= int(interval) <= _MAX_INTERVAL:
         raise TimeParseError(
@@ -443,12 +459,6 @@ def refuse_degenerate(rule: str) -> None:
     count = fields.get("COUNT")
     if count is not None and (not count.isascii() or not count.isdigit() or len(count) > 6):
         raise TimeParseError(f"COUNT={count[:20]} is not a whole number up to 999999", "e.g. COUNT=10")
-    seconds = [p for p in fields.get("BYSECOND", "").split(",") if p]
-    if freq == "SECONDLY" or len(seconds) > 1:
-        raise TimeParseError(
-            "a repeat may not fire more than once a minute",
-            "the most frequent repeat is FREQ=MINUTELY (every minute); calls and texts every few seconds are refused",
-        )
 
 
 def _until_in_utc(until: str, timezone: str) -> str:
@@ -489,7 +499,10 @@ def next_occurrence(rule: str, series_start: dt.datetime, after: dt.datetime, ti
     ``TimeParseError`` instead of searching forever, and COUNT series are cut off at
     ``HORIZON`` like the rest."""
     refuse_degenerate(rule)
-    series = _rrule(rule, series_start, timezone)
+    try:
+        series = _rrule(rule, series_start, timezone)
+    except (ValueError, TypeError, KeyError, IndexError) as exc:  # dateutil's word for a bad rule
+        raise TimeParseError(f"{rule[:200]!r} is not a valid RRULE: {exc}", _RULE_HINT) from None
     since = local(after, timezone)
     if "COUNT" not in _fields(rule):
         series = _bounded(series, since)

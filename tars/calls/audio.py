@@ -27,8 +27,10 @@ from typing import Any
 
 import numpy as np
 from pipecat.audio.resamplers.base_audio_resampler import BaseAudioResampler
-from pipecat.frames.frames import Frame
+from pipecat.frames.frames import Frame, InputAudioRawFrame, OutputAudioRawFrame
 from pipecat.serializers.twilio import TwilioFrameSerializer
+
+from tars.calls.turn_clock import STAMP, TurnClock
 
 log = logging.getLogger("tars.calls")
 
@@ -181,11 +183,18 @@ class PhoneLineSerializer(TwilioFrameSerializer):
     stream the same way, warning once and carrying on (warnings 31950 and 31951,
     https://www.twilio.com/docs/api/errors/31951)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, clock: TurnClock | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._input_resampler = GatheredResampler()
         self._output_resampler = LowLatencyResampler()
         self.skipped = 0  # bad messages skipped on this call
+        self.clock = clock  # times the audio's way through the call (tars.calls.turn_clock)
+
+    async def serialize(self, frame: Frame) -> str | bytes | None:
+        data = await super().serialize(frame)
+        if data is not None and self.clock is not None and isinstance(frame, OutputAudioRawFrame):
+            self.clock.reply_audio_sent()
+        return data
 
     async def deserialize(self, data: str | bytes) -> Frame | None:
         if len(data) > MAX_MEDIA_MESSAGE:
@@ -205,9 +214,12 @@ class PhoneLineSerializer(TwilioFrameSerializer):
         if event == "dtmf" and not isinstance(body.get("digit"), str):  # type: ignore[union-attr]
             return self._skip("a dtmf message without a digit")
         try:
-            return await super().deserialize(data)
+            frame = await super().deserialize(data)
         except (binascii.Error, ValueError, TypeError) as exc:
             return self._skip(f"a {event} message that cannot be decoded ({exc})")
+        if self.clock is not None and isinstance(frame, InputAudioRawFrame):
+            frame.metadata[STAMP] = self.clock.received()
+        return frame
 
     def _skip(self, what: str) -> None:
         self.skipped += 1

@@ -18,12 +18,14 @@ into the pipeline.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from tars import metrics, telemetry
 from tars.config.schema import validate_value
 from tars.errors import UserError
 from tars.graph.planner import run
@@ -108,6 +110,9 @@ class ToolGate:
             if not decision.allowed:
                 log.warning("refused tool call %s(%s): %s", call.name, dict(call.args), decision.reason)
                 results[call.id] = {"refused": decision.reason}
+                metrics.TOOL_CALLS.labels(self._label(call.name), "refused").inc()
+                name = self._label(call.name)
+                telemetry.past_span(f"tool {name}", time.monotonic(), tool=name, decision="refused")
                 await self.recorder.tool_invocation(
                     call.name, call.args, allowed=False, result=None, reason=decision.reason, duration_ms=0
                 )
@@ -117,8 +122,10 @@ class ToolGate:
             """Run one call under its timeout and record it the moment it finishes."""
             started = time.perf_counter()
             timeout = self.project.tools[call.name].timeout_seconds if call.name in self.project.tools else 10
+            arguments = json.dumps(dict(call.args), default=str)[:2000] if telemetry.transcripts() else None
             try:
-                value = await asyncio.wait_for(self.execute(call, upstream), timeout)
+                with telemetry.span(f"tool {call.name}", tool=call.name, decision="allowed", arguments=arguments):
+                    value = await asyncio.wait_for(self.execute(call, upstream), timeout)
             except Exception as exc:
                 error = (
                     f"{call.name} took too long and was stopped"
@@ -139,8 +146,13 @@ class ToolGate:
                 await self._record(outcome.call, results[outcome.call.id], outcome.error, time.perf_counter())
         return [results[call.id] for call in calls]
 
+    def _label(self, name: str) -> str:
+        """A tool's metric label: a name the model made up is not one (labels stay bounded)."""
+        return name if name in self.project.tools or name in self.runtime_tools else "unknown"
+
     async def _record(self, call: ToolCall, result: dict[str, Any], reason: str | None, started: float) -> None:
         duration = int((time.perf_counter() - started) * 1000)
+        metrics.TOOL_CALLS.labels(self._label(call.name), "failed" if reason else "allowed").inc()
         await self.recorder.tool_invocation(
             call.name, call.args, allowed=True, result=result, reason=reason, duration_ms=duration
         )

@@ -15,7 +15,9 @@ from typing import Any, Protocol
 
 from pipecat.services.google.gemini_live.llm import ContextWindowCompressionParams, GeminiLiveLLMService
 
+from tars import metrics
 from tars.calls.recorder import CallRecorder
+from tars.calls.turn_clock import STAMP, TurnClock
 from tars.tools.call import ToolCall
 
 log = logging.getLogger("tars.calls")
@@ -26,6 +28,9 @@ class LiveCall(Protocol):
 
     @property
     def recorder(self) -> CallRecorder: ...
+
+    @property
+    def clock(self) -> TurnClock: ...
 
     def start_batch(self, calls: list[ToolCall]) -> None: ...
 
@@ -62,6 +67,8 @@ class GatedGeminiLive(GeminiLiveLLMService):
         self._unsent: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = []
         self._malformed: dict[str, str] = {}  # call id -> what was wrong with its args
         self._names: dict[str, str] = {}  # call id -> function (pipecat forgets on reconnect)
+        self._issued_on: dict[str, int] = {}  # call id -> the connection the model called it on
+        self._connection = 0  # connections opened so far (1 = the first)
         self._connected_once = False
         self.register_function(None, self._handle)
 
@@ -91,8 +98,29 @@ class GatedGeminiLive(GeminiLiveLLMService):
     async def _handle_server_message(self, message: Any) -> None:
         """pipecat 1.14 ignores ``goAway``; the call writes it down, so an end that follows has a why."""
         if message.go_away is not None:
+            metrics.MODEL_GO_AWAY.inc()
             await self._call.model_going_away(message.go_away.time_left)
         await super()._handle_server_message(message)
+
+    async def _send_user_audio(self, frame: Any) -> None:
+        await super()._send_user_audio(frame)
+        received = frame.metadata.get(STAMP)
+        if received is not None:
+            self._call.clock.sent_to_model(received)
+
+    async def _handle_msg_model_turn(self, msg: Any) -> None:
+        parts = msg.server_content.model_turn.parts or []
+        if any(part.inline_data for part in parts):
+            self._call.clock.reply_audio_arrived()
+        await super()._handle_msg_model_turn(msg)
+
+    async def _handle_msg_turn_complete(self, message: Any) -> None:
+        self._call.clock.reply_ended()
+        await super()._handle_msg_turn_complete(message)
+
+    async def _handle_interruption(self) -> None:
+        self._call.clock.reply_ended()
+        await super()._handle_interruption()
 
     async def _handle_session_ready(self, session: Any) -> None:
         """A (re)connected session: count the failures from zero, and deliver what waited.
@@ -105,7 +133,9 @@ class GatedGeminiLive(GeminiLiveLLMService):
         session._ws = _ArgsCheck(session._ws, self._malformed)
         if self._connected_once:
             self._consecutive_failures = 0
+            metrics.MODEL_RESUMED.inc()
         self._connected_once = True
+        self._connection += 1
         await self._call.model_connected()
         await super()._handle_session_ready(session)
         unsent, self._unsent = self._unsent, []
@@ -118,7 +148,8 @@ class GatedGeminiLive(GeminiLiveLLMService):
         """Send a result once, and keep one that finishes while the session reconnects.
 
         pipecat drops a result that arrives with no session (a slow tool outliving a drop);
-        the resumed session still waits for it, so it is sent as soon as the session is back.
+        here it waits for the session to be back, and since the resumed session no longer
+        knows the call, it goes to the model as conversation (``_told_after_resume``).
         A result already sent is never sent again: after a reconnect pipecat forgets what it
         sent and replays every result in the context, which the service refuses
         (1007 "unknown function call id").
@@ -131,7 +162,31 @@ class GatedGeminiLive(GeminiLiveLLMService):
             return
         if flags.get("is_final", True):
             self._answered.add(tool_call_id)
+        issued = self._issued_on.get(tool_call_id, self._connection)
+        if issued != self._connection:
+            await self._told_after_resume(tool_name, tool_result_message, final=flags.get("is_final", True))
+            return
         await super()._tool_result(tool_call_id, tool_name, tool_result_message, **flags)
+
+    async def _told_after_resume(self, tool_name: str, result: dict[str, Any], *, final: bool) -> None:
+        """The result of a call the model made on an earlier connection, as conversation.
+
+        A resumed session does not know calls pending at the drop: the service gives no
+        resumable handle while the model is executing function calls (google-genai
+        ``LiveServerSessionResumptionUpdate.resumable``), and "the reconnected session won't
+        act on a FunctionResponse for a call it didn't issue, so the model stays blocked"
+        (verified against the live API: https://github.com/pipecat-ai/pipecat/pull/5497, for
+        https://github.com/pipecat-ai/pipecat/issues/5465). So the model is told the result
+        in words, and carries on from it.
+        """
+        if not final:
+            return  # an intermediate result of a call the session no longer has: nothing to say
+        text = (
+            f"[System] The connection to you dropped while {tool_name} was running; it has finished now. "
+            f"Its result: {json.dumps(result, default=str)[:4000]}. Carry on from there."
+        )
+        await self._call.recorder.line("system", f"the result of {tool_name} was given after the reconnect")
+        await self._send_user_text(text)
 
     async def _disconnect(self) -> None:
         """Keep the caller's last words: pipecat drops its unflushed transcription buffer here.
@@ -152,6 +207,7 @@ class GatedGeminiLive(GeminiLiveLLMService):
             if fc.tool_call_id not in self._malformed
         ]
         self._names.update((fc.tool_call_id, fc.function_name) for fc in function_calls)
+        self._issued_on.update((fc.tool_call_id, self._connection) for fc in function_calls)
         self._call.start_batch(calls)
         await super().run_function_calls(function_calls)
 

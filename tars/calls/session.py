@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,13 +35,16 @@ from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPI
 from pipecat.turns.user_turn_strategies import ExternalUserTurnStrategies
 from pipecat.workers.runner import WorkerRunner
 
+from tars import metrics, telemetry
 from tars.calls.audio import PhoneLineSerializer
 from tars.calls.caller import Caller
 from tars.calls.gate import ToolGate
 from tars.calls.keypad import KeypadToText
 from tars.calls.live_service import GatedGeminiLive, compression
+from tars.calls.media_socket import WatchedSocket
 from tars.calls.playbook_run import RUNTIME_TOOLS, PlaybookRun
 from tars.calls.recorder import CallRecorder, TranscriptTap
+from tars.calls.turn_clock import TurnClock
 from tars.config.secrets import mask_text
 from tars.endpoints import Endpoints
 from tars.project import Project, thaw
@@ -142,6 +146,7 @@ class CallSession:
         self.failure: str | None = None
         self.going_away: str | None = None  # timeLeft of the model service's goAway, once sent
         self.status = "in-progress"
+        self.clock = TurnClock(self._turn, metrics.FIRST_REPLY.observe)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -245,6 +250,7 @@ class CallSession:
             account_sid=self.endpoints.twilio_account_sid,
             auth_token=self.endpoints.twilio_auth_token,
             base_url=self.endpoints.twilio_api_base_url,
+            clock=self.clock,
         )
         transport = FastAPIWebsocketTransport(
             websocket,
@@ -298,6 +304,10 @@ class CallSession:
         worker = PipelineWorker(
             pipeline,
             params=PipelineParams(audio_in_sample_rate=16000, audio_out_sample_rate=24000),
+            # pipecat's own spans (conversation, turns, the model) carry what was said: only
+            # with telemetry.include_transcripts (tars.telemetry)
+            enable_tracing=telemetry.transcripts(),
+            conversation_id=str(self.setup.call_id),
             idle_timeout_secs=float(server.get("idle_timeout_seconds", 60)),
         )
 
@@ -315,6 +325,7 @@ class CallSession:
 
     async def run(self, websocket: Any) -> None:
         """Run the call to its end; the Call row ends completed or failed, never half-written."""
+        websocket = WatchedSocket(websocket)
         worker = self.build(websocket)
         await self.recorder.update(status="in-progress", started_at=dt.datetime.now(dt.UTC))
         runner = WorkerRunner(handle_sigint=False, handle_sigterm=False)
@@ -323,18 +334,22 @@ class CallSession:
             limit = min(limit, self.playbook.plan.playbook.max_duration_minutes * 60)
         watchdog = asyncio.ensure_future(self._time_limit(limit))
         silence = asyncio.ensure_future(self._silence_policy()) if self.playbook is not None else None
+        log.info("call %s connected: %s", self.setup.call_id, self._who())
         try:
-            await runner.add_workers(worker)
-            await worker.queue_frame(LLMRunFrame())
-            await runner.run()
+            with metrics.live_call():
+                await runner.add_workers(worker)
+                await worker.queue_frame(LLMRunFrame())
+                await runner.run()
         except Exception as exc:
             log.exception("call %s crashed", self.setup.call_sid)
             self.failure = self.failure or f"internal error: {type(exc).__name__}: {exc}"
         finally:
+            self._count()
             watchdog.cancel()
             if silence is not None:
                 silence.cancel()
             await self._tap.flush()
+            self.failure = self.failure or websocket.failure()
             # finish() stores the end after every line still queued and waits for all of it.
             if self.failure:
                 await self.recorder.finish("failed", self.failure)
@@ -342,6 +357,35 @@ class CallSession:
                 await self.recorder.finish("completed")
             else:  # the call goes on on a fresh stream; what was said so far is stored now
                 await self.recorder.flush()
+
+    def _turn(self, added: float, heard_at: float) -> None:
+        """One turn through the call path: in the metrics, and as a span of the call's trace."""
+        metrics.TURN_ADDED_LATENCY.observe(added)
+        telemetry.past_span("call.turn", heard_at, added_latency_ms=round(added * 1000, 2))
+
+    def _who(self) -> str:
+        """The call in a log line: its purpose and the other party by name and role, never a number."""
+        caller = self.setup.caller
+        if self.setup.purpose == "inbound":
+            return f"inbound, from {caller.name or 'an unknown caller'} ({caller.role})"
+        book = f" ({self.playbook.plan.playbook.name})" if self.playbook is not None else ""
+        return f"{self.setup.purpose} call{book}, to {caller.name or 'a number with no contact'}"
+
+    def _count(self) -> None:
+        """The call in the log and the metrics, once it has ended (a handover to a fresh stream
+        is not an end)."""
+        seconds = time.monotonic() - self.clock.opened_at
+        if self.handing_over and not self.failure:
+            log.info("call %s continues on a new stream after %.0f s (keys pressed)", self.setup.call_id, seconds)
+            return
+        direction = metrics.direction(self.setup.purpose)
+        result = "failed" if self.failure else "completed"
+        log.info(
+            "call %s ended: %s after %.0f s%s", self.setup.call_id, result, seconds,
+            f" ({self.failure})" if self.failure else "",
+        )  # fmt: skip
+        metrics.CALLS.labels(direction, self.setup.purpose, self.setup.caller.role, result).inc()
+        metrics.CALL_DURATION.labels(direction).observe(seconds)
 
     async def _silence_policy(self) -> None:
         """Goal calls: nudge the other party after a silence, end the call after N unanswered nudges."""
@@ -393,6 +437,7 @@ class CallSession:
         if self.going_away is not None:
             reason = f"the service closed the connection after goAway (time left {self.going_away}), then: {reason}"
         self.failure = f"model session failed: {reason}"
+        metrics.MODEL_FAILED.inc()
         log.error("call %s: %s", self.setup.call_sid, self.failure)
         twiml = f"<Response><Say>{APOLOGY}</Say><Hangup/></Response>"
         try:

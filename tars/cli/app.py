@@ -39,6 +39,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "tars.cli.simulate",
         "Play scripted calls against this project, offline: transcript and ✓/✗ per expectation.",
     ),
+    "send": (
+        "tars.cli.send",
+        "Text TARS as the owner, offline: your role and tools, the emulated text model, this project's store.",
+    ),
     "test": ("tars.cli.test", "Play each playbook's scenarios offline and check what they expect: a pass/fail table."),
     "config": ("tars.cli.config", "Inspect the resolved configuration."),
     "contacts": (
@@ -57,6 +61,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sessions": (
         "tars.cli.sessions",
         "The calls live now, on every tars serve sharing this database: who, why, which step, which server.",
+    ),
+    "security": (
+        "tars.cli.security",
+        "The requests TARS refused (forged webhooks, used stream parameters, PIN lockouts, wrong API tokens), "
+        "latest first.",
     ),
     "sim": ("tars.cli.sim", "Run one loopback emulator (Gemini or Twilio) in the foreground for manual testing."),
 }

@@ -29,6 +29,10 @@ def list_(
         bool,
         typer.Option("--scheduled", help="Only calls waiting to be placed (for a time, or a retry), soonest first."),
     ] = False,
+    kind: Annotated[
+        str | None,
+        typer.Option("--kind", help="Only phone calls (voice) or text sessions (text: SMS, n8n, tars send)."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """The latest calls first."""
@@ -37,6 +41,10 @@ def list_(
     from tars.store.contacts import names_by_id
     from tars.store.database import connect
 
+    if kind is not None and kind not in ("voice", "text"):
+        from tars.cli.errors import UserError
+
+        raise UserError(f"--kind {kind!r} is not a kind of call", "use --kind voice or --kind text")
     project = context.load(ctx)
     with connect(project.database_url) as db, db.session() as session:
         if scheduled:
@@ -44,7 +52,7 @@ def list_(
 
             calls = scheduled_calls(session, limit)
         else:
-            calls = list_calls(session, limit)
+            calls = list_calls(session, limit, kind)
         names = names_by_id(session, (c.contact_id for c in calls))
     if scheduled:
         _list_scheduled(project, calls, names, as_json)
@@ -60,7 +68,7 @@ def list_(
             [
                 str(call.id),
                 timeparse.show(call.started_at or call.created_at, tz),
-                "→" if call.direction == "outbound" else "←",
+                "✉" if call.kind == "text" else ("→" if call.direction == "outbound" else "←"),
                 call.status,
                 names.get(call.contact_id or 0) or number,
                 call.playbook or "",
@@ -152,7 +160,8 @@ def search(
         str | None, typer.Option("--with", help="Only calls with this contact, business or number: --with Helen.")
     ] = None,
     kind: Annotated[
-        str | None, typer.Option("--kind", help="Only calls of a kind: goal, inbound, reminder or outbound.")
+        str | None,
+        typer.Option("--kind", help="Only calls of a kind: goal, inbound, reminder, outbound or text (text sessions)."),
     ] = None,
     semantic: Annotated[
         bool,
@@ -225,7 +234,7 @@ def _print_hits(project: Any, found: Any, query: str, as_json: bool, to_json: An
     width = output.out.width
     for hit in found.hits:
         call = hit.call
-        arrow = "→" if call.direction == "outbound" else "←"
+        arrow = "✉" if call.kind == "text" else ("→" if call.direction == "outbound" else "←")
         when = timeparse.show(call.started_at or call.created_at, tz)
         head = f"{call.id}  {when}  {arrow} {who_of(call, names)}"
         if call.playbook:

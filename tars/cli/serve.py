@@ -29,6 +29,10 @@ def serve(
             "(the libraries' per-frame lines) is logged only at trace."
         ),
     ] = "info",
+    log_format: Annotated[
+        str,
+        typer.Option(help="text (for a person) or json (one object per line: time, level, logger, message)."),
+    ] = "text",
     workers: Annotated[
         int,
         typer.Option(
@@ -45,9 +49,17 @@ def serve(
     if log_level.lower() not in LOG_LEVELS:
         raise UserError(f"--log-level {log_level!r} is not a log level", f"use one of {', '.join(LOG_LEVELS)}", code=2)
     log_level = log_level.lower()
+    if log_format.lower() not in ("text", "json"):
+        raise UserError(f"--log-format {log_format!r} is not a log format", "use text or json", code=2)
+    log_format = log_format.lower()
     if port is not None and not 1 <= port <= 65535:
         raise UserError(f"--port {port} is not a port number", "ports run from 1 to 65535", code=2)
     project = context.load(ctx)
+    from tars.logs import install
+
+    # Before anything imports pipecat (its banner, its per-call notices) or opens a socket.
+    logging.basicConfig(level=_std_level(log_level), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install(log_level, project.secrets, json_lines=log_format == "json")
     endpoints = _endpoints(project)
     missing = endpoints.missing()
     if missing:
@@ -71,12 +83,11 @@ def serve(
             " ".join(problems),
             "Use a model name your key can use (see https://ai.google.dev/gemini-api/docs/models).",
         )
-    from tars.logs import install
+    from tars import telemetry
 
-    logging.basicConfig(level=_std_level(log_level), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    install(log_level, project.secrets)
+    telemetry.install(project.section("telemetry"))
     if workers > 1:
-        _serve_workers(project, host, port, str(public), log_level, workers)
+        _serve_workers(project, host, port, str(public), log_level, log_format, workers)
         return
     from tars.server.run import running
 
@@ -87,7 +98,6 @@ def serve(
             host=host,
             port=port,
             public_base=public,
-            log_level=log_level,
             watch=True,
         ) as server:
             output.err.print(
@@ -110,7 +120,9 @@ def serve(
         raise typer.Exit(130)
 
 
-def _serve_workers(project: object, host: str, port: int, public: str, log_level: str, workers: int) -> None:
+def _serve_workers(
+    project: object, host: str, port: int, public: str, log_level: str, log_format: str, workers: int
+) -> None:
     """``--workers N``: N server processes on one socket (``tars.server.workers``)."""
     import signal
 
@@ -122,7 +134,7 @@ def _serve_workers(project: object, host: str, port: int, public: str, log_level
         raise UserError(
             f"tars serve could not listen on {host}:{port}: {exc.strerror}", "pick another --port"
         ) from None
-    options = WorkerOptions(str(project.root), public, log_level)  # type: ignore[attr-defined]
+    options = WorkerOptions(str(project.root), public, log_level, log_format)  # type: ignore[attr-defined]
     output.err.print(
         f"[green]TARS is answering[/] on http://{host}:{port} with {workers} workers (public: {public}); "
         f"point the Twilio number's voice webhook at {public}/twilio/voice"

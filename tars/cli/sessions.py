@@ -1,4 +1,4 @@
-"""``tars sessions``: the calls live right now, on every server sharing the database."""
+"""``tars sessions``: the calls (and text conversations) live right now, on every server sharing the database."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ def register(root: typer.Typer) -> None:
 def session_name(call: Any, owner: str) -> str:
     """What people call it: "the call with Helen", "the book_appointment call to Bright Smile Dental"."""
     other = call.callee or (call.to_number if call.direction == "outbound" else call.from_number)
+    if call.kind == "text":
+        return f"the text conversation with {call.callee or call.from_number}"
     if call.reminder_id is not None:
         return f"the reminder call to {owner}"
     if call.playbook:
@@ -30,7 +32,9 @@ def session_json(call: Any, owner: str) -> dict[str, Any]:
         "call_id": call.id,
         "name": session_name(call, owner),
         "role": call.role,
-        "purpose": "reminder" if call.reminder_id is not None else ("goal" if call.playbook else "inbound"),
+        "purpose": "text"
+        if call.kind == "text"
+        else ("reminder" if call.reminder_id is not None else ("goal" if call.playbook else "inbound")),
         "playbook": call.playbook,
         "step": call.step,
         "status": call.status,

@@ -162,6 +162,7 @@ class _Compiler:
             if doc.name not in self.skip:
                 self.playbook(name, doc)
         self.delivery_checks()
+        self.text_checks()
 
     def persona_nodes(self) -> None:
         for key, doc in self.sources.personas.items():
@@ -628,6 +629,24 @@ class _Compiler:
                 "the webhook channel is chosen but delivery.webhook (url, secret) is not configured",
                 "ref.delivery",
             )
+
+    def text_checks(self) -> None:
+        """n8n.role names a role; sms.require_pin_for names tools."""
+        data = self.config.data
+        roles = data.get("roles", {})
+        role = (data.get("n8n") or {}).get("role")
+        if role is not None and role not in roles:
+            self.problem(
+                self.config, ("n8n", "role"), f"'{role}' is not a role in tars.yaml{suggestion(role, roles)}",
+                "ref.role",
+            )  # fmt: skip
+        tools = set(self.known_tools())
+        for i, name in enumerate((data.get("sms") or {}).get("require_pin_for") or []):
+            if name not in tools:
+                self.problem(
+                    self.config, ("sms", "require_pin_for", i),
+                    f"'{name}' is not a tool{suggestion(name, sorted(tools))}", "ref.tool",
+                )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------- build

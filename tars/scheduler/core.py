@@ -272,13 +272,29 @@ class Scheduler:
             try:
                 recorded = await self.write(lambda s, d=deliveries, now=now: complete_many(s, d, now))
             except Exception as exc:
-                for *_, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
+                if len(batch) > 1:  # one bad row must not fail the deliveries written with it
+                    log.warning("recording %d deliveries at once failed (%s); one by one", len(batch), exc)
+                    for item in batch:
+                        await self._settle_one(item, now)
+                elif not batch[0][-1].done():
+                    batch[0][-1].set_exception(exc)
                 continue
             for (*_, future), ok in zip(batch, recorded, strict=True):
                 if not future.done():
                     future.set_result(ok)
+
+    async def _settle_one(self, item: tuple[int, str, bool, asyncio.Future[bool]], now: dt.datetime) -> None:
+        from tars.store.reminders import complete_many
+
+        reminder_id, lease, late, future = item
+        try:
+            [ok] = await self.write(lambda s: complete_many(s, [(reminder_id, lease, late)], now))
+        except Exception as exc:
+            if not future.done():
+                future.set_exception(exc)
+            return
+        if not future.done():
+            future.set_result(ok)
 
     # ------------------------------------------------------------------ live sessions
     async def _renew_live_calls(self) -> None:

@@ -41,6 +41,7 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from tars import metrics
 from tars.delivery import DeliveryError
 from tars.store.models import CHANNELS
 
@@ -260,6 +261,7 @@ async def deliver(scheduler: Runner, reminder: Any, lease: str, slot: Slot | Non
     project = board.project
     now = scheduler.now()
     late = is_late(reminder, now, scheduler.late_after)
+    metrics.REMINDER_LATENESS.observe(max((now - reminder.due).total_seconds(), 0.0))
     free = slot.free if slot is not None else (lambda: None)
     try:
         reason = skip_reason(project, reminder, now) if late else None

@@ -15,8 +15,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from tars import metrics
 from tars.project import Project
 from tars.server.limits import JSONTooDeep, parse_json
+from tars.telephony import security
 
 router = APIRouter(prefix="/api")
 TOKEN_FILE = "api-token"
@@ -54,18 +56,25 @@ def _error(status: int, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": message, **extra}, status_code=status)
 
 
-def _authorized(request: Request) -> bool:
+def authorized(request: Request) -> bool:
     """Constant-time, over bytes: a header with any characters at all compares, never raises."""
     given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
     expected = str(request.app.state.api_token).encode("utf-8", "replace")
     return bool(given) and hmac.compare_digest(given.encode("utf-8", "replace"), expected)
 
 
+async def _refused(request: Request) -> JSONResponse:
+    metrics.WEBHOOKS_REFUSED.labels("/api", "token").inc()
+    detail = f"a local API request ({request.method} {request.url.path}) with a missing or wrong API token"
+    await security.refused(request.app.state.board, security.API_TOKEN, detail, security.client_of(request))
+    return _error(401, "missing or wrong API token")
+
+
 @router.post("/calls")
 async def place(request: Request) -> JSONResponse:
     """Place a goal call: {"target", "playbook", "inputs"} → {"call_id", "sid", …}."""
-    if not _authorized(request):
-        return _error(401, "missing or wrong API token")
+    if not authorized(request):
+        return await _refused(request)
     board = request.app.state.board
     try:
         body = parse_json(await request.body())
@@ -161,8 +170,8 @@ async def _schedule(board: Any, at: str, playbook: str, inputs: dict[str, Any], 
 @router.get("/calls/{call_id}")
 async def show(call_id: int, request: Request) -> JSONResponse:
     """The call as it stands: status, transcript, tool invocations, outcome, summary, current step."""
-    if not _authorized(request):
-        return _error(401, "missing or wrong API token")
+    if not authorized(request):
+        return await _refused(request)
     board = request.app.state.board
     from tars.store.calls import call_details, details_json
     from tars.store.errors import NotFound

@@ -7,15 +7,19 @@ POST /twilio/outbound          an answered goal call: a person gets the playbook
 POST /twilio/status            call status callbacks → the Call row
 POST /twilio/reminder          an answered reminder call
 POST /twilio/reminder/status   its status callbacks
-POST /twilio/sms               texts to the TARS number (the owner's answers)
+POST /twilio/sms               texts to the TARS number: the owner's answers, else a text session
+POST /hooks/n8n                a signed task from n8n → a text session (answer inline, or 202 and reply_to)
 WS   /twilio/stream            the media stream → CallSession (signed parameters only)
 GET  /healthz                  liveness and the number of live calls
+/api/…                         the local API (tars.server.api)
+/, /calls/…, /signin, …        the web view (tars.web), for the signed-in owner
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import hmac
 import logging
 from collections.abc import Awaitable, Callable
@@ -24,7 +28,10 @@ from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import JSONResponse, Response
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 
+from tars import metrics, telemetry
 from tars.calls import instructions
 from tars.calls.caller import BLOCKED, OWNER, Caller, identify
 from tars.calls.session import CallSession
@@ -33,9 +40,11 @@ from tars.graph.call_plan import render
 from tars.persona_changes import Asker, PersonaDesk
 from tars.scheduler import goal_requests, reminder_calls
 from tars.scheduler.goal_requests import CallDesk
+from tars.server import hooks
+from tars.server.api import authorized, router
 from tars.server.limits import BodyLimit
 from tars.store import pin_attempts
-from tars.telephony import messages, twiml
+from tars.telephony import messages, security, twiml
 from tars.telephony import status as statuses
 from tars.telephony.signatures import (
     EXPIRES_PARAM,
@@ -45,6 +54,8 @@ from tars.telephony.signatures import (
     valid_twilio_signature,
 )
 from tars.telephony.switchboard import BUSY_MESSAGE, Switchboard, record_sid
+from tars.texts.desk import TextDesk
+from tars.web import mount as mount_web_view
 
 log = logging.getLogger("tars.server")
 
@@ -74,11 +85,30 @@ def _call_id(request: Request) -> int | None:
         return None
 
 
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def traced(name: str) -> Callable[[Handler], Handler]:
+    """The webhook's span: where a call's trace starts (``tars.telemetry``)."""
+
+    def wrap(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        async def run(request: Request) -> Response:
+            with telemetry.span(name, kind=SpanKind.SERVER, route=request.url.path):
+                return await handler(request)
+
+        return run
+
+    return wrap
+
+
 def create_app(board: Switchboard, api_token: str) -> FastAPI:
     app = FastAPI(title="TARS", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.board = board
     app.state.api_token = api_token
     app.add_middleware(BodyLimit)
+    texts = board.texts = TextDesk(board)
+    texts.finisher = hooks.finisher(board)
     # board.project, read per request: a reloaded project (tars serve watches the YAML) applies at once
 
     async def signed_form(request: Request) -> dict[str, str] | None:
@@ -91,16 +121,37 @@ def create_app(board: Switchboard, api_token: str) -> FastAPI:
             if field is None:
                 return params
             log.warning("refused a webhook to %s: %s holds control characters", request.url.path, field)
+            metrics.WEBHOOKS_REFUSED.labels(request.url.path, "control characters").inc()
             return None
-        log.warning("refused a webhook to %s with a missing or invalid Twilio signature", request.url.path)
+        metrics.WEBHOOKS_REFUSED.labels(request.url.path, "signature").inc()
+        await security.refused(
+            board,
+            security.SIGNATURE,
+            f"a webhook to {request.url.path} with a missing or invalid Twilio signature",
+            security.client_of(request),
+        )
         return None
 
     def connect(caller: Caller, call_sid: str, call_id: int, purpose: str) -> Response:
+        trace.get_current_span().set_attributes(
+            {"tars.call.id": call_id, "tars.call.purpose": purpose, "tars.caller.role": caller.role}
+        )
         return xml(board.stream_document(caller, call_sid, call_id, purpose))
 
     def gather(caller: Caller, call_id: int, tries: int, prompt: str) -> Response:
         action = board.url("/twilio/pin", call_id=call_id, role=caller.role, tries=tries)
         return xml(twiml.gather_pin(action, len(board.project.owner.pin or "") + 1, prompt))
+
+    @app.get("/metrics")
+    async def metrics_page(request: Request) -> Response:
+        """Prometheus text format; the API token is asked for unless ``server.metrics_public``."""
+        if not board.project.section("server").get("metrics_public", False) and not authorized(request):
+            return Response(
+                "missing or wrong API token (Authorization: Bearer …), or set server.metrics_public: true",
+                status_code=401, media_type="text/plain",
+            )  # fmt: skip
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
@@ -114,6 +165,7 @@ def create_app(board: Switchboard, api_token: str) -> FastAPI:
         )
 
     @app.post("/twilio/voice")
+    @traced("twilio.voice")
     async def voice(request: Request) -> Response:
         params = await signed_form(request)
         if params is None:
@@ -151,6 +203,7 @@ def create_app(board: Switchboard, api_token: str) -> FastAPI:
             if await board.db(lambda s: pin_attempts.locked(s, number)) is None:
                 return gather(caller, call.id, 0, PIN_PROMPT.format(owner=owner.name))
             if caller.role == OWNER or role_needs_pin:  # the PIN is a must: nothing to offer them
+                await security.refused(board, security.PIN_LOCKOUT, f"a call from {number}: PIN entry is locked")
                 return await locked_out(call_sid, call.id)
             # Locked: a stranger still reaches the assistant in their own role, with no PIN to try.
         return connect(caller, call_sid, call.id, "inbound")
@@ -183,7 +236,7 @@ def create_app(board: Switchboard, api_token: str) -> FastAPI:
         if not digits and not must:
             return connect(caller, call_sid, call_id, "inbound")
         if await board.db(lambda s: pin_attempts.locked(s, number)) is not None:
-            log.warning("call %s: PIN from %s refused, PIN entry is locked", call_sid, number)
+            await security.refused(board, security.PIN_LOCKOUT, f"a PIN from {number}: PIN entry is locked")
             return await locked_out(call_sid, call_id)
         entered = digits.rstrip("#").encode("utf-8", "replace")
         if digits and owner.pin and hmac.compare_digest(entered, owner.pin.encode()):
@@ -195,10 +248,7 @@ def create_app(board: Switchboard, api_token: str) -> FastAPI:
         log.warning("call %s: wrong or missing PIN (try %d of %d)", call_sid, tries, MAX_PIN_TRIES)
         lockout = await board.db(lambda s: pin_attempts.record_failure(s, number))
         if lockout is not None:
-            log.warning("call %s: %s", call_sid, lockout.describe())
-            board.background(
-                board.outbox.notify_owner(f"Security: {lockout.describe()} (last try from {number})", kind="security")
-            )
+            await security.refused(board, security.PIN_LOCKOUT, f"{lockout.describe()} (last try from {number})")
             return await locked_out(call_sid, call_id)
         if tries >= MAX_PIN_TRIES:
             await board.db(
@@ -212,14 +262,25 @@ def create_app(board: Switchboard, api_token: str) -> FastAPI:
 
     @app.post("/twilio/sms")
     async def sms(request: Request) -> Response:
-        """Texts to the TARS number: the owner's reply to a question asked during a goal call."""
+        """Texts to the TARS number: the owner's reply to a question asked during a goal call;
+        any other text is a text session in the sender's role, answered by SMS."""
         params = await signed_form(request)
         if params is None:
             return forbidden()
-        if params.get("From") != board.project.owner.phone:
+        sender, body = params.get("From", ""), params.get("Body", "")
+        if sender == board.project.owner.phone and await messages.questions_open_by_sms(board):
+            reply = await messages.sms_reply(board, body)
+            return xml(twiml.message(reply) if reply else twiml.empty())
+        caller = await asyncio.to_thread(identify, board.project, board.database, sender)
+        if caller.role == BLOCKED or not body.strip() or board.shutting_down:
             return xml(twiml.empty())
-        reply = await messages.sms_reply(board, params.get("Body", ""))
-        return xml(twiml.message(reply) if reply else twiml.empty())
+        board.background(texts.reply_by_sms(caller, body))  # answered by REST: tools may take a while
+        return xml(twiml.empty())
+
+    @app.post("/hooks/n8n")
+    async def n8n_task(request: Request) -> Response:
+        """A signed task from n8n: a text session with the role n8n.role declares."""
+        return await hooks.task(board, texts, request)
 
     @app.post("/twilio/status")
     async def status(request: Request) -> Response:
@@ -232,6 +293,7 @@ def create_app(board: Switchboard, api_token: str) -> FastAPI:
         return Response(status_code=204)
 
     @app.post("/twilio/outbound")
+    @traced("twilio.outbound")
     async def outbound(request: Request) -> Response:
         """A goal call was answered: a person gets the playbook, a machine the voicemail policy."""
         params = await signed_form(request)
@@ -264,6 +326,7 @@ def create_app(board: Switchboard, api_token: str) -> FastAPI:
         return await then(params, call_id)
 
     @app.post("/twilio/reminder")
+    @traced("twilio.reminder")
     async def reminder_answered(request: Request) -> Response:
         async def answered(params: dict[str, str], call_id: int) -> Response:
             return xml(await reminder_calls.answer(board, params, call_id))
@@ -289,9 +352,8 @@ def create_app(board: Switchboard, api_token: str) -> FastAPI:
         body, call_sid, stream_sid = verified
         await run_stream(board, websocket, body, call_sid, stream_sid)
 
-    from tars.server.api import router
-
     app.include_router(router)
+    mount_web_view(app)
     return app
 
 
@@ -344,24 +406,29 @@ async def run_stream(
         session.ask = lambda question: desk.ask_owner(question, wait)
     board.sessions[setup.call_sid] = session
     board.reserved.pop(setup.call_sid, None)
-    try:
-        await session.run(websocket)
-    finally:
-        if board.sessions.get(setup.call_sid) is session:
-            board.sessions.pop(setup.call_sid, None)
-        if playbook is not None and not session.handing_over:
-            from tars.calls.aftercall import wrap_up
+    book = playbook.plan.playbook.name if playbook is not None else None
+    traced = {"call.id": setup.call_id, "call.purpose": setup.purpose, "caller.role": setup.caller.role}
+    with telemetry.span("call.stream", parent=telemetry.parent_from(body), **traced, playbook=book):
+        try:
+            await session.run(websocket)
+        finally:
+            if board.sessions.get(setup.call_sid) is session:
+                board.sessions.pop(setup.call_sid, None)
+            if playbook is not None and not session.handing_over:
+                from tars.calls.aftercall import wrap_up
 
-            async def send(text: str, payload: dict[str, Any]) -> None:
-                await goal_requests.report(board, setup.call_id, text, payload)
+                async def send(text: str, payload: dict[str, Any]) -> None:
+                    await goal_requests.report(board, setup.call_id, text, payload)
 
-            board.background(_then_embedded(board, wrap_up(session, board.endpoints, send, setup.caller.name or "")))
-        elif playbook is None:
-            from tars.calls.aftercall import summarise_call
+                work = _then_embedded(board, wrap_up(session, board.endpoints, send, setup.caller.name or ""))
+                board.background(telemetry.in_span("call.after", work, **traced))
+            elif playbook is None:
+                from tars.calls.aftercall import summarise_call
 
-            who = setup.caller.name or setup.caller.number or "an unknown number"
-            about = f"Reminder call to {who}" if setup.purpose == "reminder" else f"Inbound call from {who}"
-            board.background(_then_embedded(board, summarise_call(session, board.endpoints, about)))
+                who = setup.caller.name or setup.caller.number or "an unknown number"
+                about = f"Reminder call to {who}" if setup.purpose == "reminder" else f"Inbound call from {who}"
+                work = _then_embedded(board, summarise_call(session, board.endpoints, about))
+                board.background(telemetry.in_span("call.after", work, **traced))
 
 
 async def _then_embedded(board: Switchboard, summing_up: Any) -> None:
@@ -394,14 +461,23 @@ async def verify_stream(board: Switchboard, websocket: WebSocket) -> tuple[dict[
         call_sid, stream_sid = call_data["call_id"], call_data["stream_id"]
     except Exception as exc:
         log.warning("media stream refused: not a Twilio stream start (%s)", exc)
+        metrics.WEBHOOKS_REFUSED.labels("/twilio/stream", "not a stream").inc()
         await websocket.close(code=1008, reason="expected a Twilio media stream")
+        detail = "a media stream that did not start as a Twilio stream"
+        await security.refused(board, security.STREAM, detail, security.client_of(websocket))
         return None
     problem = board.signer.verify(body)
     if problem is None and body.get("call_sid") != call_sid:
         problem = "stream parameters belong to another call"
     if problem is None and not await board.db(lambda s: _claim_token(s, body)):
         problem = "stream parameters were already used"
-    if problem is None and await board.busy(call_sid):
+    if problem is not None:  # the parameters TARS signed did not verify, or were used before
+        metrics.WEBHOOKS_REFUSED.labels("/twilio/stream", "stream parameters").inc()
+        await websocket.close(code=1008, reason=problem)
+        # Not the call SID: it came in the unverified start frame, and the message goes to the owner.
+        await security.refused(board, security.STREAM, f"a media stream: {problem}", security.client_of(websocket))
+        return None
+    if await board.busy(call_sid):
         problem = "at capacity"
     if problem is not None:
         log.warning("media stream for %s refused: %s", call_sid, problem)

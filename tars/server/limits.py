@@ -8,7 +8,13 @@ reading a chunked body as soon as it passes it: 413, and the app never sees it.
 * Twilio webhooks are form posts of a few kilobytes (an SMS body is at most 1,600
   characters: https://www.twilio.com/docs/glossary/what-sms-character-limit), so
   ``/twilio/`` gets ``WEBHOOK_BODY_LIMIT``.
-* The local API (goal-call inputs) gets ``API_BODY_LIMIT``; everything else the webhook limit.
+* The local API (goal-call inputs) gets ``API_BODY_LIMIT``; n8n tasks (``/hooks/``, one
+  message of at most 4,000 characters) ``HOOK_BODY_LIMIT``; everything else the webhook limit.
+* The media stream's websocket takes messages of at most ``STREAM_MESSAGE_LIMIT``: a Twilio
+  media message is 20 ms of μ-law (160 bytes, ~216 in base64) in a few hundred bytes of
+  JSON (https://www.twilio.com/docs/voice/media-streams/websocket-messages#media-message).
+  uvicorn's default is 16 MiB (``ws_max_size``); past the limit the web server closes the
+  stream with 1009 and the call is recorded ``failed`` (``tars.calls.media_socket``).
 * JSON bodies are refused past ``JSON_DEPTH_LIMIT`` levels of nesting before they are
   parsed (the parser would recurse once per level).
 """
@@ -22,9 +28,13 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tars import metrics
+
 WEBHOOK_BODY_LIMIT = 64 * 1024
 API_BODY_LIMIT = 1024 * 1024
+HOOK_BODY_LIMIT = 16 * 1024
 JSON_DEPTH_LIMIT = 32
+STREAM_MESSAGE_LIMIT = 1024 * 1024
 
 _STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 
@@ -34,6 +44,8 @@ class BodyTooLarge(Exception):
 
 
 def limit_for(path: str) -> int:
+    if path.startswith("/hooks/"):
+        return HOOK_BODY_LIMIT
     return API_BODY_LIMIT if path.startswith("/api/") else WEBHOOK_BODY_LIMIT
 
 
@@ -55,6 +67,7 @@ class BodyLimit:
             except ValueError:
                 too_big = True
             if too_big:
+                _count_refusal(scope)
                 await _refuse(send, limit)
                 return
         chunks: list[bytes] = []
@@ -66,6 +79,7 @@ class BodyLimit:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
+                _count_refusal(scope)
                 await _refuse(send, limit)
                 return
             chunks.append(chunk)
@@ -106,3 +120,9 @@ def parse_json(raw: bytes, depth: int = JSON_DEPTH_LIMIT) -> Any:
     if max(levels, default=0) > depth:
         raise JSONTooDeep(f"JSON nested deeper than {depth} levels")
     return json.loads(raw)
+
+
+def _count_refusal(scope: Scope) -> None:
+    path = str(scope.get("path", ""))
+    route = "/twilio" if path.startswith("/twilio") else "/api" if path.startswith("/api") else "other"
+    metrics.WEBHOOKS_REFUSED.labels(route, "body too large").inc()

@@ -14,6 +14,7 @@ import uvicorn
 from tars.endpoints import Endpoints
 from tars.project import Project
 from tars.server.app import create_app
+from tars.server.limits import STREAM_MESSAGE_LIMIT
 from tars.server.reload import follow
 from tars.telephony.reconcile import reconcile
 from tars.telephony.switchboard import Switchboard
@@ -107,7 +108,6 @@ async def running(
     host: str = "127.0.0.1",
     port: int = 0,
     public_base: str | None = None,
-    log_level: str = "warning",
     handle_signals: bool = True,
     sockets: list[Any] | None = None,
     watch: bool = False,
@@ -134,9 +134,13 @@ async def running(
         create_app(server, token),
         host=host,
         port=port,
-        log_level=log_level,
+        # uvicorn's lines go through TARS's handlers (redacted, --log-format) at the levels
+        # tars.logs.install chose: no logging config, no levels of its own.
+        log_config=None,
+        log_level=None,
         lifespan="off",
         ws="websockets-sansio" if _has_sansio() else "websockets",
+        ws_max_size=STREAM_MESSAGE_LIMIT,
     )
     web = _GracefulUvicorn(config, server, handle_signals=handle_signals)
     task = asyncio.ensure_future(web.serve(sockets=sockets))

@@ -7,6 +7,10 @@ workers. Each worker is a whole TARS server with its own switchboard and schedul
 their messages and their sessions live in the database, so a webhook or stream for any call
 may reach any worker (``tars sessions`` lists them all).
 
+Metrics are counted across the workers: the parent gives them one fresh folder for
+prometheus_client's multiprocess mode (``tars.metrics``), and a scrape of ``/metrics`` that
+reaches any worker reports them all.
+
 SIGTERM or Ctrl-C reaches every worker, which ends its calls gracefully; the parent waits for
 them (a second signal stops them at once). A worker that dies on its own is started again,
 and its calls are reaped by the others once their sessions lapse.
@@ -16,12 +20,17 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
+import shutil
 import signal
 import socket
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from tars import metrics, telemetry
 
 log = logging.getLogger("tars.server")
 
@@ -38,6 +47,7 @@ class WorkerOptions:
     project_root: str
     public_base: str
     log_level: str
+    log_format: str = "text"
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -66,7 +76,8 @@ def worker_main(options: WorkerOptions, sock: socket.socket) -> None:
     level = "DEBUG" if options.log_level.lower() == "trace" else options.log_level.upper()
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     project = load_project(Path(options.project_root))
-    install(options.log_level, project.secrets)
+    install(options.log_level, project.secrets, json_lines=options.log_format == "json")
+    telemetry.install(project.section("telemetry"))
     endpoints = Endpoints.from_project(project)
 
     async def main() -> None:
@@ -74,7 +85,6 @@ def worker_main(options: WorkerOptions, sock: socket.socket) -> None:
             project,
             endpoints,
             public_base=options.public_base,
-            log_level=options.log_level,
             sockets=[sock],
             watch=True,
         ) as server:
@@ -117,6 +127,9 @@ class Workers:
     def run(self) -> int | None:
         """Until stopped; returns the signal that stopped the workers."""
         previous = {s: signal.signal(s, self._signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        # Set before any worker starts: prometheus_client picks its mode when first imported.
+        figures = tempfile.mkdtemp(prefix="tars-metrics-")
+        os.environ[metrics.MULTIPROCESS_ENV] = figures
         try:
             self.processes = [self._start() for _ in range(self.count)]
             while self.stopping is None:
@@ -124,6 +137,7 @@ class Workers:
                     if process.is_alive() or self.stopping is not None:
                         continue
                     lived = time.monotonic() - self.started_at.pop(process.pid, 0.0)
+                    metrics.worker_gone(process.pid)
                     if lived < MIN_LIFETIME_SECONDS:
                         log.error("worker %s exited (%s) %.1f s after starting; stopping", process.pid,
                                   process.exitcode, lived)  # fmt: skip
@@ -144,3 +158,5 @@ class Workers:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             self.sock.close()
+            os.environ.pop(metrics.MULTIPROCESS_ENV, None)
+            shutil.rmtree(figures, ignore_errors=True)

@@ -184,6 +184,18 @@ class LiveConnection(ModelTurns):
             session.connected = False
             if self.registry.connections.get(session.id) is self:
                 del self.registry.connections[session.id]
+            # Calls pending at a drop do not survive the resumption. The service sends no
+            # resumable handle while the model is executing function calls ("Example of such
+            # case could be model executing function calls ... Resuming session (using previous
+            # session token) in such state will result in some data loss", google-genai
+            # LiveServerSessionResumptionUpdate.resumable,
+            # https://googleapis.github.io/js-genai/release_docs/interfaces/types.LiveServerSessionResumptionUpdate.html),
+            # so the resumed session is the one from before the call; and "the reconnected
+            # session won't act on a FunctionResponse for a call it didn't issue, so the model
+            # stays blocked" (verified against the live API on gemini-2.5-flash-native-audio and
+            # gemini-3.1-flash-live-preview, https://github.com/pipecat-ai/pipecat/pull/5497,
+            # for https://github.com/pipecat-ai/pipecat/issues/5465). A late response for one is
+            # therefore taken without error and without effect (``_on_tool_response``: stale).
             for call_id, (_, fut) in list(session._calls.items()):
                 fut.cancel()
                 session._stale_calls.add(call_id)
@@ -428,7 +440,7 @@ class LiveConnection(ModelTurns):
         session = self.session
         for resp in body.get("functionResponses") or []:
             call_id = resp.get("id")
-            if call_id in session._stale_calls:
+            if call_id in session._stale_calls:  # answered after a drop or a cancellation: no effect
                 session.tool_results.append({**resp, "t": time.monotonic(), "stale": True})
                 continue
             if call_id not in session._calls:

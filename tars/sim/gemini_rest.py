@@ -15,8 +15,12 @@ Text in, text out through a pluggable *responder*. What the wire requires:
   When the responder gives nothing, a minimal valid instance is generated from
   the schema. The emulator's default responder (``transcript_reader.default_responder``)
   answers summaries and extractions from the call transcript in the prompt.
-* Function calling answers with a ``functionCall`` part when the responder
-  returns ``FunctionCall``.
+* Function calling (https://ai.google.dev/gemini-api/docs/function-calling): the request
+  declares ``tools[].functionDeclarations``; the model answers with ``functionCall`` parts
+  (a responder returns ``FunctionCall``, or ``Answer`` for text and several calls at once);
+  the client sends the results back as a ``user`` turn of ``functionResponse`` parts after
+  the model's call turn, and asks again. The request shape is checked first, as strictly as
+  the service does (``gemini_request``: unknown fields, turn order, declarations): 400.
 * Response shape: ``{"candidates":[{"content":{"role":"model","parts":[...]},
   "finishReason":"STOP","index":0}],"usageMetadata":{...},"modelVersion":...}``.
 """
@@ -33,6 +37,7 @@ from typing import Any, TypeAlias
 
 from aiohttp import web
 
+from tars.sim import gemini_request
 from tars.sim.gemini_wire import error_json, normalise
 
 BAD_KEY_MESSAGE = "API key not valid. Please pass a valid API key."
@@ -44,6 +49,14 @@ class FunctionCall:
 
     name: str
     args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """Responder answer: some text and/or function calls, in one model turn."""
+
+    text: str = ""
+    calls: tuple[FunctionCall, ...] = ()
 
 
 @dataclass
@@ -86,6 +99,12 @@ class RestRequest:
         return out
 
     @property
+    def function_responses(self) -> list[dict[str, Any]]:
+        """The ``functionResponse`` parts of the last turn (the results the client sends back)."""
+        last = self.contents[-1] if self.contents else {}
+        return [p["functionResponse"] for p in last.get("parts") or [] if "functionResponse" in p]
+
+    @property
     def json_mode(self) -> bool:
         return self.generation_config.get("responseMimeType") == "application/json"
 
@@ -100,7 +119,7 @@ class RestRequest:
         return None, False
 
 
-Reply: TypeAlias = str | dict[str, Any] | list[Any] | FunctionCall | None
+Reply: TypeAlias = str | dict[str, Any] | list[Any] | FunctionCall | Answer | None
 Responder: TypeAlias = Callable[[RestRequest], Any]
 
 
@@ -227,7 +246,10 @@ async def _answer(responder: Responder, request: RestRequest) -> Reply:
 
 def _parts(reply: Reply, request: RestRequest) -> list[dict[str, Any]]:
     if isinstance(reply, FunctionCall):
-        return [{"functionCall": {"name": reply.name, "args": dict(reply.args)}}]
+        reply = Answer(calls=(reply,))
+    if isinstance(reply, Answer):
+        parts: list[dict[str, Any]] = [{"text": reply.text}] if reply.text or not reply.calls else []
+        return parts + [{"functionCall": {"name": c.name, "args": dict(c.args)}} for c in reply.calls]
     if request.json_mode:
         if isinstance(reply, str):
             try:
@@ -274,7 +296,7 @@ async def serve_rest(
     if not isinstance(body, dict) or not body.get("contents"):
         err = error_json(400, "* GenerateContentRequest.contents: contents is not specified", "INVALID_ARGUMENT")
         return web.json_response(err, status=400)
-    problem = _schema_config_problem(body.get("generationConfig") or {})
+    problem = gemini_request.problem(body) or _schema_config_problem(body.get("generationConfig") or {})
     if problem:
         return web.json_response(error_json(400, problem, "INVALID_ARGUMENT"), status=400)
     rest = RestRequest(time.monotonic(), api_version, model, method, body)

@@ -346,8 +346,7 @@ async def _play_party(scenario: Scenario, call: Call, model: ScenarioModel, line
             await _act(call.press(turn.press), turn)
         elif turn.silence_ms is not None:
             model.party_acted(turn.index)
-            await _act(call.silence(turn.silence_ms), turn)
-            await asyncio.sleep(turn.silence_ms / 1000)  # time passes: TARS's timers see it
+            await _keep_quiet(call, turn, turn.silence_ms)
         else:
             model.party_acted(turn.index)
             await call.hang_up()
@@ -374,6 +373,21 @@ async def _owner_replies(turn: OwnerTurn, call: Call, model: ScenarioModel, line
     status = (await line.owner_texts(turn.texts)).status
     if status != 200:
         raise Stuck(f"the server answered {status} to the owner's text at turn {turn.number}")
+
+
+async def _keep_quiet(call: Call, turn: PartyTurn, ms: int) -> None:
+    """Say nothing for ``ms``: the silence is sent, and that much time passes for TARS's timers;
+    a hang-up meanwhile (TARS's, or the model service's session running out) ends it early."""
+    try:
+        await _act(call.silence(ms), turn)
+    except ConnectionError:  # the stream closed under the silence: the call is ending
+        try:
+            await asyncio.wait_for(call.ended_event.wait(), STEP_SECONDS)
+        except TimeoutError:
+            raise Stuck(f"the media stream closed at turn {turn.number} but the call did not end") from None
+        return
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(call.ended_event.wait(), ms / 1000)
 
 
 async def _act(action: Awaitable[Any], turn: PartyTurn) -> None:

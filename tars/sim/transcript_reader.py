@@ -15,6 +15,7 @@ import json
 import re
 from typing import Any
 
+from tars.sim import text_agent
 from tars.sim.gemini_rest import RestRequest, echo_responder, instance_from_schema
 
 #: One numbered transcript line as TARS writes it: ``[3] caller: We have Wednesday at 3pm``.
@@ -96,6 +97,9 @@ def _outcome(schema: dict[str, Any], lines: list[tuple[int, str, str]]) -> tuple
 
 
 def default_responder(request: RestRequest) -> Any:
-    """The emulator's default: a prompt carrying a numbered call transcript is read as above;
-    any other text is echoed (``gemini_rest.echo_responder``)."""
+    """The emulator's default: a request that declares functions is a text session, answered
+    by ``text_agent``; a prompt carrying a numbered call transcript is read as above; any
+    other text is echoed (``gemini_rest.echo_responder``)."""
+    if request.tools and not request.json_mode:
+        return text_agent.answer(request)
     return answer(request) if reads_transcript(request) else echo_responder(request)

@@ -117,7 +117,10 @@ def open_questions(session: Session, *, channel: str | None = None, to_call_id: 
 def owner_live_call(session: Session, now: dt.datetime, *, excluding: int | None = None) -> Call | None:
     """The owner's live call on any server (its heartbeat not lapsed), newest first."""
     query = select(Call).where(
-        col(Call.role) == "owner", col(Call.live_until) > now, col(Call.status).in_(("ringing", "in-progress"))
+        col(Call.role) == "owner",
+        col(Call.live_until) > now,
+        col(Call.status).in_(("ringing", "in-progress")),
+        col(Call.kind) == "voice",  # a text session is told nothing mid-conversation: the owner gets an SMS
     )
     if excluding is not None:
         query = query.where(col(Call.id) != excluding)

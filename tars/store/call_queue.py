@@ -347,6 +347,7 @@ def owner_live_elsewhere(session: Session, server_id: str, now: dt.datetime) -> 
         col(Call.live_on).is_not(None),
         col(Call.live_on) != server_id,
         col(Call.role) == "owner",
+        col(Call.kind) == "voice",
     )
     found = session.exec(query.limit(1)).first()
     session.commit()
@@ -406,6 +407,7 @@ def live_elsewhere(session: Session, server_id: str, now: dt.datetime, *, exclud
             col(Call.live_on).is_not(None),
             col(Call.live_on) != server_id,
             col(Call.status).in_(("ringing", "in-progress")),
+            col(Call.kind) == "voice",  # text sessions hold no phone line
         )
     )
     if excluding_sid:

@@ -1,7 +1,7 @@
 """Full-text search over past calls: transcripts, summaries and outcomes, ranked, each call
 with the line that matched best.
 
-SQLite uses the FTS5 tables of migration 0006 (``bm25``); PostgreSQL the GIN-indexed
+SQLite uses the FTS5 tables of migration 0011 (``bm25``); PostgreSQL the GIN-indexed
 ``to_tsvector('english', …)`` expressions of the same migration (``ts_rank``). Both stem
 English words ("booked" finds "booking") and need every word of the query (AND).
 
@@ -21,18 +21,18 @@ from sqlmodel import Session, col, select
 from tars.store.errors import InvalidValue
 from tars.store.models import Call, TranscriptLine
 
-#: The full-text index of migration 0006, which no model describes: SQLite's FTS5 tables
+#: The full-text index of migration 0011, which no model describes: SQLite's FTS5 tables
 #: (and their shadow tables: _data, _idx, _docsize, _config), PostgreSQL's GIN indexes.
 SEARCH_TABLE_ENDINGS = ("_fts", "_fts_data", "_fts_idx", "_fts_docsize", "_fts_config", "_fts_content")
 SEARCH_INDEXES = ("ix_transcript_line_search", "ix_call_search")
 #: What ``--kind`` may say, and which calls each means.
-KINDS = ("goal", "inbound", "reminder", "outbound")
+KINDS = ("goal", "inbound", "reminder", "outbound", "text")
 _WORD = re.compile(r"\w+", re.UNICODE)
 MAX_WORDS = 16
 #: How many matching rows a query looks at before grouping them by call.
 _ROWS = 2000
 
-# The same expressions as the PostgreSQL indexes of migration 0006 (or the planner will
+# The same expressions as the PostgreSQL indexes of migration 0011 (or the planner will
 # not use them).
 _PG_LINE = "to_tsvector('english', l.text)"
 _PG_CALL = "to_tsvector('english', coalesce(c.summary, '') || ' ' || coalesce(c.outcome::text, ''))"
@@ -51,7 +51,7 @@ class Filters:
         if self.kind is not None and self.kind not in KINDS:
             raise InvalidValue(
                 f"{self.kind!r} is not a kind of call",
-                f"use one of {', '.join(KINDS)} (TARS stores no text sessions yet)",
+                f"use one of {', '.join(KINDS)}",
             )
 
 
@@ -150,6 +150,11 @@ def filter_sql(filters: Filters) -> tuple[str, dict[str, Any]]:
         params["number"] = filters.number
     if who:
         clauses.append("(" + " OR ".join(who) + ")")
+    # A text session (SMS, n8n, tars send) is kind "text"; the other kinds are phone calls.
+    if filters.kind == "text":
+        clauses.append("c.kind = 'text'")
+    elif filters.kind is not None:
+        clauses.append("c.kind = 'voice'")
     if filters.kind == "goal":
         clauses.append("c.playbook IS NOT NULL")
     elif filters.kind == "reminder":

@@ -30,7 +30,7 @@ _CALL_FIELDS = {
     "recording_path", "failure_reason", "contact_id", "playbook", "inputs",
     "scheduled_at", "attempt", "retry_of", "follow_up", "reminder_id", "callee", "role", "late",
     "reminder_lease", "step", "run_state", "resume_digits", "requested_by", "report_via", "after_outcome",
-    "window_override", "sources",
+    "window_override", "kind", "reply_to", "live_on", "live_until", "sources",
 }  # fmt: skip
 
 
@@ -135,9 +135,11 @@ def _check_status(status: str) -> None:
 # --------------------------------------------------------------------------- reading
 
 
-def list_calls(session: Session, limit: int = 50) -> list[Call]:
-    """The latest calls first."""
+def list_calls(session: Session, limit: int = 50, kind: str | None = None) -> list[Call]:
+    """The latest calls first (only phone calls, ``voice``, or text sessions, ``text``, if ``kind`` says)."""
     query = select(Call).order_by(col(Call.created_at).desc(), col(Call.id).desc()).limit(limit)
+    if kind is not None:
+        query = query.where(col(Call.kind) == kind)
     return list(session.exec(query))
 
 
@@ -203,6 +205,7 @@ def call_json(call: Call, contact_name: str | None = None) -> dict[str, Any]:
     duration = (call.ended_at - call.started_at).total_seconds() if call.started_at and call.ended_at else None
     return {
         "id": call.id,
+        "kind": call.kind,
         "sid": call.sid,
         "direction": call.direction,
         "from": call.from_number,

@@ -191,6 +191,10 @@ class Call(SQLModel, table=True):
     report_via: str | None = Field(default=None, max_length=16)
     after_outcome: list[Any] | None = Field(default=None, sa_type=_JSON)
     window_override: str | None = Field(default=None, sa_type=Text)  # placed outside its calling window, and why
+    #: "voice" (a phone call) or "text" (a text session: SMS, n8n or ``tars send``).
+    kind: str = Field(default="voice", max_length=8, sa_column_kwargs={"server_default": "voice"})
+    #: A text session from n8n: where its signed result is POSTed when it ends.
+    reply_to: str | None = Field(default=None, sa_type=Text)
     #: Web pages Google Search grounding drew on (``google_search``): [{"uri", "title", "query"}].
     sources: list[Any] | None = Field(default=None, sa_type=_JSON)
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
@@ -278,7 +282,8 @@ class CallMessage(SQLModel, table=True):
 class PinLockout(SQLModel, table=True):
     """Wrong owner PINs, counted across calls: one row per calling number and one for all
     callers (``scope`` "*"). After too many failures ``locked_until`` is set, with a backoff
-    that doubles on each lockout; a right PIN clears the number's row."""
+    that doubles on each lockout; a right PIN clears the number's row. Wrong API tokens at the
+    web view's sign-in are counted the same way, under scopes starting ``web:``."""
 
     __tablename__ = "pin_lockout"
 
@@ -322,6 +327,48 @@ class PersonaChange(SQLModel, table=True):
     result: str = Field(default="applied", max_length=16)
     detail: str | None = Field(default=None, sa_type=Text)
     commit: str | None = Field(default=None, max_length=64)
+
+
+#: What a refused inbound request was refused for (``SecurityEvent.kind``).
+SECURITY_KINDS = ("twilio_signature", "stream_token", "pin_lockout", "api_token")
+
+
+class SecurityEvent(SQLModel, table=True):
+    """An inbound request TARS refused: a webhook with a bad Twilio signature, a media stream
+    with bad or used parameters, a PIN refused while PIN entry is locked (or the lockout
+    itself), a local API request with a wrong token. ``detail`` says what was refused and why,
+    never a secret; ``source`` is the client address or the calling number."""
+
+    __tablename__ = "security_event"
+    __table_args__ = (_one_of("kind", SECURITY_KINDS, "kind"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+    kind: str = Field(max_length=32)
+    detail: str = Field(sa_type=Text)
+    source: str | None = Field(default=None, max_length=128)
+
+
+class SecurityAlert(SQLModel, table=True):
+    """When the owner was last told of each kind of security event: at most one message per
+    kind per ``tars.store.security_events.ALERT_EVERY``, however many processes refuse."""
+
+    __tablename__ = "security_alert"
+
+    kind: str = Field(primary_key=True, max_length=32)
+    sent_at: dt.datetime = Field(sa_type=UTCDateTime)
+
+
+class HookRequest(SQLModel, table=True):
+    """A signed request to ``/hooks/…`` (n8n): its id, accepted once. Kept until its
+    timestamp could not verify any more, then swept."""
+
+    __tablename__ = "hook_request"
+
+    request_id: str = Field(primary_key=True, max_length=128)
+    source: str = Field(max_length=32)  # "n8n"
+    at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    expires_at: dt.datetime = Field(sa_type=UTCDateTime, index=True)
 
 
 class CallEmbedding(SQLModel, table=True):

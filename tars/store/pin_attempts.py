@@ -54,8 +54,9 @@ def locked(session: Session, number: str, now: dt.datetime | None = None) -> Loc
     return found
 
 
-def _bump(session: Session, scope: str, limit: int, now: dt.datetime) -> dt.datetime | None:
-    """One more failure for ``scope`` (atomic in the database); the new lockout, if it set one."""
+def bump(session: Session, scope: str, limit: int, now: dt.datetime) -> dt.datetime | None:
+    """One more failure for ``scope`` (atomic in the database); the new lockout, if it set one.
+    Web sign-ins (``tars.store.sign_in_attempts``) count theirs here too, under their own scopes."""
     row = session.get(PinLockout, scope)
     if row is None:
         try:
@@ -84,8 +85,8 @@ def _bump(session: Session, scope: str, limit: int, now: dt.datetime) -> dt.date
 def record_failure(session: Session, number: str, now: dt.datetime | None = None) -> Lockout | None:
     """Count a wrong PIN from ``number``; the lockout it caused, if it caused one."""
     now = now or utcnow()
-    mine = _bump(session, _scope(number), PER_NUMBER, now)
-    everyone = _bump(session, EVERYONE, OVERALL, now)
+    mine = bump(session, _scope(number), PER_NUMBER, now)
+    everyone = bump(session, EVERYONE, OVERALL, now)
     session.commit()
     if everyone is not None:
         return Lockout(EVERYONE, everyone)

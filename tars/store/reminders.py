@@ -262,6 +262,23 @@ def _release(reminder: Reminder) -> None:
     reminder.retry_at = None
 
 
+def _broken_repeat(reminder: Reminder, now: dt.datetime) -> str | None:
+    """Why a repeating reminder's next time cannot be found (a rule or timezone stored before
+    it was refused, or edited by hand), or None. A delivery then ends the reminder ``failed``
+    with this reason, so `tars remind list` shows the owner the series stopped, and why."""
+    if not reminder.recurrence:
+        return None
+    start = reminder.series_start or reminder.due
+    try:
+        timeparse.next_occurrence(reminder.recurrence, start, max(reminder.due, now), reminder.timezone)
+    except timeparse.TimeParseError as exc:
+        return (
+            f"its repeat {reminder.recurrence[:200]!r} cannot be followed ({exc}), so it will not repeat; "
+            "add it again with `tars remind add`"
+        )
+    return None
+
+
 def _advance(reminder: Reminder, now: dt.datetime) -> bool:
     """Move a repeating reminder to its next occurrence after max(due, now); False at the end."""
     if not reminder.recurrence:
@@ -439,7 +456,10 @@ def complete_many(session: Session, deliveries: Sequence[tuple[int, str, bool]],
 
 def _delivered(reminder: Reminder, now: dt.datetime, late: bool) -> dict[str, Any]:
     values: dict[str, Any] = {"delivered_at": now, "last_error": None, "late": late}
-    if _advance(reminder, now):
+    broken = _broken_repeat(reminder, now)
+    if broken is not None:
+        values.update(status="failed", last_error=f"delivered, but {broken}"[:2000])
+    elif _advance(reminder, now):
         values.update(due=reminder.due, status="pending", attempts=0)
     else:
         values.update(status="delivered")
@@ -466,6 +486,8 @@ def fail(
     if reminder.attempts < max_attempts:
         wait = min(dt.timedelta(seconds=backoff_seconds * 2 ** max(reminder.attempts - 1, 0)), MAX_BACKOFF)
         values.update(status="pending", retry_at=now + wait)
+    elif (broken := _broken_repeat(reminder, now)) is not None:
+        values.update(status="failed", retry_at=None, last_error=f"{error}; and {broken}"[:2000])
     elif _advance(reminder, now):
         values.update(due=reminder.due, status="pending", attempts=0, retry_at=None)
     else:

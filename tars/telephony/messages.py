@@ -151,6 +151,13 @@ async def answer_question(board: Switchboard, owner_call_id: int, code: str, tex
     return {"answered": True, "code": wanted}
 
 
+async def questions_open_by_sms(board: Switchboard) -> bool:
+    """Whether a question TARS texted the owner is still waiting (a text from them answers it)."""
+    from tars.store.call_messages import open_questions
+
+    return bool(await board.db(lambda s: open_questions(s, channel="sms")))
+
+
 async def sms_reply(board: Switchboard, body: str) -> str | None:
     """The owner texted TARS: the answer to the question whose code the text starts with. Returns
     what to text back, or None when the reply answered a question."""

@@ -5,6 +5,7 @@
     Switchboard.hand_over            <Play digits> then a fresh <Connect><Stream>; the playbook run is
                                      stored on the call, so whichever server the stream reaches goes on
     Switchboard.stream_document      the signed <Connect><Stream> for a call
+    Switchboard.hang_up              end a live call through Twilio (the web view's "end call")
 
 The server's routes, the scheduler, the local API and the tools inside a call all place calls
 through here; the switchboard knows nothing of FastAPI or of the scheduler (which registers
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlencode
 
+from tars import telemetry
 from tars.calls.caller import Caller
 from tars.delivery import DeliveryError, Outbox
 from tars.endpoints import Endpoints
@@ -64,6 +66,10 @@ class PlacementError(Exception):
         self.cause = cause
 
 
+class LineError(Exception):
+    """Twilio would not change a live call (hang it up); the message says why."""
+
+
 class Wakeable(Protocol):
     """The scheduler, as the switchboard sees it: something to wake when a call ends."""
 
@@ -85,6 +91,7 @@ class Switchboard:
     shutting_down: bool = False
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     scheduler: Any = None  # tars.scheduler.Scheduler once started with the server (a Wakeable)
+    texts: Any = None  # tars.texts.desk.TextDesk: this server's text sessions, set by the server
     id: str = field(default_factory=server_id)  # this server, as leases and sessions name it
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
     #: What a reloaded project goes through before it is used (a simulation keeps its own
@@ -164,6 +171,8 @@ class Switchboard:
     async def shutdown(self, grace: float = 10.0) -> None:
         """No new calls; live calls are told goodbye and ended; rows are finished."""
         self.shutting_down = True
+        if self.texts is not None:
+            await self.texts.shutdown()
         for session in list(self.sessions.values()):
             if session.ending:
                 continue
@@ -191,6 +200,7 @@ class Switchboard:
                 "from_number": caller.number,
                 "role": caller.role,
                 "purpose": purpose,
+                **telemetry.carrier(),  # the call's trace continues in the stream (tars.telemetry)
             }
         )
 
@@ -303,6 +313,20 @@ class Switchboard:
         return call
 
     # ------------------------------------------------------------------ during a call
+    async def hang_up(self, call_sid: str) -> None:
+        """End a live call, whichever server holds its stream: Twilio's REST API completes it
+        (``POST /Calls/{sid}`` with ``Status=completed``), stops the media stream and reports
+        the end to the status callback, so the call is recorded as any other that ends.
+        https://www.twilio.com/docs/voice/api/call-resource#update-a-call-resource"""
+        from twilio.base.exceptions import TwilioException
+
+        try:
+            await asyncio.to_thread(lambda: self.client.calls(call_sid).update(status="completed"))
+        except TwilioException as exc:
+            raise LineError(f"Twilio would not hang up call {call_sid}: {exc}") from exc
+        except OSError as exc:
+            raise LineError(f"could not reach Twilio to hang up call {call_sid}: {exc}") from exc
+
     async def hand_over(self, session: Any, digits: str) -> None:
         """Press ``digits`` through Twilio, then reconnect the call to a fresh stream. The
         playbook run is stored on the call first, so the new stream continues at the same

@@ -162,18 +162,22 @@ def _reminder_view(ctx: ToolContext, reminder: Any) -> dict[str, Any]:
 @handler("create_reminder")
 async def create_reminder(ctx: ToolContext, args: Mapping[str, Any]) -> dict[str, Any]:
     from tars.store.reminders import create_reminder as create
+    from tars.timeparse import TooFrequent
 
-    reminder = await ctx.db(
-        lambda s: create(
-            s,
-            text=args["text"],
-            when=args.get("when"),
-            every=args.get("every"),
-            via=args.get("via", "default"),
-            timezone=ctx.project.owner.timezone,
-            now=ctx.clock(),
+    try:
+        reminder = await ctx.db(
+            lambda s: create(
+                s,
+                text=args["text"],
+                when=args.get("when"),
+                every=args.get("every"),
+                via=args.get("via", "default"),
+                timezone=ctx.project.owner.timezone,
+                now=ctx.clock(),
+            )
         )
-    )
+    except TooFrequent:  # the model says the result to the owner: a sentence, not an RRULE lesson
+        raise ToolError(TooFrequent.spoken) from None
     return {"created": _reminder_view(ctx, reminder)}
 
 

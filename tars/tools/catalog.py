@@ -138,7 +138,7 @@ BUILTINS: dict[str, BuiltinTool] = {
                 query={"type": "string", "description": "Words to look for, e.g. 'dentist appointment'."},
                 since={"type": "string", "description": "Only calls since then, e.g. 'last week'."},
                 with_contact={"type": "string", "description": "Only calls with this contact, business or number."},
-                kind={"type": "string", "enum": ["goal", "inbound", "reminder", "outbound"]},
+                kind={"type": "string", "enum": ["goal", "inbound", "reminder", "outbound", "text"]},
                 semantic={
                     "type": "boolean",
                     "description": "By meaning rather than the exact words ('tooth doctor' finds the dentist).",

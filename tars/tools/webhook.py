@@ -16,6 +16,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from tars import metrics
 from tars.project import Tool, Webhook
 
 if TYPE_CHECKING:
@@ -83,6 +84,7 @@ async def send(hook: Webhook, payload: Mapping[str, Any], *, session: aiohttp.Cl
                 last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             if attempt + 1 < attempts:
                 await asyncio.sleep(min(0.5 * 2**attempt, 5))
+    metrics.WEBHOOK_FAILURES.inc()
     raise WebhookError(f"{hook.url} failed after {attempt + 1} attempt(s): {last}")
 
 

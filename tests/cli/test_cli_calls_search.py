@@ -17,7 +17,7 @@ GOLDEN = Path(__file__).parent / "golden"
         (("?!",), "search_no_words.txt"),
         (("dentist", "--since", "the day the music died"), "search_bad_since.txt"),
         (("dentist", "--with", "Zebedee"), "search_nobody.txt"),
-        (("dentist", "--kind", "text"), "search_bad_kind.txt"),
+        (("dentist", "--kind", "voicemail"), "search_bad_kind.txt"),
         (("dentist", "--semantic"), "search_semantic_no_key.txt"),
     ],
 )

@@ -23,7 +23,7 @@ def test_listing_by_a_role_says_whether_the_role_exists(contacts: Callable[..., 
     assert unknown.exit_code == 1
     assert unknown.output == (
         "Error: 'delegat' is not a role in tars.yaml; did you mean 'delegate'?\n"
-        "roles: contact, delegate, owner, unknown, blocked\n"
+        "roles: automation, contact, delegate, owner, unknown, blocked\n"
     )
     nobody = contacts("list", "--role", "delegate")
     assert nobody.exit_code == 0 and nobody.output == "No contact has the role 'delegate'.\n"

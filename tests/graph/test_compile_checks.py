@@ -41,7 +41,7 @@ CASES: dict[str, list[tuple[str, str, str]]] = {
         )
     ],
     "birthday_lead_out_of_range": [("tars.yaml", "  days_before: 1\n", "  days_before: 90\n")],
-    "birthday_channel_unknown": [("tars.yaml", "  via: sms\n\ndirectory:", "  via: pigeon\n\ndirectory:")],
+    "birthday_channel_unknown": [("tars.yaml", "  via: sms\n\ntexts:", "  via: pigeon\n\ntexts:")],
     "unknown_step": [("playbooks/book_appointment.yaml", "next: find_slot", "next: find_slott")],
     "unknown_tool_in_role": [("tars.yaml", "tools: [take_message, end_call]", "tools: [take_mesage, end_call]")],
     "needs_cycle": [

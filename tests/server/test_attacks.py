@@ -45,6 +45,14 @@ async def open_stream(http: aiohttp.ClientSession, line: Line, params: dict[str,
     return ws
 
 
+def events(line: Line) -> list[tuple[str, str]]:
+    """The security events recorded, oldest first: (kind, detail)."""
+    from tars.store.security_events import recent
+
+    with line.db() as db, db.session() as s:
+        return [(e.kind, e.detail) for e in reversed(recent(s))]
+
+
 async def test_wrong_pins_across_calls_lock_pin_entry_and_the_owner_is_told(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -70,6 +78,12 @@ async def test_wrong_pins_across_calls_lock_pin_entry_and_the_owner_is_told(
         "PIN entry locked",
     )
     assert any(t.startswith(f"Security: PIN entry is locked for {owner} until ") for t in texts), texts
+    # The lockout and the call refused while locked are security events; the owner hears of the first.
+    found = events(line)
+    assert [kind for kind, _ in found] == ["pin_lockout", "pin_lockout"]
+    assert found[0][1].startswith(f"PIN entry is locked for {owner} until ")
+    assert found[1][1] == f"a call from {owner}: PIN entry is locked"
+    assert len([t for t in texts if t.startswith("Security:")]) == 1
 
 
 async def test_signed_stream_parameters_open_one_stream_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -187,3 +201,27 @@ async def test_bad_media_frames_are_skipped_and_the_call_goes_on(
         assert await call.wait_ended(timeout=30) == "completed"
         await line.settle()
     assert details(line, call.sid).call.status == "completed"
+
+
+@pytest.mark.parametrize("size", [2_000_000, 20_000_000])  # over the stream's 1 MiB; over uvicorn's own 16 MiB
+async def test_an_oversized_media_message_ends_the_call_recorded_failed_with_the_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int
+) -> None:
+    from tars.sim.gemini import Say
+    from tests.server.test_owner_calls import greet_then
+
+    project = make_project(tmp_path / "p", monkeypatch)
+    async with Line(project, lambda: greet_then(Say("Still here, sir."), [])) as line:
+        call = await line.call_in(from_=project.owner.phone)
+        await call.wait_for_agent_utterance(timeout=20)
+        stream = call.stream
+        assert stream is not None
+        sid = getattr(stream, "stream_sid", "MZ" + "0" * 32)
+        # Megabytes in one message: no Twilio media message is more than a few hundred bytes.
+        huge = {"event": "media", "streamSid": sid, "media": {"track": "inbound", "payload": "A" * size}}
+        await stream._send(huge)  # type: ignore[arg-type]  # a fault no real Twilio would send
+        await call.wait_ended(timeout=30)
+        await line.settle()
+    row = details(line, call.sid).call
+    assert row.status == "failed"
+    assert "1009" in (row.failure_reason or "") and "too large" in (row.failure_reason or "")

@@ -100,7 +100,7 @@ async def test_a_tool_call_with_malformed_arguments_gets_an_error_result(
     assert f"the model called create_reminder with arguments that are a {kind}, not an object" in system
 
 
-async def test_a_tool_result_that_lands_while_reconnecting_is_sent_after_the_resume(
+async def test_a_tool_result_that_lands_while_reconnecting_is_told_after_the_resume(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     project = make_project(tmp_path / "p", monkeypatch)
@@ -121,14 +121,14 @@ async def test_a_tool_result_that_lands_while_reconnecting_is_sent_after_the_res
             lambda: [t for t in details(line, call.sid).tools if t.tool == "send_to_n8n"], what="the tool's result"
         )
         line.gemini.live.setup_hold.set()
-        # The emulator forgets calls pending at a drop, so it takes the late result as stale;
-        # what matters here is that the result reaches the resumed session at all.
-        await line.gemini.wait_for(lambda: session.tool_results, what="the result after the resume")
-        await call.say("thanks")
+        # The resumed session no longer knows the call (the emulator, like the service, takes a
+        # late response for it without effect): the model is told the result in words, and
+        # goes on from it without the caller saying anything.
         assert (await call.wait_for_agent_utterance(timeout=20)).text == "Sent, sir."
         assert await call.wait_ended(timeout=30) == "completed"
     assert session.connections == 2 and line.gemini.violations == []
-    assert [(r["name"], r.get("stale", False)) for r in session.tool_results] == [
-        ("send_to_n8n", True),
-        ("end_call", False),
+    assert [r["name"] for r in session.tool_results] == ["end_call"]
+    assert [t for t in session.user_texts() if "send_to_n8n" in t] == [
+        "[System] The connection to you dropped while send_to_n8n was running; it has finished now. "
+        'Its result: {"ok": true}. Carry on from there.'
     ]

@@ -58,3 +58,35 @@ async def test_owner_asks_for_a_reminder(tmp_path: Path, monkeypatch: pytest.Mon
     assert any(speaker == "assistant" and "TARS at your service" in text for speaker, text in said)
     tools = [(t.tool, t.allowed) for t in details.tools]
     assert tools == [("create_reminder", True), ("end_call", True)]
+
+
+async def test_the_owner_asking_for_a_reminder_every_second_hears_why_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = make_project(tmp_path / "p", monkeypatch)
+    every_second = {"text": "drink water", "when": "in 5 minutes", "every": "FREQ=SECONDLY;INTERVAL=0"}
+
+    def relay(session: object, event: object) -> list[Say]:  # the model says what the tool told it
+        return [Say(event.response["error"])]  # type: ignore[attr-defined]
+
+    brain = greet_then(CallTool("create_reminder", every_second), relay, [Say("Bye."), CallTool("end_call", {})])
+    async with Line(project, lambda: brain) as line:
+        call = await line.call_in(from_=project.owner.phone)
+        await call.wait_for_agent_utterance(timeout=20)
+        await call.say("remind me to drink water every second")
+        said = (await call.wait_for_agent_utterance(timeout=20)).text
+        await call.say("fine, bye")
+        assert await call.wait_ended(timeout=30) == "completed"
+
+    from tars.store.calls import call_details
+    from tars.store.reminders import list_reminders
+
+    with line.db() as db, db.session() as s:
+        assert list_reminders(s) == []
+        details = call_details(s, call.sid)
+    assert said == (
+        "A reminder can repeat at most once a minute, so every second cannot be set. "
+        "Every minute, or any longer interval, works."
+    )
+    [refused, _] = [(t.tool, t.result) for t in details.tools]
+    assert refused == ("create_reminder", {"error": said})

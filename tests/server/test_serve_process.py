@@ -187,10 +187,14 @@ async def test_a_call_left_live_by_a_killed_server_is_finished_at_restart(
     assert ended.failure_reason == "the server holding the call stopped; Twilio reports the call completed"
 
 
-async def start_serving(project: Any, env: dict[str, str], twilio: TwilioEmulator) -> subprocess.Popen[bytes]:
-    """`tars serve` on a free port, answering /healthz, with Twilio's webhooks routed to it."""
+async def start_serving(
+    project: Any, env: dict[str, str], twilio: TwilioEmulator, *options: str
+) -> subprocess.Popen[bytes]:
+    """`tars serve` on a free port, answering /healthz, with Twilio's webhooks routed to it;
+    ``options`` are added to the command line (the last of an option's values wins)."""
     port = free_port()
     command = ["-m", "tars", "--project", str(project.root), "serve", "--port", str(port), "--log-level", "warning"]
+    command += options
     server = subprocess.Popen(
         [sys.executable, *command],
         env=env,

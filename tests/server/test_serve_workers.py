@@ -58,3 +58,74 @@ async def test_two_workers_share_the_port_and_stop_together(tmp_path: Path, monk
                 server.wait()
     assert code == 0, server.stderr.read().decode()[-3000:]
     assert len({name.rsplit(":", 2)[1] for name in seen}) == 2, f"two processes: {seen}"
+
+
+async def test_metrics_count_the_calls_of_every_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Calls held by both workers; every scrape, whichever worker answers it, counts them all."""
+    from sqlmodel import select
+
+    from tars.server.api import read_token
+    from tars.store.database import connect
+    from tars.store.models import Call
+    from tests.server.test_metrics import samples, value
+
+    async with (
+        TwilioEmulator(account_sid=ACCOUNT, auth_token=TOKEN, realtime=False) as twilio,
+        GeminiEmulator(api_key=API_KEY, brain_factory=greet_then) as gemini,
+    ):
+        project, env = served_project(tmp_path, monkeypatch, twilio, gemini)
+        port = free_port()
+        command = [sys.executable, "-m", "tars", "--project", str(project.root), "serve", "--port", str(port),
+                   "--log-level", "warning", "--workers", "2"]  # fmt: skip
+        server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        local = f"http://127.0.0.1:{port}"
+
+        async def get(path: str, token: str | None = None) -> tuple[int, str]:
+            connector = aiohttp.TCPConnector(force_close=True)  # a new connection: either worker
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            async with aiohttp.ClientSession(connector=connector) as http, http.get(local + path, headers=headers) as r:
+                return r.status, await r.text()
+
+        async def up() -> bool:
+            if server.poll() is not None:
+                pytest.fail("tars serve --workers 2 stopped: " + server.stderr.read().decode()[-2000:])
+            try:
+                return (await get("/healthz"))[0] == 200
+            except aiohttp.ClientError:
+                return False
+
+        def holder(sid: str) -> str | None:
+            with connect(project.database_url) as db, db.session() as s:
+                return s.exec(select(Call.live_on).where(Call.sid == sid)).first()
+
+        holders: set[str] = set()
+        calls = 0
+        try:
+            await eventually(up, 120, "tars serve --workers 2 answering")
+            twilio.route(PUBLIC, local)
+            while len(holders) < 2:  # each call's stream reaches either worker
+                assert calls < 12, f"every call was held by one worker: {holders}"
+                call = await owner_rings(twilio, project)
+                await call.wait_for_agent_utterance(timeout=30)
+                holders.add(await eventually(lambda c=call: holder(c.sid), 30, "the call's session in the database"))
+                await call.hang_up()
+                assert await call.wait_ended(timeout=30) == "completed"
+                calls += 1
+            token = read_token(project)
+
+            async def all_counted() -> bool:
+                status, text = await get("/metrics", token)
+                assert status == 200, text
+                ended = {"direction": "inbound", "purpose": "inbound", "role": "owner", "result": "completed"}
+                return value(samples(text), "tars_calls_total", **ended) == calls
+
+            for _ in range(6):  # scrapes land on either worker; each one counts every call
+                await eventually(all_counted, 30, f"/metrics counting all {calls} calls")
+        finally:
+            server.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.to_thread(server.wait, 40)
+            finally:
+                if server.poll() is None:
+                    server.kill()
+                    server.wait()

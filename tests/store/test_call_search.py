@@ -30,6 +30,7 @@ def stored_call(
     number: str = "+442079460123",
     inbound: bool = False,
     playbook: str | None = None,
+    kind: str = "voice",
 ) -> int:
     """A finished call as the server stores one: started, lines said, then summed up."""
     started = NOW - dt.timedelta(days=days_ago)
@@ -43,6 +44,7 @@ def stored_call(
             playbook=playbook,
             status="in-progress",
             started_at=started,
+            kind=kind,
         )
         assert call.id is not None
         for n, (speaker, text) in enumerate(lines):
@@ -150,6 +152,33 @@ def test_since_with_and_kind_narrow_the_search(store: Store, tars: Tars) -> None
     nothing = tars("calls", "search", "dentist", "--with", "Helen")
     assert nothing.exit_code == 0
     assert "No call matches 'dentist' with Helen Carter (contact, +447700900123)." in " ".join(nothing.stdout.split())
+
+
+def test_kind_text_finds_text_sessions_and_only_them(store: Store, tars: Tars) -> None:
+    ids = a_week_of_calls(store)
+    helen = ids["helen"]
+    with store.session() as session:
+        helen_id = calls.get_call(session, helen).contact_id
+    texted = stored_call(
+        store,
+        days_ago=0.5,
+        inbound=True,
+        contact_id=helen_id,
+        number="+447700900123",
+        kind="text",  # Helen texted TARS (a text session, as tars.texts.desk stores one)
+        lines=[("caller", "Is dinner on Friday still on?"), ("assistant", "Yes, at eight.")],
+        summary="Helen asked by text whether dinner on Friday is still on.",
+    )
+    assert [h["call"]["id"] for h in search(tars, "dinner", "--kind", "text")] == [texted]
+    [hit] = search(tars, "dinner", "--kind", "text")
+    assert hit["kind"] == "text"
+    # The phone kinds leave text sessions out: Helen's inbound phone call only.
+    assert [h["call"]["id"] for h in search(tars, "dinner", "--kind", "inbound")] == [helen]
+    assert {h["call"]["id"] for h in search(tars, "dinner")} == {helen, texted}
+    assert search(tars, "plumbing", "--kind", "text") == []
+    shown = tars("calls", "search", "dinner", "--kind", "text")
+    assert shown.exit_code == 0, shown.output
+    assert f"{texted} " in shown.stdout and "✉ Helen Carter" in shown.stdout
 
 
 def test_the_index_follows_edits_and_deletes(store: Store, tars: Tars) -> None:

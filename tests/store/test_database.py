@@ -42,7 +42,7 @@ def test_head_is_the_last_migration_and_matches_the_models(store: Store) -> None
     config.set_main_option("script_location", str(schema.MIGRATIONS))
     assert ScriptDirectory.from_config(config).get_current_head() == schema.HEAD
     with connect(store.url) as db, db.engine.connect() as conn:
-        # The full-text index (migration 0006) is no model: SQLite's FTS5 tables and their
+        # The full-text index (migration 0011) is no model: SQLite's FTS5 tables and their
         # shadow tables, PostgreSQL's GIN expression indexes.
         def not_search(name: str | None, kind: str, _parent: object) -> bool:
             if kind == "table":

@@ -88,3 +88,26 @@ def test_wrong_pins_lock_a_number_then_everyone_with_backoff(store: Store) -> No
             everyone = pin_attempts.record_failure(s, f"+1500555{n:04d}", later) or everyone
         assert everyone is not None and everyone.scope == pin_attempts.EVERYONE
         assert pin_attempts.locked(s, "+447700900123", later) is not None
+
+
+def test_wrong_web_tokens_lock_an_address_then_everyone_apart_from_the_pin_counts(store: Store) -> None:
+    from tars.store import pin_attempts, sign_in_attempts
+
+    now = dt.datetime.fromisoformat(NOW)
+    with store.session() as s:
+        tries = [sign_in_attempts.record_failure(s, "203.0.113.7", now) for _ in range(sign_in_attempts.PER_ADDRESS)]
+        assert tries[:-1] == [None] * (sign_in_attempts.PER_ADDRESS - 1)
+        assert tries[-1] == now + pin_attempts.BACKOFF
+        assert sign_in_attempts.locked(s, "203.0.113.7", now) == tries[-1]
+        assert sign_in_attempts.locked(s, "198.51.100.2", now) is None
+        assert pin_attempts.locked(s, "+447700900123", now) is None  # the PIN counts are their own
+        later = tries[-1] + dt.timedelta(seconds=1)
+        assert sign_in_attempts.locked(s, "203.0.113.7", later) is None
+        again = [sign_in_attempts.record_failure(s, "203.0.113.7", later) for _ in range(sign_in_attempts.PER_ADDRESS)]
+        assert again[-1] == later + 2 * pin_attempts.BACKOFF  # each lockout twice as long
+        sign_in_attempts.record_success(s, "203.0.113.7")
+        assert sign_in_attempts.locked(s, "203.0.113.7", later) is None
+        everyone = None  # an attacker with a fresh address for every guess trips the overall limit
+        for n in range(sign_in_attempts.OVERALL):
+            everyone = sign_in_attempts.record_failure(s, f"192.0.2.{n}", later) or everyone
+        assert everyone is not None and sign_in_attempts.locked(s, "198.51.100.2", later) == everyone

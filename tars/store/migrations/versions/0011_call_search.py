@@ -13,8 +13,8 @@ table of call embeddings (``call_embedding``) for search by meaning.
 
 Only ``CREATE`` statements (see 0002: no table copies).
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0011
+Revises: 0010
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 

@@ -4,8 +4,8 @@ reminder TARS keeps for a contact's birthday; None for the owner's own) and ``ca
 
 ``ALTER TABLE … ADD COLUMN`` only (see 0002: no table copies).
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0012
+Revises: 0011
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007"
-down_revision = "0006"
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
