@@ -21,6 +21,7 @@ from bench.callstats import RunStats, holds
 from bench.common import Row
 from bench.report import Section
 from bench.servers import LABELS, Server
+from bench.watcher import Watcher
 
 P95_TARGET_MS = 100.0
 KEEPS_UP_MS = 50.0  # "keeps up": p95 no more than this above its own single-call p95
@@ -33,7 +34,7 @@ REFERENCES = ("pipecat", "pipecat-tuned", "floor")
 
 @dataclass(frozen=True)
 class Plan:
-    latency_variants: tuple[str, ...] = ("tars", "pipecat", "pipecat-tuned", "floor")
+    latency_variants: tuple[str, ...] = ("tars", "tars-watched", "pipecat", "pipecat-tuned", "floor")
     latency_calls: int = 5
     latency_turns: int = 16
     capacity_variants: tuple[str, ...] = ("tars", "tars-2w", "pipecat", "pipecat-tuned", "floor")
@@ -46,7 +47,7 @@ class Plan:
 PLANS = {
     "full": Plan(),
     "quick": Plan(
-        latency_variants=("tars", "pipecat", "pipecat-tuned", "floor"),
+        latency_variants=("tars", "tars-watched", "pipecat", "pipecat-tuned", "floor"),
         latency_calls=2,
         latency_turns=5,
         capacity_variants=("tars", "tars-2w"),
@@ -84,8 +85,18 @@ async def run_level(variant: str, calls: int, turns: int, *, seed: int = 1) -> R
             )
             watch = asyncio.ensure_future(_watch(server, stats))
             try:
-                stats.records = await emulators.run_calls(calls, turns, seed=seed, arrivals_per_second=ARRIVALS)
-                stats.steady_from = emulators.steady_from
+                async with contextlib.AsyncExitStack() as stack:
+                    if variant == "tars-watched":
+                        watcher = await stack.enter_async_context(
+                            Watcher(server.local_url, server.state_dir / "api-token")
+                        )
+                    stats.records = await emulators.run_calls(calls, turns, seed=seed, arrivals_per_second=ARRIVALS)
+                    stats.steady_from = emulators.steady_from
+                    if variant == "tars-watched":
+                        stats.watched = {
+                            "calls_watched": len(watcher.calls_watched), "events": watcher.events,
+                            "scrapes": watcher.scrapes, "errors": watcher.errors[:5],
+                        }  # fmt: skip
             finally:
                 watch.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -145,6 +156,19 @@ async def latency(plan: Plan) -> Section:
                     LABELS[ref],
                     runs[ref]["added_ms"][pct],
                     None if ref == "floor" else "≤ 1.2×",
+                )
+            )
+    watched = runs.get("tars-watched")
+    if tars is not None and watched is not None:
+        for pct in ("p50", "p95"):
+            section.rows.append(
+                Row(
+                    f"TARS watched: added latency {pct}",
+                    watched["added_ms"][pct],
+                    "ms",
+                    LABELS["tars"],
+                    tars["added_ms"][pct],
+                    "≤ 1.1×",
                 )
             )
     for ref in REFERENCES:

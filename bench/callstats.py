@@ -68,6 +68,7 @@ class RunStats:
     loop_lag_s: list[float] = field(default_factory=list)
     cpu_samples: list[tuple[float, float]] = field(default_factory=list)  # (monotonic, server CPU s)
     emulator_errors: list[str] = field(default_factory=list)
+    watched: dict[str, Any] | None = None  # tars-watched: what the watcher saw (bench.watcher)
 
     steady_from: float = -math.inf  # when the last call was greeted: all calls live from here
 
@@ -116,6 +117,7 @@ class RunStats:
             other = max(0.0, self.machine_busy_s - self.server_cpu_s - self.driver_cpu_s) / self.wall_s
         return {
             "variant": self.variant,
+            **({"watched": self.watched} if self.watched is not None else {}),
             "calls": self.calls,
             "turns_per_call": self.turns_per_call,
             "turns": len(turns),

@@ -34,6 +34,9 @@ LABELS = {
     "pipecat-tuned": "bare Pipecat + TARS's audio settings",
     # The same server as two processes on one port and one database (`tars serve --workers 2`).
     "tars-2w": "TARS, 2 workers (`tars serve --workers 2`)",
+    # The same server with someone watching: the web view open on every live call and /metrics
+    # scraped every second (bench.watcher).
+    "tars-watched": "TARS, watched (web view on every live call, /metrics each second)",
 }
 
 
@@ -142,6 +145,11 @@ class Server:
                 await asyncio.sleep(0.01)
         self.ready_seconds = time.perf_counter() - started
         return self.ready_seconds
+
+    @property
+    def state_dir(self) -> Path:
+        """TARS's state folder (the API token, the database), once started."""
+        return (self.workdir or Path(self._tmp.name)) / "state"  # type: ignore[union-attr]
 
     def tail(self, lines: int = 30) -> str:
         if self.log is None or not self.log.exists():

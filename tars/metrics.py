@@ -80,7 +80,6 @@ WEBHOOKS_REFUSED = Counter(
 WEBHOOK_FAILURES = Counter(
     "tars_webhook_failures",
     "Outgoing webhooks (tools, reminders, n8n) that failed after their retries.",
-    ["target"],
 )
 
 

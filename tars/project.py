@@ -86,6 +86,9 @@ class Role:
     #: Memory across calls: how many past calls with them to recall (0: none), in at most this many characters.
     memory_calls: int = 0
     memory_chars: int = 600
+    #: Calls with this role are recorded (``roles.<role>.recording``), with a spoken notice if ``announce``.
+    recording: bool = False
+    announce_recording: bool = False
 
     def may_start(self, playbook: str) -> bool:
         return self.playbooks is None or playbook in self.playbooks

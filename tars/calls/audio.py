@@ -22,12 +22,13 @@ import binascii
 import json
 import logging
 import math
+from collections.abc import Callable
 from functools import cache
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from pipecat.audio.resamplers.base_audio_resampler import BaseAudioResampler
-from pipecat.frames.frames import Frame, InputAudioRawFrame, OutputAudioRawFrame
+from pipecat.frames.frames import Frame, InputAudioRawFrame, InterruptionFrame, OutputAudioRawFrame
 from pipecat.serializers.twilio import TwilioFrameSerializer
 
 from tars.calls.turn_clock import STAMP, TurnClock
@@ -75,7 +76,8 @@ class LowLatencyResampler(BaseAudioResampler):
     windows: ~110-130 µs).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, tap: Callable[[bytes], None] | None = None) -> None:
+        self._tap = tap  # handed every chunk this resampler puts out (a recording)
         self._rates: tuple[int, int] | None = None
         self._up = self._down = 1
         self._phases = np.ones((1, 1), dtype=np.float32)  # row p: the taps of output phase p
@@ -108,8 +110,12 @@ class LowLatencyResampler(BaseAudioResampler):
             return audio
         self._prepare(in_rate, out_rate)
         if self._fallback is not None:
-            return await self._fallback.resample(audio, in_rate, out_rate)
-        return self._run(np.frombuffer(audio, dtype=np.int16).astype(np.float32))
+            out = await self._fallback.resample(audio, in_rate, out_rate)
+        else:
+            out = self._run(np.frombuffer(audio, dtype=np.int16).astype(np.float32))
+        if self._tap is not None and out:
+            self._tap(out)
+        return out
 
     def _run(self, samples: np.ndarray) -> bytes:
         up, down = self._up, self._down
@@ -153,12 +159,15 @@ class LowLatencyResampler(BaseAudioResampler):
 class GatheredResampler(LowLatencyResampler):
     """Resamples at once, hands the audio on ``seconds`` at a time (``b""`` meanwhile: no frame)."""
 
-    def __init__(self, seconds: float = INPUT_FRAME_SECONDS) -> None:
+    def __init__(self, seconds: float = INPUT_FRAME_SECONDS, heard: Callable[[bytes], None] | None = None) -> None:
         super().__init__()
         self.seconds = seconds
+        self._heard = heard  # handed every chunk before it is resampled (a recording)
         self._held = bytearray()
 
     async def resample(self, audio: bytes, in_rate: int, out_rate: int) -> bytes:
+        if self._heard is not None and audio:
+            self._heard(audio)
         self._held += await super().resample(audio, in_rate, out_rate)
         if len(self._held) < int(out_rate * self.seconds) * 2:
             return b""
@@ -176,6 +185,17 @@ class GatheredResampler(LowLatencyResampler):
 MAX_MEDIA_MESSAGE = 64 * 1024
 
 
+class LineTap(Protocol):
+    """Where a recording takes the line's audio (``tars.calls.recording.CallRecording``): each
+    call only queues, the audio path never waits for it."""
+
+    def caller(self, pcm: bytes) -> None: ...  # PCM16 at 8 kHz, as it arrived from Twilio
+
+    def assistant(self, pcm: bytes) -> None: ...  # PCM16 at 8 kHz, as it is sent to Twilio
+
+    def cleared(self) -> None: ...  # Twilio is told to drop the audio it has not played
+
+
 class PhoneLineSerializer(TwilioFrameSerializer):
     """Pipecat's Twilio serializer with TARS's low-latency resamplers, and one bad message
     (invalid base64, a numeric payload, ``dtmf: null``, a huge or non-object message)
@@ -183,14 +203,21 @@ class PhoneLineSerializer(TwilioFrameSerializer):
     stream the same way, warning once and carrying on (warnings 31950 and 31951,
     https://www.twilio.com/docs/api/errors/31951)."""
 
-    def __init__(self, *args: Any, clock: TurnClock | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, clock: TurnClock | None = None, recording: LineTap | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
-        self._input_resampler = GatheredResampler()
-        self._output_resampler = LowLatencyResampler()
+        # With a recording, the line's 8 kHz audio is handed to it where it exists: the
+        # caller's before it is resampled up for Gemini, TARS's after it is resampled down.
+        self.recording = recording
+        self._input_resampler = GatheredResampler(heard=recording.caller if recording else None)
+        self._output_resampler = LowLatencyResampler(tap=recording.assistant if recording else None)
         self.skipped = 0  # bad messages skipped on this call
         self.clock = clock  # times the audio's way through the call (tars.calls.turn_clock)
 
     async def serialize(self, frame: Frame) -> str | bytes | None:
+        if self.recording is not None and isinstance(frame, InterruptionFrame):
+            self.recording.cleared()  # the serializer answers it with Twilio's `clear`
         data = await super().serialize(frame)
         if data is not None and self.clock is not None and isinstance(frame, OutputAudioRawFrame):
             self.clock.reply_audio_sent()

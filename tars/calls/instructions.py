@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from tars.calls.language import described, language_of, part_of_day
 from tars.graph.call_plan import CallPlan, render
-from tars.project import Persona, Project
+from tars.project import Persona, Project, Role
 
 _VERBOSITY = {
     "brief": "Keep every reply to one or two short sentences; this is a phone call.",
@@ -131,6 +131,24 @@ def greeting(project: Project, kind: str, values: Mapping[str, str], persona: Pe
     greetings = (persona or project.persona).greetings
     template = greetings.get(kind) or greetings["unknown"]
     return render(template, values)
+
+
+#: What a recorded call's notice says unless ``recording.announce_text`` says otherwise.
+RECORDING_NOTICE = "Please note that this call is recorded."
+
+
+def recording_notice(project: Project) -> str:
+    """The words that tell the other party the call is recorded (``recording.announce_text``)."""
+    return str(project.section("recording").get("announce_text") or RECORDING_NOTICE)
+
+
+def first_words(project: Project, role: Role, kind: str, values: Mapping[str, str]) -> str:
+    """What TARS says first on an inbound call: the greeting for ``kind`` of caller, then the
+    recording notice if ``role`` records its calls and announces it."""
+    words = greeting(project, kind, values)
+    if role.recording and role.announce_recording:
+        words = f"{words} {recording_notice(project)}"
+    return words
 
 
 def goal_instruction(project: Project, plan: CallPlan, callee: str, now: dt.datetime) -> str:

@@ -5,9 +5,10 @@
 
 The model is offered exactly the tools the caller's role grants; every call it makes
 goes through the gate (``tars.calls.gate``). The call is written down as it happens
-(``tars.calls.recorder``). If Gemini drops, pipecat resumes the session with its handle;
-if it cannot, the caller hears an apology spoken by Twilio and the call ends, recorded
-as failed with the reason.
+(``tars.calls.recorder``) and, for the roles that record calls, both sides of its audio go
+to a WAV (``tars.calls.recording``, tapped in the serializer, written by a thread). If
+Gemini drops, pipecat resumes the session with its handle; if it cannot, the caller hears
+an apology spoken by Twilio and the call ends, recorded as failed with the reason.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from tars.calls.live_service import GatedGeminiLive, compression
 from tars.calls.media_socket import WatchedSocket
 from tars.calls.playbook_run import RUNTIME_TOOLS, PlaybookRun
 from tars.calls.recorder import CallRecorder, TranscriptTap
+from tars.calls.recording import CallRecording, recording_file
 from tars.calls.turn_clock import TurnClock
 from tars.config.secrets import mask_text
 from tars.endpoints import Endpoints
@@ -125,6 +127,11 @@ class CallSession:
         self.setup = setup
         self.recorder = CallRecorder(database, setup.call_id, lambda text: mask_text(text, project.secrets))
         self.playbook = playbook
+        role = project.roles.get(setup.caller.role)
+        # Both sides of the line, when the caller's role is recorded (roles.<role>.recording).
+        self.recording = (
+            CallRecording(recording_file(project.state_dir, setup.call_id)) if role and role.recording else None
+        )
         self.context = ToolContext(project, database, setup.caller, self, outbox, setup.call_id, endpoints=endpoints)
         self.gate = ToolGate(
             project,
@@ -251,6 +258,7 @@ class CallSession:
             auth_token=self.endpoints.twilio_auth_token,
             base_url=self.endpoints.twilio_api_base_url,
             clock=self.clock,
+            recording=self.recording,
         )
         transport = FastAPIWebsocketTransport(
             websocket,
@@ -327,7 +335,11 @@ class CallSession:
         """Run the call to its end; the Call row ends completed or failed, never half-written."""
         websocket = WatchedSocket(websocket)
         worker = self.build(websocket)
-        await self.recorder.update(status="in-progress", started_at=dt.datetime.now(dt.UTC))
+        changes: dict[str, Any] = {"status": "in-progress", "started_at": dt.datetime.now(dt.UTC)}
+        if self.recording is not None:
+            self.recording.start()
+            changes["recording_path"] = str(self.recording.path)
+        await self.recorder.update(**changes)
         runner = WorkerRunner(handle_sigint=False, handle_sigterm=False)
         limit = float(self.project.section("server").get("max_call_minutes", 30)) * 60
         if self.playbook is not None:
@@ -349,6 +361,8 @@ class CallSession:
             if silence is not None:
                 silence.cancel()
             await self._tap.flush()
+            if self.recording is not None:
+                await self.recording.close()
             self.failure = self.failure or websocket.failure()
             # finish() stores the end after every line still queued and waits for all of it.
             if self.failure:

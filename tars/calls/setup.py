@@ -35,7 +35,7 @@ async def inbound_setup(
     tools = [t for t in role.tools if t in project.tools]
     now = instructions.local_now(project)
     values = instructions.template_values(project, now, caller.name)
-    first_words = instructions.greeting(project, caller.greeting_kind, values)
+    first_words = instructions.first_words(project, role, caller.greeting_kind, values)
     instruction = instructions.inbound_instruction(project, role.name, caller.name, caller.number, now, tools)
     if caller.contact_id is not None:  # a known contact: what happened last time, if the role remembers
         past = await memory.recall(project, database, role, int(body["call_id"]), caller.contact_id, "")
@@ -80,6 +80,9 @@ async def goal_setup(
         if pressed
         else run.opening()
     )
+    if role.recording and role.announce_recording and not pressed:
+        notice = instructions.recording_notice(project)
+        opening = f'{opening}\n[This call is recorded. Before anything else, say: "{notice}"]'
     instruction = instructions.goal_instruction(project, plan, callee, now)
     past = await memory.recall(project, database, role, call_id, call.contact_id, call.to_number)
     setup = CallSetup(

@@ -111,7 +111,7 @@ def call(
     overridden = None
     if not at:
         at, overridden = _inside_window(project, playbook, resolved, now)
-    client = _client(project)
+    client = api_client(project)
     placed = client.post(
         "/api/calls",
         {"target": resolved["phone"], "playbook": playbook, "inputs": inputs, **({"at": at} if at else {})},
@@ -322,7 +322,7 @@ class ApiClient:
         return self._request("GET", path)
 
 
-def _client(project: Any) -> ApiClient:
+def api_client(project: Any) -> ApiClient:
     from tars.cli.local_server import server_base
     from tars.server.api import read_token
 

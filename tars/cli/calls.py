@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
@@ -15,6 +16,11 @@ app = typer.Typer(
 )
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+class ExportFormat(StrEnum):
+    wav = "wav"
+    json = "json"
 
 
 def register(root: typer.Typer) -> None:
@@ -375,3 +381,122 @@ def cancel(
     who = cancelled.callee or cancelled.to_number
     due = timeparse.show(cancelled.scheduled_at, project.owner.timezone)
     output.line(f"[green]✓[/] Cancelled call {cancelled.id} to {output.escape(who)} ({cancelled.playbook}, due {due})")
+
+
+def _recording(project: Any, call: str) -> tuple[Any, Any]:
+    """The call and its recording file; a clear word when there is none."""
+    from tars.errors import UserError
+    from tars.store.calls import get_call
+    from tars.store.database import connect
+    from tars.store.recordings import recording_of
+
+    with connect(project.database_url) as db, db.session() as session:
+        found = get_call(session, call)
+    path = recording_of(project.state_dir, found)
+    if path is not None:
+        return found, path
+    if found.recording_path:
+        raise UserError(
+            f"the recording of call {found.id} is no longer in the state folder",
+            f"recordings are deleted after recording.keep_days days; its transcript is in `tars calls show {found.id}`",
+        )
+    raise UserError(
+        f"call {found.id} was not recorded",
+        "calls are recorded for the roles with `recording: {enabled: true}` in tars.yaml (roles.<role>); "
+        f"its transcript is in `tars calls show {found.id}`",
+    )
+
+
+#: Players tried in order, with what makes them play a file once, quietly, and exit.
+PLAYERS = (("aplay", ["-q"]), ("ffplay", ["-nodisp", "-autoexit", "-loglevel", "error"]), ("afplay", []))
+
+
+@app.command("play")
+def play(
+    ctx: typer.Context,
+    call: Annotated[str, typer.Argument(help="The call's id (from `tars calls list`) or its Twilio SID.")],
+) -> None:
+    """Play a call's recording (the other party left, TARS right) with aplay, ffplay or afplay."""
+    import shutil
+    import subprocess
+
+    project = context.load(ctx)
+    found, path = _recording(project, call)
+    for name, flags in PLAYERS:
+        player = shutil.which(name)
+        if player is not None:
+            output.line(f"Playing call {found.id} ({output.escape(str(path))}) with {name}; Ctrl-C stops it.")
+            subprocess.run([player, *flags, str(path)], check=False)
+            return
+    output.line(
+        f"No audio player found (aplay, ffplay or afplay). The recording of call {found.id} is "
+        f"{output.escape(str(path))}: a stereo 8 kHz WAV any audio player opens, or copy it "
+        f"elsewhere with `tars calls export {found.id}`."
+    )
+
+
+@app.command("export")
+def export(
+    ctx: typer.Context,
+    call: Annotated[str, typer.Argument(help="The call's id (from `tars calls list`) or its Twilio SID.")],
+    format_: Annotated[
+        ExportFormat,
+        typer.Option("--format", "-f", help="wav: the recording; json: the call, its transcript and tools."),
+    ] = ExportFormat.wav,
+    to: Annotated[
+        str | None,
+        typer.Option("--output", "-o", help="Where to write it (default: call-<id>.<format> here; - for stdout)."),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace the file if it exists.")] = False,
+) -> None:
+    """Write a call out: its recording (WAV) or the call with its transcript (JSON)."""
+    import json
+    import sys
+    from pathlib import Path
+
+    from tars.errors import UserError
+    from tars.store.calls import call_details, details_json
+    from tars.store.database import connect
+
+    project = context.load(ctx)
+    format_ = ExportFormat(format_)
+    if format_ is ExportFormat.wav:
+        found, source = _recording(project, call)
+        data = source.read_bytes()
+    else:
+        with connect(project.database_url) as db, db.session() as session:
+            details = call_details(session, call)
+        found = details.call
+        data = (json.dumps(details_json(details), indent=2, ensure_ascii=False) + "\n").encode()
+    if to == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    target = Path(to or f"call-{found.id}.{format_.value}")
+    if target.exists() and not force:
+        raise UserError(f"{target} already exists", "choose another with --output, or replace it with --force")
+    try:
+        target.write_bytes(data)
+        if format_ is ExportFormat.wav:
+            target.chmod(0o600)  # a recording stays the owner's, wherever it is copied
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise UserError(f"could not write {target}: {reason}", "choose another place with --output") from exc
+    output.line(f"[green]✓[/] Wrote call {found.id} to {output.escape(str(target))}")
+
+
+@app.command("delete")
+def delete(
+    ctx: typer.Context,
+    call: Annotated[str, typer.Argument(help="The call's id (from `tars calls list`) or its Twilio SID.")],
+) -> None:
+    """Delete a call that has ended: its transcript, tool use, outcome and recording."""
+    from tars.store.database import connect
+    from tars.store.recordings import delete_call
+
+    project = context.load(ctx)
+    with connect(project.database_url) as db, db.session() as session:
+        deleted = delete_call(session, project.state_dir, call)
+    number = deleted.to_number if deleted.direction == "outbound" else deleted.from_number
+    kept = " and its recording" if deleted.recording_path else ""
+    output.line(f"[green]✓[/] Deleted call {deleted.id} ({output.escape(number)}){kept}")

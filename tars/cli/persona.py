@@ -132,7 +132,9 @@ def _rendered(project: Project, role: str, playbook: str | None, var: list[str])
         kind = role if role in ("owner", "unknown") else "contact"
         return (
             instructions.inbound_instruction(project, role, name, number, now, tools),
-            instructions.greeting(project, kind, values),
+            instructions.first_words(project, project.roles[role], kind, values)
+            if role in project.roles
+            else instructions.greeting(project, kind, values),
         )
     books = [b for b in project.playbooks.values() if b.role == "delegate"] or list(project.playbooks.values())
     if playbook is None and not books:

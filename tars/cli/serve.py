@@ -102,7 +102,8 @@ def serve(
         ) as server:
             output.err.print(
                 f"[green]TARS is answering[/] on {server.local_url} (public: {public}); "
-                f"point the Twilio number's voice webhook at {public}/twilio/voice"
+                f"point the Twilio number's voice webhook at {public}/twilio/voice; "
+                f"the web view is at {server.local_url}/ (sign in with the API token)"
             )
             await _until_stopped(server)
             return server.uvicorn.stopped_by
@@ -137,7 +138,8 @@ def _serve_workers(
     options = WorkerOptions(str(project.root), public, log_level, log_format)  # type: ignore[attr-defined]
     output.err.print(
         f"[green]TARS is answering[/] on http://{host}:{port} with {workers} workers (public: {public}); "
-        f"point the Twilio number's voice webhook at {public}/twilio/voice"
+        f"point the Twilio number's voice webhook at {public}/twilio/voice; "
+        f"the web view is at http://{host}:{port}/ (sign in with the API token)"
     )
     stopped_by = Workers(options, sock, workers).run()
     if stopped_by == signal.SIGINT:

@@ -745,6 +745,8 @@ def build_project(
                     tuple(r["playbooks"]) if "playbooks" in r else None,
                     int(r["memory"].get("calls", 3)) if "memory" in r else 0,
                     int(r["memory"].get("max_chars", 600)) if "memory" in r else 600,
+                    bool(r.get("recording", {}).get("enabled", False)),
+                    bool(r.get("recording", {}).get("announce", False)),
                 )
                 for n, r in config["roles"].items()
             }

@@ -70,6 +70,8 @@ SETTLE_BATCH = 500
 #: A live owner call is recorded for this long, renewed every ``LIVE_RENEW_SECONDS``.
 LIVE_SECONDS = 10.0
 LIVE_RENEW_SECONDS = 2.0
+#: Recordings past ``recording.keep_days`` are looked for at start-up and then this often.
+PRUNE_SECONDS = 3600.0
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,7 @@ class Scheduler:
         self._stopping = False
         self._live_renewed_at = float("-inf")
         self._live_ids: frozenset[int] = frozenset()
+        self._pruned_at = float("-inf")
         self._writes = asyncio.Lock()
         self._settling: list[tuple[int, str, bool, asyncio.Future[bool]]] = []
         self._settler: asyncio.Task[Any] | None = None
@@ -235,6 +238,8 @@ class Scheduler:
         if not self.active:
             return
         await self._renew_live_calls()
+        if asyncio.get_running_loop().time() - self._pruned_at >= PRUNE_SECONDS:
+            await self.prune_recordings()
         await relay.deliver_messages(self)
         await relay.reap(self)
         await self._claim_reminders()
@@ -245,6 +250,23 @@ class Scheduler:
             from tars.store.call_queue import next_scheduled_call
 
             self._next_call = await self.board.db(next_scheduled_call)
+
+    # ------------------------------------------------------------------ recordings
+    async def prune_recordings(self) -> list[int]:
+        """Delete the recordings of calls that ended more than ``recording.keep_days`` ago
+        (the calls stay); the ids of those calls. ``tars serve`` runs it at start-up, then
+        the loop every ``PRUNE_SECONDS``."""
+        from tars.store.recordings import prune_recordings
+
+        self._pruned_at = asyncio.get_running_loop().time()
+        keep = self.board.project.section("recording").get("keep_days")
+        if not keep:
+            return []
+        state, now = self.board.project.state_dir, self.now()
+        pruned: list[int] = await self.write(lambda s: prune_recordings(s, state, int(keep), now))
+        if pruned:
+            log.info("deleted the recordings of %d calls older than %s days", len(pruned), keep)
+        return pruned
 
     # ------------------------------------------------------------------ database writes
     async def write(self, work: Callable[[Any], Any]) -> Any:

@@ -16,11 +16,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from tars import metrics
+from tars.calls.caller import OWNER, Caller
 from tars.project import Project
 from tars.server.limits import JSONTooDeep, parse_json
 from tars.telephony import security
 
 router = APIRouter(prefix="/api")
+CLI_CHANNEL = "cli"  # the text sessions `tars send` holds with the server
 TOKEN_FILE = "api-token"
 
 
@@ -68,6 +70,29 @@ async def _refused(request: Request) -> JSONResponse:
     detail = f"a local API request ({request.method} {request.url.path}) with a missing or wrong API token"
     await security.refused(request.app.state.board, security.API_TOKEN, detail, security.client_of(request))
     return _error(401, "missing or wrong API token")
+
+
+@router.post("/texts")
+async def text(request: Request) -> JSONResponse:
+    """The owner texts TARS (`tars send`): {"message"} → {"session_id", "answer", "tools"}. The
+    owner's text session on this channel continues until it has been idle ``texts.idle_seconds``."""
+    if not authorized(request):
+        return await _refused(request)
+    board = request.app.state.board
+    try:
+        message = str(parse_json(await request.body())["message"]).strip()
+    except JSONTooDeep as exc:
+        return _error(400, f'{exc}; send {{"message": "…"}}')
+    except (ValueError, KeyError, TypeError, RecursionError):
+        return _error(400, 'expected JSON with the message: {"message": "…"}')
+    if not message:
+        return _error(400, "the message is empty")
+    if board.texts is None or board.shutting_down:
+        return _error(503, "TARS is shutting down; send it again once tars serve is back")
+    owner = board.project.owner
+    opened, answer = await board.texts.message(Caller(owner.phone, OWNER, owner.name), CLI_CHANNEL, message)
+    tools = opened.session.exchanges[-1].tools if opened.session.exchanges else []
+    return JSONResponse({"session_id": opened.call_id, "answer": answer, "tools": tools})
 
 
 @router.post("/calls")

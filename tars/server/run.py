@@ -154,6 +154,7 @@ async def running(
         bound = web.servers[0].sockets[0].getsockname()[1]
         await reconcile(server)  # calls a dead process left live, finished as Twilio saw them
         await _birthdays(server)
+        await server.scheduler.prune_recordings()  # recordings past recording.keep_days
         server.scheduler.start()
         if watch:
             follower = asyncio.ensure_future(

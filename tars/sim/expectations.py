@@ -88,9 +88,10 @@ class _Judge(GoalJudge):
         name = self.caller_name if kind == "contact" else None
         words = instructions.greeting(self.project, kind, instructions.template_values(self.project, now, name))
         got = self.seen.greeting
+        announced = f"{words} {instructions.recording_notice(self.project)}"  # a recorded role's notice follows
         self.add(
             f"greeted with the {kind} greeting",
-            got == words,
+            got in (words, announced),
             "" if got == words else f"TARS asked for {got!r}; the {kind} greeting is {words!r}",
         )
 

@@ -1,11 +1,12 @@
-"""``tars send``: one text session for the owner, run here against the emulators.
+"""``tars send --simulate``: one text session for the owner, run here against the emulators.
 
 The text model is the Gemini emulator's REST side (its default text agent, ``text_agent``);
 the Twilio emulator stands in for any text a tool sends; the store is the project's own, so
 "what reminders do I have?" is answered from the owner's real reminders and a reminder made
 by text is one ``tars serve`` will deliver. The session is recorded like any other (a call
 of kind ``text``, channel ``cli``) and closes once it has answered: `tars calls list --kind
-text` shows it. Placing calls needs the running server (the tool says so).
+text` shows it. Placing a call is what the simulation does not do: without ``--simulate``,
+`tars send` goes to the running `tars serve`, which places it (``POST /api/texts``).
 """
 
 from __future__ import annotations

@@ -13,5 +13,6 @@ SQLModel/SQLAlchemy, so CLI modules import them inside their commands only.
 * ``contacts``, ``reminders``, ``calls``, ``messages``: what commands and tools do with them
 * ``call_queue``: goal calls for later and their retries, reminder calls, live owner calls
   (what the scheduler, ``tars.scheduler``, claims and checks)
+* ``recordings``: call recordings on disk, deleted with their call and after ``recording.keep_days``
 * ``phones``: phone numbers, validated and normalised with ``phonenumbers``
 """

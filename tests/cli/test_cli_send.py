@@ -1,5 +1,6 @@
-"""`tars send "…"`: the owner texts TARS from the command line; a text session runs here
-against the emulated text model and answers from the project's own store."""
+"""`tars send --simulate "…"`: the owner texts TARS from the command line; a text session runs
+here against the emulated text model and answers from the project's own store. (Without
+--simulate it goes to the running server: tests/server/test_text_sessions.py.)"""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def run(example_project: Path, tars: Callable[..., Any], monkeypatch: pytest.Mon
 
 def test_what_reminders_do_i_have_is_answered_from_the_store(run: Callable[..., Any]) -> None:
     assert run("remind", "add", "call mum", "--at", "tomorrow 5pm").exit_code == 0
-    result = run("send", "what reminders do I have?")
+    result = run("send", "--simulate", "what reminders do I have?")
     assert result.exit_code == 0, result.output
     assert "tool list_reminders" in result.stdout
     assert "TARS  You have 1 reminder: call mum (" in result.stdout
@@ -37,7 +38,7 @@ def test_what_reminders_do_i_have_is_answered_from_the_store(run: Callable[..., 
 
 
 def test_a_reminder_made_by_text_is_in_the_store(run: Callable[..., Any]) -> None:
-    sent = json.loads(run("send", "remind me at 5pm to call mum", "--json").stdout)
+    sent = json.loads(run("send", "--simulate", "remind me at 5pm to call mum", "--json").stdout)
     assert [(t["name"], t["allowed"]) for t in sent["tools"]] == [("create_reminder", True)]
     assert sent["answer"].startswith("Done: I'll remind you to call mum at ")
     [reminder] = json.loads(run("remind", "list", "--json").stdout)
@@ -52,3 +53,10 @@ def test_an_empty_message_or_an_unknown_kind_is_refused(run: Callable[..., Any])
     assert kind.exit_code == 1
     assert "Error: --kind 'sms' is not a kind of call" in kind.output
     assert "use --kind voice or --kind text" in kind.output
+
+
+def test_without_a_server_send_says_how_to_start_one(run: Callable[..., Any]) -> None:
+    result = run("send", "what reminders do I have?")
+    assert result.exit_code == 1
+    assert "Error: no TARS server has run for this project yet" in result.output
+    assert "start one with `tars serve`, or try `--simulate`" in result.output

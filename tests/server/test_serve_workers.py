@@ -16,7 +16,7 @@ from tars.sim.gemini import GeminiEmulator
 from tars.sim.twilio import TwilioEmulator
 from tests.server.harness import ACCOUNT, API_KEY, PUBLIC, TOKEN
 from tests.server.test_owner_calls import greet_then
-from tests.server.test_serve_process import free_port, owner_rings, served_project
+from tests.server.test_serve_process import free_port, owner_rings, served_project, start_serving
 from tests.waiting import eventually
 
 
@@ -74,25 +74,14 @@ async def test_metrics_count_the_calls_of_every_worker(tmp_path: Path, monkeypat
         GeminiEmulator(api_key=API_KEY, brain_factory=greet_then) as gemini,
     ):
         project, env = served_project(tmp_path, monkeypatch, twilio, gemini)
-        port = free_port()
-        command = [sys.executable, "-m", "tars", "--project", str(project.root), "serve", "--port", str(port),
-                   "--log-level", "warning", "--workers", "2"]  # fmt: skip
-        server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        local = f"http://127.0.0.1:{port}"
+        server = await start_serving(project, env, twilio, "--workers", "2")
+        local = f"http://127.0.0.1:{server.args[server.args.index('--port') + 1]}"
 
         async def get(path: str, token: str | None = None) -> tuple[int, str]:
             connector = aiohttp.TCPConnector(force_close=True)  # a new connection: either worker
             headers = {"Authorization": f"Bearer {token}"} if token else {}
             async with aiohttp.ClientSession(connector=connector) as http, http.get(local + path, headers=headers) as r:
                 return r.status, await r.text()
-
-        async def up() -> bool:
-            if server.poll() is not None:
-                pytest.fail("tars serve --workers 2 stopped: " + server.stderr.read().decode()[-2000:])
-            try:
-                return (await get("/healthz"))[0] == 200
-            except aiohttp.ClientError:
-                return False
 
         def holder(sid: str) -> str | None:
             with connect(project.database_url) as db, db.session() as s:
@@ -101,8 +90,6 @@ async def test_metrics_count_the_calls_of_every_worker(tmp_path: Path, monkeypat
         holders: set[str] = set()
         calls = 0
         try:
-            await eventually(up, 120, "tars serve --workers 2 answering")
-            twilio.route(PUBLIC, local)
             while len(holders) < 2:  # each call's stream reaches either worker
                 assert calls < 12, f"every call was held by one worker: {holders}"
                 call = await owner_rings(twilio, project)

@@ -119,6 +119,37 @@ async def test_a_follow_up_continues_the_same_session(tmp_path: Path, monkeypatc
     assert len(last.contents) == 7  # the whole conversation so far goes with each request
 
 
+async def test_tars_send_texts_the_running_server_and_a_follow_up_continues(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tars: Callable[..., Any]
+) -> None:
+    """`tars send` without --simulate: the served text session (its model, its tools, its store)."""
+    import asyncio
+
+    project = project_for(tmp_path, monkeypatch, ("tars.yaml", "idle_seconds: 1", "idle_seconds: 30"))
+    async with Line(project, lambda: None) as line:
+        monkeypatch.setenv("TARS_SERVER_URL", line.server.local_url)
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+
+        def send(*args: str) -> Any:  # the CLI blocks; the server runs on in this loop meanwhile
+            return asyncio.to_thread(tars, "--project", project.root, "send", *args)
+
+        first = await send("remind me at 5pm to call mum")
+        assert first.exit_code == 0, first.output
+        assert "tool create_reminder" in first.stdout
+        assert "TARS  Done: I'll remind you to call mum at " in first.stdout
+        second = json.loads((await send("what reminders do I have?", "--json")).stdout)
+        assert second["answer"].startswith("You have 1 reminder: call mum")
+        assert f"Stored as text session {second['session_id']}" in first.stdout  # the same conversation
+        await line.server.server.texts.shutdown()
+        await line.settle()
+    [session] = text_sessions(line)
+    assert [t.text for t in session.transcript if t.speaker == "caller"] == [
+        "remind me at 5pm to call mum", "what reminders do I have?"
+    ]  # fmt: skip
+    request = next(r for r in line.gemini.rest_requests if r.tools)
+    assert "make_goal_call" in request.tools, "the served session offers every owner tool, goal calls included"
+
+
 async def test_an_unknown_number_gets_no_reminder_and_is_offered_a_message(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
