@@ -543,6 +543,20 @@ def _bounded(series: rrule, since: dt.datetime) -> rrule:
     return series.replace(count=None, until=horizon)
 
 
+_MONTH_NAMES = (
+    "January", "February", "March", "April", "May", "June",
+    "July", "August", "September", "October", "November", "December",
+)  # fmt: skip
+
+
+def _yearly_day(parts: dict[str, str]) -> str | None:
+    """ "14 April" for FREQ=YEARLY;BYMONTH=4;BYMONTHDAY=14 (a birthday reminder), else None."""
+    month, day = parts.get("BYMONTH", ""), parts.get("BYMONTHDAY", "")
+    if parts.get("FREQ") != "YEARLY" or not (month.isdigit() and day.isdigit()) or not 1 <= int(month) <= 12:
+        return None
+    return f"{int(day)} {_MONTH_NAMES[int(month) - 1]}"
+
+
 def describe_repeat(rule: str | None) -> str:
     """A short human reading of the common rules; the RRULE itself otherwise."""
     if not rule:
@@ -553,6 +567,10 @@ def describe_repeat(rule: str | None) -> str:
     names = {"MINUTELY": "minute", "HOURLY": "hour", "DAILY": "day", "WEEKLY": "week",
              "MONTHLY": "month", "YEARLY": "year"}  # fmt: skip
     known = {"FREQ", "INTERVAL", "BYDAY", "BYHOUR", "BYMINUTE", "BYSECOND"}
+    yearly_on = _yearly_day(parts)
+    if yearly_on and interval == 1 and not set(parts) - known - {"BYMONTH", "BYMONTHDAY"}:
+        known = known | {"BYMONTH", "BYMONTHDAY"}
+        freq, names = "YEARLY", {**names, "YEARLY": f"year on {yearly_on}"}
     if freq not in names or set(parts) - known or "," in parts.get("BYHOUR", "") + parts.get("BYMINUTE", ""):
         return rule
     unit = names[freq]

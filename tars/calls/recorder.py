@@ -34,6 +34,7 @@ from pipecat.frames.frames import (
     TTSTextFrame,
 )
 from pipecat.processors.frame_processor import FrameProcessor
+from pipecat.services.google.frames import LLMSearchResponseFrame
 
 log = logging.getLogger("tars.calls")
 
@@ -68,6 +69,7 @@ class CallRecorder:
         self.batch_size = batch_size
         self.lines: list[tuple[str, str]] = []
         self._queue: list[Write] = []
+        self.sources: list[dict[str, Any]] = []  # Google Search grounding (note_sources)
         self._writer: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()  # write what is queued now, without waiting for company
         self._flushing = 0  # flush() calls waiting: no batching delay meanwhile
@@ -83,6 +85,20 @@ class CallRecorder:
         self.lines.append((speaker, text))
         at = _now()
         self._queue_write("a transcript line", lambda s: add_line(s, self.call_id, speaker, text, at))
+
+    def note_sources(self, found: list[dict[str, Any]]) -> None:
+        """Web pages Google Search grounding drew on (stored with the call a moment later):
+        each page once, with every piece of the answer it supports."""
+        from tars.store.calls import update_call
+
+        for source in found:
+            known = next((s for s in self.sources if s["uri"] == source["uri"]), None)
+            if known is None:
+                self.sources.append({**source, "supports": list(source.get("supports", []))})
+            else:
+                known["supports"] += [t for t in source.get("supports", []) if t not in known["supports"]]
+        sources = [dict(s) for s in self.sources]
+        self._queue_write("the call's sources", lambda s: update_call(s, self.call_id, sources=sources))
 
     async def line(self, speaker: str, text: str) -> None:
         """Record a line; returns at once (it is stored a moment later)."""
@@ -215,6 +231,19 @@ class TranscriptTap:
             self.recorder.note("caller", frame.text)
         elif isinstance(frame, TTSStoppedFrame | LLMFullResponseEndFrame | InterruptionFrame):
             self._end_turn()
+        elif isinstance(frame, LLMSearchResponseFrame) and frame.origins:
+            # pipecat's reading of the grounding metadata Gemini sent with a searched answer.
+            self.recorder.note_sources(
+                [
+                    {
+                        "uri": o.site_uri or "",
+                        "title": o.site_title or "",
+                        "supports": [r.text for r in o.results if r.text],
+                    }
+                    for o in frame.origins
+                    if o.site_uri
+                ]
+            )
 
     def _end_turn(self) -> None:
         if self._assistant:

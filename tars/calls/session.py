@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
-from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
+from pipecat.adapters.llm.schemas.tools_schema import AdapterType, ToolsSchema
 from pipecat.frames.frames import EndFrame, InputTextRawFrame, LLMRunFrame
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
@@ -52,7 +52,7 @@ from tars.endpoints import Endpoints
 from tars.project import Project, thaw
 from tars.tools.builtins import ToolContext, execute
 from tars.tools.call import ToolCall
-from tars.tools.catalog import goal_call_declaration
+from tars.tools.catalog import MODEL_TOOLS, goal_call_declaration
 
 log = logging.getLogger("tars.calls")
 
@@ -90,6 +90,8 @@ def function_schemas(
         overrides = {**(overrides or {}), "make_goal_call": parameters}
         descriptions = {**(descriptions or {}), "make_goal_call": description}
     for name in names:
+        if name in MODEL_TOOLS:
+            continue
         tool = project.tools.get(name)
         params = dict((overrides or {}).get(name) or (thaw(tool.parameters) if tool else {}))
         description = (descriptions or {}).get(name) or (tool.description if tool else name)
@@ -101,7 +103,10 @@ def function_schemas(
                 required=list(params.get("required", [])),
             )
         )
-    return ToolsSchema(standard_tools=schemas)
+    # Gemini's own tools ride along in the setup: {"googleSearch": {}} for google_search
+    # (https://ai.google.dev/gemini-api/docs/live-tools#google-search).
+    native = [{"google_search": {}}] if "google_search" in names else []
+    return ToolsSchema(standard_tools=schemas, custom_tools={AdapterType.GEMINI: native} if native else None)
 
 
 class CallSession:
@@ -127,7 +132,7 @@ class CallSession:
         self.recording = (
             CallRecording(recording_file(project.state_dir, setup.call_id)) if role and role.recording else None
         )
-        self.context = ToolContext(project, database, setup.caller, self, outbox, setup.call_id)
+        self.context = ToolContext(project, database, setup.caller, self, outbox, setup.call_id, endpoints=endpoints)
         self.gate = ToolGate(
             project,
             setup.caller.role,

@@ -155,6 +155,107 @@ def _waits(project: Any, call: Any) -> dict[str, Any]:
     return {"reason": reason, "window": window}
 
 
+@app.command("search")
+def search(
+    ctx: typer.Context,
+    query: Annotated[str, typer.Argument(help="Words said on the call, or in its summary or outcome: 'dentist'.")],
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only calls since then: 'last week', 'yesterday', 2025-03-01.")
+    ] = None,
+    with_: Annotated[
+        str | None, typer.Option("--with", help="Only calls with this contact, business or number: --with Helen.")
+    ] = None,
+    kind: Annotated[
+        str | None,
+        typer.Option("--kind", help="Only calls of a kind: goal, inbound, reminder, outbound or text (text sessions)."),
+    ] = None,
+    semantic: Annotated[
+        bool,
+        typer.Option("--semantic", help="By meaning, not words: 'tooth doctor' finds the dentist (Gemini embeddings)."),
+    ] = False,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=200, help="How many calls, best first.")] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """Search past calls: transcripts, summaries and outcomes, best match first, with the line that matched."""
+    from tars import timeparse
+    from tars.recall import Search, find, hit_json
+    from tars.store.database import connect
+
+    project = context.load(ctx)
+    asked = Search(query, since=since, with_=with_, kind=kind, limit=limit)
+    with connect(project.database_url) as db:
+        if semantic:
+            found = _by_meaning(project, db, asked)
+        else:
+            with db.session() as session:
+                found = find(session, project, asked, timeparse.clock_now())
+    _print_hits(project, found, query, as_json, hit_json)
+
+
+def _by_meaning(project: Any, db: Any, asked: Any) -> Any:
+    import asyncio
+
+    import aiohttp
+    import httpx
+    from google.genai import errors
+
+    from tars import timeparse
+    from tars.endpoints import Endpoints
+    from tars.errors import UserError
+    from tars.semantic import find_by_meaning, model_of
+
+    endpoints = Endpoints.from_project(project)
+    if not endpoints.gemini_api_key:
+        raise UserError("--semantic needs the Gemini API: model.api_key is not set", "set GEMINI_API_KEY (or .env)")
+    try:
+        return asyncio.run(find_by_meaning(db.run, endpoints, project, asked, timeparse.clock_now()))
+    except errors.APIError as exc:
+        raise UserError(
+            f"the Gemini embedding model {model_of(project)} answered {exc.code}: {exc.message}",
+            "check model.api_key and model.embedding_model in tars.yaml",
+        ) from None
+    except (OSError, httpx.TransportError, aiohttp.ClientError) as exc:
+        raise UserError(
+            f"cannot reach the Gemini API for --semantic: {exc}",
+            "check the network (and model.base_url), or search by words without --semantic",
+        ) from None
+
+
+def _print_hits(project: Any, found: Any, query: str, as_json: bool, to_json: Any) -> None:
+    from tars import timeparse
+    from tars.recall import who_of
+
+    names = found.names
+    narrowed = "".join(
+        part
+        for part in (
+            f" since {timeparse.show(found.since, project.owner.timezone)}" if found.since else "",
+            f" with {found.who}" if found.who else "",
+        )
+    )
+    empty = f"No call matches {query!r}{narrowed}."
+    if output.listed(found.hits, as_json, lambda h: to_json(h, names), output.escape(empty)):
+        return
+    tz = project.owner.timezone
+    width = output.out.width
+    for hit in found.hits:
+        call = hit.call
+        arrow = "✉" if call.kind == "text" else ("→" if call.direction == "outbound" else "←")
+        when = timeparse.show(call.started_at or call.created_at, tz)
+        head = f"{call.id}  {when}  {arrow} {who_of(call, names)}"
+        if call.playbook:
+            head += f"  ({call.playbook})"
+        match = hit.match
+        if match.source == "transcript":
+            party = other_party(names.get(call.contact_id or 0) or call.callee, outbound=call.direction == "outbound")
+            said = f"{speaker_name(match.speaker or '', project.persona.name, party)}: {match.text}"
+        else:
+            said = f"{match.source}: {match.text}"
+        output.line(f"[bold]{output.escape(head)}[/]")
+        output.line("    " + output.escape(_cut(" ".join(said.split()), max(width - 4, 20))))
+    output.line(f"[dim]{len(found.hits)} call{'s' * (len(found.hits) != 1)}, best match first; times in {tz}[/]")
+
+
 @app.command("show")
 def show(
     ctx: typer.Context,
@@ -240,6 +341,13 @@ def show(
                 tools.add_row(*cells)
         if not narrow:
             out.print(tools)
+    if c.sources:
+        out.print("\n[bold]Sources[/] (Google Search)")
+        for n, found in enumerate(c.sources, 1):
+            title = found.get("title") or found.get("uri")
+            out.print(f"[dim]{n}.[/] {output.escape(str(title))} — {output.escape(str(found.get('uri', '')))}")
+            for said in found.get("supports") or []:
+                out.print(f"     [dim]“{output.escape(str(said))}”[/]")
     if c.outcome is not None:
         source = f" ({c.outcome_source})" if c.outcome_source else ""
         out.print(f"\n[bold]Outcome{source}[/]")

@@ -189,6 +189,7 @@ def remove(
     project = context.load(ctx)
     with connect(project.database_url) as db, db.session() as session:
         contact = remove_contact(session, name)
+        _birthdays(session, project)
     output.line(f"[green]✓[/] Removed {_who(contact)}")
 
 
@@ -206,6 +207,7 @@ def import_(
     project = context.load(ctx)
     with connect(project.database_url) as db, db.session() as session:
         report = import_contacts(session, Rules.of(project), file)
+        _birthdays(session, project)
     if as_json:
         skipped = [{"where": w, "name": n, "reason": r} for w, n, r in report.skipped]
         output.print_json({"added": report.added, "skipped": skipped})
@@ -237,6 +239,7 @@ def _save(
     project = context.load(ctx)
     with connect(project.database_url) as db, db.session() as session:
         contact = write(session, Rules.of(project), **fields)
+        _birthdays(session, project)
         first = contact_by_phone(session, contact.phone)
         sharing = [c.name for c in list_contacts(session) if c.phone == contact.phone and c.id != contact.id]
     if as_json:
@@ -251,6 +254,14 @@ def _save(
             f"{output.escape(', '.join(sharing))}; "
             f"calls from it are taken as {output.escape(first.name)}'s (role {output.escape(first.role)})."
         )
+
+
+def _birthdays(session: object, project: object) -> None:
+    """Contacts changed: their birthday reminders follow (tars.birthdays)."""
+    from tars import timeparse
+    from tars.birthdays import sync
+
+    sync(session, project, timeparse.clock_now())  # type: ignore[arg-type]
 
 
 def _nobody_with(project: object, role: str) -> str:

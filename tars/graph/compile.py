@@ -47,7 +47,7 @@ from tars.project import (
     freeze,
     thaw,
 )
-from tars.tools.catalog import BUILTINS, OWNER_ONLY, goal_call_declaration
+from tars.tools.catalog import BUILTINS, OWNER_ONLY, PRIVATE, goal_call_declaration
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -244,6 +244,14 @@ class _Compiler:
                         self.config,
                         ("roles", role, "tools", i),
                         f"'{tool}' changes how TARS behaves and may be granted to the owner role only; "
+                        f"remove it from roles.{role}.tools",
+                        "ref.owner_only",
+                    )
+                if tool in PRIVATE and role != "owner":
+                    self.problem(
+                        self.config,
+                        ("roles", role, "tools", i),
+                        f"'{tool}' reads the owner's past calls and may be granted to the owner role only; "
                         f"remove it from roles.{role}.tools",
                         "ref.owner_only",
                     )

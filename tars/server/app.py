@@ -420,16 +420,27 @@ async def run_stream(
                 async def send(text: str, payload: dict[str, Any]) -> None:
                     await goal_requests.report(board, setup.call_id, text, payload)
 
-                work = wrap_up(session, board.endpoints, send, setup.caller.name or "")
+                work = _then_embedded(board, wrap_up(session, board.endpoints, send, setup.caller.name or ""))
                 board.background(telemetry.in_span("call.after", work, **traced))
             elif playbook is None:
                 from tars.calls.aftercall import summarise_call
 
                 who = setup.caller.name or setup.caller.number or "an unknown number"
                 about = f"Reminder call to {who}" if setup.purpose == "reminder" else f"Inbound call from {who}"
-                board.background(
-                    telemetry.in_span("call.after", summarise_call(session, board.endpoints, about), **traced)
-                )
+                work = _then_embedded(board, summarise_call(session, board.endpoints, about))
+                board.background(telemetry.in_span("call.after", work, **traced))
+
+
+async def _then_embedded(board: Switchboard, summing_up: Any) -> None:
+    """The call summed up, then embedded for search by meaning (tars.semantic), so a later
+    ``--semantic`` search finds it ready. Best effort: a search embeds whatever is missing."""
+    await summing_up
+    from tars.semantic import embed_pending
+
+    try:
+        await embed_pending(board.db, board.endpoints, board.project)
+    except Exception as exc:  # the embedding API down or refusing: the next search tries again
+        log.warning("embedding the finished call for search failed: %s", exc)
 
 
 def _claim_token(session: Any, body: dict[str, str]) -> bool:

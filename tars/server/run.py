@@ -73,6 +73,24 @@ class _GracefulUvicorn(uvicorn.Server):
         self._graceful = asyncio.ensure_future(graceful())
 
 
+async def _birthdays(server: Any) -> None:
+    """Birthday reminders follow the contacts and tars.yaml's ``birthdays:`` (a changed
+    ``days_before`` applies from this start)."""
+    from tars.birthdays import sync
+    from tars.timeparse import clock_now
+
+    try:
+        changes = await server.database.run(lambda s: sync(s, server.project, clock_now()))
+    except Exception:
+        log.exception("updating the birthday reminders failed")
+        return
+    if changes.added or changes.moved or changes.cancelled:
+        log.info(
+            "birthday reminders: %d added, %d moved, %d cancelled",
+            len(changes.added), len(changes.moved), len(changes.cancelled),
+        )  # fmt: skip
+
+
 def open_server(project: Project, endpoints: Endpoints, public_base: str | None = None) -> Switchboard:
     """The switchboard a server runs on: the project's database open, its public URL set."""
     from tars.store.database import open_database
@@ -135,6 +153,7 @@ async def running(
             await asyncio.sleep(0.01)
         bound = web.servers[0].sockets[0].getsockname()[1]
         await reconcile(server)  # calls a dead process left live, finished as Twilio saw them
+        await _birthdays(server)
         await server.scheduler.prune_recordings()  # recordings past recording.keep_days
         server.scheduler.start()
         if watch:

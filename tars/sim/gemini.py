@@ -11,6 +11,8 @@ base URL to ``wss://``, so the server is TLS only, with a throw-away CA
   -> ``gemini_live`` (model turns decided by a pluggable ``Brain``);
 * ``/{v1beta|v1alpha|v1}/models/{model}:generateContent`` ->
   ``gemini_rest`` (answers from a pluggable responder);
+* ``/{v1beta|v1alpha|v1}/models/{model}:embedContent`` and ``:batchEmbedContents`` ->
+  ``gemini_embed`` (deterministic embeddings that put a paraphrase near its original);
 * ``GET /{v1beta|v1alpha|v1}/models/{model}`` -> the ``Model`` resource (``models.get``);
   models come from a catalogue (``gemini_models``), and an unknown one is refused
   everywhere the real service refuses it;
@@ -99,8 +101,10 @@ from tars.sim.gemini_brain import (
     Event,
     Say,
     ScriptedBrain,
+    Search,
     Wait,
 )
+from tars.sim.gemini_embed import serve_embed
 from tars.sim.gemini_limits import AUDIO_SESSION_LIMIT_S, CONNECTION_LIMIT_S, GO_AWAY_LEAD_S
 from tars.sim.gemini_live import LiveConnection, serve_live
 from tars.sim.gemini_models import ModelCatalogue, not_found
@@ -136,6 +140,7 @@ __all__ = [
     "RestRequest",
     "Say",
     "ScriptedBrain",
+    "Search",
     "Violation",
     "Wait",
     "echo_responder",
@@ -147,6 +152,7 @@ LIVE_PATH = re.compile(
     r"GenerativeService\.BidiGenerateContent$"
 )
 REST_PATH = re.compile(r"^/+(v1beta|v1alpha|v1)/models/([^/:]+):(generateContent|streamGenerateContent)$")
+EMBED_PATH = re.compile(r"^/+(v1beta|v1alpha|v1)/models/([^/:]+):(embedContent|batchEmbedContents)$")
 MODEL_PATH = re.compile(r"^/+(v1beta|v1alpha|v1)/models/([^/:]+)$")
 
 T = TypeVar("T")
@@ -196,6 +202,7 @@ class GeminiEmulator:
         )
         self.live = LiveRegistry()
         self.rest_requests: list[RestRequest] = []
+        self.embed_requests: list[dict[str, Any]] = []  # embedContent / batchEmbedContents bodies
         self.requests: list[tuple[float, str, str]] = []  # (t, method, path) of every request
         self.port = 0
         self._want_port = port  # 0: a free port
@@ -418,6 +425,15 @@ class GeminiEmulator:
                 api_version=version,
                 model=model,
                 method=method,
+            )
+        match = EMBED_PATH.match(path)
+        if match:
+            version, model, method = match.groups()
+            if request.headers.get("x-goog-api-key") == self.api_key and not self.models.supports(model, method):
+                body = error_json(404, not_found(model, version, method), "NOT_FOUND")
+                return web.json_response(body, status=404)
+            return await serve_embed(
+                request, api_key=self.api_key, records=self.embed_requests, model=model, method=method
             )
         match = MODEL_PATH.match(path)
         if match and request.method == "GET":

@@ -60,11 +60,22 @@ class Wait:
 
 
 @dataclass(frozen=True)
+class Search:
+    """Answer ``text`` from a Google Search for ``queries`` that found ``sources`` (uri,
+    title): the grounding metadata the service sends with a searched answer, then the
+    answer spoken. Only for a session whose setup offers ``googleSearch``."""
+
+    queries: tuple[str, ...]
+    sources: tuple[tuple[str, str], ...]
+    text: str
+
+
+@dataclass(frozen=True)
 class EndTurn:
     """Close the current turn (``generationComplete`` + ``turnComplete``) now."""
 
 
-Action: TypeAlias = Say | CallTool | Wait | EndTurn
+Action: TypeAlias = Say | CallTool | Wait | EndTurn | Search
 
 
 class Brain(Protocol):

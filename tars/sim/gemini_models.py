@@ -30,12 +30,15 @@ from typing import Any
 
 LIVE_METHODS = ("bidiGenerateContent",)
 TEXT_METHODS = ("generateContent", "streamGenerateContent", "countTokens")
+#: An embedding model (gemini-embedding-001); see gemini_embed.py.
+EMBED_METHODS = ("embedContent", "batchEmbedContents", "countTokens")
 
 #: What the emulator offers unless told otherwise: the models TARS is configured with by
 #: default (``schemas/tars.schema.json``: ``model.live_model`` and ``model.text_model``).
 DEFAULT_MODELS: Mapping[str, tuple[str, ...]] = {
     "gemini-3.8-live": LIVE_METHODS,
     "gemini-3.5-flash": TEXT_METHODS,
+    "gemini-embedding-001": EMBED_METHODS,
 }
 
 

@@ -78,6 +78,7 @@ class LiveSession:
     transcript: list[tuple[str, str]] = field(default_factory=list)  # (user|model, text)
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     tool_results: list[dict[str, Any]] = field(default_factory=list)
+    searches: list[dict[str, Any]] = field(default_factory=list)  # groundingMetadata sent (Search)
     violations: list[Violation] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # emulator-side failures (bugs)
     handles: list[str] = field(default_factory=list)
@@ -118,6 +119,11 @@ class LiveSession:
             for decl in tool.get("functionDeclarations", []) or []:
                 out[decl.get("name", "")] = decl
         return out
+
+    @property
+    def google_search(self) -> bool:
+        """Whether the setup offers Gemini's own Google Search tool (``{"googleSearch": {}}``)."""
+        return any(isinstance(t, dict) and "googleSearch" in t for t in self.setup.get("tools", []) or [])
 
     @property
     def tool_names(self) -> list[str]:

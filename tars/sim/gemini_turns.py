@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tars.sim import speech
-from tars.sim.gemini_brain import Action, CallTool, EndTurn, Say, Wait, ask
+from tars.sim.gemini_brain import Action, CallTool, EndTurn, Say, Search, Wait, ask
 from tars.sim.gemini_session import LiveOptions, LiveSession
 from tars.sim.gemini_wire import b64encode
 
@@ -106,6 +106,9 @@ class ModelTurns:
                 await asyncio.sleep(action.ms / 1000)
             elif isinstance(action, EndTurn):
                 await self._complete_turn()
+            elif isinstance(action, Search):
+                await self._open_turn()
+                await self._search(action)
             elif isinstance(action, CallTool):
                 calls = [action]
                 while pending and isinstance(pending[0], CallTool):
@@ -168,6 +171,40 @@ class ModelTurns:
         if self.session.transcribes("output"):  # only when the setup asked (gemini_live's docstring)
             await self.send({"serverContent": {"outputTranscription": {"text": spoken}}})
         self.session.transcript.append(("model", text))
+
+    async def _search(self, action: Search) -> None:
+        """A searched answer: ``serverContent.groundingMetadata`` (BidiGenerateContentServerContent,
+        https://ai.google.dev/api/live#bidigeneratecontentservercontent), shaped as the
+        GroundingMetadata of https://ai.google.dev/gemini-api/docs/google-search: the
+        ``webSearchQueries``, a ``searchEntryPoint.renderedContent`` (the search suggestion chip,
+        HTML), ``groundingChunks`` (``web: {uri, title}``; the service's uris are
+        vertexaisearch.cloud.google.com redirects and the title the site's domain), and
+        ``groundingSupports`` tying a segment of the answer to the chunks it rests on. Then the
+        answer is spoken. A session that was not offered the tool cannot search."""
+        assert self.session is not None
+        if not self.session.google_search:
+            raise RuntimeError("emulated model: Search in a session whose setup has no googleSearch tool")
+        chunks = [{"web": {"uri": uri, "title": title}} for uri, title in action.sources]
+        metadata = {
+            "webSearchQueries": list(action.queries),
+            "searchEntryPoint": {
+                "renderedContent": '<div class="container">'
+                + "".join(f'<a class="chip">{q}</a>' for q in action.queries)
+                + "</div>"
+            },
+            "groundingChunks": chunks,
+            "groundingSupports": [
+                {
+                    "segment": {"startIndex": 0, "endIndex": len(action.text.encode()), "text": action.text},
+                    "groundingChunkIndices": list(range(len(chunks))),
+                }
+            ]
+            if chunks
+            else [],
+        }
+        self.session.searches.append(metadata)
+        await self.send({"serverContent": {"groundingMetadata": metadata}})
+        await self._say(action.text)
 
     async def _call_tools(self, calls: list[CallTool]) -> list[dict[str, Any]]:
         assert self.session is not None

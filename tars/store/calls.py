@@ -30,7 +30,7 @@ _CALL_FIELDS = {
     "recording_path", "failure_reason", "contact_id", "playbook", "inputs",
     "scheduled_at", "attempt", "retry_of", "follow_up", "reminder_id", "callee", "role", "late",
     "reminder_lease", "step", "run_state", "resume_digits", "requested_by", "report_via", "after_outcome",
-    "window_override", "kind", "reply_to", "live_on", "live_until",
+    "window_override", "kind", "reply_to", "live_on", "live_until", "sources",
 }  # fmt: skip
 
 
@@ -223,6 +223,7 @@ def call_json(call: Call, contact_name: str | None = None) -> dict[str, Any]:
         "outcome_source": call.outcome_source,
         "summary": call.summary,
         "recording_path": call.recording_path,
+        "sources": call.sources,
         "failure_reason": call.failure_reason,
         "scheduled_at": _iso(call.scheduled_at),
         "attempt": call.attempt,

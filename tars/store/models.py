@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, Column, ForeignKey, Index, Integer, Text
+from sqlalchemy import JSON, CheckConstraint, Column, ForeignKey, Index, Integer, LargeBinary, Text
 from sqlmodel import Field, SQLModel
 
 from tars.store.columns import UTCDateTime
@@ -112,6 +112,9 @@ class Reminder(SQLModel, table=True):
     lease_expires_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     #: The last delivery came late: it fell due while no TARS server was running.
     late: bool = Field(default=False)
+    #: None for the owner's own reminders; "birthday" for one TARS keeps for a contact's
+    #: birthday (``contact_id``), moved or cancelled when the contact changes.
+    kind: str | None = Field(default=None, max_length=16)
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
@@ -192,6 +195,8 @@ class Call(SQLModel, table=True):
     kind: str = Field(default="voice", max_length=8, sa_column_kwargs={"server_default": "voice"})
     #: A text session from n8n: where its signed result is POSTed when it ends.
     reply_to: str | None = Field(default=None, sa_type=Text)
+    #: Web pages Google Search grounding drew on (``google_search``): [{"uri", "title", "query"}].
+    sources: list[Any] | None = Field(default=None, sa_type=_JSON)
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
@@ -364,3 +369,22 @@ class HookRequest(SQLModel, table=True):
     source: str = Field(max_length=32)  # "n8n"
     at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     expires_at: dt.datetime = Field(sa_type=UTCDateTime, index=True)
+
+
+class CallEmbedding(SQLModel, table=True):
+    """What a call is about, as a vector (``tars calls search --semantic``): one per call,
+    float32 little-endian in a plain BLOB/bytea (brute-force cosine; no vector extension).
+
+    ``digest`` is a hash of the text that was embedded and the model: when the call's
+    summary or transcript changes, or another model is configured, it is embedded again."""
+
+    __tablename__ = "call_embedding"
+
+    call_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("call.id", ondelete="CASCADE"), primary_key=True, autoincrement=False)
+    )
+    model: str = Field(max_length=200)
+    dimensions: int
+    digest: str = Field(max_length=64)
+    vector: bytes = Field(sa_type=LargeBinary)
+    updated_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

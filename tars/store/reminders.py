@@ -591,6 +591,7 @@ def reminder_json(reminder: Reminder, contact_name: str | None = None) -> dict[s
         "via": reminder.channel,
         "contact_id": reminder.contact_id,
         "contact": contact_name,
+        "kind": reminder.kind,
         "status": reminder.status,
         "attempts": reminder.attempts,
         "last_error": reminder.last_error,

@@ -78,6 +78,7 @@ class ToolContext:
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
     switchboard: Switchboard | None = None  # set by the server; None where no calls can be placed
     personas: Personas | None = None  # set by the server; None where the persona cannot be changed
+    endpoints: Any = None  # tars.endpoints.Endpoints, for tools that use Gemini (search by meaning)
 
     def desk(self) -> Switchboard:
         if self.switchboard is None:
@@ -384,3 +385,63 @@ async def change_persona(ctx: ToolContext, args: Mapping[str, Any]) -> dict[str,
 @handler("switch_persona")
 async def switch_persona(ctx: ToolContext, args: Mapping[str, Any]) -> dict[str, Any]:
     return await _personas(ctx).switch(str(args.get("name", "")), args.get("reason"))
+
+
+# ------------------------------------------------------------------------------ past calls
+
+#: How much of past calls one answer carries: a few calls, each line cut short.
+SEARCH_RESULTS = 5
+SEARCH_TEXT_CHARS = 300
+
+
+@handler("search_calls")
+async def search_calls(ctx: ToolContext, args: Mapping[str, Any]) -> dict[str, Any]:
+    from tars.recall import Search, find, kind_of, who_of
+
+    query = str(args.get("query") or "").strip()
+    with_ = str(args.get("with_contact") or "").strip() or None
+    if not query and not with_:
+        raise ToolError("give words to look for (query) or who the call was with (with_contact)")
+    asked = Search(
+        query,
+        since=str(args.get("since") or "").strip() or None,
+        with_=with_,
+        kind=args.get("kind") or None,
+        limit=SEARCH_RESULTS,
+    )
+    if args.get("semantic") and query:
+        from tars.semantic import find_by_meaning
+
+        if ctx.endpoints is None:
+            raise ToolError("searching by meaning needs the running server (tars serve)")
+        found = await find_by_meaning(ctx.db, ctx.endpoints, ctx.project, asked, ctx.clock())
+    else:
+        found = await ctx.db(lambda s: find(s, ctx.project, asked, ctx.clock()))
+    calls = []
+    for hit in found.hits:
+        call = hit.call
+        match = hit.match
+        said = f"{match.speaker}: {match.text}" if match.source == "transcript" else f"{match.source}: {match.text}"
+        calls.append(
+            {
+                "call_id": call.id,
+                "when": ctx.local(call.started_at or call.created_at),
+                "with": who_of(call, found.names),
+                "kind": kind_of(call),
+                "line": _cut(said, SEARCH_TEXT_CHARS),
+                "summary": _cut(call.summary or "", SEARCH_TEXT_CHARS),
+            }
+        )
+    return {"calls": calls, "count": len(calls)} if calls else {"calls": [], "count": 0, "note": "no call matches"}
+
+
+def _cut(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@handler("google_search")
+async def google_search(ctx: ToolContext, args: Mapping[str, Any]) -> dict[str, Any]:
+    """Never offered as a function (the Live setup carries Gemini's own search tool): a call to
+    it by name is answered, not run."""
+    raise ToolError("google_search is Gemini's own search: just ask your question, the answer comes with its sources")

@@ -129,6 +129,28 @@ BUILTINS: dict[str, BuiltinTool] = {
             ),
         ),
         BuiltinTool(
+            "search_calls",
+            "Search the owner's past calls (what was said, the summaries and outcomes), best match first, "
+            "e.g. 'what did the dentist say last time?' (query 'dentist') or 'when did I last speak to "
+            "Helen?' (with 'Helen'). Each call comes with the line that matched.",
+            _params(
+                [],
+                query={"type": "string", "description": "Words to look for, e.g. 'dentist appointment'."},
+                since={"type": "string", "description": "Only calls since then, e.g. 'last week'."},
+                with_contact={"type": "string", "description": "Only calls with this contact, business or number."},
+                kind={"type": "string", "enum": ["goal", "inbound", "reminder", "outbound", "text"]},
+                semantic={
+                    "type": "boolean",
+                    "description": "By meaning rather than the exact words ('tooth doctor' finds the dentist).",
+                },
+            ),
+        ),
+        BuiltinTool(
+            "google_search",
+            "Look things up on the web with Google Search: Gemini's own search, its answers grounded "
+            "in the pages it cites (stored with the call).",
+        ),
+        BuiltinTool(
             "record_outcome",
             "Record the structured result of a goal call (fields per the playbook's outcome).",
             {"type": "object"},
@@ -169,6 +191,11 @@ BUILTINS: dict[str, BuiltinTool] = {
 
 #: Tools that change TARS itself: the compiler grants them to the owner role only.
 OWNER_ONLY = frozenset({"change_persona", "switch_persona"})
+#: Tools the model runs itself, on Google's side: offered in the Live setup as Gemini's own
+#: tool (``{"googleSearch": {}}``), never as a function TARS executes.
+MODEL_TOOLS = frozenset({"google_search"})
+#: Tools that read what the owner alone may know (every past call): owner role only, too.
+PRIVATE = frozenset({"search_calls"})
 
 
 def goal_call_declaration(playbooks: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:

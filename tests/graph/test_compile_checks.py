@@ -33,6 +33,15 @@ CASES: dict[str, list[tuple[str, str, str]]] = {
             "tools: [current_time, take_message, change_persona, end_call]",
         )
     ],
+    "call_search_granted_to_a_contact": [
+        (
+            "tars.yaml",
+            "tools: [current_time, take_message, end_call]",
+            "tools: [current_time, take_message, search_calls, end_call]",
+        )
+    ],
+    "birthday_lead_out_of_range": [("tars.yaml", "  days_before: 1\n", "  days_before: 90\n")],
+    "birthday_channel_unknown": [("tars.yaml", "  via: sms\n\ntexts:", "  via: pigeon\n\ntexts:")],
     "unknown_step": [("playbooks/book_appointment.yaml", "next: find_slot", "next: find_slott")],
     "unknown_tool_in_role": [("tars.yaml", "tools: [take_message, end_call]", "tools: [take_mesage, end_call]")],
     "needs_cycle": [

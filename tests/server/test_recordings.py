@@ -176,6 +176,7 @@ async def test_a_recorded_goal_call_announces_once_and_keeps_one_file_across_a_k
     project = make_project(tmp_path / "p", monkeypatch, [record_delegate])
     brain = MenuThenPerson()
     async with Line(project, lambda: brain) as line:
+        line.twilio.realtime = True  # the caller's side flows every 20 ms (silence too): the timeline's clock
         placed = await place(line, "la_piazza", "business_inquiry", {"question": "opening hours on Saturday"})
         call = await line.twilio.next_call(timeout=10)
         await line.gemini.wait_for(lambda: len(line.gemini.sessions) == 2, what="a second model session", timeout=30)
