@@ -37,8 +37,8 @@ from pipecat.turns.user_turn_strategies import ExternalUserTurnStrategies
 from pipecat.workers.runner import WorkerRunner
 
 from tars import metrics, telemetry
+from tars.caller import Caller
 from tars.calls.audio import PhoneLineSerializer
-from tars.calls.caller import Caller
 from tars.calls.gate import ToolGate
 from tars.calls.keypad import KeypadToText
 from tars.calls.live_service import GatedGeminiLive, compression

@@ -12,8 +12,8 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
+from tars.caller import OWNER, Caller, identify
 from tars.calls import instructions, memory
-from tars.calls.caller import OWNER, Caller, identify
 from tars.calls.playbook_run import RUNTIME_TOOLS, PlaybookRun
 from tars.calls.session import CallSetup
 from tars.graph.call_plan import prepare_call

@@ -28,8 +28,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tars.caller import OWNER, Caller
 from tars.calls import instructions
-from tars.calls.caller import OWNER, Caller
 from tars.calls.gate import ToolGate
 from tars.calls.recorder import CallRecorder
 from tars.config.secrets import mask_text

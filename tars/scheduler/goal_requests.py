@@ -19,7 +19,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from tars.calls.caller import OWNER, Caller
+from tars.caller import OWNER, Caller
 from tars.calls.gate import ToolGate
 from tars.calls.recorder import CallRecorder
 from tars.config.secrets import mask_text

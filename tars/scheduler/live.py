@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 def owner_sessions(board: Switchboard) -> list[Any]:
     """This server's live calls with the owner (inbound, after a PIN, or a reminder call)."""
-    from tars.calls.caller import OWNER
+    from tars.caller import OWNER
 
     return [
         session

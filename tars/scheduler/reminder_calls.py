@@ -27,8 +27,8 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from tars.caller import OWNER, Caller
 from tars.calls import instructions
-from tars.calls.caller import OWNER, Caller
 from tars.calls.session import CallSetup
 from tars.scheduler.reminders import announcement, clock, delivered, failed, unannounced_reason
 from tars.telephony import twiml

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from tars import metrics
-from tars.calls.caller import OWNER, Caller
+from tars.caller import OWNER, Caller
 from tars.project import Project
 from tars.server.limits import JSONTooDeep, parse_json
 from tars.telephony import security

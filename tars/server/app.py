@@ -32,8 +32,8 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
 from tars import metrics, telemetry
+from tars.caller import BLOCKED, OWNER, Caller, identify
 from tars.calls import instructions
-from tars.calls.caller import BLOCKED, OWNER, Caller, identify
 from tars.calls.session import CallSession
 from tars.calls.setup import goal_setup, inbound_setup
 from tars.graph.call_plan import render

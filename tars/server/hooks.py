@@ -18,7 +18,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
-from tars.calls.caller import Caller
+from tars.caller import Caller
 from tars.telephony.switchboard import Switchboard
 from tars.texts import n8n
 from tars.texts.desk import Finisher, Opened, TextDesk

@@ -15,7 +15,7 @@ import ssl
 from dataclasses import dataclass, field
 from typing import Any
 
-from tars.calls.caller import OWNER, Caller
+from tars.caller import OWNER, Caller
 from tars.calls.text_session import Exchange, TextSession, TextSetup, text_instruction, text_tools
 from tars.delivery import Outbox
 from tars.endpoints import Endpoints

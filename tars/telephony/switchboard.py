@@ -27,7 +27,7 @@ from typing import Any, Protocol
 from urllib.parse import urlencode
 
 from tars import telemetry
-from tars.calls.caller import Caller
+from tars.caller import Caller
 from tars.delivery import DeliveryError, Outbox
 from tars.endpoints import Endpoints
 from tars.graph.call_plan import prepare_call

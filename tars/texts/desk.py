@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tars.calls.caller import Caller
+from tars.caller import Caller
 from tars.calls.text_session import TextSession, TextSetup, text_instruction, text_tools
 from tars.persona_changes import Asker, PersonaDesk
 from tars.scheduler.goal_requests import CallDesk

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from tars.calls.caller import Caller
+from tars.caller import Caller
 from tars.project import Project
 from tars.tools.call import ToolCall
 
