@@ -76,9 +76,13 @@ def span(name: str, *, kind: SpanKind = SpanKind.INTERNAL, parent: Any = None, *
     if not enabled():
         yield trace.INVALID_SPAN
         return
-    attrs = {f"tars.{key}": value for key, value in attributes.items() if value is not None}
     with TRACER.start_as_current_span(
-        name, context=parent, kind=kind, attributes=attrs, record_exception=False, set_status_on_exception=False
+        name,
+        context=parent,
+        kind=kind,
+        attributes=_attributes(attributes),
+        record_exception=False,
+        set_status_on_exception=False,
     ) as current:
         try:
             yield current
@@ -114,5 +118,9 @@ def past_span(name: str, began_monotonic: float, **attributes: Any) -> None:
         return
     now_ns = time.time_ns()
     start_ns = now_ns - int((time.monotonic() - began_monotonic) * 1e9)
-    attrs = {f"tars.{key}": value for key, value in attributes.items() if value is not None}
-    TRACER.start_span(name, start_time=start_ns, attributes=attrs).end(end_time=now_ns)
+    TRACER.start_span(name, start_time=start_ns, attributes=_attributes(attributes)).end(end_time=now_ns)
+
+
+def _attributes(given: Mapping[str, Any]) -> dict[str, Any]:
+    """TARS's span attributes, under ``tars.``; ``None`` means not known, so not set."""
+    return {f"tars.{key}": value for key, value in given.items() if value is not None}

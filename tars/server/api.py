@@ -15,7 +15,6 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from tars import metrics
 from tars.caller import OWNER, Caller
 from tars.project import Project
 from tars.server.limits import JSONTooDeep, parse_json
@@ -66,9 +65,9 @@ def authorized(request: Request) -> bool:
 
 
 async def _refused(request: Request) -> JSONResponse:
-    metrics.WEBHOOKS_REFUSED.labels("/api", "token").inc()
     detail = f"a local API request ({request.method} {request.url.path}) with a missing or wrong API token"
-    await security.refused(request.app.state.board, security.API_TOKEN, detail, security.client_of(request))
+    board = request.app.state.board
+    await security.refused(board, security.API_TOKEN, detail, security.client_of(request), route="/api")
     return _error(401, "missing or wrong API token")
 
 

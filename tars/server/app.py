@@ -86,6 +86,7 @@ def _call_id(request: Request) -> int | None:
 
 
 Handler = Callable[[Request], Awaitable[Response]]
+STREAM_ROUTE = "/twilio/stream"
 
 
 def traced(name: str) -> Callable[[Handler], Handler]:
@@ -123,12 +124,12 @@ def create_app(board: Switchboard, api_token: str) -> FastAPI:
             log.warning("refused a webhook to %s: %s holds control characters", request.url.path, field)
             metrics.WEBHOOKS_REFUSED.labels(request.url.path, "control characters").inc()
             return None
-        metrics.WEBHOOKS_REFUSED.labels(request.url.path, "signature").inc()
         await security.refused(
             board,
             security.SIGNATURE,
             f"a webhook to {request.url.path} with a missing or invalid Twilio signature",
             security.client_of(request),
+            route=request.url.path,
         )
         return None
 
@@ -203,7 +204,9 @@ def create_app(board: Switchboard, api_token: str) -> FastAPI:
             if await board.db(lambda s: pin_attempts.locked(s, number)) is None:
                 return gather(caller, call.id, 0, PIN_PROMPT.format(owner=owner.name))
             if caller.role == OWNER or role_needs_pin:  # the PIN is a must: nothing to offer them
-                await security.refused(board, security.PIN_LOCKOUT, f"a call from {number}: PIN entry is locked")
+                await security.refused(
+                    board, security.PIN_LOCKOUT, f"a call from {number}: PIN entry is locked", route="/twilio/voice"
+                )
                 return await locked_out(call_sid, call.id)
             # Locked: a stranger still reaches the assistant in their own role, with no PIN to try.
         return connect(caller, call_sid, call.id, "inbound")
@@ -236,7 +239,9 @@ def create_app(board: Switchboard, api_token: str) -> FastAPI:
         if not digits and not must:
             return connect(caller, call_sid, call_id, "inbound")
         if await board.db(lambda s: pin_attempts.locked(s, number)) is not None:
-            await security.refused(board, security.PIN_LOCKOUT, f"a PIN from {number}: PIN entry is locked")
+            await security.refused(
+                board, security.PIN_LOCKOUT, f"a PIN from {number}: PIN entry is locked", route="/twilio/pin"
+            )
             return await locked_out(call_sid, call_id)
         entered = digits.rstrip("#").encode("utf-8", "replace")
         if digits and owner.pin and hmac.compare_digest(entered, owner.pin.encode()):
@@ -248,7 +253,8 @@ def create_app(board: Switchboard, api_token: str) -> FastAPI:
         log.warning("call %s: wrong or missing PIN (try %d of %d)", call_sid, tries, MAX_PIN_TRIES)
         lockout = await board.db(lambda s: pin_attempts.record_failure(s, number))
         if lockout is not None:
-            await security.refused(board, security.PIN_LOCKOUT, f"{lockout.describe()} (last try from {number})")
+            detail = f"{lockout.describe()} (last try from {number})"
+            await security.refused(board, security.PIN_LOCKOUT, detail, route="/twilio/pin")
             return await locked_out(call_sid, call_id)
         if tries >= MAX_PIN_TRIES:
             await board.db(
@@ -343,7 +349,7 @@ def create_app(board: Switchboard, api_token: str) -> FastAPI:
 
         return await reminder_webhook(request, changed)
 
-    @app.websocket("/twilio/stream")
+    @app.websocket(STREAM_ROUTE)
     async def stream(websocket: WebSocket) -> None:
         await websocket.accept()
         verified = await verify_stream(board, websocket)
@@ -461,10 +467,10 @@ async def verify_stream(board: Switchboard, websocket: WebSocket) -> tuple[dict[
         call_sid, stream_sid = call_data["call_id"], call_data["stream_id"]
     except Exception as exc:
         log.warning("media stream refused: not a Twilio stream start (%s)", exc)
-        metrics.WEBHOOKS_REFUSED.labels("/twilio/stream", "not a stream").inc()
-        await websocket.close(code=1008, reason="expected a Twilio media stream")
+        # Recorded before the socket closes: whoever sees the close finds the refusal stored.
         detail = "a media stream that did not start as a Twilio stream"
-        await security.refused(board, security.STREAM, detail, security.client_of(websocket))
+        await security.refused(board, security.STREAM, detail, security.client_of(websocket), route=STREAM_ROUTE)
+        await websocket.close(code=1008, reason="expected a Twilio media stream")
         return None
     problem = board.signer.verify(body)
     if problem is None and body.get("call_sid") != call_sid:
@@ -472,10 +478,10 @@ async def verify_stream(board: Switchboard, websocket: WebSocket) -> tuple[dict[
     if problem is None and not await board.db(lambda s: _claim_token(s, body)):
         problem = "stream parameters were already used"
     if problem is not None:  # the parameters TARS signed did not verify, or were used before
-        metrics.WEBHOOKS_REFUSED.labels("/twilio/stream", "stream parameters").inc()
-        await websocket.close(code=1008, reason=problem)
         # Not the call SID: it came in the unverified start frame, and the message goes to the owner.
-        await security.refused(board, security.STREAM, f"a media stream: {problem}", security.client_of(websocket))
+        where = security.client_of(websocket)
+        await security.refused(board, security.STREAM, f"a media stream: {problem}", where, route=STREAM_ROUTE)
+        await websocket.close(code=1008, reason=problem)
         return None
     if await board.busy(call_sid):
         problem = "at capacity"

@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from tars import metrics
+
 log = logging.getLogger("tars.security")
 
 SIGNATURE = "twilio_signature"
@@ -21,14 +23,19 @@ STREAM = "stream_token"
 PIN_LOCKOUT = "pin_lockout"
 API_TOKEN = "api_token"
 
+#: Each kind as the ``reason`` of ``tars_webhooks_refused_total`` (docs/metrics.md).
+REASONS = {SIGNATURE: "signature", STREAM: "stream parameters", PIN_LOCKOUT: "pin lockout", API_TOKEN: "token"}
+
 AFTER = "Further refusals of this kind within the hour are recorded, not texted: `tars security` lists them."
 
 
-async def refused(board: Any, kind: str, detail: str, source: str | None = None) -> None:
-    """Record one refused request, and tell the owner if none of its kind was told this hour.
-    Never raises: a refusal stands whatever the database or the delivery channel does."""
+async def refused(board: Any, kind: str, detail: str, source: str | None = None, *, route: str) -> None:
+    """Record one refused request to ``route`` (counted in the metrics too), and tell the owner if
+    none of its kind was told this hour. Never raises: a refusal stands whatever the database or
+    the delivery channel does."""
     from tars.store.security_events import claim_alert, record
 
+    metrics.WEBHOOKS_REFUSED.labels(route, REASONS[kind]).inc()
     where = f" (from {source})" if source else ""
     log.warning("security: refused %s%s [%s]", detail, where, kind)
     try:

@@ -20,7 +20,7 @@ import datetime as dt
 import json
 import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -338,31 +338,26 @@ async def call_events(call_id: int, request: Request) -> Response:
 
 @router.post("/calls/{call_id:int}/cancel")
 async def cancel_call(call_id: int, request: Request) -> Response:
-    session_id, refused = await _action(request)
-    if refused is not None:
-        return refused
-    board = request.app.state.board
-
-    try:
-        await board.db(lambda s: cancel_scheduled_call(s, call_id, dt.datetime.now(dt.UTC)))
-    except StoreError as exc:
-        return page(request, "missing.html", 409, session_id=session_id, what=str(exc))
-    log.info("call %s cancelled from the web view", call_id)
-    return _back("/", "call-cancelled", id=call_id)
+    return await _cancelling(request, lambda s, now: cancel_scheduled_call(s, call_id, now), "call", call_id)
 
 
 @router.post("/reminders/{reminder_id:int}/cancel")
 async def cancel_reminder(reminder_id: int, request: Request) -> Response:
+    return await _cancelling(request, lambda s, now: cancel(s, reminder_id, now), "reminder", reminder_id)
+
+
+async def _cancelling(request: Request, work: Callable[[Any, dt.datetime], Any], what: str, item: int) -> Response:
+    """A cancel button: checked like every action, done in the store, back to the front page."""
     session_id, refused = await _action(request)
     if refused is not None:
         return refused
     board = request.app.state.board
     try:
-        await board.db(lambda s: cancel(s, reminder_id, dt.datetime.now(dt.UTC)))
+        await board.db(lambda s: work(s, dt.datetime.now(dt.UTC)))
     except StoreError as exc:
         return page(request, "missing.html", 409, session_id=session_id, what=str(exc))
-    log.info("reminder %s cancelled from the web view", reminder_id)
-    return _back("/", "reminder-cancelled", id=reminder_id)
+    log.info("%s %s cancelled from the web view", what, item)
+    return _back("/", f"{what}-cancelled", id=item)
 
 
 @router.post("/calls/{call_id:int}/end")

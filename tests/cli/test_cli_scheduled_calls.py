@@ -20,7 +20,9 @@ from tars.cli.app import app
 from tars.project import Project
 from tests.server.harness import Line, Receptionist, make_project
 
-NIGHT = "2026-12-03T01:05:00+00:00"
+# A Thursday night years ahead: the running server's scheduler keeps the real clock, and a call
+# scheduled for a morning already past would be placed at once.
+NIGHT = "2030-12-05T01:05:00+00:00"
 BOOK = ["--playbook", "book_appointment", "--var", "preferred_day=Wednesday"]
 WINDOW = "Bright Smile Dental's hours: mon–fri 09:00–17:30 (Europe/London)"
 
@@ -34,7 +36,7 @@ def test_dry_run_states_the_calling_window(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setenv("TARS_NOW", NIGHT)
     result = run(project, "call", "dentist", *BOOK, "--dry-run")
     assert result.exit_code == 0, result.output
-    assert f"Calling window closed now; opens Thu 03 Dec 2026 09:00 — {WINDOW}" in result.output
+    assert f"Calling window closed now; opens Thu 05 Dec 2030 09:00 — {WINDOW}" in result.output
     later = run(project, "call", "dentist", *BOOK, "--dry-run", "--at", "today 10am", "--json")
     window = json.loads(later.stdout)["window"]
     assert window["open"] is True and window["opens_at"] is None and window["rule"] == "callee"
@@ -49,26 +51,26 @@ async def test_a_scheduled_call_is_listed_shown_and_cancelled(tmp_path: Path, mo
         monkeypatch.setenv("TARS_SERVER_URL", line.server.local_url)
         placed = await asyncio.to_thread(run, project, "call", "dentist", *BOOK, "--at", "in 5 minutes", "--no-wait")
         assert placed.exit_code == 0, placed.output
-        assert "for Thu 03 Dec 2026 01:10" in placed.output
-        assert "It waits for the calling window, which opens Thu 03 Dec 2026 09:00." in placed.output
+        assert "for Thu 05 Dec 2030 01:10" in placed.output
+        assert "It waits for the calling window, which opens Thu 05 Dec 2030 09:00." in placed.output
         assert "Cancel it with tars calls cancel 1." in placed.output
 
         listed = run(project, "calls", "list", "--scheduled", "--json")
         assert [(c["id"], c["status"], c["scheduled_at"]) for c in json.loads(listed.stdout)] == [
-            (1, "queued", "2026-12-03T01:10:00+00:00")
+            (1, "queued", "2030-12-05T01:10:00+00:00")
         ]
         table = run(project, "calls", "list", "--scheduled").output
-        assert "Thu 03 Dec 2026 01:10" in table and "book_appointment" in table
+        assert "Thu 05 Dec 2030 01:10" in table and "book_appointment" in table
 
         shown = " ".join(run(project, "calls", "show", "1").output.split())
         assert shown.startswith("Call 1 to Bright Smile Dental (+442079460123) — queued")
-        assert "scheduled Thu 03 Dec 2026 01:10" in shown
-        assert f"waits for the calling window ({WINDOW}) opens Thu 03 Dec 2026 09:00" in shown
+        assert "scheduled Thu 05 Dec 2030 01:10" in shown
+        assert f"waits for the calling window ({WINDOW}) opens Thu 05 Dec 2030 09:00" in shown
         assert "_callee" not in shown
 
         cancelled = run(project, "calls", "cancel", "1")
         assert cancelled.exit_code == 0, cancelled.output
-        assert "✓ Cancelled call 1 to Bright Smile Dental (book_appointment, due Thu 03 Dec 2026 01:10)" in (
+        assert "✓ Cancelled call 1 to Bright Smile Dental (book_appointment, due Thu 05 Dec 2030 01:10)" in (
             cancelled.output
         )
         again = run(project, "calls", "cancel", "1")
@@ -101,8 +103,8 @@ def test_a_call_outside_its_window_is_refused_off_a_terminal(tmp_path: Path, mon
     result = run(project, "call", "dentist", *BOOK, "--no-wait")
     assert result.exit_code == 1
     assert result.output == (
-        f"Error: the calling window of book_appointment is closed now: it opens Thu 03 Dec 2026 09:00 ({WINDOW})\n"
-        "schedule it with --at '2026-12-03T09:00', or call anyway with --now\n"
+        f"Error: the calling window of book_appointment is closed now: it opens Thu 05 Dec 2030 09:00 ({WINDOW})\n"
+        "schedule it with --at '2030-12-05T09:00', or call anyway with --now\n"
     )
     clash = run(project, "call", "dentist", *BOOK, "--now", "--at", "tomorrow 10am")
     assert clash.exit_code == 2 and "--now and --at contradict each other" in clash.output
@@ -150,8 +152,8 @@ async def test_at_a_terminal_a_closed_window_offers_to_schedule(
         os.close(leader)
     text = " ".join(printed.decode().split())
     assert child.returncode == 0, text
-    assert "The calling window of book_appointment is closed now: it opens Thu 03 Dec 2026 09:00" in text
+    assert "The calling window of book_appointment is closed now: it opens Thu 05 Dec 2030 09:00" in text
     assert "Schedule the call for then?" in text
-    assert "for Thu 03 Dec 2026 09:00 — call 1" in text
+    assert "for Thu 05 Dec 2030 09:00 — call 1" in text
     listed = json.loads(run(project, "calls", "list", "--scheduled", "--json").stdout)
-    assert [(c["id"], c["scheduled_at"]) for c in listed] == [(1, "2026-12-03T09:00:00+00:00")]
+    assert [(c["id"], c["scheduled_at"]) for c in listed] == [(1, "2030-12-05T09:00:00+00:00")]

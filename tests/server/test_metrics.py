@@ -8,9 +8,9 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tars.sim.gemini import CallTool, Say
+from tars.sim.gemini import CallTool
 from tests.server.harness import Line, make_project
-from tests.server.test_owner_calls import greet_then
+from tests.server.test_owner_calls import greet_then, owner_asks_for_a_reminder, reminder_call
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -41,21 +41,13 @@ async def test_a_call_is_counted_with_its_turn_latencies_and_tool_calls(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     project = make_project(tmp_path / "p", monkeypatch)
-    remind = CallTool("create_reminder", {"text": "call Helen", "when": "tomorrow at 2pm"})
-    brain = greet_then(
-        [remind, CallTool("open_the_pod_bay_doors", {})],
-        [Say("Done. I will remind you tomorrow at two."), CallTool("end_call", {"reason": "owner is done"})],
-        Say("Goodbye, sir."),
-    )  # fmt: skip
+    brain = reminder_call(CallTool("open_the_pod_bay_doors", {}))
     async with Line(project, lambda: brain) as line:
         assert line.server is not None
         status, text = await scrape(line, line.server.api_token)
         assert status == 200
         before = samples(text)
-        call = await line.call_in(from_=project.owner.phone)
-        await call.wait_for_agent_utterance(timeout=20)
-        await call.say("remind me to call Helen tomorrow at 2pm")
-        assert (await call.wait_ended(timeout=30)) == "completed"
+        await owner_asks_for_a_reminder(line)
         await line.settle()
         status, text = await scrape(line, line.server.api_token)
         after = samples(text)

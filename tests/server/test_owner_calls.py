@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -23,19 +24,32 @@ def greet_then(*steps: object) -> ScriptedBrain:
     return ScriptedBrain([greeting, *steps])
 
 
-async def test_owner_asks_for_a_reminder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    project = make_project(tmp_path / "p", monkeypatch)
-    brain = greet_then(
-        CallTool("create_reminder", {"text": "call Helen", "when": "tomorrow at 2pm"}),
+def reminder_call(*also: CallTool) -> ScriptedBrain:
+    """The model on the owner's "remind me to call Helen tomorrow at 2pm" call: it makes the
+    reminder (and calls ``also`` in the same batch), says so and hangs up."""
+    remind = CallTool("create_reminder", {"text": "call Helen", "when": "tomorrow at 2pm"})
+    return greet_then(
+        [remind, *also] if also else remind,
         [Say("Done. I will remind you tomorrow at two."), CallTool("end_call", {"reason": "owner is done"})],
         Say("Goodbye, sir."),
     )
+
+
+async def owner_asks_for_a_reminder(line: Line) -> tuple[Any, Any]:
+    """The owner rings, is greeted, asks for the reminder; the call ends. The call and the greeting."""
+    call = await line.call_in(from_=line.project.owner.phone)
+    hello = await call.wait_for_agent_utterance(timeout=20)
+    await call.say("remind me to call Helen tomorrow at 2pm")
+    assert (await call.wait_ended(timeout=30)) == "completed"
+    return call, hello
+
+
+async def test_owner_asks_for_a_reminder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = make_project(tmp_path / "p", monkeypatch)
+    brain = reminder_call()
     async with Line(project, lambda: brain) as line:
-        call = await line.call_in(from_=project.owner.phone)
-        hello = await call.wait_for_agent_utterance(timeout=20)
+        call, hello = await owner_asks_for_a_reminder(line)
         assert hello.text.startswith("Good ") and "TARS at your service" in hello.text
-        await call.say("remind me to call Helen tomorrow at 2pm")
-        assert (await call.wait_ended(timeout=30)) == "completed"
         twilio_call = line.twilio.calls[call.sid]
         assert twilio_call.rest_hangups, "TARS should hang up through the Twilio REST API"
         session = line.gemini.sessions[0]

@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from tars import telemetry
 from tars.sim.gemini import CallTool, Say
 from tests.server.harness import Line, make_project
-from tests.server.test_owner_calls import greet_then
+from tests.server.test_owner_calls import greet_then, owner_asks_for_a_reminder, reminder_call
 
 EXPORTER = InMemorySpanExporter()
 
@@ -51,16 +51,9 @@ async def test_one_call_is_one_trace_covering_webhook_stream_turns_tools_and_aft
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spans: InMemorySpanExporter
 ) -> None:
     project = make_project(tmp_path / "p", monkeypatch)
-    brain = greet_then(
-        CallTool("create_reminder", {"text": "call Helen", "when": "tomorrow at 2pm"}),
-        [Say("Done. I will remind you tomorrow at two."), CallTool("end_call", {"reason": "owner is done"})],
-        Say("Goodbye, sir."),
-    )
+    brain = reminder_call()
     async with Line(project, lambda: brain) as line:
-        call = await line.call_in(from_=project.owner.phone)
-        await call.wait_for_agent_utterance(timeout=20)
-        await call.say("remind me to call Helen tomorrow at 2pm")
-        assert (await call.wait_ended(timeout=30)) == "completed"
+        call, _hello = await owner_asks_for_a_reminder(line)
         await line.settle()
         from tars.store.calls import call_details
 
