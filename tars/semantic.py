@@ -46,8 +46,12 @@ MAX_LINES = 100
 Run = Callable[[Callable[[Any], Any]], Awaitable[Any]]
 
 
+#: model.embedding_model's default.
+GEMINI_MODEL = "gemini-embedding-001"
+
+
 def model_of(project: Project) -> str:
-    return str(project.section("model").get("embedding_model") or "gemini-embedding-001")
+    return str(project.section("model").get("embedding_model") or GEMINI_MODEL)
 
 
 def embeddings_of(project: Project) -> str:
@@ -75,10 +79,10 @@ def embedder_of(endpoints: Endpoints, project: Project) -> Embedder:
             lambda texts, task: asyncio.to_thread(local_embeddings.embed, texts),  # one model: no task types
         )
     model = model_of(project)
-    return Embedder(model, DIMENSIONS, lambda texts, task: _gemini(endpoints, model, texts, task))
+    return Embedder(model, DIMENSIONS, lambda texts, task: gemini_embed(endpoints, model, texts, task))
 
 
-async def _gemini(endpoints: Endpoints, model: str, texts: Sequence[str], task: str) -> list[list[float]]:
+async def gemini_embed(endpoints: Endpoints, model: str, texts: Sequence[str], task: str) -> list[list[float]]:
     from google import genai
     from google.genai import types
 
