@@ -26,6 +26,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from bench.call_search import _median_ms
+
 #: What calls say: everyday English lines, eight to a call (about 120 word pieces, under the
 #: 256 all-MiniLM-L6-v2 reads).
 LINES = [
@@ -55,16 +57,6 @@ def _startup(code: str) -> float:
     script = f"import time\nbegan = time.perf_counter()\n{code}\nprint(time.perf_counter() - began)"
     out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True).stdout
     return float(out.split()[-1])
-
-
-def _median_ms(work: Callable[[], Any], runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        began = time.perf_counter()
-        work()
-        times.append((time.perf_counter() - began) * 1000)
-    times.sort()
-    return times[len(times) // 2]
 
 
 def gemini_costs(texts: Sequence[str], runs: int) -> dict[str, float]:
