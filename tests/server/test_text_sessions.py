@@ -218,6 +218,45 @@ async def test_a_goal_call_by_sms_needs_the_owner_pin(tmp_path: Path, monkeypatc
     assert said[1] == "it's go ahead" and not any("4821" in t.text for t in session.transcript)
 
 
+async def test_wrong_pins_by_sms_lock_the_owner_number_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Guessing the PIN by text counts as it does on calls: after five wrong PINs from the
+    owner's number, even the right one unlocks nothing (the lockout is in the database)."""
+    from tars.store import pin_attempts
+
+    monkeypatch.setenv("TARS_OWNER_PIN", "4821")
+    project = project_for(tmp_path, monkeypatch)
+    owner = project.owner.phone
+    script = TextScript(
+        [
+            PartyTurn(0, say="call Helen and invite her to dinner on Saturday"),
+            ModelTurn(1, tool="make_goal_call", args=DINNER, refused=True),
+            ModelTurn(2, say="I can't place that call right now."),
+        ],
+        fallback=default_responder,
+    )
+    async with Line(project, Helen) as line:
+        line.gemini.responder = script
+        add_helen(line)
+        for n in range(pin_attempts.PER_NUMBER):
+            await text_in(line, owner, f"PIN {1000 + n}")
+            await eventually(lambda n=n: len(texts_to(line, owner)) > n, what=f"the answer to wrong PIN {n + 1}")
+        await text_in(line, owner, "PIN 4821 call Helen and invite her to dinner on Saturday")
+        await eventually(lambda: "can't place" in " ".join(texts_to(line, owner)), what="the refusal")
+        assert line.twilio.calls == {}
+        await line.server.server.texts.shutdown()
+        await line.settle()
+    assert all(c.passed for c in script.checks), script.checks
+    with line.db() as db, db.session() as s:
+        assert pin_attempts.locked(s, owner) is not None
+    sessions = text_sessions(line)
+    [refusal] = [t for session in sessions for t in session.tools]
+    assert refusal.tool == "make_goal_call" and not refusal.allowed
+    assert f"needs the owner's PIN: PIN entry is locked for {owner}" in (refusal.reason or "")
+    lines = [t.text for session in sessions for t in session.transcript]
+    assert not any(digits in text for text in lines for digits in ("4821", "1000", "1004"))
+    assert lines.count("a wrong PIN was sent") == pin_attempts.PER_NUMBER
+
+
 # ------------------------------------------------------------------------------ n8n
 
 
