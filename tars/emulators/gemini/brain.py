@@ -28,10 +28,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
-
-if TYPE_CHECKING:
-    from tars.emulators.gemini.live import LiveSession
+from typing import Any, Protocol, TypeAlias
 
 
 @dataclass(frozen=True)
@@ -78,14 +75,34 @@ class EndTurn:
 Action: TypeAlias = Say | CallTool | Wait | EndTurn | Search
 
 
+class Conversation(Protocol):
+    """What a brain is shown of the conversation it speaks in.
+
+    ``session.LiveSession`` is the one there is; it holds its brain, so this module names
+    it by the parts a brain reads rather than importing it (the import would run in a circle).
+    """
+
+    id: str
+    setup: dict[str, Any]
+    history: list[dict[str, str]]  # client_content turns
+    transcript: list[tuple[str, str]]  # (user|model, text)
+    state: dict[str, Any]  # free scratch space for brains
+
+    @property
+    def system_instruction(self) -> str: ...
+
+    @property
+    def tools(self) -> dict[str, dict[str, Any]]: ...
+
+
 class Brain(Protocol):
     """Decides the emulated model's turns. Methods may be sync or async."""
 
-    async def on_start(self, session: LiveSession) -> list[Action]: ...
+    async def on_start(self, session: Conversation) -> list[Action]: ...
 
-    async def on_user(self, session: LiveSession, text: str) -> list[Action]: ...
+    async def on_user(self, session: Conversation, text: str) -> list[Action]: ...
 
-    async def on_tool_result(self, session: LiveSession, name: str, response: dict[str, Any]) -> list[Action]: ...
+    async def on_tool_result(self, session: Conversation, name: str, response: dict[str, Any]) -> list[Action]: ...
 
 
 async def ask(result: Any) -> list[Action]:
@@ -104,13 +121,13 @@ class EchoBrain:
 
     greeting = "Hello, this is the emulator."
 
-    async def on_start(self, session: LiveSession) -> list[Action]:
+    async def on_start(self, session: Conversation) -> list[Action]:
         return [Say(self.greeting)]
 
-    async def on_user(self, session: LiveSession, text: str) -> list[Action]:
+    async def on_user(self, session: Conversation, text: str) -> list[Action]:
         return [Say(f"You said: {text}")] if text.strip() else []
 
-    async def on_tool_result(self, session: LiveSession, name: str, response: dict[str, Any]) -> list[Action]:
+    async def on_tool_result(self, session: Conversation, name: str, response: dict[str, Any]) -> list[Action]:
         return [Say(f"{name} is done.")]
 
 
@@ -124,7 +141,7 @@ class Event:
     response: dict[str, Any] | None = None
 
 
-StepFn: TypeAlias = Callable[["LiveSession", Event], Any]
+StepFn: TypeAlias = Callable[[Conversation, Event], Any]
 Step: TypeAlias = Action | Sequence[Action] | StepFn
 
 
@@ -147,7 +164,7 @@ class ScriptedBrain:
     def done(self) -> bool:
         return self.position >= len(self.steps)
 
-    async def _next(self, session: LiveSession, event: Event) -> list[Action]:
+    async def _next(self, session: Conversation, event: Event) -> list[Action]:
         self.events.append(event)
         if self.done:
             return []
@@ -157,13 +174,13 @@ class ScriptedBrain:
             return await ask(step(session, event))
         return await ask(step)
 
-    async def on_start(self, session: LiveSession) -> list[Action]:
+    async def on_start(self, session: Conversation) -> list[Action]:
         return await self._next(session, Event("start"))
 
-    async def on_user(self, session: LiveSession, text: str) -> list[Action]:
+    async def on_user(self, session: Conversation, text: str) -> list[Action]:
         return await self._next(session, Event("user", text=text))
 
-    async def on_tool_result(self, session: LiveSession, name: str, response: dict[str, Any]) -> list[Action]:
+    async def on_tool_result(self, session: Conversation, name: str, response: dict[str, Any]) -> list[Action]:
         return await self._next(session, Event("tool_result", name=name, response=response))
 
 

@@ -106,7 +106,7 @@ from tars.emulators.gemini.brain import (
 )
 from tars.emulators.gemini.embed import serve_embed
 from tars.emulators.gemini.limits import AUDIO_SESSION_LIMIT_S, CONNECTION_LIMIT_S, GO_AWAY_LEAD_S
-from tars.emulators.gemini.live import LiveConnection, serve_live
+from tars.emulators.gemini.live import serve_live
 from tars.emulators.gemini.models import ModelCatalogue, not_found
 from tars.emulators.gemini.rest import (
     BAD_KEY_MESSAGE,
@@ -118,6 +118,7 @@ from tars.emulators.gemini.rest import (
     serve_rest,
 )
 from tars.emulators.gemini.session import (
+    Connection,
     LiveOptions,
     LiveRegistry,
     LiveSession,
@@ -362,7 +363,7 @@ class GeminiEmulator:
 
     # --- control ---------------------------------------------------------
 
-    def _connection(self, session: LiveSession | None) -> LiveConnection:
+    def _connection(self, session: LiveSession | None) -> Connection:
         session = session or (self.sessions[-1] if self.sessions else None)
         conn = self.live.connections.get(session.id) if session else None
         if conn is None:

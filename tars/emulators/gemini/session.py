@@ -14,15 +14,14 @@ import itertools
 import secrets
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
+
+from aiohttp import web
 
 from tars.emulators import speech
 from tars.emulators.gemini.brain import Brain, BrainFactory
 from tars.emulators.gemini.limits import AUDIO_SESSION_LIMIT_S, CONNECTION_LIMIT_S, GO_AWAY_LEAD_S
 from tars.emulators.gemini.models import ModelCatalogue
-
-if TYPE_CHECKING:
-    from tars.emulators.gemini.live import LiveConnection
 
 
 class ClientFrame(NamedTuple):
@@ -163,13 +162,33 @@ class LiveSession:
         return [t for role, t in self.transcript if role == "model"]
 
 
+class Connection(Protocol):
+    """A live websocket serving a session, as the registry and the emulator's controls use it.
+
+    ``live.LiveConnection`` is the one there is; it reads and writes this module's
+    sessions, so this module names it by what is used rather than importing it.
+    """
+
+    ws: web.WebSocketResponse
+
+    def abort(self) -> None: ...
+
+    async def send(self, frame: dict[str, Any]) -> None: ...
+
+    async def send_raw(self, frame: dict[str, Any]) -> None: ...
+
+    async def interrupt(self) -> None: ...
+
+    def _user(self, text: str) -> None: ...
+
+
 class LiveRegistry:
     """All sessions, live connections and resumption handles of one emulator."""
 
     def __init__(self) -> None:
         self.sessions: list[LiveSession] = []
         self.handles: dict[str, LiveSession] = {}
-        self.connections: dict[str, LiveConnection] = {}  # session id -> live connection
+        self.connections: dict[str, Connection] = {}  # session id -> live connection
         self.violations: list[Violation] = []
         self.errors: list[str] = []
         self.rejected: list[tuple[float, int, str]] = []  # refused before a session existed

@@ -12,7 +12,7 @@ import contextlib
 import time
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from tars.emulators import speech
 from tars.emulators.speech import Utterance
@@ -20,8 +20,17 @@ from tars.emulators.twilio import twiml
 from tars.emulators.twilio.media import Mark, MediaStream
 from tars.emulators.twilio.rest import API_VERSION, TwilioError, country_of
 
-if TYPE_CHECKING:
-    from tars.emulators.twilio.emulator import TwilioEmulator
+
+class Emulator(Protocol):
+    """The Twilio emulator as a call uses it (``emulator.TwilioEmulator`` is the one there is;
+    it creates calls, so a call names it by what it asks rather than importing it)."""
+
+    account_sid: str
+
+    def _end_call(self, call: Call, status: str, by: str) -> None: ...
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]: ...
+
 
 __all__ = ["Call", "CallEnded", "Party", "ScriptError", "Turn"]
 
@@ -73,7 +82,7 @@ class Call:
     def __init__(
         self,
         *,
-        emulator: TwilioEmulator,
+        emulator: Emulator,
         sid: str,
         direction: str,
         from_: str,

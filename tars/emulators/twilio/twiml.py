@@ -27,16 +27,68 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit
 
 import websockets
 
+from tars.emulators.speech import Utterance
 from tars.emulators.twilio.media import MediaStream
-from tars.emulators.twilio.rest import rfc2822
+from tars.emulators.twilio.rest import Webhooks, rfc2822
 
-if TYPE_CHECKING:
-    from tars.emulators.twilio.emulator import Call, TwilioEmulator
+
+class Call(Protocol):
+    """A call as its TwiML runs on it (``call.Call`` is the one there is; it records this
+    module's verbs, so the interpreter names it by what it uses rather than importing it)."""
+
+    sid: str
+    account_sid: str
+    direction: str
+    status: str
+    answered_by: str | None
+    params: dict[str, str]
+    documents: list[str]
+    verbs: list[Verb]
+    webhooks: list[dict[str, Any]]
+    streams: list[MediaStream]
+    gathers: list[dict[str, str]]
+    played_urls: list[str]
+    agent_digits: list[str]
+
+    def webhook_params(self) -> dict[str, str]: ...
+
+    def hear(self, utterance: Utterance) -> None: ...
+
+    def hear_say(self, text: str) -> None: ...
+
+    def changed(self) -> None: ...
+
+    def finish(self, status: str) -> None: ...
+
+    def start_script(self) -> None: ...
+
+    async def next_gather_input(
+        self, wait: float, finish_on_key: str = "#", num_digits: int | None = None
+    ) -> tuple[str | None, str | None]: ...
+
+
+class Emulator(Protocol):
+    """The Twilio emulator as the TwiML interpreter uses it (``emulator.TwilioEmulator``)."""
+
+    realtime: bool
+    realtime_playback: bool
+    webhooks: Webhooks
+
+    def _answer(self, call: Call) -> None: ...
+
+    def _call_error(self, call: Call, code: int, message: str, where: str) -> None: ...
+
+    async def _pace(self, seconds: float) -> None: ...
+
+    async def _post(
+        self, call: Call | None, kind: str, url: str, params: dict[str, str], method: str = "POST"
+    ) -> str | None: ...
+
 
 PLAY_DIGITS = re.compile(r"^[0-9*#wW]+$")
 KNOWN_BUT_NOT_EMULATED = frozenset(
@@ -332,7 +384,7 @@ class Interpreter:
     hangs up when the document runs out. Errors are recorded and end the call.
     """
 
-    def __init__(self, emu: TwilioEmulator) -> None:
+    def __init__(self, emu: Emulator) -> None:
         self.emu = emu
 
     async def run(self, call: Call, source: Source) -> None:
