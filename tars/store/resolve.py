@@ -22,6 +22,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
 
+from tars.errors import UserError
+from tars.store.phones import looks_like_number, normalize_phone
+
 if TYPE_CHECKING:
     from tars.project import DirectoryEntry
 
@@ -166,8 +169,6 @@ def resolve(
     Raises ``tars.store.errors.InvalidValue`` for something that looks like a phone number
     but is not a valid one.
     """
-    from tars.store.phones import looks_like_number, normalize_phone
-
     contacts = list(contacts)
     if looks_like_number(query):
         phone = normalize_phone(query, region)
@@ -235,8 +236,6 @@ def choose(
     taken as it is; a fuzzy match is taken when ``accept_best`` (``--yes``) or when ``ask``
     (a person at a terminal) confirms it; an ambiguous name only when ``ask`` picks one.
     Raises UserError listing the candidates otherwise (nothing is dialled)."""
-    from tars.errors import UserError
-
     best = found.best
     if best is not None and best.exact:
         return best
