@@ -8,18 +8,29 @@ the far ends (the report by SMS or delivery webhook, what the party heard).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from tars.scenarios.matching import contains, describe_value, mismatch
 
-if TYPE_CHECKING:
-    from tars.scenarios.expectations import Observed
+
+class GoalCall(Protocol):
+    """What a goal call left behind, as these expectations read it (``expectations.Observed``
+    is the one there is; it mixes this judge in, so this module names it by what it reads)."""
+
+    status: str | None
+    party_heard: list[str]
+    outcome: Mapping[str, Any] | None
+    outcome_source: str | None
+    summary: str | None
+    steps: list[str]
+    reports: list[dict[str, Any]]
+    retries: list[dict[str, Any]] | None
 
 
 class GoalJudge:
     """The goal-call half of the expectation judge (mixed into ``expectations._Judge``)."""
 
-    seen: Observed
+    seen: GoalCall
 
     def add(self, what: str, passed: bool, detail: str = "") -> None:
         raise NotImplementedError

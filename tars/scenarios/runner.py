@@ -35,7 +35,8 @@ from tars.project import Project
 from tars.scenarios import records
 from tars.scenarios.expectations import Check, Observed, check
 from tars.scenarios.records import Entry
-from tars.scenarios.scenario import E164, ModelTurn, OwnerTurn, PartyTurn, Scenario
+from tars.scenarios.scenario import ModelTurn, OwnerTurn, PartyTurn, Scenario
+from tars.scenarios.scenario_checks import E164
 
 if TYPE_CHECKING:
     from tars.emulators.twilio.emulator import Call

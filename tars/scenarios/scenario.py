@@ -48,7 +48,6 @@ playbook and webhook names; turns that cannot happen). Every problem is a Diagno
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,12 +57,10 @@ from tars.config.diagnostics import ConfigError
 from tars.config.schema import validate_document
 from tars.config.yaml_loader import Document, load_file
 from tars.project import Project
+from tars.scenarios.scenario_checks import OWNER, TIME_KEY, UNKNOWN, comma_traps, cross_check
 
-OWNER, UNKNOWN = "owner", "unknown"
 #: The number an ``unknown`` caller rings from (a fictional 555-01xx number).
 UNKNOWN_NUMBER = "+12025550143"
-E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
-TOOL_ONLY = ("args", "result", "refused", "error")
 
 
 @dataclass(frozen=True)
@@ -214,8 +211,6 @@ def load_scenarios(paths: Iterable[Path], project: Project, *, base: Path | None
 
 def load_scenario(path: Path, project: Project, *, base: Path | None = None) -> Scenario:
     """Read, schema-check and cross-check one scenario; raise ConfigError with what is wrong."""
-    from tars.scenarios.scenario_checks import comma_traps, cross_check
-
     doc = load_file(path, _shown(path, base or Path.cwd()))
     traps = comma_traps(doc)
     problems = traps + [
@@ -234,10 +229,6 @@ def _shown(path: Path, base: Path) -> str:
         return str(path.resolve().relative_to(base.resolve()))
     except ValueError:
         return str(path)
-
-
-#: ``{$time: words}`` in a tool call's arguments or an expected outcome: a time in words.
-TIME_KEY = "$time"
 
 
 def with_times(value: Any, timezone: str, now: dt.datetime) -> Any:

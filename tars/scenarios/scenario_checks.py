@@ -9,11 +9,17 @@ for something else, and deserves a sentence of its own.
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from tars.config.diagnostics import Diagnostic, JsonPath, suggestion
 from tars.config.yaml_loader import Document
 from tars.project import Project
-from tars.scenarios.scenario import E164, OWNER, TIME_KEY, TOOL_ONLY, UNKNOWN
+
+OWNER, UNKNOWN = "owner", "unknown"
+E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+TOOL_ONLY = ("args", "result", "refused", "error")
+#: ``{$time: words}`` in a tool call's arguments or an expected outcome: a time in words.
+TIME_KEY = "$time"
 
 #: Tools a goal call offers besides the playbook's (see tars.calls.playbook_run.RUNTIME_TOOLS).
 GOAL_RUNTIME_TOOLS = ("goto_step",)
