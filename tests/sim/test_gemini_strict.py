@@ -1,7 +1,7 @@
 """The Gemini emulator refuses what the real Live API refuses, through the real google-genai.
 
 Each rule and its source is documented where it is enforced (``tars.emulators.gemini.models``,
-``gemini_setup``, ``gemini_limits``); these tests hold the emulator to them.
+``tars.emulators.gemini.setup``, ``tars.emulators.gemini.limits``); these tests hold the emulator to them.
 """
 
 from __future__ import annotations

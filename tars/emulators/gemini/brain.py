@@ -1,6 +1,6 @@
 """The emulated model's "brain": what the fake Gemini Live says and which tools it calls.
 
-The wire layer (``gemini_live``) turns what a brain returns into real Live API
+The wire layer (``live``) turns what a brain returns into real Live API
 frames; a brain only decides *what* happens, never *how* it is framed. A brain
 is asked at three moments and answers with a list of actions for the model's
 next turn:

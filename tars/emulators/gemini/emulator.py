@@ -8,13 +8,13 @@ base URL to ``wss://``, so the server is TLS only, with a throw-away CA
 
 * ``/ws/google.ai.generativelanguage.{v1beta|v1alpha}.GenerativeService.BidiGenerateContent``
   (one or more leading slashes: a base URL ending in ``/`` yields ``//ws/...``)
-  -> ``gemini_live`` (model turns decided by a pluggable ``Brain``);
+  -> ``live`` (model turns decided by a pluggable ``Brain``);
 * ``/{v1beta|v1alpha|v1}/models/{model}:generateContent`` ->
-  ``gemini_rest`` (answers from a pluggable responder);
+  ``rest`` (answers from a pluggable responder);
 * ``/{v1beta|v1alpha|v1}/models/{model}:embedContent`` and ``:batchEmbedContents`` ->
-  ``gemini_embed`` (deterministic embeddings that put a paraphrase near its original);
+  ``embed`` (deterministic embeddings that put a paraphrase near its original);
 * ``GET /{v1beta|v1alpha|v1}/models/{model}`` -> the ``Model`` resource (``models.get``);
-  models come from a catalogue (``gemini_models``), and an unknown one is refused
+  models come from a catalogue (``models``), and an unknown one is refused
   everywhere the real service refuses it;
 * anything else -> 404.
 
@@ -56,9 +56,9 @@ Public API::
       handles, connections, connected, started, interruptions, audio_bytes_in,
       max_frame_bytes, violations, errors, state, brain, compression, compressed,
       transcribes("input"|"output"), opened_at, ended (code, reason), frames_sent
-    Brains (gemini_brain): Brain protocol, EchoBrain, ScriptedBrain(steps),
+    Brains (brain): Brain protocol, EchoBrain, ScriptedBrain(steps),
       actions Say(text), CallTool(name, args), Wait(ms), EndTurn()
-    REST (gemini_rest): responder(RestRequest) -> str | dict | FunctionCall | None
+    REST (rest): responder(RestRequest) -> str | dict | FunctionCall | None
       (sync or async); instance_from_schema(schema)
 
 Constructor options: ``response_delay_ms`` (pause before each model reply and
@@ -70,10 +70,10 @@ caller's turn once N bytes of audio arrived since their speech began, without
 waiting for trailing silence), ``speech_body_ms`` (model speech of a fixed length
 whatever its text: clients such as pipecat play audio out in real time, so brief
 speech keeps simulated calls short). ``models`` (name -> supported methods; default
-``gemini_models.DEFAULT_MODELS``), ``session_limit_s``/``connection_limit_s``/
+``models.DEFAULT_MODELS``), ``session_limit_s``/``connection_limit_s``/
 ``go_away_lead_s`` (a session without context-window compression, and any connection,
 gets ``goAway`` this long before its limit, then a 1011 close; only a connection's end
-can be resumed; ``None``: no limit; see ``gemini_limits``), ``keep_frames`` (keep every
+can be resumed; ``None``: no limit; see ``limits``), ``keep_frames`` (keep every
 sent server frame whole in ``LiveSession.frames_sent``, for validating them).
 """
 
@@ -449,6 +449,6 @@ class GeminiEmulator:
         if request.headers.get("x-goog-api-key") != self.api_key:
             return web.json_response(error_json(400, BAD_KEY_MESSAGE, "INVALID_ARGUMENT"), status=400)
         if model not in self.models:
-            # The sentence the service uses for generateContent, said of GET (gemini_models).
+            # The sentence the service uses for generateContent, said of GET (models).
             return web.json_response(error_json(404, not_found(model, version, "get"), "NOT_FOUND"), status=404)
         return web.json_response(self.models.resource(model))

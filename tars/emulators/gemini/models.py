@@ -30,7 +30,7 @@ from typing import Any
 
 LIVE_METHODS = ("bidiGenerateContent",)
 TEXT_METHODS = ("generateContent", "streamGenerateContent", "countTokens")
-#: An embedding model (gemini-embedding-001); see gemini_embed.py.
+#: An embedding model (gemini-embedding-001); see embed.py.
 EMBED_METHODS = ("embedContent", "batchEmbedContents", "countTokens")
 
 #: What the emulator offers unless told otherwise: the models TARS is configured with by

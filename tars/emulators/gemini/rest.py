@@ -20,7 +20,7 @@ Text in, text out through a pluggable *responder*. What the wire requires:
   (a responder returns ``FunctionCall``, or ``Answer`` for text and several calls at once);
   the client sends the results back as a ``user`` turn of ``functionResponse`` parts after
   the model's call turn, and asks again. The request shape is checked first, as strictly as
-  the service does (``gemini_request``: unknown fields, turn order, declarations): 400.
+  the service does (``request``: unknown fields, turn order, declarations): 400.
 * Response shape: ``{"candidates":[{"content":{"role":"model","parts":[...]},
   "finishReason":"STOP","index":0}],"usageMetadata":{...},"modelVersion":...}``.
 """

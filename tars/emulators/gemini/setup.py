@@ -5,7 +5,7 @@ thing it cannot accept; the close reason names the field path in snake_case with
 entries and list items indexed:
 
 * An unknown model (or one without ``bidiGenerateContent``): **1008**, see
-  ``gemini_models``.
+  ``models``.
 * A field the message type does not have: **1007** ``Invalid JSON payload received.
   Unknown name "X" at 'path': Cannot find field.`` (livekit/agents#3853: "received 1007
   (invalid frame payload data) Invalid JSON payload received. Unknown name "scheduling"

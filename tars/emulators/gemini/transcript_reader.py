@@ -99,7 +99,7 @@ def _outcome(schema: dict[str, Any], lines: list[tuple[int, str, str]]) -> tuple
 def default_responder(request: RestRequest) -> Any:
     """The emulator's default: a request that declares functions is a text session, answered
     by ``text_agent``; a prompt carrying a numbered call transcript is read as above; any
-    other text is echoed (``gemini_rest.echo_responder``)."""
+    other text is echoed (``rest.echo_responder``)."""
     if request.tools and not request.json_mode:
         return text_agent.answer(request)
     return answer(request) if reads_transcript(request) else echo_responder(request)
