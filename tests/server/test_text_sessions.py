@@ -14,10 +14,10 @@ from zoneinfo import ZoneInfo
 import aiohttp
 import pytest
 
-from tars.sim.gemini import CallTool, Say
-from tars.sim.scenario import ModelTurn, PartyTurn
-from tars.sim.text_script import TextScript
-from tars.sim.transcript_reader import default_responder
+from tars.emulators.gemini.emulator import CallTool, Say
+from tars.emulators.gemini.transcript_reader import default_responder
+from tars.scenarios.scenario import ModelTurn, PartyTurn
+from tars.scenarios.text_script import TextScript
 from tars.tools.webhook import signature, verify
 from tests.server.harness import ACCOUNT, PUBLIC, Line, make_project
 from tests.waiting import eventually
@@ -43,7 +43,7 @@ def project_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *edits: tuple[s
 
 async def text_in(line: Line, sender: str, body: str) -> Any:
     """``sender`` texts the TARS number (Twilio's signed SMS webhook)."""
-    from tars.sim.twilio_rest import new_sid
+    from tars.emulators.twilio.rest import new_sid
 
     sid = new_sid("SM")
     form = {"AccountSid": ACCOUNT, "MessageSid": sid, "SmsSid": sid, "From": sender, "To": line.number,
