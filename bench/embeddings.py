@@ -62,9 +62,9 @@ def _startup(code: str) -> float:
 def gemini_costs(texts: Sequence[str], runs: int) -> dict[str, float]:
     import ssl
 
+    from tars.emulators.gemini.emulator import GeminiEmulator
     from tars.endpoints import Endpoints
     from tars.semantic import GEMINI_MODEL
-    from tars.sim.gemini import GeminiEmulator
 
     emulator = GeminiEmulator(api_key="bench-key")
     with emulator.running_in_thread():

@@ -9,7 +9,7 @@ changed since), 100 to a request. A search then embeds the question and ranks th
 cosine; for the best few it embeds their lines too, to show the line nearest the question.
 
 The embedding API is https://ai.google.dev/api/embeddings; tests and ``--simulate`` reach the
-Gemini emulator's deterministic one (``tars.sim.gemini_embed``). With ``search.embeddings:
+Gemini emulator's deterministic one (``tars.emulators.gemini.embed``). With ``search.embeddings:
 local`` the same is done on this machine by all-MiniLM-L6-v2 (``tars.local_embeddings``, 384
 values, the ``local-embeddings`` extra). Each vector is stored with the model that made it and
 only vectors of the configured model are compared: after a switch, the first search embeds

@@ -8,8 +8,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tars.sim.gemini import CallTool, Say
-from tars.sim.twilio import Party
+from tars.emulators.gemini.emulator import CallTool, Say
+from tars.emulators.twilio.emulator import Party
 from tests.server.harness import Line, Receptionist, make_project, place
 
 DENTIST = "+442079460123"

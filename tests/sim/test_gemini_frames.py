@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from google.genai import types
 
-from tars.sim.gemini import CallTool, Say
+from tars.emulators.gemini.emulator import CallTool, Say
 from tests.server.harness import Line, make_project
 from tests.server.test_owner_calls import greet_then
 from tests.waiting import eventually

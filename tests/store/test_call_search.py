@@ -13,7 +13,7 @@ from store_helpers import Store, seed_contact
 from typer.testing import Result
 
 from tars import local_embeddings
-from tars.sim.gemini import GeminiEmulator
+from tars.emulators.gemini.emulator import GeminiEmulator
 from tars.store import calls
 
 Tars = Callable[..., Result]
