@@ -396,6 +396,13 @@ class TwilioEmulator:
     def _redirect_call(self, call: Call, url: str | None, document: str | None, method: str) -> None:
         """REST update with ``Url``/``Twiml``: stop the current TwiML (and stream), run the new."""
         call.redirect_to = twiml.Source(url=url, method=method) if url else twiml.Source(twiml=document)
+        if call.bridged_with is not None and call.direction == "outbound-dial" and call.exec_task is None:
+            # A connected <Dial> leg leaves the bridge and runs the new TwiML on its own
+            # (the warm-transfer move into a conference); the dialing call's <Dial> ends.
+            call.detached.set()
+            source, call.redirect_to = call.redirect_to, None
+            self._spawn(self._run_call(call, source), f"twilio-call-{call.sid}")
+            return
         if call.exec_task is not None and not call.exec_task.done():
             call.exec_task.cancel()
 

@@ -112,6 +112,7 @@ class Call:
         self.dials: list[Any] = []  # each <Dial>'s outcome (twilio_dial.Outcome), in order
         self.looped_into: Call | None = None  # a leg that rang a served number: that inbound call
         self.finishing = False
+        self.detached = asyncio.Event()  # a <Dial> leg redirected by REST: it runs its own TwiML now
         self.from_ = from_
         self.to = to
         self.party = party

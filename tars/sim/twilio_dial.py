@@ -21,6 +21,9 @@ What Twilio documents (https://www.twilio.com/docs/voice/twiml/dial) and this do
   the call goes on with the TwiML it returns; the verbs after ``<Dial>`` are not
   run. Without ``action`` the call goes on with the next verb (and ends when there
   is none). ``<Dial><Conference>`` reports ``answered`` (see ``twilio_conference``).
+* A connected leg redirected over REST (``calls(leg).update(twiml=...)``) leaves the
+  bridge and runs that TwiML on its own, and the dialing call's ``<Dial>`` ends
+  (``completed``): how a warm transfer moves the called party into a conference.
 * Dialing a number this emulator serves (:meth:`TwilioEmulator.serve_number`, e.g.
   TARS's own) does what the real network does: that number's voice webhook gets a
   new inbound call, which the leg is connected to; ``emu.loops`` records it so a
@@ -81,7 +84,7 @@ class Dialer:
     async def dial(self, call: Call, verb: Dial, doc_url: str | None) -> Source | None:
         """Run ``verb`` on ``call``; the ``action`` request to follow, or None for the next verb."""
         emu = self.emu
-        if call.direction == "outbound-dial":
+        if call.direction == "outbound-dial" and not call.detached.is_set():
             emu._call_error(call, 13201, "Dial: Cannot Dial out from a Dial Call Segment (a whisper)", "<Dial>")
             raise CallOver("<Dial> in a whisper")
         if verb.conference is not None:
@@ -219,7 +222,7 @@ class Dialer:
                 emu._spawn(self._voicemail(leg), f"twilio-voicemail-{leg.sid}")
             else:
                 leg.start_script()
-            waits = [call.over.wait(), leg.over.wait()]
+            waits = [call.over.wait(), leg.over.wait(), leg.detached.wait()]
             if leg.looped_into is not None:
                 waits.append(leg.looped_into.over.wait())
             tasks = [asyncio.ensure_future(w) for w in waits]
@@ -261,8 +264,8 @@ class Dialer:
 
     def _finish(self, leg: Call, status: str) -> None:
         """End a leg (idempotent) and send its final status callback."""
-        if leg.ended_event.is_set() or leg.finishing:
-            return
+        if leg.ended_event.is_set() or leg.finishing or leg.detached.is_set():
+            return  # over already, or redirected by REST and running TwiML of its own
         leg.finishing = True
         leg.finish(status)
         if leg.ended_by is None:

@@ -140,3 +140,22 @@ async def test_dial_conference_action_reports_answered(
     await tars_call.wait_ended()  # the owner's hang-up ends the room; the action says how it went
     [after] = twilio_app.seen("/after")
     assert after.params["DialCallStatus"] == "answered" and "DialCallSid" not in after.params
+
+
+async def test_a_dialed_leg_redirected_into_a_room_leaves_the_bridge(
+    twilio_emu: TwilioEmulator, twilio_app: WebhookApp, twilio_client: Client
+) -> None:
+    response = VoiceResponse()
+    response.dial(OWNER, action=twilio_app.base_url + "/after")
+    twilio_app.answers["/voice"] = str(response)
+    twilio_app.answers["/after"] = conference_twiml()  # the caller follows into the same room
+    caller = await twilio_emu.incoming_call(from_=CALLER, to=TARS_NUMBER, voice_url=twilio_app.base_url + "/voice")
+    await eventually(lambda: caller.bridged_with, what="the bridge")
+    [leg] = caller.legs
+    await asyncio.to_thread(twilio_client.calls(leg.sid).update, twiml=conference_twiml())
+    await eventually(lambda: caller.conference == ROOM and leg.conference == ROOM, what="both in the room")
+    [after] = twilio_app.seen("/after")
+    assert after.params["DialCallStatus"] == "completed" and after.params["DialCallSid"] == leg.sid
+    [view] = twilio_emu.conferences.view()
+    assert {p["call_sid"] for p in view["participants"]} == {caller.sid, leg.sid}
+    assert leg.parent_call_sid == caller.sid and leg.status == "in-progress"
