@@ -29,6 +29,15 @@ Public API::
         await call.hang_up(); await call.wait_ended()
         await call.run_script([{"say": "Hi"}, {"expect": "welcome"}, {"hang_up": True}])
         emu.calls[sid]; emu.messages; emu.errors; emu.warnings; emu.assert_no_errors()
+        emu.serve_number(TARS_NUMBER, voice_url)   # a <Dial> to it rings that webhook (emu.loops)
+        emu.conferences.view()             # rooms, who is in them, who left, why they ended
+
+``<Dial>`` (``<Number>``, a bare number, ``<Conference>``) is parsed by ``twiml_dial`` and
+run by ``twilio_dial`` (legs, whisper, bridge, ``action``) and ``twilio_conference``
+(rooms; their REST resources in ``twilio_conference_rest``). A leg is a :class:`Call` with
+``direction="outbound-dial"`` and ``parent_call_sid``; the dialing call lists them in
+``legs`` and each ``<Dial>``'s outcome in ``dials``; ``bridged_with``, ``conference`` and
+``hold_audio`` say whom a call is connected to and what it heard while waiting.
 
 A :class:`Call` (in ``twilio_call``, with :class:`Party`) records ``sid``,
 ``direction``, ``from_``, ``to``, ``status`` and ``status_history``, ``answered_by``,

@@ -17,6 +17,7 @@ from twilio_helpers import CALLER, TARS_NUMBER, WebhookApp, create_call
 from tars.sim import twiml
 from tars.sim.twilio import Party, TwilioEmulator
 from tars.sim.twilio_call import BEEP
+from tests.waiting import eventually
 
 OWNER = "+15551239999"
 
@@ -220,3 +221,16 @@ async def test_invalid_dial_twiml_fails_the_call_loudly(
     assert await call.wait_ended() == "completed"
     assert [e.code for e in call.errors] == [12200]
     assert call.legs == []
+
+
+async def test_the_caller_hanging_up_ends_the_bridged_leg(twilio_emu: TwilioEmulator, twilio_app: WebhookApp) -> None:
+    response = VoiceResponse()
+    response.dial(OWNER, action=twilio_app.base_url + "/dial-done")
+    twilio_app.answers["/voice"] = str(response)
+    twilio_app.answers["/leg-status"] = "<Response/>"
+    caller = await twilio_emu.incoming_call(from_=CALLER, to=TARS_NUMBER, voice_url=twilio_app.base_url + "/voice")
+    await eventually(lambda: caller.bridged_with, what="the bridge")
+    [leg] = caller.legs
+    await caller.hang_up()
+    assert await leg.wait_ended() == "completed"
+    assert leg.bridged_with is None and caller.bridged_with is None
