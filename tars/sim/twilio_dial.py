@@ -241,15 +241,7 @@ class Dialer:
         emu = self.emu
         url = emu._interpreter._resolve(leg, number.url, doc_url)
         run = asyncio.ensure_future(emu._interpreter.run(leg, Source(url=url, method=number.method)))
-        leg.exec_task = run
-        if leg.party.whisper == "hang_up":  # the called party hangs up as soon as they hear it
-            heard = asyncio.ensure_future(leg._heard_queue.get())
-            await asyncio.wait({run, heard}, return_when=asyncio.FIRST_COMPLETED)
-            heard.cancel()
-            if not run.done():
-                leg.ended_by = "caller"
-                leg.finish("completed")
-                run.cancel()
+        leg.exec_task = run  # a hang-up (Party.whisper="hang_up" among them) cancels it
         with contextlib.suppress(asyncio.CancelledError):
             await run
         leg.exec_task = None

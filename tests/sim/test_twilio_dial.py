@@ -234,3 +234,19 @@ async def test_the_caller_hanging_up_ends_the_bridged_leg(twilio_emu: TwilioEmul
     await caller.hang_up()
     assert await leg.wait_ended() == "completed"
     assert leg.bridged_with is None and caller.bridged_with is None
+
+
+async def test_a_screened_outbound_call_can_be_hung_up_on(
+    twilio_emu: TwilioEmulator, twilio_app: WebhookApp, twilio_client: Client
+) -> None:
+    """The same party behaviour when TARS screens with calls.create instead of <Number url>."""
+    twilio_emu.set_party(OWNER, Party(whisper="hang_up"))
+    screen = VoiceResponse()
+    gather = Gather(num_digits=1, action=twilio_app.base_url + "/screened")
+    gather.say("Helen is on the line. Press 1 to take it.")
+    screen.append(gather)
+    twilio_app.answers["/screen"] = str(screen)
+    await create_call(twilio_client, to=OWNER, url=twilio_app.base_url + "/screen")
+    owner = await twilio_emu.next_call()
+    assert await owner.wait_ended() == "completed"
+    assert owner.ended_by == "caller" and twilio_app.seen("/screened") == []
