@@ -130,8 +130,11 @@ class Dialer:
         try:
             pending = set(rings)
             while pending and winner is None:
-                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
+                if self.emu.realtime:
+                    done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                else:  # unpaced, every phone rings "at once": the shortest ring_ms answers first
+                    done, pending = (await asyncio.wait(pending))[0], set()
+                for task in sorted(done, key=lambda t: rings[t][0].party.ring_ms):
                     leg, number = rings[task]
                     results[leg.sid] = task.result()
                     if results[leg.sid] == ANSWERED and winner is None:
@@ -140,8 +143,9 @@ class Dialer:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
             for leg, _ in legs:
-                if winner is None or leg is not winner[0]:
-                    self._finish(leg, results.get(leg.sid, "canceled"))
+                if winner is None or leg is not winner[0]:  # beaten to it: hung up while ringing
+                    result = results.get(leg.sid, "canceled")
+                    self._finish(leg, "canceled" if result == ANSWERED else result)
             if winner is None:
                 first = legs[0][0] if legs else None
                 status = _worst([results.get(leg.sid, "canceled") for leg, _ in legs])

@@ -250,3 +250,35 @@ async def test_a_screened_outbound_call_can_be_hung_up_on(
     owner = await twilio_emu.next_call()
     assert await owner.wait_ended() == "completed"
     assert owner.ended_by == "caller" and twilio_app.seen("/screened") == []
+
+
+async def test_several_numbers_ring_at_once_and_the_first_to_answer_wins(
+    twilio_emu: TwilioEmulator, twilio_app: WebhookApp, twilio_client: Client
+) -> None:
+    slow, fast, busy = "+15551230101", "+15551230102", "+15551230103"
+    twilio_emu.set_party(slow, Party(ring_ms=9000))
+    twilio_emu.set_party(fast, Party(ring_ms=1000, script=[{"hang_up": True}]))
+    twilio_emu.set_party(busy, Party(answer="busy"))
+    dial = Dial(action=twilio_app.base_url + "/dial-done")
+    for number in (slow, fast, busy):
+        dial.number(number)
+    params = await dial_and_wait(twilio_emu, twilio_app, twilio_client, str(VoiceResponse().append(dial)))
+    call = twilio_emu.calls[params["CallSid"]]
+    assert {leg.to: leg.status for leg in call.legs} == {slow: "canceled", fast: "completed", busy: "busy"}
+    assert params["DialCallSid"] == next(leg.sid for leg in call.legs if leg.to == fast)
+
+
+async def test_a_ringing_leg_canceled_over_rest_is_canceled(twilio_app: WebhookApp) -> None:
+    # Ringing takes time here, so there is a moment to cancel; same auth token as the app's.
+    async with TwilioEmulator(realtime=True) as emu:
+        client = emu.rest_client()
+        emu.set_party(OWNER, Party(ring_ms=20_000))
+        params_seen: list[dict[str, str]] = []
+        twilio_app.answers["/voice"] = dial_twiml(twilio_app)
+        twilio_app.answers["/dial-done"] = lambda params: params_seen.append(params) or "<Response/>"
+        await create_call(client, url=twilio_app.base_url + "/voice")
+        call = await emu.next_call()
+        await eventually(lambda: call.legs and call.legs[0].status == "ringing", what="the leg ringing")
+        await asyncio.to_thread(client.calls(call.legs[0].sid).update, status="canceled")
+        await call.wait_ended()
+    assert [p["DialCallStatus"] for p in params_seen] == ["canceled"]
