@@ -84,6 +84,8 @@ async def test_answered_dial_bridges_until_the_called_party_hangs_up(
     assert call.legs == [leg] and [o.status for o in call.dials] == ["completed"]
     fetched = await asyncio.to_thread(twilio_client.calls(leg.sid).fetch)
     assert fetched.parent_call_sid == call.sid and fetched.status == "completed"
+    legs = await asyncio.to_thread(twilio_client.calls.list, parent_call_sid=call.sid)
+    assert [c.sid for c in legs] == [leg.sid]
 
 
 async def test_voicemail_answers_with_a_greeting_and_the_tone(
