@@ -8,7 +8,9 @@ What Twilio documents (https://www.twilio.com/docs/voice/twiml/dial) and this do
   at once; the first to answer is connected and the others are hung up.
 * A phone that rings past ``timeout`` (default 30 s) is ``no-answer``; a busy line
   is ``busy``; a person declining (SIP 603) is reported ``busy`` too; an unroutable
-  number is ``failed``; a leg hung up over REST while ringing is ``canceled``.
+  number is ``failed``; a leg hung up over REST while ringing is ``canceled``. A bridge
+  lasts at most ``timeLimit`` seconds (paced emulator only); ``hangupOnStar`` and
+  ``record`` other than off are not emulated.
 * ``<Number url>`` (https://www.twilio.com/docs/voice/twiml/number#url): once the
   called party answers, Twilio fetches that TwiML (signed, with ``ParentCallSid``)
   and runs it on *their* end only, before connecting; the caller keeps hearing
@@ -231,7 +233,8 @@ class Dialer:
                 waits.append(leg.looped_into.over.wait())
             tasks = [asyncio.ensure_future(w) for w in waits]
             try:
-                await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                limit = verb.time_limit if self.emu.realtime else None  # <Dial timeLimit>, 4 h by default
+                await asyncio.wait(tasks, timeout=limit, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 for task in tasks:
                     task.cancel()
