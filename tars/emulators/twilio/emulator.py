@@ -29,6 +29,15 @@ Public API::
         await call.hang_up(); await call.wait_ended()
         await call.run_script([{"say": "Hi"}, {"expect": "welcome"}, {"hang_up": True}])
         emu.calls[sid]; emu.messages; emu.errors; emu.warnings; emu.assert_no_errors()
+        emu.serve_number(TARS_NUMBER, voice_url)   # a <Dial> to it rings that webhook (emu.loops)
+        emu.conferences.view()             # rooms, who is in them, who left, why they ended
+
+``<Dial>`` (``<Number>``, a bare number, ``<Conference>``) is parsed by ``twiml_dial`` and
+run by ``twilio_dial`` (legs, whisper, bridge, ``action``) and ``twilio_conference``
+(rooms; their REST resources in ``twilio_conference_rest``). A leg is a :class:`Call` with
+``direction="outbound-dial"`` and ``parent_call_sid``; the dialing call lists them in
+``legs`` and each ``<Dial>``'s outcome in ``dials``; ``bridged_with``, ``conference`` and
+``hold_audio`` say whom a call is connected to and what it heard while waiting.
 
 A :class:`Call` (in ``twilio_call``, with :class:`Party`) records ``sid``,
 ``direction``, ``from_``, ``to``, ``status`` and ``status_history``, ``answered_by``,
@@ -59,6 +68,9 @@ from aiohttp import web
 from tars.emulators.speech import Utterance
 from tars.emulators.twilio import twiml
 from tars.emulators.twilio.call import Call, CallEnded, Party, ScriptError
+from tars.emulators.twilio.conference import Conferences
+from tars.emulators.twilio.conference_rest import ConferenceApi
+from tars.emulators.twilio.dial import Dialer, Loop
 from tars.emulators.twilio.rest import API_VERSION, Message, RestApi, TwilioError, Webhooks, new_sid, rfc2822
 
 if TYPE_CHECKING:
@@ -98,7 +110,11 @@ class TwilioEmulator:
         self.parties: dict[str, Party] = {}
         self.default_party = Party()
         self.webhooks = Webhooks(auth_token)
+        self.served_numbers: dict[str, tuple[str, str | None]] = {}  # number → (voice URL, status URL)
+        self.loops: list[Loop] = []  # <Dial>s that rang a served number (see twilio_dial)
+        self.conferences = Conferences(self)  # rooms; .view() lists them with their participants
         self._interpreter = twiml.Interpreter(self)
+        self._dialer = Dialer(self)
         self._runner: web.AppRunner | None = None
         self._port = 0
         self._want_port = port  # 0: a free port
@@ -120,6 +136,7 @@ class TwilioEmulator:
         self._loop = asyncio.get_running_loop()
         self._new_calls = asyncio.Queue()
         app = web.Application()
+        app.add_routes(ConferenceApi(self).routes())  # before RestApi's catch-all 404
         app.add_routes(RestApi(self).routes())
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
@@ -184,6 +201,11 @@ class TwilioEmulator:
     def route(self, public_base_url: str, local_base_url: str) -> None:
         """Act as a reverse proxy: sign ``public_base_url``…, deliver to ``local_base_url``…."""
         self.webhooks.route(public_base_url, local_base_url)
+
+    def serve_number(self, number: str, voice_url: str, status_callback: str | None = None) -> None:
+        """``number`` is one of this account's numbers, its voice webhook ``voice_url``: a
+        ``<Dial>`` to it rings back in as a new inbound call (see ``twilio_dial``)."""
+        self.served_numbers[number] = (voice_url, status_callback)
 
     def set_party(self, number: str, party: Party) -> None:
         """Who answers outbound calls to ``number`` and how (default: ``default_party``)."""
@@ -302,11 +324,15 @@ class TwilioEmulator:
                 await self._status_event(call, "initiated")
                 call.set_status("ringing")
                 await self._status_event(call, "ringing")
-                await self._pace(call.party.ring_ms / 1000)
+                timeout = float(call.params.get("Timeout") or 60)  # REST default: 60 s of ringing
+                await self._pace(min(call.party.ring_ms / 1000, timeout))
                 if call.ended:  # canceled while ringing
                     return
-                if call.party.answer in {"busy", "no-answer", "failed"}:
-                    call.finish(call.party.answer)
+                if call.party.ring_ms / 1000 >= timeout:
+                    call.finish("no-answer")
+                    return
+                if call.party.answer in {"busy", "no-answer", "failed", "decline"}:
+                    call.finish("busy" if call.party.answer == "decline" else call.party.answer)
                     return
                 self._answer(call)
                 await self._status_event(call, "answered")
@@ -366,9 +392,26 @@ class TwilioEmulator:
         final = "canceled" if call.status in {"queued", "ringing"} else "completed"
         self._end_call(call, final, by="rest")
 
+    def _listeners(self, call: Call) -> list[Call]:
+        """Who hears ``call``'s party speak: the other leg of its <Dial>, or its room."""
+        if call.bridged_with is not None:
+            return [call.bridged_with]
+        return self.conferences.listeners(call)
+
+    async def _dial(self, call: Call, verb: twiml.Dial, doc_url: str | None) -> twiml.Source | None:
+        """Run ``<Dial>`` (the interpreter's hook into ``twilio_dial``)."""
+        return await self._dialer.dial(call, verb, doc_url)
+
     def _redirect_call(self, call: Call, url: str | None, document: str | None, method: str) -> None:
         """REST update with ``Url``/``Twiml``: stop the current TwiML (and stream), run the new."""
         call.redirect_to = twiml.Source(url=url, method=method) if url else twiml.Source(twiml=document)
+        if call.bridged_with is not None and call.direction == "outbound-dial" and call.exec_task is None:
+            # A connected <Dial> leg leaves the bridge and runs the new TwiML on its own
+            # (the warm-transfer move into a conference); the dialing call's <Dial> ends.
+            call.detached.set()
+            source, call.redirect_to = call.redirect_to, None
+            self._spawn(self._run_call(call, source), f"twilio-call-{call.sid}")
+            return
         if call.exec_task is not None and not call.exec_task.done():
             call.exec_task.cancel()
 

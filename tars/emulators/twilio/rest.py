@@ -163,7 +163,7 @@ def call_resource(call: Call) -> dict[str, Any]:
     uri = f"/{API_VERSION}/Accounts/{call.account_sid}/Calls/{call.sid}.json"
     sub = uri.removesuffix(".json")
     return {
-        "sid": call.sid, "account_sid": call.account_sid, "parent_call_sid": None,
+        "sid": call.sid, "account_sid": call.account_sid, "parent_call_sid": call.parent_call_sid,
         "to": call.to, "to_formatted": format_number(call.to),
         "from": call.from_, "from_formatted": format_number(call.from_),
         "phone_number_sid": None, "status": call.status, "direction": call.direction,
@@ -457,9 +457,10 @@ class RestApi:
 
     async def list_calls(self, request: web.Request) -> web.Response:
         calls = [call_resource(c) for c in self.emu.calls.values()]
-        for key in ("To", "From", "Status"):
+        fields = {"To": "to", "From": "from", "Status": "status", "ParentCallSid": "parent_call_sid"}
+        for key, name in fields.items():  # ParentCallSid: the legs a <Dial> placed
             if key in request.query:
-                calls = [c for c in calls if c[key.lower()] == request.query[key]]
+                calls = [c for c in calls if c[name] == request.query[key]]
         uri = request.path_qs
         page = {"first_page_uri": uri, "next_page_uri": None, "previous_page_uri": None}
         return web.json_response(
