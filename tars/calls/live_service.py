@@ -60,9 +60,10 @@ class GatedGeminiLive(GeminiLiveLLMService):
     waits for its own call's result.
     """
 
-    def __init__(self, *args: Any, session: LiveCall, **kwargs: Any):
+    def __init__(self, *args: Any, session: LiveCall, long_running: Sequence[str] = (), **kwargs: Any):
         super().__init__(*args, **kwargs)
         self._call = session  # not _session: the base class keeps its Live session there
+        self._cancelled: set[str] = set()  # calls the model cancelled (toolCallCancellation)
         self._answered: set[str] = set()  # tool calls whose result the session has had
         self._unsent: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = []
         self._malformed: dict[str, str] = {}  # call id -> what was wrong with its args
@@ -71,6 +72,14 @@ class GatedGeminiLive(GeminiLiveLLMService):
         self._connection = 0  # connections opened so far (1 = the first)
         self._connected_once = False
         self.register_function(None, self._handle)
+        # Long-running tools (the owner's answer, a goal call, a webhook) must survive the caller
+        # speaking meanwhile: on the 3.x models new input cancels a BLOCKING call
+        # (tars.sim.gemini_cancellation). Registered with cancel_on_interruption=False, pipecat
+        # declares them NON_BLOCKING and answers with scheduling WHEN_IDLE where the model
+        # supports it (pipecat 1.14 _tag_tool_behaviors / _tool_result;
+        # https://ai.google.dev/gemini-api/docs/live-api/tools#async-function-calling).
+        for name in long_running:
+            self.register_function(name, self._handle, cancel_on_interruption=False)
 
     async def _connection_task_handler(self, config: Any) -> None:
         """Count a failed (re)connect as a connection failure, as a dropped session is.
@@ -100,7 +109,20 @@ class GatedGeminiLive(GeminiLiveLLMService):
         if message.go_away is not None:
             metrics.MODEL_GO_AWAY.inc()
             await self._call.model_going_away(message.go_away.time_left)
+        if message.tool_call_cancellation is not None:  # pipecat 1.14 ignores it
+            await self._calls_cancelled(list(message.tool_call_cancellation.ids or []))
         await super()._handle_server_message(message)
+
+    async def _calls_cancelled(self, ids: list[str]) -> None:
+        """The model gave up on these calls (new input came while they ran): their results,
+        when they come, are not sent ("You do not need to send FunctionResponseParts for the
+        cancelled FunctionCallParts", firebase LiveServerToolCallCancellation)."""
+        for call_id in ids:
+            if call_id in self._cancelled or call_id in self._answered:
+                continue
+            self._cancelled.add(call_id)
+            name = self._names.get(call_id, "a tool")
+            await self._call.recorder.line("system", f"the model cancelled {name} (the caller spoke meanwhile)")
 
     async def _send_user_audio(self, frame: Any) -> None:
         await super()._send_user_audio(frame)
@@ -109,10 +131,24 @@ class GatedGeminiLive(GeminiLiveLLMService):
             self._call.clock.sent_to_model(received)
 
     async def _handle_msg_model_turn(self, msg: Any) -> None:
+        """Every part of a model turn, not only the first.
+
+        pipecat 1.14 reads ``parts[0]`` and drops the rest, but the service may send several
+        parts in one message (``Content.parts`` is a list; pipecat's own dispatcher notes that
+        "Gemini 3.x can bundle multiple content fields ... on the same message"); a second
+        audio part lost is a gap the caller hears. Each part goes through pipecat's handler as
+        a message of its own.
+        """
         parts = msg.server_content.model_turn.parts or []
         if any(part.inline_data for part in parts):
             self._call.clock.reply_audio_arrived()
-        await super()._handle_msg_model_turn(msg)
+        if len(parts) <= 1:
+            await super()._handle_msg_model_turn(msg)
+            return
+        for part in parts:
+            turn = msg.server_content.model_turn.model_copy(update={"parts": [part]})
+            content = msg.server_content.model_copy(update={"model_turn": turn})
+            await super()._handle_msg_model_turn(msg.model_copy(update={"server_content": content}))
 
     async def _handle_msg_turn_complete(self, message: Any) -> None:
         self._call.clock.reply_ended()
@@ -156,6 +192,10 @@ class GatedGeminiLive(GeminiLiveLLMService):
         """
         tool_name = self._names.get(tool_call_id, tool_name)  # a response is named, even after a drop
         if flags.get("is_final", True) and tool_call_id in self._answered:
+            return
+        if tool_call_id in self._cancelled:  # the model gave up on it: a late result is not sent
+            if flags.get("is_final", True):
+                await self._call.recorder.line("system", f"the result of cancelled {tool_name} was not sent")
             return
         if self._disconnecting or not self._session:
             self._unsent.append((tool_call_id, tool_name, tool_result_message, flags))

@@ -52,7 +52,7 @@ from tars.endpoints import Endpoints
 from tars.project import Project, thaw
 from tars.tools.builtins import ToolContext, execute
 from tars.tools.call import ToolCall
-from tars.tools.catalog import MODEL_TOOLS, goal_call_declaration
+from tars.tools.catalog import MODEL_TOOLS, goal_call_declaration, long_running
 
 log = logging.getLogger("tars.calls")
 
@@ -289,6 +289,7 @@ class CallSession:
             else None,
             http_options=self.endpoints.http_options(),
             session=self,
+            long_running=long_running(self.setup.tools, self.project.tools),
         )
         context = LLMContext(messages=[{"role": "user", "content": self.setup.opening}])
         # Gemini Live decides turns itself; pipecat's default strategies would load a local

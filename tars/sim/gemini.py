@@ -105,7 +105,7 @@ from tars.sim.gemini_brain import (
     Wait,
 )
 from tars.sim.gemini_embed import serve_embed
-from tars.sim.gemini_limits import AUDIO_SESSION_LIMIT_S, CONNECTION_LIMIT_S, GO_AWAY_LEAD_S
+from tars.sim.gemini_limits import AUDIO_SESSION_LIMIT_S, CONNECTION_LIMIT_S, GO_AWAY_LEAD_S, HANDLE_LIFETIME_S
 from tars.sim.gemini_live import LiveConnection, serve_live
 from tars.sim.gemini_models import ModelCatalogue, not_found
 from tars.sim.gemini_rest import (
@@ -178,6 +178,10 @@ class GeminiEmulator:
         session_limit_s: float | None = AUDIO_SESSION_LIMIT_S,
         connection_limit_s: float | None = CONNECTION_LIMIT_S,
         go_away_lead_s: float = GO_AWAY_LEAD_S,
+        handle_lifetime_s: float | None = HANDLE_LIFETIME_S,
+        parts_per_message: int = 1,
+        transcription_chars: int | None = None,
+        burst_messages: int = 1,
         keep_frames: bool = False,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -198,6 +202,10 @@ class GeminiEmulator:
             session_limit_s=session_limit_s,
             connection_limit_s=connection_limit_s,
             go_away_lead_s=go_away_lead_s,
+            handle_lifetime_s=handle_lifetime_s,
+            parts_per_message=parts_per_message,
+            transcription_chars=transcription_chars,
+            burst_messages=burst_messages,
             keep_frames=keep_frames,
         )
         self.live = LiveRegistry()

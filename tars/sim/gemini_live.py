@@ -10,9 +10,9 @@ conversation, which outlives its connection when the client resumes it with a
   service, each **well under 1 MiB** (the SDK connects with ``max_size=2**20``).
 * The **first server frame is ``setupComplete``**: ``connect()`` reads it
   before handing the session out.
-* Model audio is ``serverContent.modelTurn.parts[0].inlineData`` with
-  ``mimeType: audio/pcm;rate=24000``, **one part per frame** (pipecat reads only
-  ``parts[0]``), ~100 ms per frame. After the audio: ``outputTranscription``;
+* Model audio is ``serverContent.modelTurn.parts[].inlineData`` with
+  ``mimeType: audio/pcm;rate=24000``, one ~100 ms part per frame unless a test asks for
+  several (``gemini_delivery``: pipecat 1.14 reads only ``parts[0]``). After the audio: ``outputTranscription``;
   the turn ends with ``generationComplete`` and then ``turnComplete`` carrying
   top-level ``usageMetadata`` in the same frame (pipecat warns otherwise).
 * Client frames arrive with snake_case top-level keys (``realtime_input``...)
@@ -50,7 +50,9 @@ import numpy as np
 from aiohttp import WSMsgType, web
 
 from tars.sim import speech
-from tars.sim.gemini_limits import enforce_limits
+from tars.sim.gemini_cancellation import cancel_on_input, non_blocking_result
+from tars.sim.gemini_delivery import fragments
+from tars.sim.gemini_limits import enforce_limits, handle_expired
 from tars.sim.gemini_session import (
     ClientFrame,
     LiveOptions,
@@ -131,7 +133,7 @@ class LiveConnection(ModelTurns):
         self.session: LiveSession | None = None
         self.index = 0
         self._send_lock = asyncio.Lock()
-        self._queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
         self._clock: asyncio.Task[None] | None = None
         self.opened_at = time.monotonic()
@@ -182,6 +184,7 @@ class LiveConnection(ModelTurns):
         if self.session is not None:
             session = self.session
             session.connected = False
+            session.closed_at = time.monotonic()
             if self.registry.connections.get(session.id) is self:
                 del self.registry.connections[session.id]
             # Calls pending at a drop do not survive the resumption. The service sends no
@@ -271,6 +274,10 @@ class LiveConnection(ModelTurns):
         handle = (setup.get("sessionResumption") or {}).get("handle")
         if handle:
             session = self.registry.handles.get(handle)
+            lifetime = self.options.handle_lifetime_s
+            if session is not None and handle_expired(session.closed_at, session.connected, lifetime):
+                self.registry.end(session, 1008, "resumption handle expired")  # every handle of it
+                session = None
             if session is None or self.registry.refuse_resumption:
                 reason = "Session resumption handle is invalid or expired."
                 self.registry.rejected.append((time.monotonic(), 1008, reason))
@@ -335,9 +342,9 @@ class LiveConnection(ModelTurns):
         if key == "realtimeInput":
             await self._on_realtime(body)
         elif key == "clientContent":
-            self._on_client_content(body)
+            await self._on_client_content(body)
         elif key == "toolResponse":
-            self._on_tool_response(body)
+            await self._on_tool_response(body)
         elif key == "contextUpdate":
             self._on_context_update(body)
 
@@ -355,11 +362,13 @@ class LiveConnection(ModelTurns):
                     await self._on_audio(chunk)
         elif name == "text":
             if str(value).strip():  # pipecat's gemini-3 nudge is a single space
+                await cancel_on_input(self, self.options.models, "text")
                 self._user(str(value))
         elif name == "audioStreamEnd" or name == "activityEnd":
             await self._end_of_speech()
         elif name == "activityStart":
             await self._maybe_barge_in()
+            await cancel_on_input(self, self.options.models, "speech")
 
     async def _on_audio(self, blob: dict[str, Any]) -> None:
         assert self.session is not None
@@ -389,6 +398,7 @@ class LiveConnection(ModelTurns):
             # end the turn early by the silence that led the block.
             self._speech_bytes = _from_onset(self._last_audio, pcm, rate) - len(pcm)
             await self._maybe_barge_in()
+            await cancel_on_input(self, self.options.models, "speech")
         if onset or was_speaking:
             self._speech_bytes += len(pcm)
         self._last_audio = pcm[-2 * speech.FRAME_MS * rate // 1000 :]
@@ -407,7 +417,10 @@ class LiveConnection(ModelTurns):
         self._heard_at = self._frame_at
         assert self.session is not None
         if self.session.transcribes("input"):  # only when the setup asked (module docstring)
-            await self.send({"serverContent": {"inputTranscription": {"text": utt.text, "finished": True}}})
+            pieces = fragments(utt.text, self.options.transcription_chars)  # gemini_delivery
+            for i, piece in enumerate(pieces):
+                last = {"finished": True} if i == len(pieces) - 1 else {}
+                await self.send({"serverContent": {"inputTranscription": {"text": piece, **last}}})
         self._user(utt.text)
 
     def _user(self, text: str) -> None:
@@ -416,7 +429,7 @@ class LiveConnection(ModelTurns):
         self._turn_prompt_chars += len(text)
         self._queue.put_nowait(("user", text))
 
-    def _on_client_content(self, body: dict[str, Any]) -> None:
+    async def _on_client_content(self, body: dict[str, Any]) -> None:
         assert self.session is not None
         for turn in body.get("turns") or []:
             text = "".join(p.get("text", "") for p in turn.get("parts") or [])
@@ -432,10 +445,11 @@ class LiveConnection(ModelTurns):
         if not self.session.started:
             self._queue.put_nowait(("start", ""))
         elif pending:
+            await cancel_on_input(self, self.options.models, "clientContent")
             self.session.transcript.append(("user", pending))
             self._queue.put_nowait(("user", pending))
 
-    def _on_tool_response(self, body: dict[str, Any]) -> None:
+    async def _on_tool_response(self, body: dict[str, Any]) -> None:
         assert self.session is not None
         session = self.session
         for resp in body.get("functionResponses") or []:
@@ -452,7 +466,10 @@ class LiveConnection(ModelTurns):
             if resp.get("willContinue"):
                 continue  # an intermediate result of a NON_BLOCKING call
             del session._calls[call_id]
-            if not fut.done():
+            if call_id in session._async_calls:  # the model did not wait (gemini_cancellation)
+                session._async_calls.discard(call_id)
+                await non_blocking_result(self, name, resp)
+            elif not fut.done():
                 fut.set_result(resp.get("response") or {})
 
     def _on_context_update(self, body: dict[str, Any]) -> None:
@@ -497,9 +514,15 @@ def _summarise(frame: dict[str, Any]) -> dict[str, Any]:
     """A copy of a sent frame with audio payloads replaced by their length."""
     content = frame.get("serverContent") or {}
     parts = (content.get("modelTurn") or {}).get("parts") or []
-    if parts and "inlineData" in parts[0]:
-        blob = parts[0]["inlineData"]
-        size = len(blob.get("data", "")) * 3 // 4
-        summary = {"mimeType": blob.get("mimeType"), "bytes": size}
-        return {"serverContent": {"modelTurn": {"parts": [{"inlineData": summary}]}}}
+    if parts and all("inlineData" in part for part in parts):
+        summaries = [
+            {
+                "inlineData": {
+                    "mimeType": p["inlineData"].get("mimeType"),
+                    "bytes": len(p["inlineData"].get("data", "")) * 3 // 4,
+                }
+            }
+            for p in parts
+        ]
+        return {"serverContent": {"modelTurn": {"parts": summaries}}}
     return json.loads(json.dumps(frame))

@@ -58,6 +58,7 @@ from tars.config.diagnostics import ConfigError
 from tars.config.schema import validate_document
 from tars.config.yaml_loader import Document, load_file
 from tars.project import Project
+from tars.sim.gemini_delivery import REALISTIC
 
 OWNER, UNKNOWN = "owner", "unknown"
 #: The number an ``unknown`` caller rings from (a fictional 555-01xx number).
@@ -164,14 +165,21 @@ class Scenario:
     #: Goal calls: what the Gemini text model answers after the call (``summary``, ``outcome``).
     text_model: Mapping[str, Any] = field(default_factory=dict)
     #: Limits of the emulated Live service (``session_limit_seconds`` …), as GeminiEmulator options.
-    gemini: Mapping[str, float] = field(default_factory=dict)
+    gemini: Mapping[str, Any] = field(default_factory=dict)
 
     @property
-    def gemini_limits(self) -> dict[str, float]:
-        """``given.gemini`` as ``GeminiEmulator`` keyword arguments."""
+    def gemini_limits(self) -> dict[str, Any]:
+        """``given.gemini`` as ``GeminiEmulator`` keyword arguments (limits, and how output is
+        delivered: ``delivery: realistic`` is ``gemini_delivery.REALISTIC``, and each of its
+        knobs may be set on its own)."""
         names = {"session_limit_seconds": "session_limit_s", "connection_limit_seconds": "connection_limit_s",
-                 "go_away_lead_seconds": "go_away_lead_s"}  # fmt: skip
-        return {names[k]: float(v) for k, v in self.gemini.items() if k in names}
+                 "go_away_lead_seconds": "go_away_lead_s", "handle_lifetime_seconds": "handle_lifetime_s",
+                 "pacing": "pacing"}  # fmt: skip
+        counts = ("parts_per_message", "transcription_chars", "burst_messages")
+        out: dict[str, Any] = dict(REALISTIC) if self.gemini.get("delivery") == "realistic" else {}
+        out.update({names[k]: float(v) for k, v in self.gemini.items() if k in names})
+        out.update({k: int(v) for k, v in self.gemini.items() if k in counts})
+        return out
 
     @property
     def playbook(self) -> str | None:
