@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from pipecat.services.google.gemini_live.llm import ContextWindowCompressionParams, GeminiLiveLLMService
 
 from tars import metrics
+from tars.calls.input_hold import InputHold, audio_seconds
 from tars.calls.recorder import CallRecorder
 from tars.calls.turn_clock import STAMP, TurnClock
 from tars.tools.call import ToolCall
@@ -78,7 +79,9 @@ class GatedGeminiLive(GeminiLiveLLMService):
         # declares them NON_BLOCKING and answers with scheduling WHEN_IDLE where the model
         # supports it (pipecat 1.14 _tag_tool_behaviors / _tool_result;
         # https://ai.google.dev/gemini-api/docs/live-api/tools#async-function-calling).
-        for name in long_running:
+        self._hold = InputHold()  # caller input waits while a BLOCKING call runs (input_hold)
+        self._async_tools = frozenset(long_running) if self._supports_non_blocking_tools else frozenset()
+        for name in self._async_tools:
             self.register_function(name, self._handle, cancel_on_interruption=False)
 
     async def _connection_task_handler(self, config: Any) -> None:
@@ -123,12 +126,30 @@ class GatedGeminiLive(GeminiLiveLLMService):
             self._cancelled.add(call_id)
             name = self._names.get(call_id, "a tool")
             await self._call.recorder.line("system", f"the model cancelled {name} (the caller spoke meanwhile)")
+            await self._release(self._hold.finish(call_id))
 
     async def _send_user_audio(self, frame: Any) -> None:
+        if self._hold.holding:
+            self._hold.keep("audio", frame, audio_seconds(frame))
+            return
         await super()._send_user_audio(frame)
         received = frame.metadata.get(STAMP)
         if received is not None:
             self._call.clock.sent_to_model(received)
+
+    async def _send_user_text(self, text: str) -> None:
+        if self._hold.holding:
+            self._hold.keep("text", text)
+            return
+        await super()._send_user_text(text)
+
+    async def _release(self, held: list[tuple[str, Any]]) -> None:
+        """Send the input held back while BLOCKING calls ran, in order (``input_hold``)."""
+        for kind, item in held:
+            if kind == "audio":
+                await self._send_user_audio(item)
+            else:
+                await self._send_user_text(item)
 
     async def _handle_msg_model_turn(self, msg: Any) -> None:
         """Every part of a model turn, not only the first.
@@ -177,6 +198,7 @@ class GatedGeminiLive(GeminiLiveLLMService):
         unsent, self._unsent = self._unsent, []
         for tool_call_id, tool_name, message, flags in unsent:
             await self._tool_result(tool_call_id, tool_name, message, **flags)
+        await self._release(self._hold.release())  # the new connection has no call pending
 
     async def _tool_result(
         self, tool_call_id: str, tool_name: str, tool_result_message: dict[str, Any], **flags: Any
@@ -200,6 +222,13 @@ class GatedGeminiLive(GeminiLiveLLMService):
         if self._disconnecting or not self._session:
             self._unsent.append((tool_call_id, tool_name, tool_result_message, flags))
             return
+        await self._send_result(tool_call_id, tool_name, tool_result_message, **flags)
+        if flags.get("is_final", True):
+            await self._release(self._hold.finish(tool_call_id))
+
+    async def _send_result(
+        self, tool_call_id: str, tool_name: str, tool_result_message: dict[str, Any], **flags: Any
+    ) -> None:
         if flags.get("is_final", True):
             self._answered.add(tool_call_id)
         issued = self._issued_on.get(tool_call_id, self._connection)
@@ -247,6 +276,8 @@ class GatedGeminiLive(GeminiLiveLLMService):
             if fc.tool_call_id not in self._malformed
         ]
         self._names.update((fc.tool_call_id, fc.function_name) for fc in function_calls)
+        if self._is_gemini_3:  # new input would cancel a BLOCKING call: hold it meanwhile
+            self._hold.start(fc.tool_call_id for fc in function_calls if fc.function_name not in self._async_tools)
         self._issued_on.update((fc.tool_call_id, self._connection) for fc in function_calls)
         self._call.start_batch(calls)
         await super().run_function_calls(function_calls)

@@ -47,6 +47,7 @@ from tars.calls.playbook_run import RUNTIME_TOOLS, PlaybookRun
 from tars.calls.recorder import CallRecorder, TranscriptTap
 from tars.calls.recording import CallRecording, recording_file
 from tars.calls.turn_clock import TurnClock
+from tars.calls.watchdog import for_call as stall_watchdog
 from tars.config.secrets import mask_text
 from tars.endpoints import Endpoints
 from tars.project import Project, thaw
@@ -184,6 +185,9 @@ class CallSession:
             self.start_batch([call])
             future = self._batches.pop(call.id)
         return await future
+
+    def tools_running(self) -> bool:
+        return any(not task.done() for task in self._tasks)
 
     # ------------------------------------------------------------------ controls tools use
     async def end_call(self, reason: str) -> None:
@@ -347,6 +351,7 @@ class CallSession:
             limit = min(limit, self.playbook.plan.playbook.max_duration_minutes * 60)
         watchdog = asyncio.ensure_future(self._time_limit(limit))
         silence = asyncio.ensure_future(self._silence_policy()) if self.playbook is not None else None
+        stall = asyncio.ensure_future(stall_watchdog(self, self.project.section("model")).run())
         log.info("call %s connected: %s", self.setup.call_id, self._who())
         try:
             with metrics.live_call():
@@ -359,6 +364,7 @@ class CallSession:
         finally:
             self._count()
             watchdog.cancel()
+            stall.cancel()
             if silence is not None:
                 silence.cancel()
             await self._tap.flush()
