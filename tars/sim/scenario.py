@@ -103,6 +103,7 @@ class ModelTurn:
     result: Mapping[str, Any] | None = None
     refused: bool = False
     error: str | None = None
+    stall: int = 0  # the model stays silent through what it just heard and the next stall - 1
 
     @property
     def number(self) -> int:
@@ -111,6 +112,8 @@ class ModelTurn:
     def describe(self) -> str:
         if self.tool is not None:
             return f"calls {self.tool}"
+        if self.stall:
+            return f"stalls ({self.stall} unanswered)"
         return "greets" if self.greet else f"says {self.say!r}"
 
 
@@ -287,6 +290,7 @@ def _build(doc: Document, name: str, timezone: str) -> Scenario:
                     m.get("result"),
                     bool(m.get("refused")),
                     m.get("error"),
+                    int(m.get("stall") or 0),
                 )
             )
     return Scenario(
