@@ -8,6 +8,7 @@ validated against the SDK's own model instead.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -15,7 +16,10 @@ import pytest
 from google.genai import types
 
 from tars.sim.gemini import CallTool, Say
+from tars.sim.gemini_delivery import REALISTIC
+from tars.sim.gemini_models import CANCELS_BLOCKING_ON_INPUT, DEFAULT_MODELS, DEFAULT_TRAITS, LIVE_METHODS
 from tests.server.harness import Line, make_project
+from tests.server.test_goal_calls import stored
 from tests.server.test_owner_calls import greet_then
 from tests.waiting import eventually
 
@@ -54,3 +58,45 @@ async def test_every_server_frame_of_a_call_is_a_valid_live_server_message(
     assert {"setupComplete", "serverContent", "toolCall", "usageMetadata", "sessionResumptionUpdate", "goAway"} <= keys
     content = {key for frame in frames for key in frame.get("serverContent", {})}
     assert {"modelTurn", "inputTranscription", "outputTranscription", "interrupted", "turnComplete"} <= content
+
+
+OLDER = "gemini-3.1-flash-live-preview"  # cancels BLOCKING calls on new input; no NON_BLOCKING
+
+
+async def test_a_cancelled_call_gets_no_late_result_and_every_frame_is_valid(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a 3.x model without NON_BLOCKING, a slow webhook is a BLOCKING call: the caller's
+    audio waits while it runs (tars.calls.input_hold), so only a barge-in can cancel it. Once
+    cancelled, its late result is not sent. The frames of this untidy call (several parts a
+    message, transcription fragments, toolCallCancellation) are all valid LiveServerMessages."""
+    live = ("tars.yaml", "live_model: models/gemini-3.8-live", f"live_model: models/{OLDER}")
+    project = make_project(tmp_path / "p", monkeypatch, [live])
+    email = CallTool("send_to_n8n", {"channel": "email", "message": "the dinner is on Friday"})
+    brain = greet_then(email, [Say("Goodbye, sir."), CallTool("end_call", {"reason": "done"})])
+    models = {**DEFAULT_MODELS, OLDER: LIVE_METHODS}
+    traits = {**DEFAULT_TRAITS, OLDER: (CANCELS_BLOCKING_ON_INPUT,)}
+    async with Line(project, lambda: brain, keep_frames=True, models=models, model_traits=traits, **REALISTIC) as line:
+        released = line.webhooks.holds["send_to_n8n"] = asyncio.Event()
+        call = await line.call_in(from_=project.owner.phone)
+        await call.wait_for_agent_utterance(timeout=20)
+        [session] = line.gemini.sessions
+        await call.say("email me that the dinner is on Friday")
+        await eventually(lambda: line.webhooks.requests, what="the slow webhook")
+        await line.gemini.interrupt()  # as a barge-in would: the BLOCKING call is cancelled
+
+        def lines() -> list[str]:
+            return [t.text for t in stored(line, call.sid).transcript if t.speaker == "system"]
+
+        await eventually(lambda: "the model cancelled send_to_n8n (the caller spoke meanwhile)" in lines(), what="it")
+        released.set()
+        await eventually(lambda: "the result of cancelled send_to_n8n was not sent" in lines(), what="the late result")
+        await call.say("never mind, goodbye")
+        assert await call.wait_ended(timeout=30) == "completed"
+    assert session.tools["send_to_n8n"].get("behavior") is None  # pipecat declares none before 3.8
+    assert [r["name"] for r in session.tool_results] == ["end_call"] and line.gemini.violations == []
+    frames = session.frames_sent
+    for frame in frames:
+        types.LiveServerMessage.model_validate_json(json.dumps(frame))  # raises on any unknown field
+    assert any("toolCallCancellation" in frame for frame in frames)
+    assert max(len(f.get("serverContent", {}).get("modelTurn", {}).get("parts", [])) for f in frames) == 3
