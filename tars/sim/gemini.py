@@ -32,15 +32,17 @@ Public API::
     GeminiEmulator(api_key="test-key", *, brain_factory=EchoBrain, responder=default_responder,
                    response_delay_ms=0, realtime=False, pacing=None, chunk_ms=100,
                    end_silence_ms=500, end_of_turn_after_bytes=None, speech_body_ms=None,
-                   models=None, session_limit_s=900, connection_limit_s=600, go_away_lead_s=60,
-                   keep_frames=False,
+                   models=None, model_traits=None, session_limit_s=900, connection_limit_s=600,
+                   go_away_lead_s=60, handle_lifetime_s=7200, parts_per_message=1,
+                   transcription_chars=None, burst_messages=1, keep_frames=False,
                    host="127.0.0.1", port=0)
       await start() / await stop() / async with / with running_in_thread()
       base_url, ws_url, port, ca_file, client_ssl_context(), env()
       http_options(api_version=None, trailing_slash=False) -> types.HttpOptions
       sessions: list[LiveSession]; violations; errors (emulator bugs; keep empty)
       live.rejected: (t, code, reason) refused before a session (bad key, expired handle)
-      models: ModelCatalogue (add(name, methods) / remove(name)); options: LiveOptions
+      models: ModelCatalogue (add(name, methods, traits) / remove(name) / has(name, trait));
+        options: LiveOptions
         (session_limit_s, connection_limit_s, go_away_lead_s may be changed mid-test:
         they apply from the next connection)
       rest_requests: list[RestRequest]; requests: list[(t, method, path)]
@@ -55,7 +57,8 @@ Public API::
       sent, history, transcript, user_texts(), model_texts(), tool_calls, tool_results,
       handles, connections, connected, started, interruptions, audio_bytes_in,
       max_frame_bytes, violations, errors, state, brain, compression, compressed,
-      transcribes("input"|"output"), opened_at, ended (code, reason), frames_sent
+      transcribes("input"|"output"), opened_at, ended (code, reason), closed_at, frames_sent,
+      cancellations (toolCallCancellation sent: t, ids, by), context_results (SILENT results)
     Brains (gemini_brain): Brain protocol, EchoBrain, ScriptedBrain(steps),
       actions Say(text), CallTool(name, args), Wait(ms), EndTurn()
     REST (gemini_rest): responder(RestRequest) -> str | dict | FunctionCall | None
@@ -73,8 +76,14 @@ speech keeps simulated calls short). ``models`` (name -> supported methods; defa
 ``gemini_models.DEFAULT_MODELS``), ``session_limit_s``/``connection_limit_s``/
 ``go_away_lead_s`` (a session without context-window compression, and any connection,
 gets ``goAway`` this long before its limit, then a 1011 close; only a connection's end
-can be resumed; ``None``: no limit; see ``gemini_limits``), ``keep_frames`` (keep every
-sent server frame whole in ``LiveSession.frames_sent``, for validating them).
+can be resumed; ``None``: no limit; see ``gemini_limits``), ``handle_lifetime_s``
+(resumption handles expire this long after the session's last connection ended, 2 hours
+as documented), ``model_traits`` (name -> how the model treats function calls: BLOCKING
+calls cancelled by new input on the 3.x models, NON_BLOCKING calls and their scheduling;
+see ``gemini_models`` and ``gemini_cancellation``), ``parts_per_message``/
+``transcription_chars``/``burst_messages`` (untidy delivery as the real service does it:
+``gemini_delivery``, ``REALISTIC``), ``keep_frames`` (keep every sent server frame whole
+in ``LiveSession.frames_sent``, for validating them).
 """
 
 from __future__ import annotations
