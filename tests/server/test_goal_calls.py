@@ -233,16 +233,20 @@ def with_helen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     return project
 
 
+async def invite_helen(line: Line) -> tuple[dict[str, Any], Any]:
+    """Helen is invited to dinner on Friday, proposes Saturday, and TARS texts the owner."""
+    placed = await place(line, "Helen", "dinner_invitation", {"guest_name": "Helen", "proposed_time": "Friday 8pm"})
+    call = await line.twilio.next_call(timeout=10)
+    await call.wait_for_agent_utterance(timeout=20)
+    await call.say("Friday is tricky. How about Saturday at seven?")
+    await line.gemini.wait_for(lambda: any("asks:" in m.body for m in line.twilio.messages), what="the question")
+    return placed, call
+
+
 async def test_the_dinner_call_asks_the_owner_mid_call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     project = with_helen(tmp_path, monkeypatch)
     async with Line(project, Guest) as line:
-        placed = await place(line, "Helen", "dinner_invitation", {"guest_name": "Helen", "proposed_time": "Friday 8pm"})
-        call = await line.twilio.next_call(timeout=10)
-        await call.wait_for_agent_utterance(timeout=20)
-        await call.say("Friday is tricky. How about Saturday at seven?")
-        await line.gemini.wait_for(
-            lambda: any("asks:" in m.body for m in line.twilio.messages), what="the question", timeout=20
-        )
+        placed, call = await invite_helen(line)
         question = next(m for m in line.twilio.messages if "asks:" in m.body)
         assert question.to == project.owner.phone and "Saturday at 7" in question.body
         await owner_texts(line, "Yes, fine")
@@ -271,13 +275,7 @@ async def test_the_owners_answer_reaches_the_model_though_the_guest_spoke_meanwh
     NON_BLOCKING, so the model talks on and takes the answer when it comes (WHEN_IDLE)."""
     project = with_helen(tmp_path, monkeypatch)
     async with Line(project, ChattyGuest) as line:
-        placed = await place(line, "Helen", "dinner_invitation", {"guest_name": "Helen", "proposed_time": "Friday 8pm"})
-        call = await line.twilio.next_call(timeout=10)
-        await call.wait_for_agent_utterance(timeout=20)
-        await call.say("Friday is tricky. How about Saturday at seven?")
-        await line.gemini.wait_for(
-            lambda: any("asks:" in m.body for m in line.twilio.messages), what="the question", timeout=20
-        )
+        placed, call = await invite_helen(line)
         [session] = line.gemini.sessions
         await call.say("Hello? Are you still there?")
         heard = await call.wait_for_agent_utterance(timeout=20)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tars.project import Project
 from tars.sim.gemini import CallTool, Say
 from tars.sim.gemini_models import CANCELS_BLOCKING_ON_INPUT, DEFAULT_MODELS, DEFAULT_TRAITS, LIVE_METHODS
 from tests.server.harness import Line, make_project
@@ -22,13 +23,20 @@ ON_OLDER = {
 }
 
 
+EMAIL = CallTool("send_to_n8n", {"channel": "email", "message": "the dinner is on Friday"})
+
+
+def on_older_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
+    """The example project with ``live_model`` set to ``OLDER`` (give the Line ``**ON_OLDER``)."""
+    live = ("tars.yaml", "live_model: models/gemini-3.8-live", f"live_model: models/{OLDER}")
+    return make_project(tmp_path / "p", monkeypatch, [live])
+
+
 async def test_the_callers_words_during_a_blocking_call_wait_for_its_result(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    live = ("tars.yaml", "live_model: models/gemini-3.8-live", f"live_model: models/{OLDER}")
-    project = make_project(tmp_path / "p", monkeypatch, [live])
-    email = CallTool("send_to_n8n", {"channel": "email", "message": "the dinner is on Friday"})
-    brain = greet_then(email, Say("Sent, sir."), [Say("I will tell Helen too. Goodbye."), CallTool("end_call", {})])
+    project = on_older_model(tmp_path, monkeypatch)
+    brain = greet_then(EMAIL, Say("Sent, sir."), [Say("I will tell Helen too. Goodbye."), CallTool("end_call", {})])
     async with Line(project, lambda: brain, **ON_OLDER) as line:
         released = line.webhooks.holds["send_to_n8n"] = asyncio.Event()
         call = await line.call_in(from_=project.owner.phone)

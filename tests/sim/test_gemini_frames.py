@@ -17,10 +17,10 @@ from google.genai import types
 
 from tars.sim.gemini import CallTool, Say
 from tars.sim.gemini_delivery import REALISTIC
-from tars.sim.gemini_models import CANCELS_BLOCKING_ON_INPUT, DEFAULT_MODELS, DEFAULT_TRAITS, LIVE_METHODS
 from tests.server.harness import Line, make_project
 from tests.server.test_goal_calls import stored
 from tests.server.test_owner_calls import greet_then
+from tests.server.test_tool_calls_kept import EMAIL, ON_OLDER, on_older_model
 from tests.waiting import eventually
 
 STORY = "Once upon a time there was a butler who answered every telephone in the house. " * 3
@@ -60,9 +60,6 @@ async def test_every_server_frame_of_a_call_is_a_valid_live_server_message(
     assert {"modelTurn", "inputTranscription", "outputTranscription", "interrupted", "turnComplete"} <= content
 
 
-OLDER = "gemini-3.1-flash-live-preview"  # cancels BLOCKING calls on new input; no NON_BLOCKING
-
-
 async def test_a_cancelled_call_gets_no_late_result_and_every_frame_is_valid(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -70,13 +67,9 @@ async def test_a_cancelled_call_gets_no_late_result_and_every_frame_is_valid(
     audio waits while it runs (tars.calls.input_hold), so only a barge-in can cancel it. Once
     cancelled, its late result is not sent. The frames of this untidy call (several parts a
     message, transcription fragments, toolCallCancellation) are all valid LiveServerMessages."""
-    live = ("tars.yaml", "live_model: models/gemini-3.8-live", f"live_model: models/{OLDER}")
-    project = make_project(tmp_path / "p", monkeypatch, [live])
-    email = CallTool("send_to_n8n", {"channel": "email", "message": "the dinner is on Friday"})
-    brain = greet_then(email, [Say("Goodbye, sir."), CallTool("end_call", {"reason": "done"})])
-    models = {**DEFAULT_MODELS, OLDER: LIVE_METHODS}
-    traits = {**DEFAULT_TRAITS, OLDER: (CANCELS_BLOCKING_ON_INPUT,)}
-    async with Line(project, lambda: brain, keep_frames=True, models=models, model_traits=traits, **REALISTIC) as line:
+    project = on_older_model(tmp_path, monkeypatch)
+    brain = greet_then(EMAIL, [Say("Goodbye, sir."), CallTool("end_call", {"reason": "done"})])
+    async with Line(project, lambda: brain, keep_frames=True, **ON_OLDER, **REALISTIC) as line:
         released = line.webhooks.holds["send_to_n8n"] = asyncio.Event()
         call = await line.call_in(from_=project.owner.phone)
         await call.wait_for_agent_utterance(timeout=20)
