@@ -56,8 +56,8 @@ QUERIES = ("dentist", "leak plumber", "refund order", "insurance renewal tuesday
 
 
 def _fill(url: str, calls: int) -> None:
+    from tars.emulators.gemini.embed import embed
     from tars.semantic import DIMENSIONS
-    from tars.sim.gemini_embed import embed
     from tars.store.database import connect
     from tars.store.embeddings import pack
     from tars.store.models import Call, CallEmbedding, TranscriptLine
@@ -104,8 +104,8 @@ def _median_ms(work: Any, runs: int) -> float:
 
 
 def measure(url: str, calls: int, runs: int) -> list[tuple[str, float]]:
+    from tars.emulators.gemini.embed import embed
     from tars.semantic import DIMENSIONS
-    from tars.sim.gemini_embed import embed
     from tars.store.call_search import Filters, search_calls
     from tars.store.database import connect
     from tars.store.embeddings import nearest

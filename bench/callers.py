@@ -33,10 +33,10 @@ from typing import Any
 import numpy as np
 
 from bench.upstream import Upstream
-from tars.sim import speech
-from tars.sim.gemini import GeminiEmulator, LiveSession, Say
-from tars.sim.twilio import Call, TwilioEmulator
-from tars.sim.twilio_media import FRAME_BYTES, RATE, AgentFrame, MediaStream
+from tars.emulators import speech
+from tars.emulators.gemini.emulator import GeminiEmulator, LiveSession, Say
+from tars.emulators.twilio.emulator import Call, TwilioEmulator
+from tars.emulators.twilio.media import FRAME_BYTES, RATE, AgentFrame, MediaStream
 
 ACCOUNT = "AC" + "7" * 32
 TOKEN = "bench-auth-token"
@@ -158,7 +158,7 @@ class Emulators:
 
     async def __aenter__(self) -> Emulators:
         # Failures are counted in the results (``errors``), not printed as they happen.
-        logging.getLogger("tars.sim").setLevel(logging.ERROR)
+        logging.getLogger("tars.emulators").setLevel(logging.ERROR)
         await self.twilio.start()
         await self.gemini.start()
         return self

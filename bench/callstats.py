@@ -19,7 +19,7 @@ from typing import Any
 
 from bench.callers import TAIL_HELD_BYTES, CallRecord, Turn
 from bench.common import percentile
-from tars.sim.twilio_media import FRAME_BYTES, FRAME_SECONDS, JITTER_BUFFER_SECONDS, RATE
+from tars.emulators.twilio.media import FRAME_BYTES, FRAME_SECONDS, JITTER_BUFFER_SECONDS, RATE
 
 MISSING_TOLERANCE_BYTES = TAIL_HELD_BYTES
 

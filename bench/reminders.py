@@ -44,7 +44,7 @@ class _Env:
 
 
 def _project(root: Path, setenv: Callable[[str, str], None], database_url: str | None) -> Any:
-    from tars.sim.line import make_project
+    from tars.scenarios.line import make_project
 
     edits = [
         ("tars.yaml", "  reminders: call\n", "  reminders: webhook\n"),
@@ -77,8 +77,8 @@ async def _inline(
     project: Any, count: int, spread: float, seed: int, timeout: float, lead: float = LEAD
 ) -> list[tuple[int, float]]:
     """(reminder id, arrival time) for each request, the server in this process."""
-    from tars.sim.gemini import EchoBrain
-    from tars.sim.line import Line
+    from tars.emulators.gemini.emulator import EchoBrain
+    from tars.scenarios.line import Line
 
     async with Line(project, EchoBrain) as line:
         offset = time.time() - time.monotonic()  # receiver stamps are monotonic
@@ -115,8 +115,8 @@ async def _process(
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
-    from tars.sim.gemini import GeminiEmulator
-    from tars.sim.line import API_KEY
+    from tars.emulators.gemini.emulator import GeminiEmulator
+    from tars.scenarios.line import API_KEY
 
     gemini = GeminiEmulator(api_key=API_KEY)  # `tars serve` asks it about its models at start-up
     await gemini.start()

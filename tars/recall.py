@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from tars import timeparse
 from tars.project import Project
-from tars.resolve import choose
 from tars.store.call_search import Filters, Hit, latest_calls, search_calls
 from tars.store.calls import call_json
 from tars.store.contacts import names_by_id, resolve_in
+from tars.store.resolve import choose
 
 if TYPE_CHECKING:
     from sqlmodel import Session

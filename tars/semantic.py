@@ -9,7 +9,7 @@ changed since), 100 to a request. A search then embeds the question and ranks th
 cosine; for the best few it embeds their lines too, to show the line nearest the question.
 
 The embedding API is https://ai.google.dev/api/embeddings; tests and ``--simulate`` reach the
-Gemini emulator's deterministic one (``tars.sim.gemini_embed``).
+Gemini emulator's deterministic one (``tars.emulators.gemini.embed``).
 """
 
 from __future__ import annotations

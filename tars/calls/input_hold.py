@@ -1,7 +1,7 @@
 """Caller input held back while the model waits, BLOCKING, for a tool's result.
 
 On the 3.x Live models, new input while a BLOCKING function call is pending cancels the
-call (``toolCallCancellation``; see ``tars.sim.gemini_cancellation`` for the evidence): the
+call (``toolCallCancellation``; see ``tars.emulators.gemini.cancellation`` for the evidence): the
 result, when it comes, has nowhere to go. Long-running tools are declared NON_BLOCKING where
 the model supports it (``live_service``); for every other BLOCKING call the caller's audio
 and any system text wait here while it runs, and go to the model, in order, the moment its

@@ -75,7 +75,7 @@ class GatedGeminiLive(GeminiLiveLLMService):
         self.register_function(None, self._handle)
         # Long-running tools (the owner's answer, a goal call, a webhook) must survive the caller
         # speaking meanwhile: on the 3.x models new input cancels a BLOCKING call
-        # (tars.sim.gemini_cancellation). Registered with cancel_on_interruption=False, pipecat
+        # (tars.emulators.gemini.cancellation). Registered with cancel_on_interruption=False, pipecat
         # declares them NON_BLOCKING and answers with scheduling WHEN_IDLE where the model
         # supports it (pipecat 1.14 _tag_tool_behaviors / _tool_result;
         # https://ai.google.dev/gemini-api/docs/live-api/tools#async-function-calling).

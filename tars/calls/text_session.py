@@ -35,6 +35,7 @@ from tars.calls.recorder import CallRecorder
 from tars.config.secrets import mask_text
 from tars.endpoints import Endpoints
 from tars.project import Project, thaw
+from tars.store import pin_attempts
 from tars.tools.builtins import ToolContext, ToolError, execute
 from tars.tools.call import ToolCall
 from tars.tools.catalog import goal_call_declaration
@@ -48,6 +49,8 @@ CHANNELS = ("sms", "n8n", "cli")
 #: Tools that need a phone line; offered on calls only.
 CALL_ONLY = frozenset({"end_call", "press_digits", "record_outcome", "goto_step", "ask_owner"})
 NO_ANSWER = "Sorry, I could not come up with an answer to that."
+#: A PIN that is tried in a text: "PIN 1234", "my pin is 1234", or a message of 4 to 8 digits only.
+PIN_TRY = re.compile(r"\bpin\b\W*(?:is\W*)?\d{3,12}(?!\d)|^\s*\d{4,8}\s*$", re.I)
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,7 @@ class TextSession:
         self.recorder = CallRecorder(database, setup.call_id, lambda text: mask_text(text, project.secrets))
         self.context = ToolContext(project, database, setup.caller, self, outbox, setup.call_id)
         self.pin_given = False
+        self.pin_locked: str | None = None  # why the PIN cannot be taken now (a lockout)
         self.gate = ToolGate(
             project,
             setup.caller.role,
@@ -149,7 +153,7 @@ class TextSession:
             if self.closed.is_set():
                 raise ToolError("this conversation has ended; start a new one")
             self._activity.set()
-            text = self._take_pin(text)
+            text = await self._take_pin(text)
             await self.recorder.line("caller", text)
             exchange = Exchange(text, "")
             try:
@@ -222,16 +226,35 @@ class TextSession:
         return await self._client.aio.models.generate_content(model=model, contents=self.history, config=config)
 
     # ------------------------------------------------------------------ the owner's PIN
-    def _take_pin(self, text: str) -> str:
+    async def _take_pin(self, text: str) -> str:
         """A message carrying the owner's PIN unlocks ``pin_for`` tools for the session; the
-        PIN itself is taken out before the model or the transcript sees it."""
+        PIN itself is taken out before the model or the transcript sees it.
+
+        Tries are counted as on calls (``tars.store.pin_attempts``, across sessions and
+        processes): a wrong PIN is a failure for the sending number, and while the number
+        (or everyone) is locked out even the right PIN unlocks nothing."""
         pin = self.project.owner.pin
         if not self.setup.pin_for or not pin or self.setup.caller.role != OWNER:
             return text
-        pattern = re.compile(rf"(?:\bpin\b[\s:]*)?(?<!\d){re.escape(pin)}(?!\d)", re.I)
-        if pattern.search(text):
-            self.pin_given = True
-            return " ".join(pattern.sub(" ", text).split())
+        number = self.setup.caller.number
+        right = re.compile(rf"(?:\bpin\b[\s:]*)?(?<!\d){re.escape(pin)}(?!\d)", re.I)
+        if right.search(text):
+            text = " ".join(right.sub(" ", text).split())
+            lockout = await self.context.database.run(lambda s: pin_attempts.locked(s, number))
+            if lockout is not None:
+                self.pin_locked = lockout.describe()
+                await self.recorder.line("system", f"the owner's PIN was sent, but {self.pin_locked}")
+            else:
+                await self.context.database.run(lambda s: pin_attempts.record_success(s, number))
+                self.pin_given = True
+            return text
+        if PIN_TRY.search(text):
+            lockout = await self.context.database.run(lambda s: pin_attempts.record_failure(s, number))
+            await self.recorder.line("system", "a wrong PIN was sent")
+            if lockout is not None:
+                self.pin_locked = lockout.describe()
+                log.warning("text session %s: %s", self.setup.call_id, self.pin_locked)
+            return " ".join(PIN_TRY.sub(" [a wrong PIN] ", text).split())
         return text
 
     def _pin_policy(self, tool: str) -> str | None:
@@ -239,6 +262,8 @@ class TextSession:
             return None
         if not self.project.owner.pin:
             return f"{tool} by {self.setup.channel} needs the owner's PIN, and none is set (TARS_OWNER_PIN)"
+        if self.pin_locked:
+            return f"{tool} by {self.setup.channel} needs the owner's PIN: {self.pin_locked}"
         return (
             f"{tool} by {self.setup.channel} needs the owner's PIN ({self.setup.channel}.require_pin_for in "
             "tars.yaml): ask them to send it in their next message"

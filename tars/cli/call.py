@@ -149,14 +149,14 @@ def call(
 
 
 def _resolve(project: Any, target: str, *, lenient: bool = False, yes: bool = False) -> tuple[dict[str, Any], bool]:
-    """Who ``target`` is, deliberately (see ``tars.resolve.choose``): an exact name, alias or
+    """Who ``target`` is, deliberately (see ``tars.store.resolve.choose``): an exact name, alias or
     number; otherwise a person at a terminal confirms, or ``--yes`` takes the best match.
     Returns the target and whether its name was exact.
     ``lenient`` (--dry-run, --simulate: nothing real is dialled) takes the best match and
     says so."""
-    from tars.resolve import choose
     from tars.store.contacts import resolve_in
     from tars.store.database import connect
+    from tars.store.resolve import choose
 
     with connect(project.database_url) as db, db.session() as session:
         found = resolve_in(session, project, target)

@@ -54,7 +54,7 @@ def _simulated(project: object, message: str) -> dict[str, object]:
     import asyncio
 
     from tars.cli.simulate import QuietLogs
-    from tars.sim.texting import send_locally
+    from tars.scenarios.texting import send_locally
 
     with QuietLogs(False):
         return asyncio.run(send_locally(project, message)).to_json()  # type: ignore[arg-type]

@@ -38,7 +38,7 @@ def gemini(
 
     The model greets, repeats what it hears and acknowledges tool results.
     """
-    from tars.sim.gemini import GeminiEmulator
+    from tars.emulators.gemini.emulator import GeminiEmulator
 
     emulator = GeminiEmulator(api_key=api_key, realtime=realtime, port=port)
 
@@ -82,7 +82,7 @@ def twilio(
 
     The party who answers stays silent; messages are kept, not sent.
     """
-    from tars.sim.twilio import TwilioEmulator
+    from tars.emulators.twilio.emulator import TwilioEmulator
 
     emulator = TwilioEmulator(account_sid=account_sid, auth_token=auth_token, realtime=realtime, port=port)
 

@@ -1,6 +1,6 @@
 """``tars simulate``: play scripted calls offline against this project's real server code.
 
-Each scenario file scripts one call for both far ends (``tars.sim.scenario``); the calls
+Each scenario file scripts one call for both far ends (``tars.scenarios.scenario``); the calls
 run through the loopback Twilio and Gemini emulators with `tars serve`'s own app in
 between, in a throw-away state folder, and each expectation is reported ✓ or ✗.
 """
@@ -17,7 +17,7 @@ from tars.cli.logs import send_loguru_to_stderr
 from tars.cli.speakers import other_party, speaker_name
 
 if TYPE_CHECKING:
-    from tars.sim.runner import ScenarioResult
+    from tars.scenarios.runner import ScenarioResult
 
 _STYLES = {"tars": "bold cyan", "party": "bold yellow", "system": "dim", "tool": "magenta"}
 
@@ -58,8 +58,8 @@ def simulate(
 
     project = context.load(ctx)
     files = _scenario_files(scenarios)
-    from tars.sim.runner import run_all
-    from tars.sim.scenario import load_scenarios
+    from tars.scenarios.runner import run_all
+    from tars.scenarios.scenario import load_scenarios
 
     try:
         loaded = load_scenarios(files, project)

@@ -30,9 +30,9 @@ from tars.cli.speakers import other_party, speaker_name
 
 if TYPE_CHECKING:
     from tars.project import Project
-    from tars.sim.records import Entry
-    from tars.sim.runner import ScenarioResult
-    from tars.sim.scenario import Scenario
+    from tars.scenarios.records import Entry
+    from tars.scenarios.runner import ScenarioResult
+    from tars.scenarios.scenario import Scenario
 
 _STYLES = {"tars": "bold cyan", "party": "bold yellow", "system": "dim", "tool": "magenta"}
 
@@ -50,7 +50,7 @@ def simulate_call(
     """Play the goal call offline, store it in the project's database; 0 if the scenario's
     expectations held, 1 if not."""
     from tars.cli.simulate import QuietLogs
-    from tars.sim.runner import run_one
+    from tars.scenarios.runner import run_one
 
     chosen = _scenario(project, playbook, scenario)
     played, merged = _for_target(project, chosen, target, inputs)
@@ -71,7 +71,7 @@ def simulate_call(
 
 
 def _scenario(project: Project, playbook: str, name: str | None) -> Scenario:
-    from tars.sim import playbook_scenarios
+    from tars.scenarios import playbook_scenarios
 
     try:
         return playbook_scenarios.simulation_scenario(project, playbook, name)
@@ -106,8 +106,8 @@ def _for_target(
 
 def _keep(project: Project, state: Path, result: ScenarioResult, target: dict[str, Any]) -> int | None:
     """Copy the finished call into the project's database; its id there (None: nothing to keep)."""
-    from tars.sim.line import for_simulation
-    from tars.sim.records import keep_call
+    from tars.scenarios.line import for_simulation
+    from tars.scenarios.records import keep_call
 
     if result.call_id is None:
         return None

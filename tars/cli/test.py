@@ -1,7 +1,7 @@
 """``tars test [PLAYBOOK...]``: play every playbook's scenarios offline; a pass/fail table.
 
 Each playbook carries its own scenarios in ``playbooks/scenarios/<playbook>/*.yaml`` (goal
-calls scripted for both ends, see ``tars.sim.playbook_scenarios``). They run like `tars
+calls scripted for both ends, see ``tars.scenarios.playbook_scenarios``). They run like `tars
 simulate` runs them: the real server code between the loopback Twilio and Gemini
 emulators, each call with its own throw-away database.
 """
@@ -16,7 +16,7 @@ import typer
 from tars.cli import context, errors, output
 
 if TYPE_CHECKING:
-    from tars.sim.runner import ScenarioResult
+    from tars.scenarios.runner import ScenarioResult
 
 DEFAULT_JOBS = 2
 
@@ -57,7 +57,7 @@ def test(
     import time
 
     from tars.config.diagnostics import ConfigError
-    from tars.sim import playbook_scenarios as book_tests
+    from tars.scenarios import playbook_scenarios as book_tests
 
     project = context.load(ctx)
     try:
@@ -76,7 +76,7 @@ def test(
         raise typer.Exit(errors.USER_ERROR) from None
 
     from tars.cli.simulate import QuietLogs
-    from tars.sim.runner import run_all
+    from tars.scenarios.runner import run_all
 
     scenarios = [scenario for suite in suites for scenario in suite.scenarios]
     started = time.monotonic()
@@ -89,7 +89,7 @@ def test(
     failed = sum(1 for r in results if r.status != "passed")
     ok = not failed and not missing and not strays
     if junit is not None:
-        from tars.sim.junit import junit_xml, write_junit
+        from tars.scenarios.junit import junit_xml, write_junit
 
         write_junit(junit, junit_xml(by_playbook, missing, seconds))
     if as_json:
@@ -148,7 +148,7 @@ def _details(failed: list[ScenarioResult]) -> None:
 def _summary(
     passed: int, failed: int, missing: dict[str, str], strays: list[str], seconds: float, junit: Path | None
 ) -> None:
-    from tars.sim.playbook_scenarios import add_hint
+    from tars.scenarios.playbook_scenarios import add_hint
 
     out = output.out
     parts = [f"[green]{passed} passed[/]"] + ([f"[red]{failed} failed[/]"] if failed else [])

@@ -83,7 +83,7 @@ def validate(
 def _scenario_problems(project: Project) -> list[Diagnostic]:
     """What `tars test` would refuse in the playbooks' scenarios, found now instead."""
     from tars.config.diagnostics import ConfigError
-    from tars.sim.playbook_scenarios import load, suites
+    from tars.scenarios.playbook_scenarios import load, suites
 
     try:
         load(project, suites(project))

@@ -15,4 +15,5 @@ SQLModel/SQLAlchemy, so CLI modules import them inside their commands only.
   (what the scheduler, ``tars.scheduler``, claims and checks)
 * ``recordings``: call recordings on disk, deleted with their call and after ``recording.keep_days``
 * ``phones``: phone numbers, validated and normalised with ``phonenumbers``
+* ``resolve``: who "dentist" is: a name, alias or number → one number, or the candidates
 """

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from tars.resolve import Resolution, normalize, rank, resolve
 from tars.store.errors import AlreadyExists, InvalidValue, NotFound
 from tars.store.models import Contact, utcnow
 from tars.store.phones import normalize_phone
+from tars.store.resolve import Resolution, normalize, rank, resolve
 
 if TYPE_CHECKING:
     from tars.project import Project
@@ -289,5 +289,5 @@ def contact_json(contact: Contact) -> dict[str, Any]:
 
 
 def resolve_in(session: Session, project: Project, query: str) -> Resolution:
-    """``tars.resolve.resolve`` against the project's contacts (from the store) and directory."""
+    """``tars.store.resolve.resolve`` against the project's contacts (from the store) and directory."""
     return resolve(query, contacts=list_contacts(session), directory=project.directory, region=project.owner.region)

@@ -9,7 +9,7 @@ from bench.__main__ import main
 from bench.callers import CallRecord, Turn, reply_bytes
 from bench.calls import _largest
 from bench.callstats import ReplyAudio, reply_audio
-from tars.sim.twilio_media import AgentFrame
+from tars.emulators.twilio.media import AgentFrame
 
 
 def test_one_turn_through_tars_and_the_floor_makes_a_report(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tars.scaffold import scaffold
-from tars.sim.line import environment
+from tars.scenarios.line import environment
 
 GOLDEN = Path(__file__).parent / "golden"
 

@@ -43,7 +43,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 @pytest.fixture(autouse=True)
 def _fast_speech(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("tars.sim.speech.CHARS_PER_SECOND", 20.0)
+    monkeypatch.setattr("tars.emulators.speech.CHARS_PER_SECOND", 20.0)
 
 
 @pytest.fixture(autouse=True)

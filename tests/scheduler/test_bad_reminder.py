@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tars.sim.gemini import EchoBrain
+from tars.emulators.gemini.emulator import EchoBrain
 from tests.scheduler.helpers import add_due, status_becomes
 from tests.server.harness import Line, make_project
 from tests.waiting import eventually

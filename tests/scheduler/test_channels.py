@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tars.sim.gemini import EchoBrain
+from tars.emulators.gemini.emulator import EchoBrain
 from tars.tools.webhook import verify
 from tests.scheduler.helpers import add_due, reminder, status_becomes
 from tests.server.harness import Line, make_project

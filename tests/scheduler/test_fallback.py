@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from tars.sim.gemini import EchoBrain
-from tars.sim.twilio import Party
+from tars.emulators.gemini.emulator import EchoBrain
+from tars.emulators.twilio.emulator import Party
 from tests.scheduler.helpers import add_due, eventually, reminder, status_becomes
 from tests.server.harness import Line, make_project
 

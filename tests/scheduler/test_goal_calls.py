@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from tars.emulators.gemini.emulator import EchoBrain
+from tars.emulators.twilio.emulator import Party
 from tars.scheduler.window import Window, next_open
-from tars.sim.gemini import EchoBrain
-from tars.sim.twilio import Party
 from tests.scheduler.helpers import eventually
 from tests.server.harness import Line, make_project, place
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tars.sim.gemini import EchoBrain, Say
+from tars.emulators.gemini.emulator import EchoBrain, Say
 from tests.scheduler.helpers import add_due, status_becomes
 from tests.server.harness import Line, make_project
 from tests.waiting import eventually

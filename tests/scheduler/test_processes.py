@@ -26,9 +26,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from tars.emulators.gemini.emulator import GeminiEmulator
 from tars.scaffold import scaffold
-from tars.sim.gemini import GeminiEmulator
-from tars.sim.line import API_KEY, PUBLIC, environment
+from tars.scenarios.line import API_KEY, PUBLIC, environment
 from tars.tools.webhook import verify
 from tests.scheduler.helpers import eventually
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from tars.sim.gemini import CallTool, Say
-from tars.sim.twilio import Party
+from tars.emulators.gemini.emulator import CallTool, Say
+from tars.emulators.twilio.emulator import Party
 from tars.timeparse import local
 from tests.scheduler.helpers import add_due, now, reminder, status_becomes
 from tests.server.harness import Line, make_project

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from tars.emulators.gemini.emulator import EchoBrain
 from tars.scheduler import core
-from tars.sim.gemini import EchoBrain
 from tests.scheduler.helpers import add_due, eventually, reminder, status_becomes
 from tests.server.harness import Line, make_project
 

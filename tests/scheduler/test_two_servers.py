@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tars.sim.gemini import CallTool, Say
+from tars.emulators.gemini.emulator import CallTool, Say
 from tests.server.harness import Line, make_project, place
 from tests.server.test_goal_calls import MenuThenPerson
 from tests.waiting import eventually
@@ -140,7 +140,7 @@ async def test_the_owners_text_reaching_the_other_server_answers_the_question(
 async def test_sessions_lists_the_live_calls_of_both_servers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str, tars: Any
 ) -> None:
-    from tars.sim.gemini import EchoBrain
+    from tars.emulators.gemini.emulator import EchoBrain
 
     project = shared_project(tmp_path, monkeypatch, database_url)
     async with Line(project, EchoBrain) as line:
@@ -173,7 +173,7 @@ async def test_the_sessions_of_a_server_that_died_are_reaped(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str, tars: Any
 ) -> None:
     """A server killed mid-call stops renewing its sessions; another server finishes them."""
-    from tars.sim.gemini import EchoBrain
+    from tars.emulators.gemini.emulator import EchoBrain
     from tars.store.call_queue import mark_live
     from tars.store.calls import get_call, start_call, update_call
     from tars.store.database import connect
@@ -199,7 +199,7 @@ async def test_the_sessions_of_a_server_that_died_are_reaped(
 async def test_the_call_limit_counts_the_calls_of_every_server(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str
 ) -> None:
-    from tars.sim.gemini import EchoBrain
+    from tars.emulators.gemini.emulator import EchoBrain
 
     storage = f"version: 1\n\nstorage:\n  url: '{database_url}'\n"
     edits = [
@@ -241,8 +241,8 @@ async def test_on_postgresql_work_stored_elsewhere_wakes_the_server_at_once(
         pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
     import psycopg
 
+    from tars.emulators.gemini.emulator import EchoBrain
     from tars.scheduler.listen import conninfo
-    from tars.sim.gemini import EchoBrain
     from tars.store.database import connect
     from tars.store.reminders import add_reminder
 

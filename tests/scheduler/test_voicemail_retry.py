@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from tars.sim.gemini import EchoBrain
-from tars.sim.twilio import Party
+from tars.emulators.gemini.emulator import EchoBrain
+from tars.emulators.twilio.emulator import Party
 from tests.scheduler.helpers import eventually, ticks_pass
 from tests.server.harness import Line, make_project
 

@@ -1,12 +1,12 @@
-"""The end-to-end harness now lives in ``tars.sim.line`` (shared with `tars simulate`); the
+"""The end-to-end harness now lives in ``tars.scenarios.line`` (shared with `tars simulate`); the
 goal-call helpers the server and scheduler tests share live here."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from tars.sim.gemini import CallTool, Say
-from tars.sim.line import ACCOUNT, API_KEY, PUBLIC, TOKEN, Line, make_project
+from tars.emulators.gemini.emulator import CallTool, Say
+from tars.scenarios.line import ACCOUNT, API_KEY, PUBLIC, TOKEN, Line, make_project
 
 __all__ = ["ACCOUNT", "API_KEY", "PUBLIC", "TOKEN", "Line", "Receptionist", "make_project", "place"]
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tars.calls.aftercall import check_evidence
-from tars.sim.gemini import CallTool, Say
+from tars.emulators.gemini.emulator import CallTool, Say
 from tests.server.harness import Line, Receptionist, make_project, place
 from tests.server.test_goal_calls import DENTIST, stored
 

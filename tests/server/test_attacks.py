@@ -12,8 +12,8 @@ import aiohttp
 import pytest
 from twilio.request_validator import RequestValidator
 
-from tars.sim.gemini import ScriptedBrain
-from tars.sim.twilio import Party
+from tars.emulators.gemini.emulator import ScriptedBrain
+from tars.emulators.twilio.emulator import Party
 from tars.telephony.signatures import StreamSigner
 from tests.server.harness import PUBLIC, TOKEN, Line, make_project
 from tests.server.test_callers import STRANGER, details
@@ -174,7 +174,7 @@ async def test_bodies_are_limited_before_they_are_read(tmp_path: Path, monkeypat
 async def test_bad_media_frames_are_skipped_and_the_call_goes_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tars.sim.gemini import CallTool, Say
+    from tars.emulators.gemini.emulator import CallTool, Say
     from tests.server.test_owner_calls import greet_then
 
     project = make_project(tmp_path / "p", monkeypatch)
@@ -207,7 +207,7 @@ async def test_bad_media_frames_are_skipped_and_the_call_goes_on(
 async def test_an_oversized_media_message_ends_the_call_recorded_failed_with_the_reason(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int
 ) -> None:
-    from tars.sim.gemini import Say
+    from tars.emulators.gemini.emulator import Say
     from tests.server.test_owner_calls import greet_then
 
     project = make_project(tmp_path / "p", monkeypatch)

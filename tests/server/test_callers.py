@@ -10,8 +10,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tars.sim.gemini import CallTool, Say, ScriptedBrain
-from tars.sim.twilio import Party
+from tars.emulators.gemini.emulator import CallTool, Say, ScriptedBrain
+from tars.emulators.twilio.emulator import Party
 from tests.server.harness import PUBLIC, Line, make_project
 from tests.server.test_owner_calls import greet_then
 

@@ -82,7 +82,7 @@ async def test_a_step_policy_can_refuse(project: Project) -> None:
 
 
 async def test_slow_tools_time_out_failures_become_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tars.sim.line import make_project
+    from tars.scenarios.line import make_project
 
     short = ("tars.yaml", "    current_time: true\n", "    current_time: {timeout_seconds: 0.05}\n")
     project = make_project(tmp_path / "p", monkeypatch, [short])

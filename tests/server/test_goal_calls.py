@@ -8,8 +8,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tars.sim.gemini import CallTool, Say
-from tars.sim.twilio import Party
+from tars.emulators.gemini.emulator import CallTool, Say
+from tars.emulators.twilio.emulator import Party
 from tests.server.harness import Line, Receptionist, make_project, place
 
 DENTIST = "+442079460123"
@@ -270,7 +270,7 @@ class ChattyGuest(Guest):
 async def test_the_owners_answer_reaches_the_model_though_the_guest_spoke_meanwhile(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """On the 3.x models new input cancels a BLOCKING call (tars.sim.gemini_cancellation): the
+    """On the 3.x models new input cancels a BLOCKING call (tars.emulators.gemini.cancellation): the
     guest speaking while ask_owner waits would lose the owner's answer. ask_owner is declared
     NON_BLOCKING, so the model talks on and takes the answer when it comes (WHEN_IDLE)."""
     project = with_helen(tmp_path, monkeypatch)

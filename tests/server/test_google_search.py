@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tars.cli.app import app
-from tars.sim.gemini import CallTool, Say, Search
+from tars.emulators.gemini.emulator import CallTool, Say, Search
 from tests.server.harness import Line, make_project
 from tests.server.test_owner_calls import greet_then
 

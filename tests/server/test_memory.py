@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tars.calls.memory import recall, recollection
-from tars.sim.gemini import CallTool, Say
+from tars.emulators.gemini.emulator import CallTool, Say
 from tars.store.calls import start_call, update_call
 from tars.store.contacts import Rules, add_contact
 from tars.store.database import connect

@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tars.sim.gemini import CallTool
+from tars.emulators.gemini.emulator import CallTool
 from tests.server.harness import Line, make_project
 from tests.server.test_owner_calls import greet_then, owner_asks_for_a_reminder, reminder_call
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tars.sim.gemini import CallTool, Say
+from tars.emulators.gemini.emulator import CallTool, Say
 from tests.server.harness import Line, make_project
 from tests.server.test_owner_calls import greet_then
 from tests.waiting import eventually

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tars.sim.gemini import CallTool, Say, ScriptedBrain
+from tars.emulators.gemini.emulator import CallTool, Say, ScriptedBrain
 from tests.server.harness import Line, make_project
 
 

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tars.cli.app import app
-from tars.sim.gemini import CallTool, Say, ScriptedBrain
+from tars.emulators.gemini.emulator import CallTool, Say, ScriptedBrain
 from tests.server.harness import Line, make_project
 from tests.server.test_owner_calls import greet_then
 

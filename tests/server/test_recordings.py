@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from tars.calls.recording import Timeline
-from tars.sim import speech
-from tars.sim.gemini import CallTool, Say
+from tars.emulators import speech
+from tars.emulators.gemini.emulator import CallTool, Say
 from tests.server.harness import Line, make_project
 from tests.server.test_owner_calls import greet_then
 

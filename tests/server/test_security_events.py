@@ -11,7 +11,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tars.sim.gemini import ScriptedBrain
+from tars.emulators.gemini.emulator import ScriptedBrain
 from tests.server.harness import Line, make_project
 from tests.server.test_attacks import CLOSED, events, open_stream, signed
 from tests.server.test_callers import STRANGER

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tars.sim.gemini import GeminiEmulator
-from tars.sim.twilio import TwilioEmulator
+from tars.emulators.gemini.emulator import GeminiEmulator
+from tars.emulators.twilio.emulator import TwilioEmulator
 from tests.server.harness import ACCOUNT, API_KEY, TOKEN
 from tests.server.test_owner_calls import greet_then
 from tests.server.test_serve_process import owner_rings, served_project, start_serving

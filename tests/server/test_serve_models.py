@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tars.sim.gemini import GeminiEmulator
+from tars.emulators.gemini.emulator import GeminiEmulator
 from tests.server.harness import API_KEY, make_project
 
 

@@ -14,8 +14,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tars.sim.gemini import GeminiEmulator, Say
-from tars.sim.twilio import TwilioEmulator
+from tars.emulators.gemini.emulator import GeminiEmulator, Say
+from tars.emulators.twilio.emulator import TwilioEmulator
 from tests.server.harness import ACCOUNT, API_KEY, PUBLIC, TOKEN, make_project
 from tests.server.test_owner_calls import greet_then
 from tests.waiting import eventually

@@ -10,8 +10,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tars.sim.gemini import GeminiEmulator
-from tars.sim.twilio import TwilioEmulator
+from tars.emulators.gemini.emulator import GeminiEmulator
+from tars.emulators.twilio.emulator import TwilioEmulator
 from tests.server.harness import ACCOUNT, API_KEY, PUBLIC, TOKEN
 from tests.server.test_personas import greet_and_hang_up
 from tests.server.test_serve_process import free_port, owner_rings, served_project

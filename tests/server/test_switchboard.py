@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tars.sim.gemini import CallTool, Say
+from tars.emulators.gemini.emulator import CallTool, Say
 from tests.server.harness import Line, Receptionist, make_project
 from tests.waiting import eventually
 

@@ -14,10 +14,10 @@ from zoneinfo import ZoneInfo
 import aiohttp
 import pytest
 
-from tars.sim.gemini import CallTool, Say
-from tars.sim.scenario import ModelTurn, PartyTurn
-from tars.sim.text_script import TextScript
-from tars.sim.transcript_reader import default_responder
+from tars.emulators.gemini.emulator import CallTool, Say
+from tars.emulators.gemini.transcript_reader import default_responder
+from tars.scenarios.scenario import ModelTurn, PartyTurn
+from tars.scenarios.text_script import TextScript
 from tars.tools.webhook import signature, verify
 from tests.server.harness import ACCOUNT, PUBLIC, Line, make_project
 from tests.waiting import eventually
@@ -43,7 +43,7 @@ def project_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *edits: tuple[s
 
 async def text_in(line: Line, sender: str, body: str) -> Any:
     """``sender`` texts the TARS number (Twilio's signed SMS webhook)."""
-    from tars.sim.twilio_rest import new_sid
+    from tars.emulators.twilio.rest import new_sid
 
     sid = new_sid("SM")
     form = {"AccountSid": ACCOUNT, "MessageSid": sid, "SmsSid": sid, "From": sender, "To": line.number,
@@ -216,6 +216,45 @@ async def test_a_goal_call_by_sms_needs_the_owner_pin(tmp_path: Path, monkeypatc
     assert "needs the owner's PIN (sms.require_pin_for in tars.yaml)" in (first.reason or "")
     said = [t.text for t in session.transcript if t.speaker == "caller"]
     assert said[1] == "it's go ahead" and not any("4821" in t.text for t in session.transcript)
+
+
+async def test_wrong_pins_by_sms_lock_the_owner_number_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Guessing the PIN by text counts as it does on calls: after five wrong PINs from the
+    owner's number, even the right one unlocks nothing (the lockout is in the database)."""
+    from tars.store import pin_attempts
+
+    monkeypatch.setenv("TARS_OWNER_PIN", "4821")
+    project = project_for(tmp_path, monkeypatch)
+    owner = project.owner.phone
+    script = TextScript(
+        [
+            PartyTurn(0, say="call Helen and invite her to dinner on Saturday"),
+            ModelTurn(1, tool="make_goal_call", args=DINNER, refused=True),
+            ModelTurn(2, say="I can't place that call right now."),
+        ],
+        fallback=default_responder,
+    )
+    async with Line(project, Helen) as line:
+        line.gemini.responder = script
+        add_helen(line)
+        for n in range(pin_attempts.PER_NUMBER):
+            await text_in(line, owner, f"PIN {1000 + n}")
+            await eventually(lambda n=n: len(texts_to(line, owner)) > n, what=f"the answer to wrong PIN {n + 1}")
+        await text_in(line, owner, "PIN 4821 call Helen and invite her to dinner on Saturday")
+        await eventually(lambda: "can't place" in " ".join(texts_to(line, owner)), what="the refusal")
+        assert line.twilio.calls == {}
+        await line.server.server.texts.shutdown()
+        await line.settle()
+    assert all(c.passed for c in script.checks), script.checks
+    with line.db() as db, db.session() as s:
+        assert pin_attempts.locked(s, owner) is not None
+    sessions = text_sessions(line)
+    [refusal] = [t for session in sessions for t in session.tools]
+    assert refusal.tool == "make_goal_call" and not refusal.allowed
+    assert f"needs the owner's PIN: PIN entry is locked for {owner}" in (refusal.reason or "")
+    lines = [t.text for session in sessions for t in session.transcript]
+    assert not any(digits in text for text in lines for digits in ("4821", "1000", "1004"))
+    assert lines.count("a wrong PIN was sent") == pin_attempts.PER_NUMBER
 
 
 # ------------------------------------------------------------------------------ n8n

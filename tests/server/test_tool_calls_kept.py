@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from tars.emulators.gemini.emulator import CallTool, Say
+from tars.emulators.gemini.models import CANCELS_BLOCKING_ON_INPUT, DEFAULT_MODELS, DEFAULT_TRAITS, LIVE_METHODS
 from tars.project import Project
-from tars.sim.gemini import CallTool, Say
-from tars.sim.gemini_models import CANCELS_BLOCKING_ON_INPUT, DEFAULT_MODELS, DEFAULT_TRAITS, LIVE_METHODS
 from tests.server.harness import Line, make_project
 from tests.server.test_owner_calls import greet_then
 from tests.waiting import eventually

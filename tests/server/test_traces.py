@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from tars import telemetry
-from tars.sim.gemini import CallTool, Say
+from tars.emulators.gemini.emulator import CallTool, Say
 from tests.server.harness import Line, make_project
 from tests.server.test_owner_calls import greet_then, owner_asks_for_a_reminder, reminder_call
 

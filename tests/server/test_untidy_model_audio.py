@@ -1,6 +1,6 @@
 """The model's speech as the real service sends it — several audio parts in one message,
 transcriptions in 3-character fragments ahead of the audio, bursts, sometimes slower than
-real time (``tars.sim.gemini_delivery``) — reaches the caller in full, and the transcript
+real time (``tars.emulators.gemini.delivery``) — reaches the caller in full, and the transcript
 whole. pipecat 1.14 reads only ``parts[0]`` of a message; TARS's Live service plays every
 part (``tars.calls.live_service``)."""
 
@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tars.sim.gemini import CallTool, Say
-from tars.sim.gemini_delivery import REALISTIC
-from tars.sim.gemini_wire import b64decode
+from tars.emulators.gemini.delivery import REALISTIC
+from tars.emulators.gemini.emulator import CallTool, Say
+from tars.emulators.gemini.wire import b64decode
 from tests.server.harness import Line, make_project
 from tests.server.test_goal_calls import stored
 from tests.server.test_owner_calls import greet_then

@@ -10,10 +10,10 @@ import time
 import pytest
 from google.genai import errors, types
 
-from tars.sim import speech
-from tars.sim.gemini import CallTool, GeminiEmulator, Say, ScriptedBrain
-from tars.sim.gemini_models import LIVE_METHODS, NON_BLOCKING_TOOLS
-from tars.sim.gemini_turns import OUTPUT_RATE
+from tars.emulators import speech
+from tars.emulators.gemini.emulator import CallTool, GeminiEmulator, Say, ScriptedBrain
+from tars.emulators.gemini.models import LIVE_METHODS, NON_BLOCKING_TOOLS
+from tars.emulators.gemini.turns import OUTPUT_RATE
 from tests.sim.test_gemini_emulator import KEY, MODEL, Inbox, client_for, live_config, speak
 from tests.waiting import eventually
 

@@ -12,7 +12,7 @@ import pytest
 from google import genai
 from google.genai import errors, types
 
-from tars.sim.gemini import GeminiEmulator
+from tars.emulators.gemini.emulator import GeminiEmulator
 
 KEY = "test-key"
 MODEL = "gemini-embedding-001"

@@ -19,8 +19,8 @@ import websockets
 from google import genai
 from google.genai import errors, types
 
-from tars.sim import speech
-from tars.sim.gemini import (
+from tars.emulators import speech
+from tars.emulators.gemini.emulator import (
     CallTool,
     EchoBrain,
     FunctionCall,
@@ -30,8 +30,8 @@ from tars.sim.gemini import (
     ScriptedBrain,
     instance_from_schema,
 )
-from tars.sim.gemini_live import KNOWN_SERVER_KEYS, MAX_SERVER_FRAME
-from tars.sim.gemini_wire import b64decode, normalise
+from tars.emulators.gemini.live import KNOWN_SERVER_KEYS, MAX_SERVER_FRAME
+from tars.emulators.gemini.wire import b64decode, normalise
 from tests.waiting import eventually
 
 KEY = "test-key"

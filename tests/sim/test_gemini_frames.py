@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from google.genai import types
 
-from tars.sim.gemini import CallTool, Say
-from tars.sim.gemini_delivery import REALISTIC
+from tars.emulators.gemini.delivery import REALISTIC
+from tars.emulators.gemini.emulator import CallTool, Say
 from tests.server.harness import Line, make_project
 from tests.server.test_goal_calls import stored
 from tests.server.test_owner_calls import greet_then

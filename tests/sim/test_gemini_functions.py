@@ -1,6 +1,6 @@
 """Function calling on the Gemini emulator's REST side, through the real google-genai: the
 declarations go in, ``functionCall`` parts come out, ``functionResponse`` parts go back; what
-the real service refuses (``tars.sim.gemini_request``, each rule with its source) is a 400."""
+the real service refuses (``tars.emulators.gemini.request``, each rule with its source) is a 400."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import aiohttp
 import pytest
 from google.genai import errors, types
 
-from tars.sim.gemini import GeminiEmulator
-from tars.sim.gemini_rest import Answer, FunctionCall, RestRequest
-from tars.sim.scenario import ModelTurn, PartyTurn
-from tars.sim.text_script import TextScript
+from tars.emulators.gemini.emulator import GeminiEmulator
+from tars.emulators.gemini.rest import Answer, FunctionCall, RestRequest
+from tars.scenarios.scenario import ModelTurn, PartyTurn
+from tars.scenarios.text_script import TextScript
 from tests.sim.test_gemini_emulator import KEY, client_for
 
 TEXT_MODEL = "gemini-3.5-flash"

@@ -1,7 +1,7 @@
 """The Gemini emulator refuses what the real Live API refuses, through the real google-genai.
 
-Each rule and its source is documented where it is enforced (``tars.sim.gemini_models``,
-``gemini_setup``, ``gemini_limits``); these tests hold the emulator to them.
+Each rule and its source is documented where it is enforced (``tars.emulators.gemini.models``,
+``tars.emulators.gemini.setup``, ``tars.emulators.gemini.limits``); these tests hold the emulator to them.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from google.genai import errors, types
 
-from tars.sim.gemini import GeminiEmulator, Say, ScriptedBrain
+from tars.emulators.gemini.emulator import GeminiEmulator, Say, ScriptedBrain
 from tests.sim.test_gemini_emulator import KEY, MODEL, client_for, closed_with, live_config, raw_socket, speak
 from tests.waiting import eventually
 

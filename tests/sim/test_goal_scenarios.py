@@ -14,11 +14,11 @@ import pytest
 
 from tars.config.diagnostics import ConfigError
 from tars.loading import load_project
-from tars.sim import playbook_scenarios
-from tars.sim.expectations import Observed, check
-from tars.sim.records import reports_in, steps_of
-from tars.sim.scenario import OwnerTurn, load_scenarios
-from tars.sim.text_model import plain_summary
+from tars.scenarios import playbook_scenarios
+from tars.scenarios.expectations import Observed, check
+from tars.scenarios.records import reports_in, steps_of
+from tars.scenarios.scenario import OwnerTurn, load_scenarios
+from tars.scenarios.text_model import plain_summary
 
 GOAL = """\
 description: A goal call.

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from tars.loading import load_project
-from tars.sim.runner import run_scenario
-from tars.sim.scenario import load_scenarios
+from tars.scenarios.runner import run_scenario
+from tars.scenarios.scenario import load_scenarios
 
 SCENARIO = """\
 description: The owner rings and says nothing for a while; the model service's session runs out.

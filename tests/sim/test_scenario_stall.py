@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from tars.loading import load_project
-from tars.sim.runner import run_scenario
-from tars.sim.scenario import load_scenarios
+from tars.scenarios.runner import run_scenario
+from tars.scenarios.scenario import load_scenarios
 
 RECOVERS = """\
 description: The owner asks the time; the model stalls, TARS nudges it, and it answers.

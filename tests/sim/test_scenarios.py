@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from tars.loading import load_project
-from tars.sim.expectations import mismatch
-from tars.sim.scenario import ModelTurn, PartyTurn, load_scenarios
-from tars.sim.scenario_model import greeting_in, judge
+from tars.scenarios.expectations import mismatch
+from tars.scenarios.scenario import ModelTurn, PartyTurn, load_scenarios
+from tars.scenarios.scenario_model import greeting_in, judge
 
 SCENARIOS = Path(__file__).parents[1] / "scenarios"
 GOLDEN = Path(__file__).parent / "golden"

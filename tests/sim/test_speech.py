@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import pytest
 
-from tars.sim import speech
+from tars.emulators import speech
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)

@@ -21,9 +21,10 @@ from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 from twilio_helpers import MediaServer, MediaSession, WebhookApp
 
-from tars.sim import speech, twiml
-from tars.sim.twilio import Party, TwilioEmulator
-from tars.sim.twilio_rest import signature
+from tars.emulators import speech
+from tars.emulators.twilio import twiml
+from tars.emulators.twilio.emulator import Party, TwilioEmulator
+from tars.emulators.twilio.rest import signature
 from tests.waiting import eventually
 
 CALLER = "+15551230001"
@@ -1036,12 +1037,12 @@ def test_running_in_thread_with_the_blocking_client() -> None:
 
 
 def emulator_tasks() -> list[asyncio.Task[Any]]:
-    """Tasks still running code from tars/sim (the emulator's own work)."""
+    """Tasks still running code from tars/emulators (the emulator's own work)."""
     current = asyncio.current_task()
     return [
         t
         for t in asyncio.all_tasks()
-        if t is not current and "tars/sim" in t.get_coro().cr_code.co_filename  # type: ignore[union-attr]
+        if t is not current and "tars/emulators" in t.get_coro().cr_code.co_filename  # type: ignore[union-attr]
     ]
 
 
@@ -1086,7 +1087,7 @@ async def test_a_host_stall_mid_sentence_is_not_heard_as_a_pause(
 
     from pipecat.frames.frames import OutputAudioRawFrame
 
-    from tars.sim.twilio_media import INSTANT_JITTER_SECONDS
+    from tars.emulators.twilio.media import INSTANT_JITTER_SECONDS
 
     sentence = "Booked for seven."
 

@@ -1,6 +1,6 @@
 """Small apps that play "TARS" for the Twilio emulator tests.
 
-* :class:`WebhookApp`: a ``tars.sim.line.LoopbackApp`` (aiohttp on 127.0.0.1:0) that
+* :class:`WebhookApp`: a ``tars.scenarios.line.LoopbackApp`` (aiohttp on 127.0.0.1:0) that
   checks every request's ``X-Twilio-Signature`` with twilio-python's own
   ``RequestValidator`` against the public URL (rebuilt from ``X-Forwarded-Proto``/
   ``X-Forwarded-Host``, as an app behind a proxy must), records it, and answers with
@@ -24,7 +24,7 @@ from aiohttp import web
 from fastapi import FastAPI, WebSocket
 from twilio.request_validator import RequestValidator
 
-from tars.sim.line import LoopbackApp
+from tars.scenarios.line import LoopbackApp
 
 TwimlAnswer = str | Callable[[dict[str, str]], str]
 

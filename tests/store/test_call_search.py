@@ -11,7 +11,7 @@ import pytest
 from store_helpers import Store, seed_contact
 from typer.testing import Result
 
-from tars.sim.gemini import GeminiEmulator
+from tars.emulators.gemini.emulator import GeminiEmulator
 from tars.store import calls
 
 Tars = Callable[..., Result]

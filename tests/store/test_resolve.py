@@ -11,9 +11,9 @@ from store_helpers import Store
 from typer.testing import Result
 
 from tars.loading import load_project
-from tars.resolve import resolve
 from tars.store.contacts import resolve_in
 from tars.store.errors import InvalidValue
+from tars.store.resolve import resolve
 
 
 @dataclass

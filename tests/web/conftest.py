@@ -11,4 +11,4 @@ import pytest
 
 @pytest.fixture(autouse=True)
 def _fast_speech(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("tars.sim.speech.CHARS_PER_SECOND", 20.0)
+    monkeypatch.setattr("tars.emulators.speech.CHARS_PER_SECOND", 20.0)

@@ -8,7 +8,7 @@ from typing import Any
 
 import aiohttp
 
-from tars.sim.gemini import CallTool, Say
+from tars.emulators.gemini.emulator import CallTool, Say
 
 
 class Chatty:

@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tars.sim.gemini import ScriptedBrain
+from tars.emulators.gemini.emulator import ScriptedBrain
 from tests.server.harness import TOKEN, Line, make_project
 from tests.web.helpers import csrf_of, jar, sign_in
 

@@ -1,0 +1,1 @@
+"""The Gemini emulator: Live websocket, REST and embeddings, as the real service speaks them."""

@@ -1,0 +1,1 @@
+"""The Twilio emulator: REST API, webhooks, TwiML and Media Streams, as the real service speaks them."""

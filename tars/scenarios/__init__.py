@@ -1,0 +1,1 @@
+"""Scripted calls for `tars simulate` and `tars test`, run against the emulators and the server."""

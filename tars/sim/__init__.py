@@ -1,1 +1,0 @@
-"""Loopback emulators that speak the real Twilio and Gemini Live wire protocols."""
