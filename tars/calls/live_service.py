@@ -73,13 +73,13 @@ class GatedGeminiLive(GeminiLiveLLMService):
         self._connection = 0  # connections opened so far (1 = the first)
         self._connected_once = False
         self.register_function(None, self._handle)
+        self._hold = InputHold()  # caller input waits while a BLOCKING call runs (input_hold)
         # Long-running tools (the owner's answer, a goal call, a webhook) must survive the caller
         # speaking meanwhile: on the 3.x models new input cancels a BLOCKING call
         # (tars.emulators.gemini.cancellation). Registered with cancel_on_interruption=False, pipecat
         # declares them NON_BLOCKING and answers with scheduling WHEN_IDLE where the model
         # supports it (pipecat 1.14 _tag_tool_behaviors / _tool_result;
         # https://ai.google.dev/gemini-api/docs/live-api/tools#async-function-calling).
-        self._hold = InputHold()  # caller input waits while a BLOCKING call runs (input_hold)
         self._async_tools = frozenset(long_running) if self._supports_non_blocking_tools else frozenset()
         for name in self._async_tools:
             self.register_function(name, self._handle, cancel_on_interruption=False)
