@@ -121,7 +121,8 @@ async def non_blocking_result(turns: Turns, name: str, response: dict[str, Any])
     session = turns.session
     assert session is not None
     how = scheduling(response)
-    result = response.get("response") or {}
+    # The guide puts ``scheduling`` inside ``response``: it is an instruction, not the result.
+    result = {k: v for k, v in (response.get("response") or {}).items() if k != "scheduling"}
     if how == "SILENT":
         session.context_results.append((name, result))
         return
