@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,18 +33,24 @@ def on_older_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
     return make_project(tmp_path / "p", monkeypatch, [live])
 
 
+async def email_under_way(line: Line) -> tuple[asyncio.Event, Any, Any]:
+    """The owner rings and asks for an email; the webhook holds it (release the event to answer)."""
+    released = line.webhooks.holds["send_to_n8n"] = asyncio.Event()
+    call = await line.call_in(from_=line.project.owner.phone)
+    await call.wait_for_agent_utterance(timeout=20)
+    [session] = line.gemini.sessions
+    await call.say("email me that the dinner is on Friday")
+    await eventually(lambda: line.webhooks.requests, what="the slow webhook")
+    return released, call, session
+
+
 async def test_the_callers_words_during_a_blocking_call_wait_for_its_result(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     project = on_older_model(tmp_path, monkeypatch)
     brain = greet_then(EMAIL, Say("Sent, sir."), [Say("I will tell Helen too. Goodbye."), CallTool("end_call", {})])
     async with Line(project, lambda: brain, **ON_OLDER) as line:
-        released = line.webhooks.holds["send_to_n8n"] = asyncio.Event()
-        call = await line.call_in(from_=project.owner.phone)
-        await call.wait_for_agent_utterance(timeout=20)
-        [session] = line.gemini.sessions
-        await call.say("email me that the dinner is on Friday")
-        await eventually(lambda: line.webhooks.requests, what="the slow webhook")
+        released, call, session = await email_under_way(line)
         await call.say("and tell Helen too")  # while the call runs: TARS holds it back
         assert "and tell Helen too" not in session.user_texts()
         released.set()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import pytest
 from google.genai import errors, types
@@ -26,6 +27,13 @@ def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def tool(name: str, behavior: types.Behavior) -> types.Tool:
     return types.Tool(function_declarations=[types.FunctionDeclaration(name=name, description=name, behavior=behavior)])
+
+
+async def answer(session: Any, call: types.FunctionCall, result: dict[str, Any], scheduling: str) -> None:
+    """A NON_BLOCKING call's final result, with its ``scheduling``."""
+    how = types.FunctionResponseScheduling(scheduling)
+    response = types.FunctionResponse(id=call.id, name=call.name, response=result, scheduling=how)
+    await session.send_tool_response(function_responses=response)
 
 
 def said(inbox: Inbox) -> list[str]:
@@ -97,33 +105,14 @@ async def test_non_blocking_calls_are_answered_as_their_scheduling_says() -> Non
             await session.send_realtime_input(text="what is new?")
             await inbox.wait(lambda: "Let me check." in said(inbox), "the model going on")
             [first] = next(m.tool_call for m in inbox.messages if m.tool_call).function_calls
-            await session.send_tool_response(
-                function_responses=types.FunctionResponse(
-                    id=first.id,
-                    name="fetch",
-                    response={"news": "none"},
-                    scheduling=types.FunctionResponseScheduling.WHEN_IDLE,
-                )
-            )
+            await answer(session, first, {"news": "none"}, "WHEN_IDLE")
             await inbox.wait(lambda: "Here it is." in said(inbox), "the result spoken")
             await session.send_realtime_input(text="and the other one?")
             await inbox.wait(lambda: len([m for m in inbox.messages if m.tool_call]) == 2, "two more calls")
             note, fetch = [m.tool_call for m in inbox.messages if m.tool_call][-1].function_calls
-            silent = types.FunctionResponseScheduling.SILENT
-            await session.send_tool_response(
-                function_responses=types.FunctionResponse(
-                    id=note.id, name="note", response={"ok": True}, scheduling=silent
-                )
-            )
+            await answer(session, note, {"ok": True}, "SILENT")
             await inbox.wait(lambda: emu.sessions[0].context_results, "the silent result taken in")
-            await session.send_tool_response(
-                function_responses=types.FunctionResponse(
-                    id=fetch.id,
-                    name="fetch",
-                    response={"news": "rain"},
-                    scheduling=types.FunctionResponseScheduling.INTERRUPT,
-                )
-            )
+            await answer(session, fetch, {"news": "rain"}, "INTERRUPT")
             await inbox.wait(lambda: "Sorry to cut in: here is the other one." in said(inbox), "the interruption")
             await inbox.close()
         [s] = emu.sessions

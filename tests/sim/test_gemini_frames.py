@@ -8,7 +8,6 @@ validated against the SDK's own model instead.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from tars.emulators.gemini.emulator import CallTool, Say
 from tests.server.harness import Line, make_project
 from tests.server.test_goal_calls import stored
 from tests.server.test_owner_calls import greet_then
-from tests.server.test_tool_calls_kept import EMAIL, ON_OLDER, on_older_model
+from tests.server.test_tool_calls_kept import EMAIL, ON_OLDER, email_under_way, on_older_model
 from tests.waiting import eventually
 
 STORY = "Once upon a time there was a butler who answered every telephone in the house. " * 3
@@ -70,12 +69,7 @@ async def test_a_cancelled_call_gets_no_late_result_and_every_frame_is_valid(
     project = on_older_model(tmp_path, monkeypatch)
     brain = greet_then(EMAIL, [Say("Goodbye, sir."), CallTool("end_call", {"reason": "done"})])
     async with Line(project, lambda: brain, keep_frames=True, **ON_OLDER, **REALISTIC) as line:
-        released = line.webhooks.holds["send_to_n8n"] = asyncio.Event()
-        call = await line.call_in(from_=project.owner.phone)
-        await call.wait_for_agent_utterance(timeout=20)
-        [session] = line.gemini.sessions
-        await call.say("email me that the dinner is on Friday")
-        await eventually(lambda: line.webhooks.requests, what="the slow webhook")
+        released, call, session = await email_under_way(line)
         await line.gemini.interrupt()  # as a barge-in would: the BLOCKING call is cancelled
 
         def lines() -> list[str]:

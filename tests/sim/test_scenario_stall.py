@@ -13,13 +13,18 @@ from tars.loading import load_project
 from tars.scenarios.runner import run_scenario
 from tars.scenarios.scenario import load_scenarios
 
-RECOVERS = """\
-description: The owner asks the time; the model stalls, TARS nudges it, and it answers.
+OPENING = """\
 call:
   from: owner
 turns:
   - model: {greet: true}
   - party: {say: What time is it?}
+"""
+
+RECOVERS = (
+    "description: The owner asks the time; the model stalls, TARS nudges it, and it answers.\n"
+    + OPENING
+    + """\
   - model: {stall: 1}
   - model: {say: "Sorry, sir: it is ten o'clock."}
   - party: {say: Thank you. Goodbye.}
@@ -29,14 +34,12 @@ expect:
   call_status: completed
   transcript_contains: [the model did not answer the caller; it is nudged once, "it is ten o'clock"]
 """
+)
 
-GIVES_UP = """\
-description: The owner asks the time; the model stalls for good.
-call:
-  from: owner
-turns:
-  - model: {greet: true}
-  - party: {say: What time is it?}
+GIVES_UP = (
+    "description: The owner asks the time; the model stalls for good.\n"
+    + OPENING
+    + """\
   - model: {stall: 2}
   - party: {silence: 30000}
 expect:
@@ -45,6 +48,7 @@ expect:
     - the model did not answer the caller; it is nudged once
     - the model did not answer the nudge either; the call ends with an apology
 """
+)
 
 
 @pytest.fixture(autouse=True)
