@@ -47,6 +47,7 @@ from tars.emulators.gemini.models import (
     ModelCatalogue,
 )
 from tars.emulators.gemini.session import LiveSession
+from tars.emulators.gemini.wire import INVALID_ARGUMENT, ProtocolViolation
 
 BLOCKING = "BLOCKING"
 NON_BLOCKING = "NON_BLOCKING"
@@ -114,6 +115,33 @@ async def cancel_on_input(turns: Turns, models: ModelCatalogue, what: str) -> bo
     await turns.send({"toolCallCancellation": {"ids": ids}})
     await turns.close_turn(interrupted=True)
     return True
+
+
+async def take_responses(turns: Turns, responses: list[dict[str, Any]]) -> None:
+    """The client's ``toolResponse``: each result goes to the turn waiting for it (BLOCKING) or is
+    scheduled (NON_BLOCKING); one for a cancelled or dropped call is stale (module docstring);
+    one for an id never issued, or under another function's name, closes the socket (1007)."""
+    session = turns.session
+    assert session is not None
+    for resp in responses:
+        call_id = resp.get("id")
+        if call_id in session._stale_calls:  # answered after a drop or a cancellation: no effect
+            session.tool_results.append({**resp, "t": time.monotonic(), "stale": True})
+            continue
+        if call_id not in session._calls:
+            raise ProtocolViolation(f"{INVALID_ARGUMENT} tool_response for unknown function call id {call_id!r}")
+        name, fut = session._calls[call_id]
+        if resp.get("name") not in (None, name):
+            raise ProtocolViolation(f"{INVALID_ARGUMENT} tool_response name {resp.get('name')!r} for {name!r}")
+        session.tool_results.append({**resp, "t": time.monotonic()})
+        if resp.get("willContinue"):
+            continue  # an intermediate result of a NON_BLOCKING call
+        del session._calls[call_id]
+        if call_id in session._async_calls:  # the model did not wait
+            session._async_calls.discard(call_id)
+            await non_blocking_result(turns, name, resp)
+        elif not fut.done():
+            fut.set_result(resp.get("response") or {})
 
 
 async def non_blocking_result(turns: Turns, name: str, response: dict[str, Any]) -> None:

@@ -50,7 +50,7 @@ import numpy as np
 from aiohttp import WSMsgType, web
 
 from tars.emulators import speech
-from tars.emulators.gemini.cancellation import cancel_on_input, non_blocking_result
+from tars.emulators.gemini.cancellation import cancel_on_input, take_responses
 from tars.emulators.gemini.delivery import fragments
 from tars.emulators.gemini.limits import enforce_limits, handle_expired
 from tars.emulators.gemini.session import (
@@ -62,7 +62,7 @@ from tars.emulators.gemini.session import (
 )
 from tars.emulators.gemini.setup import check_setup
 from tars.emulators.gemini.turns import ModelTurns
-from tars.emulators.gemini.wire import Base64Error, ProtocolViolation, b64decode, normalise
+from tars.emulators.gemini.wire import INVALID_ARGUMENT, Base64Error, ProtocolViolation, b64decode, normalise
 
 KNOWN_SERVER_KEYS = frozenset(
     {
@@ -81,7 +81,6 @@ CLIENT_KEYS = frozenset({"setup", "clientContent", "realtimeInput", "toolRespons
 REALTIME_FIELDS = frozenset({"audio", "video", "text", "mediaChunks", "audioStreamEnd", "activityStart", "activityEnd"})
 MAX_SERVER_FRAME = 1 << 20
 BAD_KEY_REASON = "API key not valid. Please pass a valid API key."
-INVALID_ARGUMENT = "Request contains an invalid argument."
 
 
 class Refused(ProtocolViolation):
@@ -450,27 +449,7 @@ class LiveConnection(ModelTurns):
             self._queue.put_nowait(("user", pending))
 
     async def _on_tool_response(self, body: dict[str, Any]) -> None:
-        assert self.session is not None
-        session = self.session
-        for resp in body.get("functionResponses") or []:
-            call_id = resp.get("id")
-            if call_id in session._stale_calls:  # answered after a drop or a cancellation: no effect
-                session.tool_results.append({**resp, "t": time.monotonic(), "stale": True})
-                continue
-            if call_id not in session._calls:
-                raise ProtocolViolation(f"{INVALID_ARGUMENT} tool_response for unknown function call id {call_id!r}")
-            name, fut = session._calls[call_id]
-            if resp.get("name") not in (None, name):
-                raise ProtocolViolation(f"{INVALID_ARGUMENT} tool_response name {resp.get('name')!r} for {name!r}")
-            session.tool_results.append({**resp, "t": time.monotonic()})
-            if resp.get("willContinue"):
-                continue  # an intermediate result of a NON_BLOCKING call
-            del session._calls[call_id]
-            if call_id in session._async_calls:  # the model did not wait (cancellation)
-                session._async_calls.discard(call_id)
-                await non_blocking_result(self, name, resp)
-            elif not fut.done():
-                fut.set_result(resp.get("response") or {})
+        await take_responses(self, body.get("functionResponses") or [])
 
     def _on_context_update(self, body: dict[str, Any]) -> None:
         assert self.session is not None
