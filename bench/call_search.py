@@ -1,11 +1,16 @@
 """Search over 10,000 stored calls: full text (SQLite FTS5 / PostgreSQL tsvector) and by
-meaning (brute-force cosine over 768-value embeddings kept in the database).
+meaning (brute-force cosine over the embeddings kept in the database: 768 values a call from
+Gemini, 384 from the local model, ``search.embeddings: local``).
 
 Each store gets N calls of eight lines (eight everyday words and one of 24 topics each) with
 a summary and an outcome, and an embedding each
 (the Gemini emulator's deterministic one, so no service is needed); then each query is timed
 R times and the median reported. The embedding of the question itself (one request to the
-Gemini API) is not included: it is the service's time, not TARS's.
+Gemini API) is not included: it is the service's time, not TARS's (``bench.embeddings``
+measures it, and the local model's, in one run). For the local model's row every stored vector
+is then replaced, as a switch of ``search.embeddings`` does, by one of 384 values (the Gemini
+vector's first half, scaled to length 1: a cosine's time depends on the count and the size, not
+on the values, and embedding 10,000 calls with the real model takes its per-call time each).
 
     python -m bench.call_search                 # N = 10,000 on SQLite (and PostgreSQL if reachable)
     python -m bench.call_search --calls 500     # smoke test
@@ -104,6 +109,7 @@ def _median_ms(work: Any, runs: int) -> float:
 
 
 def measure(url: str, calls: int, runs: int) -> list[tuple[str, float]]:
+    from tars import local_embeddings
     from tars.emulators.gemini.embed import embed
     from tars.semantic import DIMENSIONS
     from tars.store.call_search import Filters, search_calls
@@ -124,7 +130,35 @@ def measure(url: str, calls: int, runs: int) -> list[tuple[str, float]]:
                 ),
             )
         )
+    _as_local(url)
+    with connect(url) as db, db.session() as session:
+        wanted = embed("who fixes the leaking pipes?", local_embeddings.DIMENSIONS)
+        model, size = local_embeddings.MODEL, local_embeddings.DIMENSIONS
+        rows.append(
+            (
+                f"meaning, local (cosine over {calls} x {size})",
+                _median_ms(lambda: nearest(session, wanted, model, size, Filters(), limit=20), runs),
+            )
+        )
     return rows
+
+
+def _as_local(url: str) -> None:
+    """Every call's vector replaced by one of the local model's size, as a switch does."""
+    import numpy as np
+    from sqlmodel import select
+
+    from tars import local_embeddings
+    from tars.store.database import connect
+    from tars.store.embeddings import pack
+    from tars.store.models import CallEmbedding
+
+    size = local_embeddings.DIMENSIONS
+    with connect(url) as db, db.session() as session:
+        for row in session.exec(select(CallEmbedding)):
+            row.vector = pack(np.frombuffer(bytes(row.vector), dtype="<f4")[:size].tolist())
+            row.model, row.dimensions = local_embeddings.MODEL, size
+            session.add(row)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,16 +9,24 @@ changed since), 100 to a request. A search then embeds the question and ranks th
 cosine; for the best few it embeds their lines too, to show the line nearest the question.
 
 The embedding API is https://ai.google.dev/api/embeddings; tests and ``--simulate`` reach the
-Gemini emulator's deterministic one (``tars.emulators.gemini.embed``).
+Gemini emulator's deterministic one (``tars.emulators.gemini.embed``). With ``search.embeddings:
+local`` the same is done on this machine by all-MiniLM-L6-v2 (``tars.local_embeddings``, 384
+values, the ``local-embeddings`` extra). Each vector is stored with the model that made it and
+only vectors of the configured model are compared: after a switch, the first search embeds
+every call again with the new model.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from tars import local_embeddings
 from tars.endpoints import Endpoints
+from tars.errors import UserError
 from tars.project import Project
 from tars.recall import Found, Search, filters_for
 from tars.store.call_search import Hit, Match
@@ -38,11 +46,43 @@ MAX_LINES = 100
 Run = Callable[[Callable[[Any], Any]], Awaitable[Any]]
 
 
+#: model.embedding_model's default.
+GEMINI_MODEL = "gemini-embedding-001"
+
+
 def model_of(project: Project) -> str:
-    return str(project.section("model").get("embedding_model") or "gemini-embedding-001")
+    return str(project.section("model").get("embedding_model") or GEMINI_MODEL)
 
 
-async def _embed(endpoints: Endpoints, model: str, texts: Sequence[str], task: str) -> list[list[float]]:
+def embeddings_of(project: Project) -> str:
+    """Who embeds: ``gemini`` (the Gemini API) or ``local`` (this machine)."""
+    return str(project.section("search").get("embeddings") or "gemini")
+
+
+@dataclass(frozen=True)
+class Embedder:
+    """The model that embeds for a project: its name and size as stored, and how to reach it."""
+
+    model: str
+    dimensions: int
+    embed: Callable[[Sequence[str], str], Awaitable[list[list[float]]]]  # (texts, task type)
+
+
+def embedder_of(endpoints: Endpoints, project: Project) -> Embedder:
+    if embeddings_of(project) == "local":
+        why = local_embeddings.missing()
+        if why:  # a project from the cache was checked when the extra was still there
+            raise UserError(why)
+        return Embedder(
+            local_embeddings.MODEL,
+            local_embeddings.DIMENSIONS,
+            lambda texts, task: asyncio.to_thread(local_embeddings.embed, texts),  # one model: no task types
+        )
+    model = model_of(project)
+    return Embedder(model, DIMENSIONS, lambda texts, task: gemini_embed(endpoints, model, texts, task))
+
+
+async def gemini_embed(endpoints: Endpoints, model: str, texts: Sequence[str], task: str) -> list[list[float]]:
     from google import genai
     from google.genai import types
 
@@ -60,16 +100,18 @@ async def _embed(endpoints: Endpoints, model: str, texts: Sequence[str], task: s
 
 
 async def embed_pending(run: Run, endpoints: Endpoints, project: Project) -> int:
-    """Embed every finished call that has no (current) embedding; how many were embedded."""
-    model = model_of(project)
+    """Embed every finished call that has no (current) embedding from the configured model;
+    how many were embedded."""
+    embedder = embedder_of(endpoints, project)
+    model, dims = embedder.model, embedder.dimensions
     total = 0
     while True:
-        todo: list[Pending] = await run(lambda s: pending(s, model, DIMENSIONS, limit=1000))
+        todo: list[Pending] = await run(lambda s: pending(s, model, dims, limit=1000))
         if not todo:
             return total
-        vectors = await _embed(endpoints, model, [p.text for p in todo], "RETRIEVAL_DOCUMENT")
+        vectors = await embedder.embed([p.text for p in todo], "RETRIEVAL_DOCUMENT")
         done = list(zip(todo, vectors, strict=True))
-        total += await run(lambda s, done=done: save(s, model, DIMENSIONS, done))
+        total += await run(lambda s, done=done: save(s, model, dims, done))
 
 
 async def find_by_meaning(run: Run, endpoints: Endpoints, project: Project, search: Search, now: dt.datetime) -> Found:
@@ -80,11 +122,11 @@ async def find_by_meaning(run: Run, endpoints: Endpoints, project: Project, sear
     from tars.store.calls import call_details
 
     query_words(search.query)  # the same "no words" answer as a word search
-    model = model_of(project)
+    embedder = embedder_of(endpoints, project)
     filters, who = await run(lambda s: filters_for(s, project, search, now))
     await embed_pending(run, endpoints, project)
-    [wanted] = await _embed(endpoints, model, [search.query], "RETRIEVAL_QUERY")
-    ranked = await run(lambda s: nearest(s, wanted, model, DIMENSIONS, filters, limit=search.limit))
+    [wanted] = await embedder.embed([search.query], "RETRIEVAL_QUERY")
+    ranked = await run(lambda s: nearest(s, wanted, embedder.model, embedder.dimensions, filters, limit=search.limit))
     ranked = [(call_id, score) for call_id, score in ranked if score >= MIN_SCORE]
     details = await run(lambda s: [call_details(s, call_id) for call_id, _ in ranked])
     names = await run(lambda s: names_by_id(s, (d.call.contact_id for d in details)))
@@ -93,7 +135,7 @@ async def find_by_meaning(run: Run, endpoints: Endpoints, project: Project, sear
     lines = lines[:MAX_LINES]
     best_line: dict[int, tuple[float, Any]] = {}
     if lines:
-        vectors = await _embed(endpoints, model, [line.text for _, line in lines], "RETRIEVAL_DOCUMENT")
+        vectors = await embedder.embed([line.text for _, line in lines], "RETRIEVAL_DOCUMENT")
         query = np.asarray(wanted, dtype="<f4")
         query = query / (np.linalg.norm(query) or 1.0)
         for (n, line), values in zip(lines, vectors, strict=True):

@@ -171,7 +171,10 @@ def search(
     ] = None,
     semantic: Annotated[
         bool,
-        typer.Option("--semantic", help="By meaning, not words: 'tooth doctor' finds the dentist (Gemini embeddings)."),
+        typer.Option(
+            "--semantic",
+            help="By meaning, not words: 'tooth doctor' finds the dentist (embeddings: search.embeddings).",
+        ),
     ] = False,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=200, help="How many calls, best first.")] = 20,
     as_json: JsonOpt = False,
@@ -202,10 +205,10 @@ def _by_meaning(project: Any, db: Any, asked: Any) -> Any:
     from tars import timeparse
     from tars.endpoints import Endpoints
     from tars.errors import UserError
-    from tars.semantic import find_by_meaning, model_of
+    from tars.semantic import embeddings_of, find_by_meaning, model_of
 
     endpoints = Endpoints.from_project(project)
-    if not endpoints.gemini_api_key:
+    if embeddings_of(project) == "gemini" and not endpoints.gemini_api_key:
         raise UserError("--semantic needs the Gemini API: model.api_key is not set", "set GEMINI_API_KEY (or .env)")
     try:
         return asyncio.run(find_by_meaning(db.run, endpoints, project, asked, timeparse.clock_now()))

@@ -24,6 +24,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from tars import local_embeddings
 from tars.config.diagnostics import ConfigError, Diagnostic, JsonPath, format_path, suggestion
 from tars.config.schema_files import load_schema, schemas_dir
 from tars.config.secrets import FromEnv
@@ -163,6 +164,7 @@ class _Compiler:
                 self.playbook(name, doc)
         self.delivery_checks()
         self.text_checks()
+        self.search_checks()
 
     def persona_nodes(self) -> None:
         for key, doc in self.sources.personas.items():
@@ -629,6 +631,13 @@ class _Compiler:
                 "the webhook channel is chosen but delivery.webhook (url, secret) is not configured",
                 "ref.delivery",
             )
+
+    def search_checks(self) -> None:
+        """``search.embeddings: local`` needs the local-embeddings extra installed."""
+        if (self.config.data.get("search") or {}).get("embeddings") == "local":
+            why = local_embeddings.missing()
+            if why:
+                self.problem(self.config, ("search", "embeddings"), why, "env.extra")
 
     def text_checks(self) -> None:
         """n8n.role names a role; sms.require_pin_for names tools."""

