@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from pipecat.services.google.gemini_live.llm import ContextWindowCompressionParams, GeminiLiveLLMService
 
 from tars import metrics
+from tars.calls.input_hold import InputHold, audio_seconds
 from tars.calls.recorder import CallRecorder
 from tars.calls.turn_clock import STAMP, TurnClock
 from tars.tools.call import ToolCall
@@ -60,9 +61,10 @@ class GatedGeminiLive(GeminiLiveLLMService):
     waits for its own call's result.
     """
 
-    def __init__(self, *args: Any, session: LiveCall, **kwargs: Any):
+    def __init__(self, *args: Any, session: LiveCall, long_running: Sequence[str] = (), **kwargs: Any):
         super().__init__(*args, **kwargs)
         self._call = session  # not _session: the base class keeps its Live session there
+        self._cancelled: set[str] = set()  # calls the model cancelled (toolCallCancellation)
         self._answered: set[str] = set()  # tool calls whose result the session has had
         self._unsent: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = []
         self._malformed: dict[str, str] = {}  # call id -> what was wrong with its args
@@ -71,6 +73,16 @@ class GatedGeminiLive(GeminiLiveLLMService):
         self._connection = 0  # connections opened so far (1 = the first)
         self._connected_once = False
         self.register_function(None, self._handle)
+        self._hold = InputHold()  # caller input waits while a BLOCKING call runs (input_hold)
+        # Long-running tools (the owner's answer, a goal call, a webhook) must survive the caller
+        # speaking meanwhile: on the 3.x models new input cancels a BLOCKING call
+        # (tars.emulators.gemini.cancellation). Registered with cancel_on_interruption=False, pipecat
+        # declares them NON_BLOCKING and answers with scheduling WHEN_IDLE where the model
+        # supports it (pipecat 1.14 _tag_tool_behaviors / _tool_result;
+        # https://ai.google.dev/gemini-api/docs/live-api/tools#async-function-calling).
+        self._async_tools = frozenset(long_running) if self._supports_non_blocking_tools else frozenset()
+        for name in self._async_tools:
+            self.register_function(name, self._handle, cancel_on_interruption=False)
 
     async def _connection_task_handler(self, config: Any) -> None:
         """Count a failed (re)connect as a connection failure, as a dropped session is.
@@ -100,19 +112,64 @@ class GatedGeminiLive(GeminiLiveLLMService):
         if message.go_away is not None:
             metrics.MODEL_GO_AWAY.inc()
             await self._call.model_going_away(message.go_away.time_left)
+        if message.tool_call_cancellation is not None:  # pipecat 1.14 ignores it
+            await self._calls_cancelled(list(message.tool_call_cancellation.ids or []))
         await super()._handle_server_message(message)
 
+    async def _calls_cancelled(self, ids: list[str]) -> None:
+        """The model gave up on these calls (new input came while they ran): their results,
+        when they come, are not sent ("You do not need to send FunctionResponseParts for the
+        cancelled FunctionCallParts", firebase LiveServerToolCallCancellation)."""
+        for call_id in ids:
+            if call_id in self._cancelled or call_id in self._answered:
+                continue
+            self._cancelled.add(call_id)
+            name = self._names.get(call_id, "a tool")
+            await self._call.recorder.line("system", f"the model cancelled {name} (the caller spoke meanwhile)")
+            await self._release(self._hold.finish(call_id))
+
     async def _send_user_audio(self, frame: Any) -> None:
+        if self._hold.holding:
+            self._hold.keep("audio", frame, audio_seconds(frame))
+            return
         await super()._send_user_audio(frame)
         received = frame.metadata.get(STAMP)
         if received is not None:
             self._call.clock.sent_to_model(received)
 
+    async def _send_user_text(self, text: str) -> None:
+        if self._hold.holding:
+            self._hold.keep("text", text)
+            return
+        await super()._send_user_text(text)
+
+    async def _release(self, held: list[tuple[str, Any]]) -> None:
+        """Send the input held back while BLOCKING calls ran, in order (``input_hold``)."""
+        for kind, item in held:
+            if kind == "audio":
+                await self._send_user_audio(item)
+            else:
+                await self._send_user_text(item)
+
     async def _handle_msg_model_turn(self, msg: Any) -> None:
+        """Every part of a model turn, not only the first.
+
+        pipecat 1.14 reads ``parts[0]`` and drops the rest, but the service may send several
+        parts in one message (``Content.parts`` is a list; pipecat's own dispatcher notes that
+        "Gemini 3.x can bundle multiple content fields ... on the same message"); a second
+        audio part lost is a gap the caller hears. Each part goes through pipecat's handler as
+        a message of its own.
+        """
         parts = msg.server_content.model_turn.parts or []
         if any(part.inline_data for part in parts):
             self._call.clock.reply_audio_arrived()
-        await super()._handle_msg_model_turn(msg)
+        if len(parts) <= 1:
+            await super()._handle_msg_model_turn(msg)
+            return
+        for part in parts:
+            turn = msg.server_content.model_turn.model_copy(update={"parts": [part]})
+            content = msg.server_content.model_copy(update={"model_turn": turn})
+            await super()._handle_msg_model_turn(msg.model_copy(update={"server_content": content}))
 
     async def _handle_msg_turn_complete(self, message: Any) -> None:
         self._call.clock.reply_ended()
@@ -141,6 +198,7 @@ class GatedGeminiLive(GeminiLiveLLMService):
         unsent, self._unsent = self._unsent, []
         for tool_call_id, tool_name, message, flags in unsent:
             await self._tool_result(tool_call_id, tool_name, message, **flags)
+        await self._release(self._hold.release())  # the new connection has no call pending
 
     async def _tool_result(
         self, tool_call_id: str, tool_name: str, tool_result_message: dict[str, Any], **flags: Any
@@ -157,9 +215,20 @@ class GatedGeminiLive(GeminiLiveLLMService):
         tool_name = self._names.get(tool_call_id, tool_name)  # a response is named, even after a drop
         if flags.get("is_final", True) and tool_call_id in self._answered:
             return
+        if tool_call_id in self._cancelled:  # the model gave up on it: a late result is not sent
+            if flags.get("is_final", True):
+                await self._call.recorder.line("system", f"the result of cancelled {tool_name} was not sent")
+            return
         if self._disconnecting or not self._session:
             self._unsent.append((tool_call_id, tool_name, tool_result_message, flags))
             return
+        await self._send_result(tool_call_id, tool_name, tool_result_message, **flags)
+        if flags.get("is_final", True):
+            await self._release(self._hold.finish(tool_call_id))
+
+    async def _send_result(
+        self, tool_call_id: str, tool_name: str, tool_result_message: dict[str, Any], **flags: Any
+    ) -> None:
         if flags.get("is_final", True):
             self._answered.add(tool_call_id)
         issued = self._issued_on.get(tool_call_id, self._connection)
@@ -207,6 +276,8 @@ class GatedGeminiLive(GeminiLiveLLMService):
             if fc.tool_call_id not in self._malformed
         ]
         self._names.update((fc.tool_call_id, fc.function_name) for fc in function_calls)
+        if self._is_gemini_3:  # new input would cancel a BLOCKING call: hold it meanwhile
+            self._hold.start(fc.tool_call_id for fc in function_calls if fc.function_name not in self._async_tools)
         self._issued_on.update((fc.tool_call_id, self._connection) for fc in function_calls)
         self._call.start_batch(calls)
         await super().run_function_calls(function_calls)

@@ -47,12 +47,13 @@ from tars.calls.playbook_run import RUNTIME_TOOLS, PlaybookRun
 from tars.calls.recorder import CallRecorder, TranscriptTap
 from tars.calls.recording import CallRecording, recording_file
 from tars.calls.turn_clock import TurnClock
+from tars.calls.watchdog import for_call as stall_watchdog
 from tars.config.secrets import mask_text
 from tars.endpoints import Endpoints
 from tars.project import Project, thaw
 from tars.tools.builtins import ToolContext, execute
 from tars.tools.call import ToolCall
-from tars.tools.catalog import MODEL_TOOLS, goal_call_declaration
+from tars.tools.catalog import MODEL_TOOLS, goal_call_declaration, long_running
 
 log = logging.getLogger("tars.calls")
 
@@ -185,6 +186,9 @@ class CallSession:
             future = self._batches.pop(call.id)
         return await future
 
+    def tools_running(self) -> bool:
+        return any(not task.done() for task in self._tasks)
+
     # ------------------------------------------------------------------ controls tools use
     async def end_call(self, reason: str) -> None:
         """Hang up once the goodbye has been spoken (Gemini Live holds EndFrame until its turn ends)."""
@@ -289,6 +293,7 @@ class CallSession:
             else None,
             http_options=self.endpoints.http_options(),
             session=self,
+            long_running=long_running(self.setup.tools, self.project.tools),
         )
         context = LLMContext(messages=[{"role": "user", "content": self.setup.opening}])
         # Gemini Live decides turns itself; pipecat's default strategies would load a local
@@ -346,6 +351,7 @@ class CallSession:
             limit = min(limit, self.playbook.plan.playbook.max_duration_minutes * 60)
         watchdog = asyncio.ensure_future(self._time_limit(limit))
         silence = asyncio.ensure_future(self._silence_policy()) if self.playbook is not None else None
+        stall = asyncio.ensure_future(stall_watchdog(self, self.project.section("model")).run())
         log.info("call %s connected: %s", self.setup.call_id, self._who())
         try:
             with metrics.live_call():
@@ -358,6 +364,7 @@ class CallSession:
         finally:
             self._count()
             watchdog.cancel()
+            stall.cancel()
             if silence is not None:
                 silence.cancel()
             await self._tap.flush()

@@ -42,6 +42,12 @@ class TurnClock:
         self._replying = False  # between a reply's first audio and its turn's end
         self._first_sent = False
         self.turns: list[float] = []  # this call's added latencies, in seconds
+        self.replies = 0  # replies whose audio has begun (the stall watchdog counts them)
+
+    @property
+    def replying(self) -> bool:
+        """Between a reply's first audio and the end of its turn."""
+        return self._replying
 
     def received(self) -> float:
         """A stamp for audio just read from Twilio's socket."""
@@ -55,6 +61,7 @@ class TurnClock:
     def reply_audio_arrived(self) -> None:
         if not self._replying:
             self._replying = True
+            self.replies += 1
             self._reply_at = self._clock()
 
     def reply_audio_sent(self) -> None:

@@ -70,6 +70,7 @@ from typing import Any
 from tars.config.diagnostics import ConfigError
 from tars.config.schema import validate_document
 from tars.config.yaml_loader import Document, load_file
+from tars.emulators.gemini.delivery import REALISTIC
 from tars.project import Project
 from tars.scenarios.scenario_checks import OWNER, TIME_KEY, UNKNOWN, comma_traps, cross_check
 
@@ -113,6 +114,7 @@ class ModelTurn:
     result: Mapping[str, Any] | None = None
     refused: bool = False
     error: str | None = None
+    stall: int = 0  # the model stays silent through what it just heard and the next stall - 1
 
     @property
     def number(self) -> int:
@@ -121,6 +123,8 @@ class ModelTurn:
     def describe(self) -> str:
         if self.tool is not None:
             return f"calls {self.tool}"
+        if self.stall:
+            return f"stalls ({self.stall} unanswered)"
         return "greets" if self.greet else f"says {self.say!r}"
 
 
@@ -175,16 +179,23 @@ class Scenario:
     #: Goal calls: what the Gemini text model answers after the call (``summary``, ``outcome``).
     text_model: Mapping[str, Any] = field(default_factory=dict)
     #: Limits of the emulated Live service (``session_limit_seconds`` …), as GeminiEmulator options.
-    gemini: Mapping[str, float] = field(default_factory=dict)
+    gemini: Mapping[str, Any] = field(default_factory=dict)
     #: ``given.phones``: how the phones TARS rings answer, by who they are.
     phones: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @property
-    def gemini_limits(self) -> dict[str, float]:
-        """``given.gemini`` as ``GeminiEmulator`` keyword arguments."""
+    def gemini_limits(self) -> dict[str, Any]:
+        """``given.gemini`` as ``GeminiEmulator`` keyword arguments (limits, and how output is
+        delivered: ``delivery: realistic`` is ``delivery.REALISTIC``, and each of its
+        knobs may be set on its own)."""
         names = {"session_limit_seconds": "session_limit_s", "connection_limit_seconds": "connection_limit_s",
-                 "go_away_lead_seconds": "go_away_lead_s"}  # fmt: skip
-        return {names[k]: float(v) for k, v in self.gemini.items() if k in names}
+                 "go_away_lead_seconds": "go_away_lead_s", "handle_lifetime_seconds": "handle_lifetime_s",
+                 "pacing": "pacing"}  # fmt: skip
+        counts = ("parts_per_message", "transcription_chars", "burst_messages")
+        out: dict[str, Any] = dict(REALISTIC) if self.gemini.get("delivery") == "realistic" else {}
+        out.update({names[k]: float(v) for k, v in self.gemini.items() if k in names})
+        out.update({k: int(v) for k, v in self.gemini.items() if k in counts})
+        return out
 
     @property
     def playbook(self) -> str | None:
@@ -295,6 +306,7 @@ def _build(doc: Document, name: str, timezone: str) -> Scenario:
                     m.get("result"),
                     bool(m.get("refused")),
                     m.get("error"),
+                    int(m.get("stall") or 0),
                 )
             )
     return Scenario(

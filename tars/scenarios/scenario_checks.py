@@ -289,10 +289,10 @@ class _Checker:
             path: JsonPath = ("turns", i, "model")
             if hung_up:
                 self.error(path, f"the model cannot act after the party hung up at turn {hung_up}")
-            actions = [k for k in ("say", "greet", "tool") if k in turn]
+            actions = [k for k in ("say", "greet", "tool", "stall") if k in turn]
             if len(actions) != 1:
                 what = " and ".join(f"'{a}'" for a in actions) if actions else "nothing"
-                self.error(path, f"a model turn does one thing (say, greet or tool); this one does {what}")
+                self.error(path, f"a model turn does one thing (say, greet, tool or stall); this one does {what}")
             if "tool" not in turn:
                 for key in TOOL_ONLY:
                     if key in turn:

@@ -53,6 +53,7 @@ class ScenarioModel:
         self.spoken = 0  # Says handed to the emulator
         self.last_words_at: float | None = None  # when the latest Say was handed over
         self._cue_needed = False  # after press/silence: the next thing heard starts the model
+        self.stalled = 0  # things the model will still hear and leave unanswered (a stall turn)
 
     # --- what the party side asks
     def reached(self, index: int) -> bool:
@@ -108,6 +109,10 @@ class ScenarioModel:
     async def on_user(self, session: LiveSession, text: str) -> list[Action]:
         self.session = session
         self.heard.append(text)
+        if self.stalled:  # a stall: heard, and left unanswered
+            self.stalled -= 1
+            self.ignored.append(text)
+            return []
         turn = self.turns[self.cursor] if self.cursor < len(self.turns) else None
         if self.pending is None and isinstance(turn, PartyTurn) and turn.say is not None:
             if _same_words(text, turn.say):
@@ -148,6 +153,10 @@ class ScenarioModel:
             elif turn.tool is not None:
                 actions.append(CallTool(turn.tool, dict(turn.args)))
                 self.pending = turn
+                break
+            elif turn.stall:  # silent now, and for the next stall - 1 things heard
+                self.stalled = turn.stall - 1
+                self._cue_needed = True
                 break
         says = sum(1 for a in actions if isinstance(a, Say))
         if says:

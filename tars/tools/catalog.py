@@ -6,7 +6,7 @@ are JSON Schema (lower-case types); the Gemini adapter upper-cases them on the w
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -196,6 +196,16 @@ OWNER_ONLY = frozenset({"change_persona", "switch_persona"})
 MODEL_TOOLS = frozenset({"google_search"})
 #: Tools that read what the owner alone may know (every past call): owner role only, too.
 PRIVATE = frozenset({"search_calls"})
+#: Built-ins that wait on someone else (the owner's reply, up to two minutes; a whole goal
+#: call): the model must not wait for them blocked, or new input would cancel them. Webhook
+#: tools are long-running too (``long_running``).
+LONG_RUNNING = frozenset({"ask_owner", "make_goal_call"})
+
+
+def long_running(names: Iterable[str], tools: Mapping[str, Any]) -> tuple[str, ...]:
+    """The offered tools among ``names`` that may take long: LONG_RUNNING and the project's
+    webhook tools (``tools``: the Project's, whose ``kind`` is builtin or webhook)."""
+    return tuple(n for n in names if n in LONG_RUNNING or getattr(tools.get(n), "kind", None) == "webhook")
 
 
 def goal_call_declaration(playbooks: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:

@@ -205,44 +205,92 @@ class Guest:
         return []
 
 
-async def test_the_dinner_call_asks_the_owner_mid_call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def owner_texts(line: Line, body: str) -> None:
+    """The owner answers by SMS, as Twilio posts it (signed)."""
     from twilio.request_validator import RequestValidator
 
     from tests.server.harness import PUBLIC, TOKEN
 
+    assert line.server is not None
+    form = {"From": line.project.owner.phone, "To": line.number, "Body": body, "MessageSid": "SM" + "1" * 32}
+    signature = RequestValidator(TOKEN).compute_signature(f"{PUBLIC}/twilio/sms", form)
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{line.server.local_url}/twilio/sms", data=form, headers={"X-Twilio-Signature": signature}) as r,
+    ):
+        assert r.status == 200
+
+
+def with_helen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The example project, with Helen Price among the contacts (added with the CLI)."""
+    from typer.testing import CliRunner
+
+    from tars.cli.app import app
+
     project = make_project(tmp_path / "p", monkeypatch)
-    runner_ok = (
-        __import__("typer.testing", fromlist=["CliRunner"])
-        .CliRunner()
-        .invoke(
-            __import__("tars.cli.app", fromlist=["app"]).app,
-            ["--project", str(project.root), "contacts", "add", "Helen Price", "+447700900456"],
-        )
-    )
-    assert runner_ok.exit_code == 0
+    added = CliRunner().invoke(app, ["--project", str(project.root), "contacts", "add", "Helen Price", "+447700900456"])
+    assert added.exit_code == 0
+    return project
+
+
+async def invite_helen(line: Line) -> tuple[dict[str, Any], Any]:
+    """Helen is invited to dinner on Friday, proposes Saturday, and TARS texts the owner."""
+    placed = await place(line, "Helen", "dinner_invitation", {"guest_name": "Helen", "proposed_time": "Friday 8pm"})
+    call = await line.twilio.next_call(timeout=10)
+    await call.wait_for_agent_utterance(timeout=20)
+    await call.say("Friday is tricky. How about Saturday at seven?")
+    await line.gemini.wait_for(lambda: any("asks:" in m.body for m in line.twilio.messages), what="the question")
+    return placed, call
+
+
+async def test_the_dinner_call_asks_the_owner_mid_call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = with_helen(tmp_path, monkeypatch)
     async with Line(project, Guest) as line:
-        placed = await place(line, "Helen", "dinner_invitation", {"guest_name": "Helen", "proposed_time": "Friday 8pm"})
-        call = await line.twilio.next_call(timeout=10)
-        await call.wait_for_agent_utterance(timeout=20)
-        await call.say("Friday is tricky. How about Saturday at seven?")
-        await line.gemini.wait_for(
-            lambda: any("asks:" in m.body for m in line.twilio.messages), what="the question", timeout=20
-        )
+        placed, call = await invite_helen(line)
         question = next(m for m in line.twilio.messages if "asks:" in m.body)
         assert question.to == project.owner.phone and "Saturday at 7" in question.body
-        form = {"From": project.owner.phone, "To": line.number, "Body": "Yes, fine", "MessageSid": "SM" + "1" * 32}
-        signature = RequestValidator(TOKEN).compute_signature(f"{PUBLIC}/twilio/sms", form)
-        async with (
-            aiohttp.ClientSession() as http,
-            http.post(f"{line.server.local_url}/twilio/sms", data=form, headers={"X-Twilio-Signature": signature}) as r,
-        ):
-            assert r.status == 200
+        await owner_texts(line, "Yes, fine")
         assert await call.wait_ended(timeout=30) == "completed"
         await line.settle()
     record = stored(line, placed["call_id"])
     assert record.call.outcome == {"status": "accepted", "when": "Saturday 7pm"}
     said = [t.text for t in record.transcript if t.speaker == "system"]
     assert "the owner answered: Yes, fine" in said
+
+
+class ChattyGuest(Guest):
+    """The guest asks whether anyone is still there while TARS waits for the owner."""
+
+    async def on_user(self, session: Any, text: str) -> list[Any]:
+        if "still there" in text:
+            return [Say("Yes, I am checking with Alex, one moment.")]
+        return await super().on_user(session, text)
+
+
+async def test_the_owners_answer_reaches_the_model_though_the_guest_spoke_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On the 3.x models new input cancels a BLOCKING call (tars.emulators.gemini.cancellation): the
+    guest speaking while ask_owner waits would lose the owner's answer. ask_owner is declared
+    NON_BLOCKING, so the model talks on and takes the answer when it comes (WHEN_IDLE)."""
+    project = with_helen(tmp_path, monkeypatch)
+    async with Line(project, ChattyGuest) as line:
+        placed, call = await invite_helen(line)
+        [session] = line.gemini.sessions
+        await call.say("Hello? Are you still there?")
+        heard = await call.wait_for_agent_utterance(timeout=20)
+        while "checking with Alex" not in heard.text:
+            heard = await call.wait_for_agent_utterance(timeout=20)
+        await owner_texts(line, "Yes, fine")
+        assert await call.wait_ended(timeout=30) == "completed"
+        await line.settle()
+    assert session.tools["ask_owner"]["behavior"] == "NON_BLOCKING"
+    assert session.tools["goto_step"]["behavior"] == "BLOCKING"
+    assert session.cancellations == []
+    [answer] = [r for r in session.tool_results if r.get("name") == "ask_owner"]
+    assert answer["scheduling"] == "WHEN_IDLE" and answer["response"]["owner_said"] == "Yes, fine"
+    record = stored(line, placed["call_id"])
+    assert record.call.outcome == {"status": "accepted", "when": "Saturday 7pm"}
 
 
 async def test_a_call_for_later_is_stored_not_dialled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,9 +14,12 @@ from pathlib import Path
 import pytest
 from google.genai import types
 
+from tars.emulators.gemini.delivery import REALISTIC
 from tars.emulators.gemini.emulator import CallTool, Say
 from tests.server.harness import Line, make_project
+from tests.server.test_goal_calls import stored
 from tests.server.test_owner_calls import greet_then
+from tests.server.test_tool_calls_kept import EMAIL, ON_OLDER, email_under_way, on_older_model
 from tests.waiting import eventually
 
 STORY = "Once upon a time there was a butler who answered every telephone in the house. " * 3
@@ -54,3 +57,33 @@ async def test_every_server_frame_of_a_call_is_a_valid_live_server_message(
     assert {"setupComplete", "serverContent", "toolCall", "usageMetadata", "sessionResumptionUpdate", "goAway"} <= keys
     content = {key for frame in frames for key in frame.get("serverContent", {})}
     assert {"modelTurn", "inputTranscription", "outputTranscription", "interrupted", "turnComplete"} <= content
+
+
+async def test_a_cancelled_call_gets_no_late_result_and_every_frame_is_valid(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a 3.x model without NON_BLOCKING, a slow webhook is a BLOCKING call: the caller's
+    audio waits while it runs (tars.calls.input_hold), so only a barge-in can cancel it. Once
+    cancelled, its late result is not sent. The frames of this untidy call (several parts a
+    message, transcription fragments, toolCallCancellation) are all valid LiveServerMessages."""
+    project = on_older_model(tmp_path, monkeypatch)
+    brain = greet_then(EMAIL, [Say("Goodbye, sir."), CallTool("end_call", {"reason": "done"})])
+    async with Line(project, lambda: brain, keep_frames=True, **ON_OLDER, **REALISTIC) as line:
+        released, call, session = await email_under_way(line)
+        await line.gemini.interrupt()  # as a barge-in would: the BLOCKING call is cancelled
+
+        def lines() -> list[str]:
+            return [t.text for t in stored(line, call.sid).transcript if t.speaker == "system"]
+
+        await eventually(lambda: "the model cancelled send_to_n8n (the caller spoke meanwhile)" in lines(), what="it")
+        released.set()
+        await eventually(lambda: "the result of cancelled send_to_n8n was not sent" in lines(), what="the late result")
+        await call.say("never mind, goodbye")
+        assert await call.wait_ended(timeout=30) == "completed"
+    assert session.tools["send_to_n8n"].get("behavior") is None  # pipecat declares none before 3.8
+    assert [r["name"] for r in session.tool_results] == ["end_call"] and line.gemini.violations == []
+    frames = session.frames_sent
+    for frame in frames:
+        types.LiveServerMessage.model_validate_json(json.dumps(frame))  # raises on any unknown field
+    assert any("toolCallCancellation" in frame for frame in frames)
+    assert max(len(f.get("serverContent", {}).get("modelTurn", {}).get("parts", [])) for f in frames) == 3

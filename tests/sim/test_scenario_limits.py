@@ -48,3 +48,29 @@ async def test_a_scenario_sets_the_session_limit(example_project: Path, tmp_path
     notices = [t for who, t in result.seen.transcript if who == "system" and t.endswith("(goAway)")]
     [left] = [re.fullmatch(r"the model service will close the connection in ([\d.]+)s \(goAway\)", t) for t in notices]
     assert left is not None and 0.5 < float(left[1]) <= 1.0, notices
+
+
+UNTIDY = """\
+description: The owner rings; the model speaks as the real service sends it, slowly.
+call:
+  from: owner
+given:
+  gemini: {delivery: realistic, pacing: 1.5, transcription_chars: 5, handle_lifetime_seconds: 30}
+turns:
+  - model: {greet: true}
+expect:
+  call_status: completed
+"""
+
+
+def test_a_scenario_asks_for_untidy_delivery(example_project: Path, tmp_path: Path) -> None:
+    path = tmp_path / "untidy.yaml"
+    path.write_text(UNTIDY)
+    [scenario] = load_scenarios([path], load_project(example_project))
+    assert scenario.gemini_limits == {
+        "parts_per_message": 3,
+        "transcription_chars": 5,  # set on its own, over the preset's 3
+        "burst_messages": 2,
+        "pacing": 1.5,
+        "handle_lifetime_s": 30.0,
+    }

@@ -32,15 +32,17 @@ Public API::
     GeminiEmulator(api_key="test-key", *, brain_factory=EchoBrain, responder=default_responder,
                    response_delay_ms=0, realtime=False, pacing=None, chunk_ms=100,
                    end_silence_ms=500, end_of_turn_after_bytes=None, speech_body_ms=None,
-                   models=None, session_limit_s=900, connection_limit_s=600, go_away_lead_s=60,
-                   keep_frames=False,
+                   models=None, model_traits=None, session_limit_s=900, connection_limit_s=600,
+                   go_away_lead_s=60, handle_lifetime_s=7200, parts_per_message=1,
+                   transcription_chars=None, burst_messages=1, keep_frames=False,
                    host="127.0.0.1", port=0)
       await start() / await stop() / async with / with running_in_thread()
       base_url, ws_url, port, ca_file, client_ssl_context(), env()
       http_options(api_version=None, trailing_slash=False) -> types.HttpOptions
       sessions: list[LiveSession]; violations; errors (emulator bugs; keep empty)
       live.rejected: (t, code, reason) refused before a session (bad key, expired handle)
-      models: ModelCatalogue (add(name, methods) / remove(name)); options: LiveOptions
+      models: ModelCatalogue (add(name, methods, traits) / remove(name) / has(name, trait));
+        options: LiveOptions
         (session_limit_s, connection_limit_s, go_away_lead_s may be changed mid-test:
         they apply from the next connection)
       rest_requests: list[RestRequest]; requests: list[(t, method, path)]
@@ -55,7 +57,8 @@ Public API::
       sent, history, transcript, user_texts(), model_texts(), tool_calls, tool_results,
       handles, connections, connected, started, interruptions, audio_bytes_in,
       max_frame_bytes, violations, errors, state, brain, compression, compressed,
-      transcribes("input"|"output"), opened_at, ended (code, reason), frames_sent
+      transcribes("input"|"output"), opened_at, ended (code, reason), closed_at, frames_sent,
+      cancellations (toolCallCancellation sent: t, ids, by), context_results (SILENT results)
     Brains (brain): Brain protocol, EchoBrain, ScriptedBrain(steps),
       actions Say(text), CallTool(name, args), Wait(ms), EndTurn()
     REST (rest): responder(RestRequest) -> str | dict | FunctionCall | None
@@ -73,8 +76,14 @@ speech keeps simulated calls short). ``models`` (name -> supported methods; defa
 ``models.DEFAULT_MODELS``), ``session_limit_s``/``connection_limit_s``/
 ``go_away_lead_s`` (a session without context-window compression, and any connection,
 gets ``goAway`` this long before its limit, then a 1011 close; only a connection's end
-can be resumed; ``None``: no limit; see ``limits``), ``keep_frames`` (keep every
-sent server frame whole in ``LiveSession.frames_sent``, for validating them).
+can be resumed; ``None``: no limit; see ``limits``), ``handle_lifetime_s``
+(resumption handles expire this long after the session's last connection ended, 2 hours
+as documented), ``model_traits`` (name -> how the model treats function calls: BLOCKING
+calls cancelled by new input on the 3.x models, NON_BLOCKING calls and their scheduling;
+see ``models`` and ``cancellation``), ``parts_per_message``/
+``transcription_chars``/``burst_messages`` (untidy delivery as the real service does it:
+``delivery``, ``REALISTIC``), ``keep_frames`` (keep every sent server frame whole
+in ``LiveSession.frames_sent``, for validating them).
 """
 
 from __future__ import annotations
@@ -105,7 +114,7 @@ from tars.emulators.gemini.brain import (
     Wait,
 )
 from tars.emulators.gemini.embed import serve_embed
-from tars.emulators.gemini.limits import AUDIO_SESSION_LIMIT_S, CONNECTION_LIMIT_S, GO_AWAY_LEAD_S
+from tars.emulators.gemini.limits import AUDIO_SESSION_LIMIT_S, CONNECTION_LIMIT_S, GO_AWAY_LEAD_S, HANDLE_LIFETIME_S
 from tars.emulators.gemini.live import serve_live
 from tars.emulators.gemini.models import ModelCatalogue, not_found
 from tars.emulators.gemini.rest import (
@@ -176,9 +185,14 @@ class GeminiEmulator:
         end_of_turn_after_bytes: int | None = None,
         speech_body_ms: int | None = None,
         models: Mapping[str, Iterable[str]] | None = None,
+        model_traits: Mapping[str, Iterable[str]] | None = None,
         session_limit_s: float | None = AUDIO_SESSION_LIMIT_S,
         connection_limit_s: float | None = CONNECTION_LIMIT_S,
         go_away_lead_s: float = GO_AWAY_LEAD_S,
+        handle_lifetime_s: float | None = HANDLE_LIFETIME_S,
+        parts_per_message: int = 1,
+        transcription_chars: int | None = None,
+        burst_messages: int = 1,
         keep_frames: bool = False,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -195,10 +209,14 @@ class GeminiEmulator:
             end_silence_ms=end_silence_ms,
             end_of_turn_after_bytes=end_of_turn_after_bytes,
             speech_body_ms=speech_body_ms,
-            models=ModelCatalogue(models),
+            models=ModelCatalogue(models, model_traits),
             session_limit_s=session_limit_s,
             connection_limit_s=connection_limit_s,
             go_away_lead_s=go_away_lead_s,
+            handle_lifetime_s=handle_lifetime_s,
+            parts_per_message=parts_per_message,
+            transcription_chars=transcription_chars,
+            burst_messages=burst_messages,
             keep_frames=keep_frames,
         )
         self.live = LiveRegistry()

@@ -29,6 +29,11 @@ ahead, then the same 1011 close (google/adk-python#4140: "when the session reach
 expired before operation could complete."), but the session lives on: its latest handle
 resumes it.
 
+Resumption handles expire: "The resumption token is valid for 2 hours after the last
+session termination" (ai.google.dev/gemini-api/docs/live-session, "Session resumption").
+The emulator counts ``handle_lifetime_s`` from the end of the session's latest connection
+(``handle_expired``); a setup with an expired handle is refused as an unknown one is.
+
 The numbers are ``LiveOptions`` (defaults: the real 15 and 10 minutes; ``goAway`` 60 s
 ahead, as docs.cloud.google.com ... live-api/start-manage-session describes), so a test
 can shrink them to seconds; ``None`` turns a limit off.
@@ -44,6 +49,7 @@ from typing import Any, Protocol
 AUDIO_SESSION_LIMIT_S = 15 * 60.0
 CONNECTION_LIMIT_S = 10 * 60.0
 GO_AWAY_LEAD_S = 60.0
+HANDLE_LIFETIME_S = 2 * 3600.0
 DEADLINE_CODE = 1011
 DEADLINE_REASON = "Deadline expired before operation could complete."
 
@@ -86,6 +92,13 @@ class Connection(Protocol):
     async def end_session(self, code: int, reason: str) -> None: ...
 
     async def end_connection(self, code: int, reason: str) -> None: ...
+
+
+def handle_expired(closed_at: float | None, connected: bool, lifetime_s: float | None) -> bool:
+    """Has a session's handle expired (``lifetime_s`` after its latest connection ended)?"""
+    if lifetime_s is None or connected or closed_at is None:
+        return False
+    return time.monotonic() - closed_at > lifetime_s
 
 
 def session_limit(session: Session, options: Options) -> float | None:

@@ -10,9 +10,9 @@ conversation, which outlives its connection when the client resumes it with a
   service, each **well under 1 MiB** (the SDK connects with ``max_size=2**20``).
 * The **first server frame is ``setupComplete``**: ``connect()`` reads it
   before handing the session out.
-* Model audio is ``serverContent.modelTurn.parts[0].inlineData`` with
-  ``mimeType: audio/pcm;rate=24000``, **one part per frame** (pipecat reads only
-  ``parts[0]``), ~100 ms per frame. After the audio: ``outputTranscription``;
+* Model audio is ``serverContent.modelTurn.parts[].inlineData`` with
+  ``mimeType: audio/pcm;rate=24000``, one ~100 ms part per frame unless a test asks for
+  several (``delivery``: pipecat 1.14 reads only ``parts[0]``). After the audio: ``outputTranscription``;
   the turn ends with ``generationComplete`` and then ``turnComplete`` carrying
   top-level ``usageMetadata`` in the same frame (pipecat warns otherwise).
 * Client frames arrive with snake_case top-level keys (``realtime_input``...)
@@ -23,16 +23,16 @@ conversation, which outlives its connection when the client resumes it with a
   ``silenceDurationMs`` of quiet, 500 ms by default; ``activityEnd`` when the
   client disabled automatic activity detection), answered with
   ``inputTranscription{text, finished}`` and then the brain's turn
-  (``gemini_turns``), which also handles barge-in.
+  (``turns``), which also handles barge-in.
 * Transcriptions only when the setup asks for them: ``inputAudioTranscription`` "If
   set, enables transcription of voice input" (v1beta ``BidiGenerateContentSetup``
   reference, pub.dev google_cloud_ai_generativelanguage_v1beta); a ``Transcription`` "can
   be returned ... if transcription is enabled with the inputAudioTranscription or
   outputAudioTranscription properties" (firebase.google.com/docs/reference/js/
   ai.transcription). pipecat asks for both.
-* The setup is checked as the service checks it (``gemini_setup``: unknown model 1008,
+* The setup is checked as the service checks it (``setup``: unknown model 1008,
   unknown fields and bad tool schemas 1007 naming the field path); time limits end
-  sessions and connections (``gemini_limits``).
+  sessions and connections (``limits``).
 * ``realtime_input.text`` is user text for the brain (pipecat's one-space
   "nudge" after a seed is ignored); ``client_content`` with ``turnComplete``
   starts the conversation (brain ``on_start``) or, later, is user text.
@@ -50,7 +50,9 @@ import numpy as np
 from aiohttp import WSMsgType, web
 
 from tars.emulators import speech
-from tars.emulators.gemini.limits import enforce_limits
+from tars.emulators.gemini.cancellation import cancel_on_input, take_responses
+from tars.emulators.gemini.delivery import fragments
+from tars.emulators.gemini.limits import enforce_limits, handle_expired
 from tars.emulators.gemini.session import (
     ClientFrame,
     LiveOptions,
@@ -60,7 +62,7 @@ from tars.emulators.gemini.session import (
 )
 from tars.emulators.gemini.setup import check_setup
 from tars.emulators.gemini.turns import ModelTurns
-from tars.emulators.gemini.wire import Base64Error, ProtocolViolation, b64decode, normalise
+from tars.emulators.gemini.wire import INVALID_ARGUMENT, Base64Error, ProtocolViolation, b64decode, normalise
 
 KNOWN_SERVER_KEYS = frozenset(
     {
@@ -79,7 +81,6 @@ CLIENT_KEYS = frozenset({"setup", "clientContent", "realtimeInput", "toolRespons
 REALTIME_FIELDS = frozenset({"audio", "video", "text", "mediaChunks", "audioStreamEnd", "activityStart", "activityEnd"})
 MAX_SERVER_FRAME = 1 << 20
 BAD_KEY_REASON = "API key not valid. Please pass a valid API key."
-INVALID_ARGUMENT = "Request contains an invalid argument."
 
 
 class Refused(ProtocolViolation):
@@ -131,7 +132,7 @@ class LiveConnection(ModelTurns):
         self.session: LiveSession | None = None
         self.index = 0
         self._send_lock = asyncio.Lock()
-        self._queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
         self._clock: asyncio.Task[None] | None = None
         self.opened_at = time.monotonic()
@@ -182,6 +183,7 @@ class LiveConnection(ModelTurns):
         if self.session is not None:
             session = self.session
             session.connected = False
+            session.closed_at = time.monotonic()
             if self.registry.connections.get(session.id) is self:
                 del self.registry.connections[session.id]
             # Calls pending at a drop do not survive the resumption. The service sends no
@@ -271,6 +273,10 @@ class LiveConnection(ModelTurns):
         handle = (setup.get("sessionResumption") or {}).get("handle")
         if handle:
             session = self.registry.handles.get(handle)
+            lifetime = self.options.handle_lifetime_s
+            if session is not None and handle_expired(session.closed_at, session.connected, lifetime):
+                self.registry.end(session, 1008, "resumption handle expired")  # every handle of it
+                session = None
             if session is None or self.registry.refuse_resumption:
                 reason = "Session resumption handle is invalid or expired."
                 self.registry.rejected.append((time.monotonic(), 1008, reason))
@@ -335,9 +341,9 @@ class LiveConnection(ModelTurns):
         if key == "realtimeInput":
             await self._on_realtime(body)
         elif key == "clientContent":
-            self._on_client_content(body)
+            await self._on_client_content(body)
         elif key == "toolResponse":
-            self._on_tool_response(body)
+            await self._on_tool_response(body)
         elif key == "contextUpdate":
             self._on_context_update(body)
 
@@ -355,11 +361,13 @@ class LiveConnection(ModelTurns):
                     await self._on_audio(chunk)
         elif name == "text":
             if str(value).strip():  # pipecat's gemini-3 nudge is a single space
+                await cancel_on_input(self, self.options.models, "text")
                 self._user(str(value))
         elif name == "audioStreamEnd" or name == "activityEnd":
             await self._end_of_speech()
         elif name == "activityStart":
             await self._maybe_barge_in()
+            await cancel_on_input(self, self.options.models, "speech")
 
     async def _on_audio(self, blob: dict[str, Any]) -> None:
         assert self.session is not None
@@ -389,6 +397,7 @@ class LiveConnection(ModelTurns):
             # end the turn early by the silence that led the block.
             self._speech_bytes = _from_onset(self._last_audio, pcm, rate) - len(pcm)
             await self._maybe_barge_in()
+            await cancel_on_input(self, self.options.models, "speech")
         if onset or was_speaking:
             self._speech_bytes += len(pcm)
         self._last_audio = pcm[-2 * speech.FRAME_MS * rate // 1000 :]
@@ -407,7 +416,10 @@ class LiveConnection(ModelTurns):
         self._heard_at = self._frame_at
         assert self.session is not None
         if self.session.transcribes("input"):  # only when the setup asked (module docstring)
-            await self.send({"serverContent": {"inputTranscription": {"text": utt.text, "finished": True}}})
+            pieces = fragments(utt.text, self.options.transcription_chars)  # delivery
+            for i, piece in enumerate(pieces):
+                last = {"finished": True} if i == len(pieces) - 1 else {}
+                await self.send({"serverContent": {"inputTranscription": {"text": piece, **last}}})
         self._user(utt.text)
 
     def _user(self, text: str) -> None:
@@ -416,7 +428,7 @@ class LiveConnection(ModelTurns):
         self._turn_prompt_chars += len(text)
         self._queue.put_nowait(("user", text))
 
-    def _on_client_content(self, body: dict[str, Any]) -> None:
+    async def _on_client_content(self, body: dict[str, Any]) -> None:
         assert self.session is not None
         for turn in body.get("turns") or []:
             text = "".join(p.get("text", "") for p in turn.get("parts") or [])
@@ -432,28 +444,12 @@ class LiveConnection(ModelTurns):
         if not self.session.started:
             self._queue.put_nowait(("start", ""))
         elif pending:
+            await cancel_on_input(self, self.options.models, "clientContent")
             self.session.transcript.append(("user", pending))
             self._queue.put_nowait(("user", pending))
 
-    def _on_tool_response(self, body: dict[str, Any]) -> None:
-        assert self.session is not None
-        session = self.session
-        for resp in body.get("functionResponses") or []:
-            call_id = resp.get("id")
-            if call_id in session._stale_calls:  # answered after a drop or a cancellation: no effect
-                session.tool_results.append({**resp, "t": time.monotonic(), "stale": True})
-                continue
-            if call_id not in session._calls:
-                raise ProtocolViolation(f"{INVALID_ARGUMENT} tool_response for unknown function call id {call_id!r}")
-            name, fut = session._calls[call_id]
-            if resp.get("name") not in (None, name):
-                raise ProtocolViolation(f"{INVALID_ARGUMENT} tool_response name {resp.get('name')!r} for {name!r}")
-            session.tool_results.append({**resp, "t": time.monotonic()})
-            if resp.get("willContinue"):
-                continue  # an intermediate result of a NON_BLOCKING call
-            del session._calls[call_id]
-            if not fut.done():
-                fut.set_result(resp.get("response") or {})
+    async def _on_tool_response(self, body: dict[str, Any]) -> None:
+        await take_responses(self, body.get("functionResponses") or [])
 
     def _on_context_update(self, body: dict[str, Any]) -> None:
         assert self.session is not None
@@ -497,9 +493,15 @@ def _summarise(frame: dict[str, Any]) -> dict[str, Any]:
     """A copy of a sent frame with audio payloads replaced by their length."""
     content = frame.get("serverContent") or {}
     parts = (content.get("modelTurn") or {}).get("parts") or []
-    if parts and "inlineData" in parts[0]:
-        blob = parts[0]["inlineData"]
-        size = len(blob.get("data", "")) * 3 // 4
-        summary = {"mimeType": blob.get("mimeType"), "bytes": size}
-        return {"serverContent": {"modelTurn": {"parts": [{"inlineData": summary}]}}}
+    if parts and all("inlineData" in part for part in parts):
+        summaries = [
+            {
+                "inlineData": {
+                    "mimeType": p["inlineData"].get("mimeType"),
+                    "bytes": len(p["inlineData"].get("data", "")) * 3 // 4,
+                }
+            }
+            for p in parts
+        ]
+        return {"serverContent": {"modelTurn": {"parts": summaries}}}
     return json.loads(json.dumps(frame))

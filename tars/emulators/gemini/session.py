@@ -20,7 +20,7 @@ from aiohttp import web
 
 from tars.emulators import speech
 from tars.emulators.gemini.brain import Brain, BrainFactory
-from tars.emulators.gemini.limits import AUDIO_SESSION_LIMIT_S, CONNECTION_LIMIT_S, GO_AWAY_LEAD_S
+from tars.emulators.gemini.limits import AUDIO_SESSION_LIMIT_S, CONNECTION_LIMIT_S, GO_AWAY_LEAD_S, HANDLE_LIFETIME_S
 from tars.emulators.gemini.models import ModelCatalogue
 
 
@@ -57,9 +57,16 @@ class LiveOptions:
     speech_body_ms: int | None = None  # fixed voiced length of model speech (None: grows with text)
     speech_threshold: float = speech.DEFAULT_THRESHOLD
     models: ModelCatalogue = field(default_factory=ModelCatalogue)
+    # How model output is delivered (delivery): audio parts per serverContent message,
+    # transcriptions in fragments of this many characters (None: one per sentence, after its
+    # audio), audio messages sent together before a pause (pacing then slower than real time).
+    parts_per_message: int = 1
+    transcription_chars: int | None = None
+    burst_messages: int = 1
     session_limit_s: float | None = AUDIO_SESSION_LIMIT_S  # None: sessions never time out
     connection_limit_s: float | None = CONNECTION_LIMIT_S  # None: connections never time out
     go_away_lead_s: float = GO_AWAY_LEAD_S
+    handle_lifetime_s: float | None = HANDLE_LIFETIME_S  # None: handles never expire
     keep_frames: bool = False  # keep every sent frame whole in LiveSession.frames_sent
 
 
@@ -78,6 +85,8 @@ class LiveSession:
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     tool_results: list[dict[str, Any]] = field(default_factory=list)
     searches: list[dict[str, Any]] = field(default_factory=list)  # groundingMetadata sent (Search)
+    cancellations: list[dict[str, Any]] = field(default_factory=list)  # toolCallCancellation sent (t, ids, by)
+    context_results: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # SILENT results
     violations: list[Violation] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # emulator-side failures (bugs)
     handles: list[str] = field(default_factory=list)
@@ -92,11 +101,13 @@ class LiveSession:
     max_frame_bytes: int = 0
     opened_at: float = field(default_factory=time.monotonic)  # the first setup
     ended: tuple[int, str] | None = None  # (close code, reason) once the service ended it
+    closed_at: float | None = None  # when its latest connection ended (handles expire from then)
     frames_sent: list[dict[str, Any]] = field(default_factory=list)  # only with keep_frames
     state: dict[str, Any] = field(default_factory=dict)  # free scratch space for brains
     _pending_text: list[str] = field(default_factory=list, repr=False)
     _calls: dict[str, tuple[str, asyncio.Future[dict[str, Any]]]] = field(default_factory=dict, repr=False)
     _stale_calls: set[str] = field(default_factory=set, repr=False)
+    _async_calls: set[str] = field(default_factory=set, repr=False)  # NON_BLOCKING ids among _calls
     _call_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1), repr=False)
 
     @property

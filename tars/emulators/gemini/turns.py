@@ -2,12 +2,15 @@
 
 A turn is what a brain decided (``gemini_brain``) put on the wire:
 
-* ``Say`` -> ~100 ms ``modelTurn`` frames of 24 kHz synthetic speech, one part
-  each (pipecat reads only ``parts[0]``), paced by ``LiveOptions.pacing``, then
-  ``outputTranscription`` (later sentences of a turn carry a leading space
-  because clients concatenate them).
+* ``Say`` -> ~100 ms ``modelTurn`` parts of 24 kHz synthetic speech, one part a
+  message by default, paced by ``LiveOptions.pacing``, then ``outputTranscription``
+  (later sentences of a turn carry a leading space because clients concatenate
+  them); several parts a message, transcription fragments and bursts on request
+  (``delivery``).
 * ``CallTool`` -> one ``toolCall`` frame for consecutive calls, ids ``fc-N``;
-  the turn waits for a ``tool_response`` naming every id, then asks the brain.
+  the turn waits for a ``tool_response`` naming every BLOCKING id, then asks the brain;
+  NON_BLOCKING calls are answered later, and new input may cancel BLOCKING ones
+  (``cancellation``).
 * End of turn -> ``generationComplete``, then ``turnComplete`` together with
   top-level ``usageMetadata`` (pipecat warns without it), then a fresh
   ``sessionResumptionUpdate`` when the client asked for resumption; when a turn
@@ -15,7 +18,7 @@ A turn is what a brain decided (``gemini_brain``) put on the wire:
 * Barge-in: the model counts as audible while sending and until its audio
   would have finished playing in real time, even when it was sent faster
   (real clients buffer and play it out). Speech starting then cancels the
-  turn: pending calls get ``toolCallCancellation``, then ``interrupted: true``
+  turn: pending BLOCKING calls get ``toolCallCancellation``, then ``interrupted: true``
   and ``turnComplete`` close the turn.
 """
 
@@ -27,7 +30,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tars.emulators import speech
+from tars.emulators.gemini import delivery
 from tars.emulators.gemini.brain import Action, CallTool, EndTurn, Say, Search, Wait, ask
+from tars.emulators.gemini.cancellation import NON_BLOCKING, behaviour, blocking_pending, forget
 from tars.emulators.gemini.session import LiveOptions, LiveSession
 from tars.emulators.gemini.wire import b64encode
 
@@ -40,7 +45,7 @@ class ModelTurns:
 
     session: LiveSession | None
     options: LiveOptions
-    _queue: asyncio.Queue[tuple[str, str]]
+    _queue: asyncio.Queue[tuple[str, Any]]
     _turn: asyncio.Task[None] | None
 
     def _init_turns(self) -> None:
@@ -75,6 +80,8 @@ class ModelTurns:
             try:
                 if kind == "start":
                     actions = await ask(brain.on_start(session))
+                elif kind == "tool_result":  # a NON_BLOCKING call's result (cancellation)
+                    actions = await ask(brain.on_tool_result(session, *text))
                 else:
                     actions = await ask(brain.on_user(session, text))
             except Exception as exc:  # a brain bug must fail the test, not hang it
@@ -114,10 +121,12 @@ class ModelTurns:
                 while pending and isinstance(pending[0], CallTool):
                     calls.append(pending.pop(0))  # type: ignore[arg-type]
                 await self._open_turn()
-                results = await self._call_tools(calls)
+                answered = await self._call_tools(calls)
+                if not answered:
+                    continue  # NON_BLOCKING calls only: the turn goes on
                 await self._delay()
                 more: list[Action] = []
-                for call, response in zip(calls, results, strict=True):
+                for call, response in answered:
                     more += await ask(session.brain.on_tool_result(session, call.name, response))
                 pending = more + pending
         await self._complete_turn()
@@ -144,31 +153,36 @@ class ModelTurns:
             return
         audio = speech.encode(text, OUTPUT_RATE, self.options.speech_body_ms)
         step = OUTPUT_RATE * 2 * self.options.chunk_ms // 1000
-        started = time.monotonic()
-        self._speaking = True
-        try:
-            for offset in range(0, len(audio), step):
-                chunk = audio[offset : offset + step]
-                part = {"inlineData": {"mimeType": f"audio/pcm;rate={OUTPUT_RATE}"}}
-                part["inlineData"]["data"] = b64encode(chunk)
-                await self.send({"serverContent": {"modelTurn": {"parts": [part]}}})
-                now = time.monotonic()
-                if self._heard_at is not None:
-                    self.session.turn_timings.append((self._heard_at, now))
-                    self._heard_at = None
-                chunk_s = len(chunk) / 2 / OUTPUT_RATE
-                self._playback_until = max(self._playback_until, now) + chunk_s
-                self._turn_output_ms += int(chunk_s * 1000)
-                sent_s = (offset + len(chunk)) / 2 / OUTPUT_RATE
-                wait = started + sent_s * self.options.pacing - now
-                await asyncio.sleep(max(0.0, wait))
-        finally:
-            self._speaking = False
         # Transcription chunks of one turn are concatenated by clients (pipecat
         # joins TTSTextFrames), so later sentences carry their leading space.
         spoken = f" {text}" if self._said_in_turn else text
         self._said_in_turn = True
-        if self.session.transcribes("output"):  # only when the setup asked (gemini_live's docstring)
+        transcribe = self.session.transcribes("output")  # only when the setup asked (live's docstring)
+        options = self.options
+        started = time.monotonic()
+        sent = 0  # bytes of audio sent so far
+        self._speaking = True
+        try:
+            messages = delivery.plan(audio, step, spoken, options.parts_per_message, options.transcription_chars)
+            for index, message in enumerate(messages):
+                for piece in message.fragments if transcribe else ():
+                    await self.send({"serverContent": {"outputTranscription": {"text": piece}}})
+                await self.send(delivery.model_turn(message.chunks, OUTPUT_RATE, b64encode))
+                now = time.monotonic()
+                if self._heard_at is not None:
+                    self.session.turn_timings.append((self._heard_at, now))
+                    self._heard_at = None
+                chunk_s = sum(len(c) for c in message.chunks) / 2 / OUTPUT_RATE
+                self._playback_until = max(self._playback_until, now) + chunk_s
+                self._turn_output_ms += int(chunk_s * 1000)
+                sent += sum(len(c) for c in message.chunks)
+                if (index + 1) % max(1, options.burst_messages):
+                    continue  # the rest of the burst goes out at once
+                wait = started + sent / 2 / OUTPUT_RATE * options.pacing - now
+                await asyncio.sleep(max(0.0, wait))
+        finally:
+            self._speaking = False
+        if transcribe and not options.transcription_chars:
             await self.send({"serverContent": {"outputTranscription": {"text": spoken}}})
         self.session.transcript.append(("model", text))
 
@@ -206,22 +220,31 @@ class ModelTurns:
         await self.send({"serverContent": {"groundingMetadata": metadata}})
         await self._say(action.text)
 
-    async def _call_tools(self, calls: list[CallTool]) -> list[dict[str, Any]]:
+    async def _call_tools(self, calls: list[CallTool]) -> list[tuple[CallTool, dict[str, Any]]]:
+        """Send the calls; wait for the BLOCKING ones' responses (NON_BLOCKING ones are answered later)."""
         assert self.session is not None
         session = self.session
         loop = asyncio.get_running_loop()
         wire: list[dict[str, Any]] = []
-        futures: list[asyncio.Future[dict[str, Any]]] = []
+        waited: list[tuple[CallTool, asyncio.Future[dict[str, Any]]]] = []
         for call in calls:
             call_id = f"fc-{next(session._call_ids)}"
             fut: asyncio.Future[dict[str, Any]] = loop.create_future()
             session._calls[call_id] = (call.name, fut)
-            futures.append(fut)
+            if behaviour(session, self.options.models, call.name) == NON_BLOCKING:
+                session._async_calls.add(call_id)
+            else:
+                waited.append((call, fut))
             fc = {"id": call_id, "name": call.name, "args": _wire_args(call.args)}
             wire.append(fc)
             session.tool_calls.append({**fc, "t": time.monotonic()})
         await self.send({"toolCall": {"functionCalls": wire}})
-        return list(await asyncio.gather(*futures))
+        results = await asyncio.gather(*(fut for _, fut in waited))
+        return [(call, result) for (call, _), result in zip(waited, results, strict=True)]
+
+    def answer_later(self, name: str, response: dict[str, Any]) -> None:
+        """Ask the brain about a NON_BLOCKING call's result once the current turn is over."""
+        self._queue.put_nowait(("tool_result", (name, response)))
 
     def _usage(self) -> dict[str, Any]:
         audio_in = self._turn_prompt_ms * AUDIO_TOKENS_PER_SECOND // 1000
@@ -258,22 +281,30 @@ class ModelTurns:
         if self.model_audible():
             await self.interrupt()
 
+    async def stop_turn(self) -> bool:
+        """Stop the model's current turn, if one runs (its audio stops too). Was one running?"""
+        turn = self._turn
+        running = turn is not None and not turn.done()
+        if running:
+            assert turn is not None
+            turn.cancel()
+            await asyncio.wait({turn})
+        self._speaking = False
+        self._playback_until = 0.0
+        return running
+
+    async def close_turn(self, *, interrupted: bool) -> None:
+        await self._complete_turn(interrupted=interrupted)
+
     async def interrupt(self) -> None:
         """Barge-in: stop the current reply and tell the client (``interrupted``)."""
         assert self.session is not None
         session = self.session
         session.interruptions += 1
-        turn = self._turn
-        if turn is not None and not turn.done():
-            turn.cancel()
-            await asyncio.wait({turn})
-        self._speaking = False
-        self._playback_until = 0.0
-        if session._calls:
-            ids = list(session._calls)
-            for call_id in ids:
-                session._calls.pop(call_id)[1].cancel()
-                session._stale_calls.add(call_id)
+        await self.stop_turn()
+        ids = blocking_pending(session)  # NON_BLOCKING calls go on (cancellation)
+        if ids:
+            forget(session, ids)
             await self.send({"toolCallCancellation": {"ids": ids}})
         await self.send({"serverContent": {"interrupted": True}})
         await self._complete_turn(interrupted=True)

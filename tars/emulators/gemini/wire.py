@@ -60,6 +60,10 @@ def normalise(value: Any) -> Any:
     return out
 
 
+#: How the service's refusals of a malformed request begin.
+INVALID_ARGUMENT = "Request contains an invalid argument."
+
+
 class ProtocolViolation(Exception):
     """Raised inside a Live connection to close it with ``code`` and ``reason``."""
 
