@@ -52,7 +52,7 @@ from tars.endpoints import Endpoints
 from tars.project import Project, thaw
 from tars.tools.builtins import ToolContext, execute
 from tars.tools.call import ToolCall
-from tars.tools.catalog import MODEL_TOOLS, goal_call_declaration
+from tars.tools.catalog import MODEL_TOOLS, goal_call_declaration, transfer_declaration
 
 log = logging.getLogger("tars.calls")
 
@@ -89,6 +89,10 @@ def function_schemas(
         description, parameters = goal_call_declaration(allowed)
         overrides = {**(overrides or {}), "make_goal_call": parameters}
         descriptions = {**(descriptions or {}), "make_goal_call": description}
+    if role is not None and role.transfer is not None and "transfer_call" in names:
+        description, parameters = transfer_declaration(role.transfer.to, project.owner.name)
+        overrides = {**(overrides or {}), "transfer_call": parameters}
+        descriptions = {**(descriptions or {}), "transfer_call": description}
     for name in names:
         if name in MODEL_TOOLS:
             continue
