@@ -45,7 +45,7 @@ CASES: dict[str, list[tuple[str, str, str]]] = {
     "transfer_back_into_tars": [("tars.yaml", "to: [dentist, la_piazza]", "to: [dentist, '+447700900999']")],
     "transfer_granted_without_targets": [
         ("tars.yaml", "      to: [dentist, la_piazza]\n      kind: cold\n", "      kind: cold\n"),
-        ("tars.yaml", "    transfer:  # \"put me through", "    # \"put me through"),
+        ("tars.yaml", '    transfer:  # "put me through', '    # "put me through'),
         ("tars.yaml", "      kind: cold\n", ""),
     ],
     "transfer_targets_without_the_tool": [
