@@ -154,6 +154,7 @@ class CallSession:
         self.handing_over = False  # the call continues on a new stream (press_digits)
         self.handover: Any = None  # set by the server for goal calls
         self.ask: Any = None  # ask_owner's channel to the owner, set by the server for goal calls
+        self.transfer: Any = None  # transfer_call's way to the switchboard, set by the server
         self.failure: str | None = None
         self.going_away: str | None = None  # timeLeft of the model service's goAway, once sent
         self.status = "in-progress"
@@ -250,6 +251,14 @@ class CallSession:
         answer = await self.ask(question)
         await self.recorder.line("system", f"the owner answered: {answer}")
         return str(answer)
+
+    async def transfer_call(self, target: str, about: str, caller_name: str | None) -> dict[str, Any]:
+        """Put the caller through (``tars.telephony.transfers``): refused with a reason, or under way."""
+        from tars.tools.builtins import ToolError
+
+        if self.transfer is None:
+            raise ToolError("putting callers through needs the running server (tars serve)")
+        return dict(await self.transfer(target, about, caller_name))
 
     # ------------------------------------------------------------------ the pipeline
     def build(self, websocket: Any) -> PipelineWorker:

@@ -43,6 +43,7 @@ from tars.scheduler.goal_requests import CallDesk
 from tars.server import hooks
 from tars.server.api import authorized, router
 from tars.server.limits import BodyLimit
+from tars.server.transfer_routes import add_transfer_routes
 from tars.store import pin_attempts
 from tars.telephony import messages, security, twiml
 from tars.telephony import status as statuses
@@ -54,6 +55,7 @@ from tars.telephony.signatures import (
     valid_twilio_signature,
 )
 from tars.telephony.switchboard import BUSY_MESSAGE, Switchboard, record_sid
+from tars.telephony.transfers import Brief, put_through
 from tars.texts.desk import TextDesk
 from tars.web import mount as mount_web_view
 
@@ -358,6 +360,7 @@ def create_app(board: Switchboard, api_token: str) -> FastAPI:
         body, call_sid, stream_sid = verified
         await run_stream(board, websocket, body, call_sid, stream_sid)
 
+    add_transfer_routes(app, board, signed_form)
     app.include_router(router)
     mount_web_view(app)
     return app
@@ -396,6 +399,7 @@ async def run_stream(
         board.database,
         Asker(f"{who} ({setup.caller.role}, call {setup.call_id})", "call", setup.call_id, setup.caller.role),
     )
+    session.transfer = functools.partial(put_through, board, session, brief=_brief(board, session))
     if setup.purpose == "reminder":
         board.background(reminder_calls.watch_announcement(board, session))  # delivered once announced
     if playbook is not None:
@@ -428,13 +432,26 @@ async def run_stream(
 
                 work = _then_embedded(board, wrap_up(session, board.endpoints, send, setup.caller.name or ""))
                 board.background(telemetry.in_span("call.after", work, **traced))
-            elif playbook is None:
+            elif playbook is None and not session.handing_over:  # (put through: summed up when it ends)
                 from tars.calls.aftercall import summarise_call
+                from tars.store.transfers import describe, transfers_of
 
                 who = setup.caller.name or setup.caller.number or "an unknown number"
                 about = f"Reminder call to {who}" if setup.purpose == "reminder" else f"Inbound call from {who}"
-                work = _then_embedded(board, summarise_call(session, board.endpoints, about))
+                done = [describe(t) for t in await board.db(lambda s: transfers_of(s, setup.call_id))]
+                work = _then_embedded(board, summarise_call(session, board.endpoints, about, done))
                 board.background(telemetry.in_span("call.after", work, **traced))
+
+
+def _brief(board: Switchboard, session: CallSession) -> Brief:
+    """The warm transfer's brief for this call, by the text model (``tars.calls.transfer_brief``)."""
+
+    async def write(target: str, who: str, about: str, so_far: str) -> str:
+        from tars.calls.transfer_brief import brief
+
+        return await brief(session.project, board.endpoints, target, who, about, so_far)
+
+    return write
 
 
 async def _then_embedded(board: Switchboard, summing_up: Any) -> None:
