@@ -220,6 +220,8 @@ class Line:
                 )
             )
             self.twilio.route(PUBLIC, self.server.local_url)
+            # The TARS number is this account's: a <Dial> to it rings TARS again, as on Twilio.
+            self.twilio.serve_number(self.number, f"{PUBLIC}/twilio/voice", f"{PUBLIC}/twilio/status")
         except BaseException:
             await self._stack.aclose()
             raise

@@ -59,6 +59,7 @@ from aiohttp import web
 from tars.sim import twiml
 from tars.sim.speech import Utterance
 from tars.sim.twilio_call import Call, CallEnded, Party, ScriptError
+from tars.sim.twilio_dial import Dialer, Loop
 from tars.sim.twilio_rest import API_VERSION, Message, RestApi, TwilioError, Webhooks, new_sid, rfc2822
 
 if TYPE_CHECKING:
@@ -98,7 +99,10 @@ class TwilioEmulator:
         self.parties: dict[str, Party] = {}
         self.default_party = Party()
         self.webhooks = Webhooks(auth_token)
+        self.served_numbers: dict[str, tuple[str, str | None]] = {}  # number → (voice URL, status URL)
+        self.loops: list[Loop] = []  # <Dial>s that rang a served number (see twilio_dial)
         self._interpreter = twiml.Interpreter(self)
+        self._dialer = Dialer(self)
         self._runner: web.AppRunner | None = None
         self._port = 0
         self._want_port = port  # 0: a free port
@@ -184,6 +188,11 @@ class TwilioEmulator:
     def route(self, public_base_url: str, local_base_url: str) -> None:
         """Act as a reverse proxy: sign ``public_base_url``…, deliver to ``local_base_url``…."""
         self.webhooks.route(public_base_url, local_base_url)
+
+    def serve_number(self, number: str, voice_url: str, status_callback: str | None = None) -> None:
+        """``number`` is one of this account's numbers, its voice webhook ``voice_url``: a
+        ``<Dial>`` to it rings back in as a new inbound call (see ``twilio_dial``)."""
+        self.served_numbers[number] = (voice_url, status_callback)
 
     def set_party(self, number: str, party: Party) -> None:
         """Who answers outbound calls to ``number`` and how (default: ``default_party``)."""
@@ -302,11 +311,15 @@ class TwilioEmulator:
                 await self._status_event(call, "initiated")
                 call.set_status("ringing")
                 await self._status_event(call, "ringing")
-                await self._pace(call.party.ring_ms / 1000)
+                timeout = float(call.params.get("Timeout") or 60)  # REST default: 60 s of ringing
+                await self._pace(min(call.party.ring_ms / 1000, timeout))
                 if call.ended:  # canceled while ringing
                     return
-                if call.party.answer in {"busy", "no-answer", "failed"}:
-                    call.finish(call.party.answer)
+                if call.party.ring_ms / 1000 >= timeout:
+                    call.finish("no-answer")
+                    return
+                if call.party.answer in {"busy", "no-answer", "failed", "decline"}:
+                    call.finish("busy" if call.party.answer == "decline" else call.party.answer)
                     return
                 self._answer(call)
                 await self._status_event(call, "answered")
@@ -365,6 +378,10 @@ class TwilioEmulator:
             return  # Twilio: ``canceled`` only affects queued or ringing calls
         final = "canceled" if call.status in {"queued", "ringing"} else "completed"
         self._end_call(call, final, by="rest")
+
+    async def _dial(self, call: Call, verb: twiml.Dial, doc_url: str | None) -> twiml.Source | None:
+        """Run ``<Dial>`` (the interpreter's hook into ``twilio_dial``)."""
+        return await self._dialer.dial(call, verb, doc_url)
 
     def _redirect_call(self, call: Call, url: str | None, document: str | None, method: str) -> None:
         """REST update with ``Url``/``Twiml``: stop the current TwiML (and stream), run the new."""

@@ -26,7 +26,10 @@ __all__ = ["Call", "CallEnded", "Party", "ScriptError", "Turn"]
 
 T = TypeVar("T")
 NOISE_MS = 250  # shorter than speech.MIN_BODY_MS: never a whole synthetic utterance
-ANSWERS = frozenset({"human", "voicemail", "fax", "busy", "no-answer", "failed"})
+ANSWERS = frozenset({"human", "voicemail", "fax", "busy", "no-answer", "failed", "decline"})
+WHISPER_CHOICES = frozenset({"listen", "hang_up"})
+VOICEMAIL_GREETING = "You have reached my voicemail. Please leave a message after the tone."
+BEEP = "(beep)"
 FINAL_STATUSES = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
 Turn = Mapping[str, Any]
 
@@ -47,7 +50,14 @@ class Party:
     pick up (AnsweredBy ``human``, ``machine_start`` or ``machine_end_beep`` with
     ``DetectMessageEnd``, ``fax``; ``answered_by`` overrides, e.g. ``unknown``);
     ``busy``/``no-answer``/``failed`` never connect and only produce the final
-    status callback. ``gather`` holds the keys pressed for each ``<Gather>`` in
+    status callback; ``decline`` is a person rejecting the call (SIP 603 Decline,
+    which Twilio reports as ``busy``). ``ring_ms`` is how long the phone rings
+    before it is answered (a ``<Dial timeout>`` or REST ``Timeout`` shorter than
+    that makes it ``no-answer``). A ``voicemail`` reached through ``<Dial>`` plays
+    ``greeting`` then the tone, and records until the caller hangs up. ``whisper``
+    is what the party does while a ``<Number url>`` whisper plays to them:
+    ``listen`` (answer its ``<Gather>`` from ``gather``/``gather_speech``, or stay
+    silent) or ``hang_up``. ``gather`` holds the keys pressed for each ``<Gather>`` in
     turn (``"1234#"``), ``gather_speech`` the speech results. ``script`` is a list
     of turns run once the first media stream starts, each a one-key mapping:
     ``{"say": text}``, ``{"press": "12#"}``, ``{"silence": ms}``,
@@ -60,10 +70,14 @@ class Party:
     gather_speech: list[str] = field(default_factory=list)
     script: list[Turn] | None = None
     ring_ms: int = 0
+    greeting: str = VOICEMAIL_GREETING
+    whisper: str = "listen"
 
     def __post_init__(self) -> None:
         if self.answer not in ANSWERS:
             raise ValueError(f"Party.answer must be one of {sorted(ANSWERS)}, not {self.answer!r}")
+        if self.whisper not in WHISPER_CHOICES:
+            raise ValueError(f"Party.whisper must be one of {sorted(WHISPER_CHOICES)}, not {self.whisper!r}")
 
 
 class Call:
@@ -83,11 +97,21 @@ class Call:
         status_callback: str | None = None,
         status_callback_method: str = "POST",
         status_callback_events: tuple[str, ...] = ("completed",),
+        parent_call_sid: str | None = None,
     ) -> None:
         self.emulator = emulator
         self.sid = sid
         self.account_sid = emulator.account_sid
-        self.direction = direction  # "inbound" | "outbound-api"
+        self.direction = direction  # "inbound" | "outbound-api" | "outbound-dial" (a <Dial> leg)
+        self.parent_call_sid = parent_call_sid  # the call whose <Dial> placed this leg
+        self.bridged_with: Call | None = None  # the other leg while a <Dial><Number> connects them
+        self.conference: str | None = None  # the conference room's name while in one
+        self.hold_audio: list[str] = []  # wait/hold audio heard: a URL, "twilio hold music" or "silence"
+        self.over = asyncio.Event()  # set on the final status (before its callback)
+        self.legs: list[Call] = []  # the calls this call's <Dial>s placed
+        self.dials: list[Any] = []  # each <Dial>'s outcome (twilio_dial.Outcome), in order
+        self.looped_into: Call | None = None  # a leg that rang a served number: that inbound call
+        self.finishing = False
         self.from_ = from_
         self.to = to
         self.party = party
@@ -170,12 +194,14 @@ class Call:
         if status != self.status:
             self.status = status
             self.status_history.append((status, time.monotonic()))
+            self.changed()
 
     def finish(self, status: str) -> None:
         """Reach a final status (idempotent)."""
         if not self.ended:
             self.end_time = time.time()
             self.set_status(status)
+            self.over.set()
 
     def webhook_params(self) -> dict[str, str]:
         """The parameters Twilio sends with every voice request for this call."""
@@ -189,6 +215,8 @@ class Call:
             number = self.from_ if prefix in {"From", "Caller"} else self.to
             params[f"{prefix}Country"] = country_of(number)
             params |= {f"{prefix}City": "", f"{prefix}State": "", f"{prefix}Zip": ""}
+        if self.parent_call_sid:  # a <Dial> leg's requests name the call that dialed it
+            params["ParentCallSid"] = self.parent_call_sid
         return params
 
     def hear(self, utterance: Utterance) -> None:
@@ -285,6 +313,12 @@ class Call:
 
     async def say(self, text: str, *, pause_ms: int = 1000) -> None:
         """Speak ``text`` (synthetic speech) then pause, like a person ending a turn."""
+        other = self.bridged_with
+        if other is not None and self.stream is None:  # a <Dial> leg: the other party hears it
+            self.said.append(text)
+            other.hear_say(text)
+            await self.emulator._pace((speech.body_ms(text) + pause_ms) / 1000)
+            return
         stream = await self.wait_for_stream()
         self.said.append(text)
         await stream.send_audio(speech.encode(text, 8000) + speech.silence(pause_ms, 8000))

@@ -166,7 +166,7 @@ def call_resource(call: Call) -> dict[str, Any]:
     uri = f"/{API_VERSION}/Accounts/{call.account_sid}/Calls/{call.sid}.json"
     sub = uri.removesuffix(".json")
     return {
-        "sid": call.sid, "account_sid": call.account_sid, "parent_call_sid": None,
+        "sid": call.sid, "account_sid": call.account_sid, "parent_call_sid": call.parent_call_sid,
         "to": call.to, "to_formatted": format_number(call.to),
         "from": call.from_, "from_formatted": format_number(call.from_),
         "phone_number_sid": None, "status": call.status, "direction": call.direction,

@@ -14,7 +14,8 @@ broken document when a real call fails:
 * ``<Connect><Stream>`` carries only the inbound track (``track`` other than
   ``inbound_track`` is error 31941 in this emulator).
 
-Verbs that are valid TwiML but not emulated (``<Dial>``, ``<Record>`` …) come out
+``<Dial>`` and its nouns are read by ``twiml_dial`` and run by ``twilio_dial``.
+Verbs that are valid TwiML but not emulated (``<Record>``, ``<Enqueue>`` …) come out
 as :class:`Unsupported`, so the interpreter can fail the call with a clear message
 instead of pretending. :class:`Interpreter` executes the verbs for the emulator.
 """
@@ -34,23 +35,16 @@ import websockets
 
 from tars.sim.twilio_media import MediaStream
 from tars.sim.twilio_rest import rfc2822
+from tars.sim.twiml_attrs import TwimlError
+from tars.sim.twiml_attrs import attr_method as _method
+from tars.sim.twiml_attrs import attr_number as _number
+from tars.sim.twiml_dial import Dial, parse_dial
 
 if TYPE_CHECKING:
     from tars.sim.twilio import Call, TwilioEmulator
 
 PLAY_DIGITS = re.compile(r"^[0-9*#wW]+$")
-KNOWN_BUT_NOT_EMULATED = frozenset(
-    {"Dial", "Record", "Enqueue", "Leave", "Pay", "Refer", "Sms", "Message", "Start", "Stop"}
-)
-
-
-class TwimlError(ValueError):
-    """A TwiML problem Twilio would reject, with its Twilio error code."""
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
+KNOWN_BUT_NOT_EMULATED = frozenset({"Record", "Enqueue", "Leave", "Pay", "Refer", "Sms", "Message", "Start", "Stop"})
 
 
 @dataclass(frozen=True)
@@ -137,27 +131,7 @@ class Unsupported:
     name: str
 
 
-Verb = Say | Play | Pause | Hangup | Reject | Redirect | Gather | Stream | Unsupported
-
-
-def _method(el: ET.Element, attr: str = "method") -> str:
-    method = (el.get(attr) or "POST").upper()
-    if method not in {"GET", "POST"}:
-        raise TwimlError(12200, f"<{el.tag} {attr}> must be GET or POST, not {method!r}")
-    return method
-
-
-def _number(el: ET.Element, attr: str, default: float) -> float:
-    raw = el.get(attr)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise TwimlError(12200, f"<{el.tag} {attr}={raw!r}> is not a number") from None
-    if value < 0:
-        raise TwimlError(12200, f"<{el.tag} {attr}={raw!r}> must not be negative")
-    return value
+Verb = Say | Play | Pause | Hangup | Reject | Redirect | Gather | Stream | Dial | Unsupported
 
 
 def check_stream_url(url: str) -> None:
@@ -276,6 +250,7 @@ _PARSERS: dict[str, Callable[[ET.Element], Verb]] = {
     "Redirect": _redirect,
     "Reject": _reject,
     "Hangup": lambda el: Hangup(),
+    "Dial": parse_dial,
 }
 
 
@@ -323,6 +298,15 @@ class CallOver(Exception):
 XML_TYPES = ("text/xml", "application/xml", "text/html", "")
 
 
+def _keeps_ringing(verb: Verb) -> bool:
+    """``<Reject>``, and ``<Dial answerOnBridge="true">``, leave a ringing inbound call ringing.
+
+    https://www.twilio.com/docs/voice/twiml/dial#answeronbridge: the inbound call
+    rings until the dialed party answers, and is then answered with them.
+    """
+    return isinstance(verb, Reject) or (isinstance(verb, Dial) and verb.answer_on_bridge)
+
+
 class Interpreter:
     """Executes TwiML for one emulator the way Twilio does, verb by verb.
 
@@ -335,8 +319,12 @@ class Interpreter:
     def __init__(self, emu: TwilioEmulator) -> None:
         self.emu = emu
 
-    async def run(self, call: Call, source: Source) -> None:
-        """Run documents until one ends (cancelled on hang-up or REST redirect)."""
+    async def run(self, call: Call, source: Source) -> bool:
+        """Run documents until one ends (cancelled on hang-up or REST redirect).
+
+        True when the last document ran out of verbs, False when ``<Hangup/>``,
+        ``<Reject>`` or an error ended it (a whisper tells accept from decline so).
+        """
         current: Source | None = source
         try:
             while current is not None:
@@ -344,13 +332,14 @@ class Interpreter:
                 current = None
                 for verb in verbs:
                     call.verbs.append(verb)
-                    if call.status == "ringing" and not isinstance(verb, Reject):
+                    if call.status == "ringing" and not _keeps_ringing(verb):
                         self.emu._answer(call)
                     current = await self._do(call, verb, url)
                     if current is not None:
                         break
         except CallOver:
-            pass
+            return False
+        return True
 
     def _error(self, call: Call, code: int, message: str, where: str) -> CallOver:
         self.emu._call_error(call, code, message, where)
@@ -409,6 +398,10 @@ class Interpreter:
             return await self._gather(call, verb, url)
         elif isinstance(verb, Stream):
             await self._stream(call, verb, url)
+        elif isinstance(verb, Dial) and verb.unsupported is None:
+            return await self.emu._dial(call, verb, url)
+        elif isinstance(verb, Dial):
+            raise self._error(call, 12200, f"<{verb.unsupported}> is valid TwiML but not emulated", "")
         else:
             raise self._error(call, 12200, f"<{verb.name}> is valid TwiML but not emulated", "")
         return None

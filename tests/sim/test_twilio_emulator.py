@@ -12,54 +12,20 @@ import asyncio
 import base64
 import json
 import threading
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from twilio.base.exceptions import TwilioRestException
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
-from twilio_helpers import MediaServer, MediaSession, WebhookApp
+from twilio_helpers import CALLER, TARS_NUMBER, MediaServer, MediaSession, WebhookApp, create_call
 
 from tars.sim import speech, twiml
 from tars.sim.twilio import Party, TwilioEmulator
 from tars.sim.twilio_rest import signature
 from tests.waiting import eventually
 
-CALLER = "+15551230001"
-TARS_NUMBER = "+15551230002"
 PUBLIC = "https://tars.example.com"
-
-
-@pytest.fixture(autouse=True)
-def twilio_no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Loopback traffic must never go through a proxy from the environment."""
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-
-
-@pytest.fixture
-async def twilio_emu() -> AsyncIterator[TwilioEmulator]:
-    async with TwilioEmulator(realtime=False) as emu:
-        yield emu
-
-
-@pytest.fixture
-async def twilio_app(twilio_emu: TwilioEmulator) -> AsyncIterator[WebhookApp]:
-    async with WebhookApp(twilio_emu.auth_token) as app:
-        yield app
-
-
-@pytest.fixture
-def twilio_client(twilio_emu: TwilioEmulator) -> Client:
-    return twilio_emu.rest_client()
-
-
-async def create_call(client: Client, **kwargs: Any) -> Any:
-    """The twilio client blocks: run it off the event loop the emulator shares."""
-    kwargs.setdefault("to", CALLER)
-    kwargs.setdefault("from_", TARS_NUMBER)
-    return await asyncio.to_thread(client.calls.create, **kwargs)
 
 
 def stream_twiml(url: str, **params: str) -> str:
@@ -423,7 +389,8 @@ async def test_gather_without_input_falls_through(
         ("", "text/xml", 200, 12100),
         ("<Reply><Say>x</Say></Reply>", "text/xml", 200, 12200),
         ("<Response><Speak>x</Speak></Response>", "text/xml", 200, 12200),
-        ("<Response><Dial>+15550000000</Dial></Response>", "text/xml", 200, 12200),
+        ("<Response><Record/></Response>", "text/xml", 200, 12200),
+        ("<Response><Dial><Sip>sip:a@example.com</Sip></Dial></Response>", "text/xml", 200, 12200),
         ('{"say": "hi"}', "application/json", 200, 12300),
         ("oops", "text/plain", 500, 11200),
     ],

@@ -27,6 +27,15 @@ from twilio.request_validator import RequestValidator
 from tars.sim.line import LoopbackApp
 
 TwimlAnswer = str | Callable[[dict[str, str]], str]
+CALLER = "+15551230001"
+TARS_NUMBER = "+15551230002"
+
+
+async def create_call(client: Any, **kwargs: Any) -> Any:
+    """The twilio client blocks: run it off the event loop the emulator shares."""
+    kwargs.setdefault("to", CALLER)
+    kwargs.setdefault("from_", TARS_NUMBER)
+    return await asyncio.to_thread(client.calls.create, **kwargs)
 
 
 @dataclass
