@@ -42,6 +42,7 @@ class TurnClock:
         self._replying = False  # between a reply's first audio and its turn's end
         self._first_sent = False
         self.turns: list[float] = []  # this call's added latencies, in seconds
+        self.last_sent: float | None = None  # when TARS's latest audio went to Twilio (paced in real time)
 
     def received(self) -> float:
         """A stamp for audio just read from Twilio's socket."""
@@ -58,7 +59,7 @@ class TurnClock:
             self._reply_at = self._clock()
 
     def reply_audio_sent(self) -> None:
-        now = self._clock()
+        now = self.last_sent = self._clock()
         if not self._first_sent:  # the greeting (or the first answer): timed from the answer
             self._first_sent = True
             self._reply_at = None

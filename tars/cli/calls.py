@@ -341,6 +341,13 @@ def show(
                 tools.add_row(*cells)
         if not narrow:
             out.print(tools)
+    if details.transfers:
+        from tars.store.transfers import describe
+
+        out.print("\n[bold]Transfers[/]")
+        for t in details.transfers:
+            stamp = timeparse.local(t.started_at, tz).strftime("%H:%M:%S")
+            out.print(f"[dim]{stamp}[/] {output.escape(describe(t))}")
     if c.sources:
         out.print("\n[bold]Sources[/] (Google Search)")
         for n, found in enumerate(c.sources, 1):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -29,8 +30,11 @@ from tars.telephony.transfer_rules import Target, refusal
 
 log = logging.getLogger("tars.transfers")
 
-#: How long TARS waits for the model to finish saying "putting you through" before the line moves.
-SPOKEN_WAIT_SECONDS = 8.0
+#: How long TARS waits at most for the model to finish saying "putting you through" before the
+#: line moves; it is finished once its words are in the transcript and no audio has gone out
+#: for ``QUIET_SECONDS`` (pipecat sends speech out in real time).
+SPOKEN_WAIT_SECONDS = 15.0
+QUIET_SECONDS = 0.5
 HOLD_TEXT = "Please hold while I put you through."
 DECLINED_TEXT = "All right. I'll take a message. Goodbye."
 #: DialCallStatus (https://www.twilio.com/docs/voice/twiml/dial#dialcallstatus) → the transfer's result.
@@ -91,10 +95,7 @@ async def _move_line(
     from tars.store.transfers import settle
 
     setup = session.setup
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + SPOKEN_WAIT_SECONDS
-    while loop.time() < deadline and not any(s == "assistant" for s, _ in session.recorder.lines[mark:]):
-        await asyncio.sleep(0.1)
+    await _spoken(session, mark)
     try:
         if kind == "cold":
             action = board.url("/twilio/transfer/dialled", transfer=transfer_id)
@@ -126,6 +127,17 @@ async def _move_line(
             return
         session.handing_over = False
         await session.say_to_model("[System] The transfer could not be started. Apologise and offer to take a message.")
+
+
+async def _spoken(session: Any, mark: int) -> None:
+    """Until the model has said its sentence after line ``mark`` and the audio has played out."""
+    deadline = time.monotonic() + SPOKEN_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        said = any(speaker == "assistant" for speaker, _ in session.recorder.lines[mark:])
+        last = session.clock.last_sent
+        if said and (last is None or time.monotonic() - last > QUIET_SECONDS):
+            return
+        await asyncio.sleep(0.05)
 
 
 async def _load(board: Switchboard, transfer_id: int) -> tuple[Any, Any]:

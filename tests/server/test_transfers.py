@@ -1,0 +1,182 @@
+"""Putting a caller through: Helen (family) asks for Alex and is put through, or comes back to
+TARS when Alex cannot take it; strangers are never put through. The real server between the
+Twilio and Gemini emulators; the owner's phone is an emulated party."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from tars.sim.gemini import CallTool, Say, ScriptedBrain
+from tars.sim.twilio import Party
+from tests.server.harness import Line, make_project
+from tests.server.test_owner_calls import greet_then
+
+HELEN = "+447700900456"
+STRANGER = "+15005550006"
+ASK = "Could you put me through to Alex? It's about Saturday's dinner."
+PUT_THROUGH = CallTool("transfer_call", {"target": "owner", "about": "Saturday's dinner", "caller_name": "Helen"})
+
+
+def brains(*scripts: ScriptedBrain) -> Any:
+    """One scripted model per media stream, in order (a call back from a transfer is a new stream)."""
+    queue: Iterator[ScriptedBrain] = iter(scripts)
+    return lambda: next(queue)
+
+
+def with_helen(line: Line, relationship: str = "family") -> None:
+    from tars.store.contacts import Rules, add_contact
+
+    with line.db() as db, db.session() as s:
+        add_contact(s, Rules.of(line.project), name="Helen Price", phone=HELEN, relationship=relationship)
+
+
+def stored(line: Line, sid: str) -> tuple[Any, list[Any]]:
+    from tars.store.calls import call_details
+    from tars.store.transfers import transfers_of
+
+    with line.db() as db, db.session() as s:
+        details = call_details(s, sid)
+        return details, transfers_of(s, details.call.id)
+
+
+def message_taken() -> ScriptedBrain:
+    """The model back on the line after a transfer nobody took: it says so, takes a message, ends."""
+    return ScriptedBrain(
+        [
+            Say("I'm sorry, Alex can't take the call right now. Shall I take a message?"),
+            CallTool("take_message", {"message": "Call Helen back about Saturday's dinner", "caller_name": "Helen"}),
+            [Say("I'll make sure Alex gets it. Goodbye."), CallTool("end_call", {"reason": "message taken"})],
+        ]
+    )
+
+
+def cold(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    return make_project(tmp_path / "p", monkeypatch, [("tars.yaml", "      kind: warm\n", "      kind: cold\n")])
+
+
+async def test_cold_transfer_to_a_busy_owner_comes_back_to_tars_which_takes_a_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = cold(tmp_path, monkeypatch)
+    first = greet_then(PUT_THROUGH, Say("Putting you through to Alex now."))
+    second = message_taken()
+    async with Line(project, brains(first, second)) as line:
+        with_helen(line)
+        line.twilio.set_party(project.owner.phone, Party(answer="busy"))
+        call = await line.call_in(from_=HELEN)
+        await call.wait_for_agent_utterance(timeout=20)
+        await call.say(ASK)
+        assert "Putting you through" in (await call.wait_for_agent_utterance(timeout=20)).text
+        assert "can't take the call" in (await call.wait_for_agent_utterance(timeout=30)).text
+        await call.say("Yes, tell him to call me back about Saturday.")
+        assert await call.wait_ended(timeout=30) == "completed"
+        await line.settle()
+        texts = [m.body for m in line.twilio.messages if m.to == project.owner.phone]
+        [leg] = call.legs
+        back = line.gemini.sessions[1]
+
+    assert leg.to == project.owner.phone and leg.from_ == HELEN and leg.status == "busy"
+    details, [transfer] = stored(line, call.sid)
+    assert (transfer.kind, transfer.target, transfer.result) == ("cold", "owner", "busy")
+    assert transfer.requested_by == "Helen" and transfer.about == "Saturday's dinner"
+    assert any("Call Helen back about Saturday's dinner" in t for t in texts)
+    said = [line.text for line in details.transcript if line.speaker == "caller"]
+    assert (
+        said[0] == "Could you put me through to Alex?" and said[-1] == "Yes, tell him to call me back about Saturday."
+    )
+    # Back on a fresh stream, the model knows what happened and what was said before.
+    assert "the line was busy" in back.history[0]["text"]
+    assert (
+        "The call so far" in back.system_instruction and "Could you put me through to Alex?" in back.system_instruction
+    )
+    assert "busy" in details.call.summary and "cold transfer to Alex Morgan: busy" in details.call.summary
+
+
+async def test_cold_transfer_the_owner_answers_and_tars_is_gone_then_calls_show_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tars.cli.app import app
+
+    project = cold(tmp_path, monkeypatch)
+    first = greet_then(PUT_THROUGH, Say("Putting you through to Alex now."))
+    async with Line(project, brains(first)) as line:
+        with_helen(line)
+        owner = Party(script=[{"say": "Hello Helen, Alex here."}, {"hang_up": True}])
+        line.twilio.set_party(project.owner.phone, owner)
+        call = await line.call_in(from_=HELEN)
+        await call.wait_for_agent_utterance(timeout=20)
+        await call.say(ASK)
+        assert "Putting you through" in (await call.wait_for_agent_utterance(timeout=20)).text
+        assert (await call.wait_for_agent_utterance(timeout=30)).text == "Hello Helen, Alex here."
+        assert await call.wait_ended(timeout=30) == "completed"
+        await line.settle()
+        [leg] = call.legs
+        streams = len(line.gemini.sessions)
+
+    assert leg.status == "completed" and leg.from_ == HELEN and streams == 1  # TARS never came back
+    details, [transfer] = stored(line, call.sid)
+    assert (transfer.kind, transfer.result) == ("cold", "completed") and transfer.talk_seconds is not None
+    assert details.call.status == "completed" and details.call.ended_at is not None
+    assert "cold transfer to Alex Morgan: completed" in details.call.summary
+    shown = CliRunner().invoke(app, ["--project", str(project.root), "calls", "show", str(details.call.id)])
+    assert shown.exit_code == 0, shown.output
+    assert "Transfers" in shown.output and "cold transfer to Alex Morgan: completed" in shown.output
+    as_json = CliRunner().invoke(app, ["--project", str(project.root), "calls", "show", "--json", call.sid])
+    assert '"result": "completed"' in as_json.output
+
+
+async def test_an_unknown_caller_is_never_offered_a_transfer_and_a_forged_one_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = make_project(tmp_path / "p", monkeypatch)
+    brain = greet_then(PUT_THROUGH, [Say("I can't put you through, but I can take a message.")])
+    async with Line(project, lambda: brain) as line:
+        call = await line.call_in(from_=STRANGER)
+        await call.wait_for_agent_utterance(timeout=20)
+        await call.say(ASK)
+        assert "can't put you through" in (await call.wait_for_agent_utterance(timeout=20)).text
+        await call.hang_up()
+        await line.settle()
+        offered = line.gemini.sessions[0].tool_names
+        legs = call.legs
+
+    assert "transfer_call" not in offered and legs == []
+    assert brain.events[2].response == {"refused": "'transfer_call' is not available to the unknown role on this call"}
+    details, transfers = stored(line, call.sid)
+    assert [(t.tool, t.allowed) for t in details.tools] == [("transfer_call", False)]
+    assert transfers == []  # refused at the gate: nothing was dialled
+
+
+async def test_a_contact_who_is_not_family_is_refused_out_of_the_owners_hours(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import datetime as dt
+
+    project = make_project(tmp_path / "p", monkeypatch)
+    brain = greet_then(PUT_THROUGH, Say("Alex isn't taking calls now. Can I take a message?"))
+    async with Line(project, lambda: brain) as line:
+        with_helen(line, relationship="colleague")
+        sunday = dt.datetime(2026, 12, 6, 11, 0, tzinfo=dt.UTC)
+        assert line.server is not None
+        line.server.server.clock = lambda: sunday
+        call = await line.call_in(from_=HELEN)
+        await call.wait_for_agent_utterance(timeout=20)
+        await call.say(ASK)
+        assert "Can I take a message" in (await call.wait_for_agent_utterance(timeout=20)).text
+        await call.hang_up()
+        await line.settle()
+        offered = line.gemini.sessions[0].tool_names
+        legs = call.legs
+
+    assert "transfer_call" in offered and legs == []
+    reason = "Alex Morgan takes calls only mon-fri 09:00-18:00; offer to take a message"
+    assert brain.events[2].response == {"error": reason}
+    details, [transfer] = stored(line, call.sid)
+    assert (transfer.result, transfer.reason) == ("refused", reason)
+    [tool] = details.tools
+    assert tool.tool == "transfer_call" and reason in (tool.reason or "")
