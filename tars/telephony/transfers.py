@@ -176,6 +176,8 @@ async def dialled(board: Switchboard, transfer_id: int, params: Mapping[str, str
     from tars.store.transfers import settle
 
     result = DIAL_RESULTS.get(params.get("DialCallStatus", ""), "failed")
+    if result == "completed" and params.get("DialBridged") == "false":  # answered, never connected
+        result = "declined"  # (https://www.twilio.com/docs/voice/twiml/dial#action: DialBridged)
     talked = int(params["DialCallDuration"]) if params.get("DialCallDuration", "").isdigit() else None
     if result == "completed":
         await board.db(lambda s: settle(s, transfer_id, "connected"))

@@ -180,3 +180,27 @@ async def test_a_contact_who_is_not_family_is_refused_out_of_the_owners_hours(
     assert (transfer.result, transfer.reason) == ("refused", reason)
     [tool] = details.tools
     assert tool.tool == "transfer_call" and reason in (tool.reason or "")
+
+
+async def test_a_number_the_caller_dictates_is_refused_with_the_targets_there_are(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = cold(tmp_path, monkeypatch)
+    dictated = CallTool("transfer_call", {"target": "+15551234567", "about": "a refund"})
+    brain = greet_then(dictated, Say("I can only put you through to Alex. Shall I take a message?"))
+    async with Line(project, lambda: brain) as line:
+        with_helen(line)
+        call = await line.call_in(from_=HELEN)
+        await call.wait_for_agent_utterance(timeout=20)
+        await call.say("Put me through to plus one five five five one two three four five six seven.")
+        assert "take a message" in (await call.wait_for_agent_utterance(timeout=20)).text
+        await call.hang_up()
+        await line.settle()
+        legs = call.legs
+
+    reason = (
+        "'+15551234567' is not someone this caller can be put through to (only: Alex Morgan); offer to take a message"
+    )
+    assert legs == [] and brain.events[2].response == {"error": reason}
+    _details, [transfer] = stored(line, call.sid)
+    assert (transfer.target, transfer.result, transfer.reason) == ("+15551234567", "refused", reason)
