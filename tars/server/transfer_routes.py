@@ -105,8 +105,14 @@ async def call_over(board: Switchboard, transfer_id: int) -> None:
         details = await board.db(lambda s: call_details(s, call_id))
         done = [describe(t) for t in await board.db(lambda s: transfers_of(s, call_id))]
         lines = [(line.speaker, line.text) for line in details.transcript]
-        who = details.call.callee or details.call.from_number or "an unknown number"
-        about = with_transfers(f"Inbound call from {who}", done)
+        call = details.call
+        who = call.callee or (call.to_number if call.playbook else call.from_number) or "an unknown number"
+        kind = (
+            f"Goal call to {who} ({call.playbook}), taken over by the owner"
+            if call.playbook
+            else f"Inbound call from {who}"
+        )
+        about = with_transfers(kind, done)
         summary = await summarize(board.project, board.endpoints, about, None, lines, about)
         summary = f"{summary} ({'; '.join(done)})" if done and "Transfers:" not in summary else summary
         now = dt.datetime.now(dt.UTC)

@@ -105,19 +105,7 @@ async def _move_line(
         so_far = "\n".join(f"{s}: {t}" for s, t in session.recorder.lines if s != "system")
         text = await brief(target.name, who, about, so_far)
         await board.db(lambda s: settle(s, transfer_id, "ringing", brief=text))
-        hold = twiml.hold_in_conference(
-            room(transfer_id),
-            wait_url=board.url("/twilio/transfer/hold"),
-            action=board.url("/twilio/transfer/held", transfer=transfer_id),
-        )
-        await asyncio.to_thread(lambda: board.client.calls(setup.call_sid).update(twiml=hold))
-        leg = await board._dial(
-            to=target.number, from_=board.number, method="POST", timeout=ring,
-            url=board.url("/twilio/transfer/whisper", transfer=transfer_id),
-            status_callback=board.url("/twilio/transfer/leg", transfer=transfer_id),
-            status_callback_method="POST", status_callback_event=["completed"],
-        )  # fmt: skip
-        await board.db(lambda s: settle(s, transfer_id, "ringing", leg_sid=leg.sid))
+        await ring_into_conference(board, transfer_id, setup.call_sid, target.number, ring)
     except Exception as exc:  # Twilio refused or unreachable: the caller stays with (or returns to) TARS
         log.warning("call %s: the transfer could not start: %s", setup.call_id, exc)
         why = f"Twilio: {exc}"
@@ -127,6 +115,26 @@ async def _move_line(
             return
         session.handing_over = False
         await session.say_to_model("[System] The transfer could not be started. Apologise and offer to take a message.")
+
+
+async def ring_into_conference(board: Switchboard, transfer_id: int, call_sid: str, number: str, ring: int) -> None:
+    """Put ``call_sid`` on hold in the transfer's conference and ring ``number``, whose answer
+    comes to the whisper webhook. Raises if Twilio refuses either."""
+    from tars.store.transfers import settle
+
+    hold = twiml.hold_in_conference(
+        room(transfer_id),
+        wait_url=board.url("/twilio/transfer/hold"),
+        action=board.url("/twilio/transfer/held", transfer=transfer_id),
+    )
+    await asyncio.to_thread(lambda: board.client.calls(call_sid).update(twiml=hold))
+    leg = await board._dial(
+        to=number, from_=board.number, method="POST", timeout=ring,
+        url=board.url("/twilio/transfer/whisper", transfer=transfer_id),
+        status_callback=board.url("/twilio/transfer/leg", transfer=transfer_id),
+        status_callback_method="POST", status_callback_event=["completed"],
+    )  # fmt: skip
+    await board.db(lambda s: settle(s, transfer_id, "ringing", leg_sid=leg.sid))
 
 
 async def _spoken(session: Any, mark: int) -> None:
@@ -152,13 +160,14 @@ async def _load(board: Switchboard, transfer_id: int) -> tuple[Any, Any]:
     return await board.db(read)
 
 
-def _caller_of(call: Any) -> Caller:
-    return Caller(call.from_number, call.role or "unknown", call.callee, call.contact_id)
-
-
 def stream_back(board: Switchboard, call: Any) -> str:
-    """The caller's call on a fresh signed stream, in their role (``inbound``)."""
-    return board.stream_document(_caller_of(call), call.sid, call.id, "inbound")
+    """The call on a fresh signed stream: an inbound caller in their role; the other party of
+    a goal call the owner did not take over, on the playbook again."""
+    if call.playbook:
+        callee = Caller(call.to_number, call.role or "delegate", call.callee, call.contact_id)
+        return board.stream_document(callee, call.sid, call.id, "goal")
+    caller = Caller(call.from_number, call.role or "unknown", call.callee, call.contact_id)
+    return board.stream_document(caller, call.sid, call.id, "inbound")
 
 
 async def back_to_tars(board: Switchboard, transfer_id: int) -> None:
@@ -195,6 +204,14 @@ async def whispered(board: Switchboard, transfer_id: int) -> str:
     return twiml.whisper(text, board.url("/twilio/transfer/answer", transfer=transfer_id))
 
 
+def taken_over(session: Any, call_id: int) -> None:
+    """The goal call's outcome once the owner has joined it: ``taken_over``."""
+    from tars.store.calls import update_call
+
+    outcome = {"status": "taken_over", "reason": "the owner joined the call and took it over"}
+    update_call(session, call_id, outcome=outcome, outcome_source="recorded", failure_reason=None)
+
+
 def fallback_brief(who: str, about: str) -> str:
     return f"{who} is on the line{' about ' + about if about else ''}. Press 1 or say yes to take the call."
 
@@ -212,7 +229,10 @@ async def answered(board: Switchboard, transfer_id: int, params: Mapping[str, st
     from tars.store.transfers import settle
 
     if accepted(params):
-        if await board.db(lambda s: settle(s, transfer_id, "connected")) is not None:
+        taken = await board.db(lambda s: settle(s, transfer_id, "connected"))
+        if taken is not None:
+            if taken.kind == "join":  # the owner takes the goal call over: the playbook run ends
+                await board.db(lambda s: taken_over(s, taken.call_id))
             return twiml.join_conference(room(transfer_id))
         return twiml.hang_up()  # the caller gave up meanwhile
     if await board.db(lambda s: settle(s, transfer_id, "declined")) is not None:
