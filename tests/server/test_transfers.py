@@ -204,3 +204,108 @@ async def test_a_number_the_caller_dictates_is_refused_with_the_targets_there_ar
     assert legs == [] and brain.events[2].response == {"error": reason}
     _details, [transfer] = stored(line, call.sid)
     assert (transfer.target, transfer.result, transfer.reason) == ("+15551234567", "refused", reason)
+
+
+async def helen_asks_to_be_put_through(line: Line) -> Any:
+    """Helen rings, is greeted, asks for Alex and is told to hold; returns her call."""
+    call = await line.call_in(from_=HELEN)
+    await call.wait_for_agent_utterance(timeout=20)
+    await call.say(ASK)
+    assert "hold" in (await call.wait_for_agent_utterance(timeout=20)).text
+    return call
+
+
+HOLD_ON = Say("Please hold while I reach Alex.")
+
+
+async def test_warm_transfer_the_owner_hears_the_brief_says_yes_and_is_in_one_conference_with_helen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = make_project(tmp_path / "p", monkeypatch)
+    async with Line(project, brains(greet_then(PUT_THROUGH, HOLD_ON))) as line:
+        with_helen(line)
+        line.twilio.set_party(project.owner.phone, Party(gather=["1"], script=[{"say": "Hi Helen!"}]))
+        call = await helen_asks_to_be_put_through(line)
+        owner = await line.twilio.next_call(timeout=30)
+        while owner.to != project.owner.phone:
+            owner = await line.twilio.next_call(timeout=30)
+        assert (await call.wait_for_agent_utterance(timeout=30)).text == "Hi Helen!"
+        [room] = [r for r in line.twilio.conferences.rooms.values() if r.friendly_name.startswith("tars-transfer-")]
+        together = sorted(p.call.sid for p in room.connected())
+        tars_gone = call.stream is None and len(line.gemini.sessions) == 1
+        whisper = [u.text for u in owner.heard]
+        await owner.hang_up()  # Alex ends the call: endConferenceOnExit takes Helen's leg down too
+        assert await call.wait_ended(timeout=30) == "completed"
+        await line.settle()
+
+    assert together == sorted([call.sid, owner.sid]) and tars_gone
+    assert any("Press 1 or say yes to take it." in said for said in whisper)
+    details, [transfer] = stored(line, call.sid)
+    assert (transfer.kind, transfer.result) == ("warm", "completed") and transfer.answered_at is not None
+    assert transfer.brief and transfer.brief.endswith("Press 1 or say yes to take it.")
+    assert "warm transfer to Alex Morgan: completed" in details.call.summary
+
+
+@pytest.mark.parametrize(
+    ("owner", "result", "why"),
+    [
+        (Party(gather=[]), "declined", "could not take it now"),  # hears the brief, presses nothing
+        (Party(answer="no-answer"), "no-answer", "nobody answered"),
+    ],
+    ids=["declines", "does-not-answer"],
+)
+async def test_warm_transfer_the_owner_does_not_take_it_and_helen_leaves_a_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, owner: Party, result: str, why: str
+) -> None:
+    project = make_project(tmp_path / "p", monkeypatch)
+    async with Line(project, brains(greet_then(PUT_THROUGH, HOLD_ON), message_taken())) as line:
+        with_helen(line)
+        line.twilio.set_party(project.owner.phone, owner)
+        call = await helen_asks_to_be_put_through(line)
+        heard = await call.wait_for_agent_utterance(timeout=60)
+        while "can't take the call" not in heard.text:  # the hold message first
+            heard = await call.wait_for_agent_utterance(timeout=60)
+        await call.say("Yes, tell him to call me back about Saturday.")
+        assert await call.wait_ended(timeout=30) == "completed"
+        await line.settle()
+        texts = [m.body for m in line.twilio.messages if m.to == project.owner.phone]
+        back = line.gemini.sessions[1]
+
+    _details, [transfer] = stored(line, call.sid)
+    assert (transfer.kind, transfer.result) == ("warm", result)
+    assert why in back.history[0]["text"]
+    assert any("Call Helen back about Saturday's dinner" in t for t in texts)
+
+
+async def test_tars_calls_join_bridges_the_owner_into_the_live_goal_call_which_ends_taken_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    from tars.cli.app import app
+    from tests.server.harness import Receptionist, place
+
+    project = make_project(tmp_path / "p", monkeypatch)
+    dentist = "+442079460123"
+    async with Line(project, Receptionist) as line:
+        assert line.server is not None
+        monkeypatch.setenv("TARS_SERVER_URL", line.server.local_url)
+        line.twilio.set_party(project.owner.phone, Party(gather=["1"], script=[{"say": "Alex here, I'll take it."}]))
+        placed = await place(line, "dentist", "book_appointment", {"preferred_day": "Wednesday"})
+        call = await line.twilio.next_call(timeout=10)
+        assert call.to == dentist
+        await call.wait_for_agent_utterance(timeout=20)
+        argv = ["--project", str(project.root), "calls", "join", str(placed["call_id"])]
+        joined = await asyncio.to_thread(CliRunner().invoke, app, argv)
+        assert joined.exit_code == 0, joined.output
+        heard = await call.wait_for_agent_utterance(timeout=30)
+        while heard.text != "Alex here, I'll take it.":
+            heard = await call.wait_for_agent_utterance(timeout=30)
+        await call.hang_up()
+        await line.settle()
+
+    assert "Ringing you on +447700900123 to take over call" in joined.output
+    details, [transfer] = stored(line, call.sid)
+    assert (transfer.kind, transfer.result) == ("join", "completed")
+    assert details.call.outcome == {"status": "taken_over", "reason": "the owner joined the call and took it over"}
+    assert any(line.text.startswith("Hello, this is TARS") for line in details.transcript)  # kept
