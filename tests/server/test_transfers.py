@@ -44,6 +44,18 @@ def stored(line: Line, sid: str) -> tuple[Any, list[Any]]:
         return details, transfers_of(s, details.call.id)
 
 
+async def asks_and_hears_no(line: Line, from_: str, asked: str = ASK) -> tuple[Any, list[str], list[Any]]:
+    """The caller rings, asks ``asked``, hears TARS's answer and hangs up: the call, the tools
+    the model was offered, and the legs Twilio dialled (none, if TARS said no)."""
+    call = await line.call_in(from_=from_)
+    await call.wait_for_agent_utterance(timeout=20)
+    await call.say(asked)
+    await call.wait_for_agent_utterance(timeout=20)
+    await call.hang_up()
+    await line.settle()
+    return call, line.gemini.sessions[0].tool_names, call.legs
+
+
 def message_taken() -> ScriptedBrain:
     """The model back on the line after a transfer nobody took: it says so, takes a message, ends."""
     return ScriptedBrain(
@@ -136,14 +148,7 @@ async def test_an_unknown_caller_is_never_offered_a_transfer_and_a_forged_one_is
     project = make_project(tmp_path / "p", monkeypatch)
     brain = greet_then(PUT_THROUGH, [Say("I can't put you through, but I can take a message.")])
     async with Line(project, lambda: brain) as line:
-        call = await line.call_in(from_=STRANGER)
-        await call.wait_for_agent_utterance(timeout=20)
-        await call.say(ASK)
-        assert "can't put you through" in (await call.wait_for_agent_utterance(timeout=20)).text
-        await call.hang_up()
-        await line.settle()
-        offered = line.gemini.sessions[0].tool_names
-        legs = call.legs
+        call, offered, legs = await asks_and_hears_no(line, STRANGER)
 
     assert "transfer_call" not in offered and legs == []
     assert brain.events[2].response == {"refused": "'transfer_call' is not available to the unknown role on this call"}
@@ -164,14 +169,7 @@ async def test_a_contact_who_is_not_family_is_refused_out_of_the_owners_hours(
         sunday = dt.datetime(2026, 12, 6, 11, 0, tzinfo=dt.UTC)
         assert line.server is not None
         line.server.server.clock = lambda: sunday
-        call = await line.call_in(from_=HELEN)
-        await call.wait_for_agent_utterance(timeout=20)
-        await call.say(ASK)
-        assert "Can I take a message" in (await call.wait_for_agent_utterance(timeout=20)).text
-        await call.hang_up()
-        await line.settle()
-        offered = line.gemini.sessions[0].tool_names
-        legs = call.legs
+        call, offered, legs = await asks_and_hears_no(line, HELEN)
 
     assert "transfer_call" in offered and legs == []
     reason = "Alex Morgan takes calls only mon-fri 09:00-18:00; offer to take a message"
@@ -190,13 +188,7 @@ async def test_a_number_the_caller_dictates_is_refused_with_the_targets_there_ar
     brain = greet_then(dictated, Say("I can only put you through to Alex. Shall I take a message?"))
     async with Line(project, lambda: brain) as line:
         with_helen(line)
-        call = await line.call_in(from_=HELEN)
-        await call.wait_for_agent_utterance(timeout=20)
-        await call.say("Put me through to plus one five five five one two three four five six seven.")
-        assert "take a message" in (await call.wait_for_agent_utterance(timeout=20)).text
-        await call.hang_up()
-        await line.settle()
-        legs = call.legs
+        call, _offered, legs = await asks_and_hears_no(line, HELEN, "Put me through to +1 555 123 4567.")
 
     reason = (
         "'+15551234567' is not someone this caller can be put through to (only: Alex Morgan); offer to take a message"
