@@ -301,3 +301,24 @@ async def test_tars_calls_join_bridges_the_owner_into_the_live_goal_call_which_e
     assert (transfer.kind, transfer.result) == ("join", "completed")
     assert details.call.outcome == {"status": "taken_over", "reason": "the owner joined the call and took it over"}
     assert any(line.text.startswith("Hello, this is TARS") for line in details.transcript)  # kept
+
+
+async def test_the_owner_asks_to_be_put_through_to_the_dentist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = make_project(tmp_path / "p", monkeypatch)
+    dentist = "+442079460123"
+    to_dentist = CallTool("transfer_call", {"target": "dentist", "about": "moving my appointment"})
+    async with Line(project, brains(greet_then(to_dentist, Say("Putting you through, sir.")))) as line:
+        line.twilio.set_party(dentist, Party(script=[{"say": "Bright Smile Dental, good morning."}, {"hang_up": True}]))
+        call = await line.call_in(from_=project.owner.phone)
+        await call.wait_for_agent_utterance(timeout=20)
+        await call.say("Put me through to the dentist, please.")
+        assert "Putting you through" in (await call.wait_for_agent_utterance(timeout=20)).text
+        assert (await call.wait_for_agent_utterance(timeout=30)).text == "Bright Smile Dental, good morning."
+        assert await call.wait_ended(timeout=30) == "completed"
+        await line.settle()
+        offered = line.gemini.sessions[0].tool_names
+        [leg] = call.legs
+
+    assert "transfer_call" in offered and (leg.to, leg.status) == (dentist, "completed")
+    _details, [transfer] = stored(line, call.sid)
+    assert (transfer.kind, transfer.target_name, transfer.result) == ("cold", "Bright Smile Dental", "completed")
