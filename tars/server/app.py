@@ -424,6 +424,10 @@ async def run_stream(
         finally:
             if board.sessions.get(setup.call_sid) is session:
                 board.sessions.pop(setup.call_sid, None)
+            if not session.handing_over:  # a takeover asked of another server moves the call on too
+                from tars.store.transfers import under_way
+
+                session.handing_over = await board.db(lambda s: under_way(s, setup.call_id))
             if playbook is not None and not session.handing_over:
                 from tars.calls.aftercall import wrap_up
 

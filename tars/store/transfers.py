@@ -84,6 +84,16 @@ def to_resume(session: Session, call_id: int) -> CallTransfer | None:
     return found
 
 
+def under_way(session: Session, call_id: int) -> bool:
+    """Whether the call is being put through now (ringing or connected), whichever server started it."""
+    found = session.exec(
+        select(CallTransfer.id).where(
+            CallTransfer.call_id == call_id, col(CallTransfer.result).in_(("ringing", "connected"))
+        )
+    ).first()
+    return found is not None
+
+
 def ring_seconds(transfer: CallTransfer) -> int | None:
     """How long the target's phone rang (started until answered or given up)."""
     end = transfer.answered_at or transfer.ended_at
