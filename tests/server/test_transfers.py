@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from tars.sim.gemini import CallTool, Say, ScriptedBrain
 from tars.sim.twilio import Party
+from tars.telephony import transfers
 from tests.server.harness import Line, make_project
 from tests.server.test_owner_calls import greet_then
 
@@ -221,9 +222,12 @@ async def test_warm_transfer_the_owner_hears_the_brief_says_yes_and_is_in_one_co
         owner = await line.twilio.next_call(timeout=30)
         while owner.to != project.owner.phone:
             owner = await line.twilio.next_call(timeout=30)
-        assert (await call.wait_for_agent_utterance(timeout=30)).text == "Hi Helen!"
+        heard = [(await call.wait_for_agent_utterance(timeout=30)).text]
+        while heard[-1] != "Hi Helen!":  # the hold message (the waitUrl) until Alex says yes
+            heard.append((await call.wait_for_agent_utterance(timeout=30)).text)
+        assert transfers.HOLD_TEXT in heard
         [room] = [r for r in line.twilio.conferences.rooms.values() if r.friendly_name.startswith("tars-transfer-")]
-        together = sorted(p.call.sid for p in room.connected())
+        together = sorted(p.call.sid for p in room.connected)
         tars_gone = call.stream is None and len(line.gemini.sessions) == 1
         whisper = [u.text for u in owner.heard]
         await owner.hang_up()  # Alex ends the call: endConferenceOnExit takes Helen's leg down too
