@@ -326,3 +326,25 @@ async def test_the_owner_asks_to_be_put_through_to_the_dentist(tmp_path: Path, m
     assert "transfer_call" in offered and (leg.to, leg.status) == (dentist, "completed")
     _details, [transfer] = stored(line, call.sid)
     assert (transfer.kind, transfer.target_name, transfer.result) == ("cold", "Bright Smile Dental", "completed")
+
+
+@pytest.mark.parametrize("route", ["dialled", "hold", "whisper", "answer", "leg", "held"])
+async def test_a_forged_transfer_webhook_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, route: str
+) -> None:
+    import aiohttp
+
+    from tests.server.test_attacks import signed
+
+    project = make_project(tmp_path / "p", monkeypatch)
+    form = {"CallSid": "CA" + "c" * 32, "DialCallStatus": "completed", "Digits": "1", "AccountSid": "AC" + "1" * 32}
+    path = f"/twilio/transfer/{route}?transfer=1"
+    async with Line(project, ScriptedBrain) as line, aiohttp.ClientSession() as http:
+        assert line.server is not None
+        wrong = signed(path.replace("transfer=1", "transfer=2"), form)  # signed for another transfer
+        async with http.post(f"{line.server.local_url}{path}", data=form, headers=wrong) as response:
+            assert response.status == 403
+    with line.db() as db, db.session() as s:
+        from tars.store.security_events import recent
+
+        assert any(path.split("?")[0] in e.detail for e in recent(s))
