@@ -59,6 +59,8 @@ from aiohttp import web
 from tars.sim import twiml
 from tars.sim.speech import Utterance
 from tars.sim.twilio_call import Call, CallEnded, Party, ScriptError
+from tars.sim.twilio_conference import Conferences
+from tars.sim.twilio_conference_rest import ConferenceApi
 from tars.sim.twilio_dial import Dialer, Loop
 from tars.sim.twilio_rest import API_VERSION, Message, RestApi, TwilioError, Webhooks, new_sid, rfc2822
 
@@ -101,6 +103,7 @@ class TwilioEmulator:
         self.webhooks = Webhooks(auth_token)
         self.served_numbers: dict[str, tuple[str, str | None]] = {}  # number → (voice URL, status URL)
         self.loops: list[Loop] = []  # <Dial>s that rang a served number (see twilio_dial)
+        self.conferences = Conferences(self)  # rooms; .view() lists them with their participants
         self._interpreter = twiml.Interpreter(self)
         self._dialer = Dialer(self)
         self._runner: web.AppRunner | None = None
@@ -124,6 +127,7 @@ class TwilioEmulator:
         self._loop = asyncio.get_running_loop()
         self._new_calls = asyncio.Queue()
         app = web.Application()
+        app.add_routes(ConferenceApi(self).routes())  # before RestApi's catch-all 404
         app.add_routes(RestApi(self).routes())
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
@@ -378,6 +382,12 @@ class TwilioEmulator:
             return  # Twilio: ``canceled`` only affects queued or ringing calls
         final = "canceled" if call.status in {"queued", "ringing"} else "completed"
         self._end_call(call, final, by="rest")
+
+    def _listeners(self, call: Call) -> list[Call]:
+        """Who hears ``call``'s party speak: the other leg of its <Dial>, or its room."""
+        if call.bridged_with is not None:
+            return [call.bridged_with]
+        return self.conferences.listeners(call)
 
     async def _dial(self, call: Call, verb: twiml.Dial, doc_url: str | None) -> twiml.Source | None:
         """Run ``<Dial>`` (the interpreter's hook into ``twilio_dial``)."""

@@ -313,10 +313,10 @@ class Call:
 
     async def say(self, text: str, *, pause_ms: int = 1000) -> None:
         """Speak ``text`` (synthetic speech) then pause, like a person ending a turn."""
-        other = self.bridged_with
-        if other is not None and self.stream is None:  # a <Dial> leg: the other party hears it
-            self.said.append(text)
-            other.hear_say(text)
+        if self.stream is None and (self.bridged_with is not None or self.conference is not None):
+            self.said.append(text)  # bridged by <Dial>, or in a room: the others hear it
+            for other in self.emulator._listeners(self):
+                other.hear_say(text)
             await self.emulator._pace((speech.body_ms(text) + pause_ms) / 1000)
             return
         stream = await self.wait_for_stream()

@@ -85,9 +85,10 @@ class Dialer:
             emu._call_error(call, 13201, "Dial: Cannot Dial out from a Dial Call Segment (a whisper)", "<Dial>")
             raise CallOver("<Dial> in a whisper")
         if verb.conference is not None:
-            emu._call_error(call, 12200, "<Dial><Conference> is valid TwiML but not emulated yet", "<Dial>")
-            raise CallOver("<Conference>")
-        outcome = await self._numbers(call, verb, doc_url)
+            seconds = await emu.conferences.join(call, verb.conference, doc_url)
+            outcome = Outcome("answered", None, True, seconds)
+        else:
+            outcome = await self._numbers(call, verb, doc_url)
         call.dials.append(outcome)
         if call.status == "ringing":  # answerOnBridge and nobody answered: Twilio answers now
             emu._answer(call)

@@ -18,7 +18,16 @@ import pytest
 from twilio.base.exceptions import TwilioRestException
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
-from twilio_helpers import CALLER, TARS_NUMBER, MediaServer, MediaSession, WebhookApp, create_call
+from twilio_helpers import (
+    CALLER,
+    TARS_NUMBER,
+    MediaServer,
+    MediaSession,
+    WebhookApp,
+    create_call,
+    media_server,
+    stream_twiml,
+)
 
 from tars.sim import speech, twiml
 from tars.sim.twilio import Party, TwilioEmulator
@@ -26,18 +35,6 @@ from tars.sim.twilio_rest import signature
 from tests.waiting import eventually
 
 PUBLIC = "https://tars.example.com"
-
-
-def stream_twiml(url: str, **params: str) -> str:
-    from twilio.twiml.voice_response import Connect, VoiceResponse
-
-    response = VoiceResponse()
-    connect = Connect()
-    stream = connect.stream(url=url)
-    for name, value in params.items():
-        stream.parameter(name=name, value=value)
-    response.append(connect)
-    return str(response)
 
 
 # --- REST + signed webhooks ---------------------------------------------------------------
@@ -527,10 +524,6 @@ async def test_every_webhook_comes_on_a_connection_of_its_own(
 async def media_call(emu: TwilioEmulator, app: WebhookApp, server: MediaServer, **params: str) -> Any:
     app.answers["/voice"] = stream_twiml(server.ws_url, **params)
     return await emu.incoming_call(from_=CALLER, to=TARS_NUMBER, voice_url=app.base_url + "/voice")
-
-
-def media_server(emu: TwilioEmulator, bot: Any) -> MediaServer:
-    return MediaServer(bot, account_sid=emu.account_sid, auth_token=emu.auth_token, rest_base_url=emu.base_url)
 
 
 async def test_media_stream_handshake_audio_and_dtmf_reach_pipecat(

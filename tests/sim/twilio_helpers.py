@@ -204,3 +204,20 @@ class MediaServer:
         assert self._server is not None and self._task is not None
         self._server.should_exit = True
         await self._task
+
+
+def media_server(emu: Any, bot: Bot) -> MediaServer:
+    """A media server whose pipecat serializer hangs up through ``emu``'s REST API."""
+    return MediaServer(bot, account_sid=emu.account_sid, auth_token=emu.auth_token, rest_base_url=emu.base_url)
+
+
+def stream_twiml(url: str, **params: str) -> str:
+    from twilio.twiml.voice_response import Connect, VoiceResponse
+
+    response = VoiceResponse()
+    connect = Connect()
+    stream = connect.stream(url=url)
+    for name, value in params.items():
+        stream.parameter(name=name, value=value)
+    response.append(connect)
+    return str(response)
