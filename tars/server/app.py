@@ -422,12 +422,12 @@ async def run_stream(
         try:
             await session.run(websocket)
         finally:
-            if board.sessions.get(setup.call_sid) is session:
-                board.sessions.pop(setup.call_sid, None)
-            if not session.handing_over:  # a takeover asked of another server moves the call on too
+            if not session.handing_over:  # a transfer asked of another server moves the call on too
                 from tars.store.transfers import under_way
 
                 session.handing_over = await board.db(lambda s: under_way(s, setup.call_id))
+            if board.sessions.get(setup.call_sid) is session:  # (after: the call stays live until its work is queued)
+                board.sessions.pop(setup.call_sid, None)
             if playbook is not None and not session.handing_over:
                 from tars.calls.aftercall import wrap_up
 
@@ -437,14 +437,19 @@ async def run_stream(
                 work = _then_embedded(board, wrap_up(session, board.endpoints, send, setup.caller.name or ""))
                 board.background(telemetry.in_span("call.after", work, **traced))
             elif playbook is None and not session.handing_over:  # (put through: summed up when it ends)
-                from tars.calls.aftercall import summarise_call
-                from tars.store.transfers import describe, transfers_of
-
                 who = setup.caller.name or setup.caller.number or "an unknown number"
                 about = f"Reminder call to {who}" if setup.purpose == "reminder" else f"Inbound call from {who}"
-                done = [describe(t) for t in await board.db(lambda s: transfers_of(s, setup.call_id))]
-                work = _then_embedded(board, summarise_call(session, board.endpoints, about, done))
+                work = _then_embedded(board, _summed_up(board, session, about))
                 board.background(telemetry.in_span("call.after", work, **traced))
+
+
+async def _summed_up(board: Switchboard, session: CallSession, about: str) -> None:
+    """A call that followed no playbook, summed up with what became of each transfer on it."""
+    from tars.calls.aftercall import summarise_call
+    from tars.store.transfers import describe, transfers_of
+
+    done = [describe(t) for t in await board.db(lambda s: transfers_of(s, session.setup.call_id))]
+    await summarise_call(session, board.endpoints, about, done)
 
 
 def _brief(board: Switchboard, session: CallSession) -> Brief:

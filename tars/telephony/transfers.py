@@ -59,7 +59,7 @@ async def put_through(
 
     setup = session.setup
     caller: Caller = setup.caller
-    project = board.project
+    project = session.project  # the project the call started with
     role = project.roles.get(caller.role)
     kind = role.transfer.kind if role is not None and role.transfer is not None else "cold"
     relationship = await board.db(lambda s: contact_relationship(s, caller.contact_id))
