@@ -43,7 +43,7 @@ from tars.scheduler.goal_requests import CallDesk
 from tars.server import hooks
 from tars.server.api import authorized, router
 from tars.server.limits import BodyLimit
-from tars.server.transfer_routes import add_transfer_routes
+from tars.server.transfer_routes import add_transfer_routes, call_over
 from tars.store import pin_attempts
 from tars.telephony import messages, security, twiml
 from tars.telephony import status as statuses
@@ -298,6 +298,10 @@ def create_app(board: Switchboard, api_token: str) -> FastAPI:
         await statuses.update_status(board.database, params)
         if statuses.is_final(params.get("CallStatus", "")):
             board.wake_scheduler()  # a goal call that ended busy, unanswered or on voicemail: decide its retry
+            from tars.store.transfers import finish_connected
+
+            for transfer_id in await board.db(lambda s: finish_connected(s, params.get("CallSid", ""))):
+                board.background(call_over(board, transfer_id))  # hung up while put through: summed up
         return Response(status_code=204)
 
     @app.post("/twilio/outbound")

@@ -11,7 +11,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from tars.store.errors import NotFound
-from tars.store.models import TRANSFER_KINDS, TRANSFER_RESULTS, CallTransfer, utcnow
+from tars.store.models import TRANSFER_KINDS, TRANSFER_RESULTS, Call, CallTransfer, utcnow
 
 #: Results after which the caller is back with TARS (or the line is down): the transfer is over.
 OVER = ("refused", "completed", "busy", "no-answer", "declined", "failed")
@@ -92,6 +92,30 @@ def under_way(session: Session, call_id: int) -> bool:
         )
     ).first()
     return found is not None
+
+
+def finish_connected(session: Session, call_sid: str) -> list[int]:
+    """The call ``call_sid`` has ended: its transfers still connected are complete. Their ids."""
+    rows = session.exec(
+        select(CallTransfer)
+        .join(Call, col(Call.id) == col(CallTransfer.call_id))
+        .where(Call.sid == call_sid, CallTransfer.result == "connected")
+    ).all()
+    done = []
+    for transfer in rows:
+        if transfer.id is not None and settle(session, transfer.id, "completed") is not None:
+            done.append(transfer.id)
+    return done
+
+
+def live_goal_call_to(session: Session, number: str) -> Any:
+    """The goal call TARS is on with ``number`` right now (its latest), or None."""
+    return session.exec(
+        select(Call)
+        .where(Call.to_number == number, col(Call.playbook).is_not(None), Call.status == "in-progress")
+        .where(col(Call.sid).is_not(None))
+        .order_by(col(Call.id).desc())
+    ).first()
 
 
 def ring_seconds(transfer: CallTransfer) -> int | None:

@@ -23,7 +23,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from tars.caller import Caller
+from tars.caller import OWNER, Caller
 from tars.telephony import twiml
 from tars.telephony.switchboard import Switchboard
 from tars.telephony.transfer_rules import Target, refusal
@@ -55,7 +55,7 @@ async def put_through(
 ) -> dict[str, Any]:
     """Check the rules and start the transfer; the result is for the model to act on."""
     from tars.store.contacts import contact_relationship
-    from tars.store.transfers import start_transfer
+    from tars.store.transfers import live_goal_call_to, start_transfer
 
     setup = session.setup
     caller: Caller = setup.caller
@@ -73,6 +73,10 @@ async def put_through(
         await session.recorder.line("system", f"transfer to {key} refused: {reason}")
         log.warning("call %s: transfer to %s refused: %s", setup.call_id, key, reason)
         return {"refused": reason}
+    if caller.role == OWNER:  # "put me through to the dentist" while TARS is on a call with them
+        goal = await board.db(lambda s: live_goal_call_to(s, target.number))
+        if goal is not None:
+            return await _owner_joins(board, session, goal, target, row)
     ring = role.transfer.ring_seconds if role is not None and role.transfer is not None else 20
     transfer = await board.db(lambda s: start_transfer(s, setup.call_id, result="ringing", **row))
     await session.recorder.line("system", f"putting the caller through to {target.name} ({kind} transfer)")
@@ -115,6 +119,60 @@ async def _move_line(
             return
         session.handing_over = False
         await session.say_to_model("[System] The transfer could not be started. Apologise and offer to take a message.")
+
+
+async def _owner_joins(
+    board: Switchboard, session: Any, goal: Any, target: Target, row: dict[str, Any]
+) -> dict[str, Any]:
+    """The owner, on their own call, joins TARS's live goal call with ``target``: both calls
+    go into one conference, TARS leaves both, and the goal call's outcome is ``taken_over``."""
+    from tars.store.transfers import start_transfer
+
+    owner = session.project.owner
+    about = f"joining the live call with {target.name}"
+    own = await board.db(lambda s: start_transfer(s, session.setup.call_id, **{**row, "kind": "join", "about": about}))
+    theirs = await board.db(
+        lambda s: start_transfer(
+            s, goal.id, kind="join", target="owner", target_name=owner.name, number=owner.phone,
+            requested_by=owner.name, about=f"taken over by {owner.name} from their call",
+        )
+    )  # fmt: skip
+    session.handing_over = True
+    goal_session = board.session_for(goal.id)
+    if goal_session is not None:
+        goal_session.handing_over = True
+    await session.recorder.line("system", f"putting the owner into the live call with {target.name} (call {goal.id})")
+    mark = len(session.recorder.lines)
+    board.background(_bridge(board, session, own.id, theirs.id, goal, mark))
+    return {
+        "joining": target.name,
+        "say": f"Tell the owner in one short sentence you are putting them into your call with {target.name}, "
+        "then stop talking.",
+    }
+
+
+async def _bridge(board: Switchboard, session: Any, own_id: int, theirs_id: int, goal: Any, mark: int) -> None:
+    from tars.store.transfers import settle
+
+    await _spoken(session, mark)
+    name = room(theirs_id)
+    hold = twiml.hold_in_conference(
+        name, wait_url=board.url("/twilio/transfer/hold"), action=board.url("/twilio/transfer/held", transfer=theirs_id)
+    )
+    join_in = twiml.join_conference(name, action=board.url("/twilio/transfer/held", transfer=own_id))
+    try:
+        await asyncio.to_thread(lambda: board.client.calls(goal.sid).update(twiml=hold))
+        await board.db(lambda s: settle(s, theirs_id, "connected"))
+        await board.db(lambda s: taken_over(s, goal.id))
+        await board.db(lambda s: settle(s, own_id, "connected"))
+        await asyncio.to_thread(lambda: board.client.calls(session.setup.call_sid).update(twiml=join_in))
+    except Exception as exc:
+        log.warning("call %s: could not put the owner into call %s: %s", session.setup.call_id, goal.id, exc)
+        why = f"Twilio: {exc}"
+        for transfer_id in (own_id, theirs_id):
+            await board.db(lambda s, t=transfer_id: settle(s, t, "failed", reason=why))
+        session.handing_over = False
+        await session.say_to_model("[System] Joining the other call did not work. Apologise briefly.")
 
 
 async def ring_into_conference(board: Switchboard, transfer_id: int, call_sid: str, number: str, ring: int) -> None:

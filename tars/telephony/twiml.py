@@ -149,9 +149,10 @@ def whisper(text: str, action: str) -> str:
     return str(response)
 
 
-def join_conference(room: str) -> str:
-    """The target joins ``room`` and the conference starts; it ends when they leave."""
+def join_conference(room: str, action: str | None = None) -> str:
+    """The target joins ``room`` and the conference starts; it ends when they leave (then
+    ``action``, if given, says what next)."""
     response = _response()
-    dial = response.dial()
+    dial = response.dial(action=action, method="POST") if action else response.dial()
     dial.conference(room, start_conference_on_enter=True, end_conference_on_exit=True, beep=False)
     return str(response)

@@ -16,6 +16,7 @@ from tars.sim.twilio import Party
 from tars.telephony import transfers
 from tests.server.harness import Line, make_project
 from tests.server.test_owner_calls import greet_then
+from tests.waiting import eventually
 
 HELEN = "+447700900456"
 STRANGER = "+15005550006"
@@ -348,3 +349,43 @@ async def test_a_forged_transfer_webhook_is_refused(
         from tars.store.security_events import recent
 
         assert any(path.split("?")[0] in e.detail for e in recent(s))
+
+
+async def test_the_owner_on_their_own_call_is_put_into_tars_s_live_call_with_the_dentist(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.server.harness import Receptionist, place
+
+    project = make_project(tmp_path / "p", monkeypatch)
+    into_the_call = CallTool("transfer_call", {"target": "dentist", "about": "the booking"})
+    mine = greet_then(into_the_call, Say("Putting you into my call with the dentist, sir."))
+    async with Line(project, brains(Receptionist(), mine)) as line:  # the goal call's stream first
+        placed = await place(line, "dentist", "book_appointment", {"preferred_day": "Wednesday"})
+        receptionist = await line.twilio.next_call(timeout=10)
+        await receptionist.wait_for_agent_utterance(timeout=20)
+        alex = await line.call_in(from_=project.owner.phone)
+        await alex.wait_for_agent_utterance(timeout=20)
+        await alex.say("Put me through to the dentist, please.")
+        assert "Putting you into my call" in (await alex.wait_for_agent_utterance(timeout=20)).text
+
+        def both_in() -> list[str] | None:  # the receptionist holding, then Alex joining: one room
+            rooms = [r for r in line.twilio.conferences.rooms.values() if r.friendly_name.startswith("tars-transfer-")]
+            sids = sorted(p.call.sid for r in rooms for p in r.connected)
+            return sids if len(sids) == 2 else None
+
+        together = await eventually(both_in, timeout=30, what="both calls in one conference")
+        await receptionist.say("Hello? Are you still there?")
+        heard = await alex.wait_for_agent_utterance(timeout=30)
+        while heard.text != "Hello? Are you still there?":
+            heard = await alex.wait_for_agent_utterance(timeout=30)
+        await alex.hang_up()
+        assert await receptionist.wait_ended(timeout=30) == "completed"
+        await line.settle()
+        legs = alex.legs + receptionist.legs
+
+    assert together == sorted([alex.sid, receptionist.sid]) and legs == []  # nobody was dialled anew
+    goal, [taken] = stored(line, receptionist.sid)
+    assert goal.call.id == placed["call_id"] and (taken.kind, taken.result) == ("join", "completed")
+    assert goal.call.outcome == {"status": "taken_over", "reason": "the owner joined the call and took it over"}
+    _own, [joined] = stored(line, alex.sid)
+    assert (joined.kind, joined.target_name, joined.result) == ("join", "Bright Smile Dental", "completed")
