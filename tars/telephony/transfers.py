@@ -9,6 +9,8 @@
                                           how their leg ended
     back_to_tars(board, transfer)         the caller on a fresh signed <Connect><Stream>; the new
                                           stream knows (from the row) to take a message
+    _owner_joins                          the owner asking, on their call, for someone TARS is on a
+                                          goal call with: both calls into one conference
 
 Every step reads and writes the CallTransfer row, so whichever ``tars serve`` process Twilio
 reaches takes the next webhook. Nothing here imports the call pipeline: the session and the
