@@ -206,6 +206,8 @@ async def run_scenario(
     async with Line(sim, lambda: model, responder=text_model, **limits) as line:
         for name, reply in scenario.webhook_replies.items():
             line.webhooks.reply(name, int(reply.get("status", 200)), reply.get("reply"))
+        for phone, party in scenario.phone_parties(project).items():
+            line.twilio.set_party(phone, Party(**party))
         if outbound:
             line.twilio.set_party(number, Party(answer=scenario.call.answer))
             call = await _place(scenario, line, result)

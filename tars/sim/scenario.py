@@ -22,6 +22,20 @@ the text model writes after a goal call. ``turns`` alternate between the other p
 calls, the owner answering an ``ask_owner`` question by text (``owner: {texts: …}``).
 ``expect`` is checked once the call is over.
 
+``given.phones`` plays the phones TARS rings while the call runs: transfer targets, and
+whoever a ``<Dial>`` or a conference dial-out reaches. Each is keyed by who it is (``owner``,
+a contact, a directory entry or an E.164 number) and says how it ``answers`` (``human``,
+``voicemail`` with its ``greeting``, ``busy``, ``no_answer``, ``declines``, ``fails``), how
+long it ``rings_seconds``, what the person does while a warm transfer's ``whisper`` plays
+(``presses: "1"``, ``says: yes``, ``hangs_up: true``, ``silent: true``), and what they do
+``then``, once put through (party turns)::
+
+    given:
+      phones:
+        owner: {whisper: {presses: "1"}, then: [{say: Hello Helen.}, {hang_up: true}]}
+        dentist: {answers: voicemail, greeting: Bright Smile Dental, leave a message.}
+        "+15550001111": {answers: no_answer}
+
 A goal call, as the playbooks' own scenarios (``playbooks/scenarios/<playbook>/``) write it:
 
     call: {direction: outbound, playbook: book_appointment, target: dentist,
@@ -165,6 +179,8 @@ class Scenario:
     text_model: Mapping[str, Any] = field(default_factory=dict)
     #: Limits of the emulated Live service (``session_limit_seconds`` …), as GeminiEmulator options.
     gemini: Mapping[str, float] = field(default_factory=dict)
+    #: ``given.phones``: how the phones TARS rings answer, by who they are.
+    phones: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @property
     def gemini_limits(self) -> dict[str, float]:
@@ -183,6 +199,15 @@ class Scenario:
         target = self.call.target or ""
         entry = project.directory.get(target)
         return entry.phone if entry is not None else self.number_of(target, project)
+
+    def phone_parties(self, project: Project) -> dict[str, dict[str, Any]]:
+        """``given.phones`` as ``Party`` keyword arguments by phone number."""
+        parties: dict[str, dict[str, Any]] = {}
+        for who, spec in self.phones.items():
+            entry = project.directory.get(who)
+            number = entry.phone if entry is not None else self.number_of(who, project)
+            parties[number] = phone_party(spec)
+        return parties
 
     def number_of(self, who: str, project: Project) -> str:
         """The phone number of ``owner``, ``unknown``, a given contact's name, or an E.164 number."""
@@ -301,4 +326,26 @@ def _build(doc: Document, name: str, timezone: str) -> Scenario:
         expect=dict(data.get("expect") or {}),
         text_model=dict(given.get("text_model") or {}),
         gemini=dict(given.get("gemini") or {}),
+        phones=dict(given.get("phones") or {}),
     )
+
+
+#: ``given.phones.*.answers`` → the Twilio emulator's ``Party.answer``.
+PHONE_ANSWERS = {"human": "human", "voicemail": "voicemail", "busy": "busy", "no_answer": "no-answer",
+                 "declines": "decline", "fails": "failed"}  # fmt: skip
+
+
+def phone_party(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """One ``given.phones`` entry as ``tars.sim.twilio_call.Party`` keyword arguments."""
+    whisper = spec.get("whisper") or {}
+    party: dict[str, Any] = {
+        "answer": PHONE_ANSWERS[spec.get("answers", "human")],
+        "ring_ms": int(float(spec.get("rings_seconds", 0)) * 1000),
+        "gather": [str(whisper["presses"])] if "presses" in whisper else [],
+        "gather_speech": [str(whisper["says"])] if "says" in whisper else [],
+        "whisper": "hang_up" if whisper.get("hangs_up") else "listen",
+        "script": [dict(turn) for turn in spec.get("then") or []] or None,
+    }
+    if "greeting" in spec:
+        party["greeting"] = str(spec["greeting"])
+    return party

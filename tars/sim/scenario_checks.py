@@ -180,8 +180,25 @@ class _Checker:
                         code="scenario.required",
                     )
 
+    def phones(self, given: dict[str, object]) -> None:
+        """``given.phones`` keys name someone TARS could ring; a greeting is for a voicemail."""
+        phones = given.get("phones") or {}
+        assert isinstance(phones, dict)
+        names = [OWNER, *self.contacts, *self.project.directory]
+        for who, spec in phones.items():
+            if not (who in names or E164.match(who)):
+                self.error(
+                    ("given", "phones", who),
+                    f"'{who}' is not owner, a contact from given.contacts, a directory entry, or an E.164 number"
+                    + suggestion(who, names),
+                    key=True,
+                )
+            if "greeting" in spec and spec.get("answers", "human") != "voicemail":
+                self.error(("given", "phones", who, "greeting"), "a greeting is for answers: voicemail", key=True)
+
     def given(self) -> None:
         given = self.data.get("given") or {}
+        self.phones(given)
         seen: dict[str, int] = {}
         roles = [*self.project.roles, "blocked"]
         for i, contact in enumerate(given.get("contacts") or []):

@@ -29,6 +29,15 @@ Public API::
         await call.hang_up(); await call.wait_ended()
         await call.run_script([{"say": "Hi"}, {"expect": "welcome"}, {"hang_up": True}])
         emu.calls[sid]; emu.messages; emu.errors; emu.warnings; emu.assert_no_errors()
+        emu.serve_number(TARS_NUMBER, voice_url)   # a <Dial> to it rings that webhook (emu.loops)
+        emu.conferences.view()             # rooms, who is in them, who left, why they ended
+
+``<Dial>`` (``<Number>``, a bare number, ``<Conference>``) is parsed by ``twiml_dial`` and
+run by ``twilio_dial`` (legs, whisper, bridge, ``action``) and ``twilio_conference``
+(rooms; their REST resources in ``twilio_conference_rest``). A leg is a :class:`Call` with
+``direction="outbound-dial"`` and ``parent_call_sid``; the dialing call lists them in
+``legs`` and each ``<Dial>``'s outcome in ``dials``; ``bridged_with``, ``conference`` and
+``hold_audio`` say whom a call is connected to and what it heard while waiting.
 
 A :class:`Call` (in ``twilio_call``, with :class:`Party`) records ``sid``,
 ``direction``, ``from_``, ``to``, ``status`` and ``status_history``, ``answered_by``,
@@ -396,6 +405,13 @@ class TwilioEmulator:
     def _redirect_call(self, call: Call, url: str | None, document: str | None, method: str) -> None:
         """REST update with ``Url``/``Twiml``: stop the current TwiML (and stream), run the new."""
         call.redirect_to = twiml.Source(url=url, method=method) if url else twiml.Source(twiml=document)
+        if call.bridged_with is not None and call.direction == "outbound-dial" and call.exec_task is None:
+            # A connected <Dial> leg leaves the bridge and runs the new TwiML on its own
+            # (the warm-transfer move into a conference); the dialing call's <Dial> ends.
+            call.detached.set()
+            source, call.redirect_to = call.redirect_to, None
+            self._spawn(self._run_call(call, source), f"twilio-call-{call.sid}")
+            return
         if call.exec_task is not None and not call.exec_task.done():
             call.exec_task.cancel()
 

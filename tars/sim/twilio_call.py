@@ -54,13 +54,16 @@ class Party:
     which Twilio reports as ``busy``). ``ring_ms`` is how long the phone rings
     before it is answered (a ``<Dial timeout>`` or REST ``Timeout`` shorter than
     that makes it ``no-answer``). A ``voicemail`` reached through ``<Dial>`` plays
-    ``greeting`` then the tone, and records until the caller hangs up. ``whisper``
-    is what the party does while a ``<Number url>`` whisper plays to them:
-    ``listen`` (answer its ``<Gather>`` from ``gather``/``gather_speech``, or stay
-    silent) or ``hang_up``. ``gather`` holds the keys pressed for each ``<Gather>`` in
-    turn (``"1234#"``), ``gather_speech`` the speech results. ``script`` is a list
-    of turns run once the first media stream starts, each a one-key mapping:
-    ``{"say": text}``, ``{"press": "12#"}``, ``{"silence": ms}``,
+    ``greeting`` then the tone, and records until the caller hangs up.
+
+    ``whisper`` is what the party does while a whisper plays to them: ``listen``
+    (answer its ``<Gather>`` from ``gather``/``gather_speech``, or stay silent) or
+    ``hang_up`` (on the first ``<Say>`` played to them off a stream: a ``<Number
+    url>`` whisper, or an outbound call's screening TwiML). ``gather`` holds the
+    keys pressed for each ``<Gather>`` in turn (``"1234#"``), ``gather_speech`` the
+    speech results. ``script`` is a list of turns run once the first media stream
+    starts (or once they are connected by ``<Dial>`` or in a conference), each a
+    one-key mapping: ``{"say": text}``, ``{"press": "12#"}``, ``{"silence": ms}``,
     ``{"expect": "substring" | None, "timeout": s}``, ``{"hang_up": True}``.
     """
 
@@ -112,6 +115,7 @@ class Call:
         self.dials: list[Any] = []  # each <Dial>'s outcome (twilio_dial.Outcome), in order
         self.looped_into: Call | None = None  # a leg that rang a served number: that inbound call
         self.finishing = False
+        self.detached = asyncio.Event()  # a <Dial> leg redirected by REST: it runs its own TwiML now
         self.from_ = from_
         self.to = to
         self.party = party
@@ -233,6 +237,11 @@ class Call:
     def hear_say(self, text: str) -> None:
         """The party heard a TwiML ``<Say>``."""
         self.hear(Utterance(text, None, speech.body_ms(text)))
+
+    def prompted(self) -> None:
+        """TwiML spoke to the party off any stream: one who hangs up on a whisper does so now."""
+        if self.party.whisper == "hang_up" and self.stream is None and not self.ended:
+            self.emulator._end_call(self, "completed", by="caller")
 
     def changed(self) -> None:
         """Wake party controls waiting for a stream or a ``<Gather>``."""

@@ -10,7 +10,7 @@ https://www.twilio.com/docs/voice/api/conference-participant-resource), and this
   ``startConferenceOnEnter`` (default true); until then each participant hears the
   ``waitUrl``: Twilio's hold music when absent, silence when ``waitUrl=""``, an audio
   file played as is, or TwiML fetched from the app (signed, ``waitMethod``; only
-  ``<Play>``, ``<Say>``, ``<Pause>`` and ``<Redirect>`` allowed there).
+  ``<Play>``, ``<Say>``, ``<Pause>`` and ``<Redirect>`` allowed there, else error 13238).
 * A participant leaves when its call hangs up, is redirected by REST (``calls(sid)
   .update(twiml=...)``), or is kicked (REST delete); its TwiML then goes on after its
   ``<Dial>`` (or with the dial's ``action``, ``DialCallStatus=answered``). When a
@@ -268,8 +268,11 @@ class Conferences:
             return
         for verb in verbs:
             if not isinstance(verb, WAIT_VERBS):
-                message = f"<{type(verb).__name__}> is not allowed in waitUrl TwiML (Play, Say, Pause, Redirect)"
-                self.emu._call_error(call, 12200, message, f"waitUrl {target}")
+                # https://www.twilio.com/docs/api/errors/13238: Say, Play, Pause and Redirect only
+                message = (
+                    f"<{type(verb).__name__}> is not allowed in waitUrl/holdUrl TwiML (Play, Say, Pause, Redirect)"
+                )
+                self.emu._call_error(call, 13238, message, f"waitUrl {target}")
                 return
             if isinstance(verb, twiml.Say):
                 call.hear_say(verb.text)

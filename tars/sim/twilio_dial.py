@@ -8,7 +8,9 @@ What Twilio documents (https://www.twilio.com/docs/voice/twiml/dial) and this do
   at once; the first to answer is connected and the others are hung up.
 * A phone that rings past ``timeout`` (default 30 s) is ``no-answer``; a busy line
   is ``busy``; a person declining (SIP 603) is reported ``busy`` too; an unroutable
-  number is ``failed``; a leg hung up over REST while ringing is ``canceled``.
+  number is ``failed``; a leg hung up over REST while ringing is ``canceled``. A bridge
+  lasts at most ``timeLimit`` seconds (paced emulator only); ``hangupOnStar`` and
+  ``record`` other than off are not emulated.
 * ``<Number url>`` (https://www.twilio.com/docs/voice/twiml/number#url): once the
   called party answers, Twilio fetches that TwiML (signed, with ``ParentCallSid``)
   and runs it on *their* end only, before connecting; the caller keeps hearing
@@ -21,6 +23,9 @@ What Twilio documents (https://www.twilio.com/docs/voice/twiml/dial) and this do
   the call goes on with the TwiML it returns; the verbs after ``<Dial>`` are not
   run. Without ``action`` the call goes on with the next verb (and ends when there
   is none). ``<Dial><Conference>`` reports ``answered`` (see ``twilio_conference``).
+* A connected leg redirected over REST (``calls(leg).update(twiml=...)``) leaves the
+  bridge and runs that TwiML on its own, and the dialing call's ``<Dial>`` ends
+  (``completed``): how a warm transfer moves the called party into a conference.
 * Dialing a number this emulator serves (:meth:`TwilioEmulator.serve_number`, e.g.
   TARS's own) does what the real network does: that number's voice webhook gets a
   new inbound call, which the leg is connected to; ``emu.loops`` records it so a
@@ -81,7 +86,7 @@ class Dialer:
     async def dial(self, call: Call, verb: Dial, doc_url: str | None) -> Source | None:
         """Run ``verb`` on ``call``; the ``action`` request to follow, or None for the next verb."""
         emu = self.emu
-        if call.direction == "outbound-dial":
+        if call.direction == "outbound-dial" and not call.detached.is_set():
             emu._call_error(call, 13201, "Dial: Cannot Dial out from a Dial Call Segment (a whisper)", "<Dial>")
             raise CallOver("<Dial> in a whisper")
         if verb.conference is not None:
@@ -127,8 +132,11 @@ class Dialer:
         try:
             pending = set(rings)
             while pending and winner is None:
-                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
+                if self.emu.realtime:
+                    done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                else:  # unpaced, every phone rings "at once": the shortest ring_ms answers first
+                    done, pending = (await asyncio.wait(pending))[0], set()
+                for task in sorted(done, key=lambda t: rings[t][0].party.ring_ms):
                     leg, number = rings[task]
                     results[leg.sid] = task.result()
                     if results[leg.sid] == ANSWERED and winner is None:
@@ -137,8 +145,9 @@ class Dialer:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
             for leg, _ in legs:
-                if winner is None or leg is not winner[0]:
-                    self._finish(leg, results.get(leg.sid, "canceled"))
+                if winner is None or leg is not winner[0]:  # beaten to it: hung up while ringing
+                    result = results.get(leg.sid, "canceled")
+                    self._finish(leg, "canceled" if result == ANSWERED else result)
             if winner is None:
                 first = legs[0][0] if legs else None
                 status = _worst([results.get(leg.sid, "canceled") for leg, _ in legs])
@@ -219,12 +228,13 @@ class Dialer:
                 emu._spawn(self._voicemail(leg), f"twilio-voicemail-{leg.sid}")
             else:
                 leg.start_script()
-            waits = [call.over.wait(), leg.over.wait()]
+            waits = [call.over.wait(), leg.over.wait(), leg.detached.wait()]
             if leg.looped_into is not None:
                 waits.append(leg.looped_into.over.wait())
             tasks = [asyncio.ensure_future(w) for w in waits]
             try:
-                await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                limit = verb.time_limit if self.emu.realtime else None  # <Dial timeLimit>, 4 h by default
+                await asyncio.wait(tasks, timeout=limit, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 for task in tasks:
                     task.cancel()
@@ -238,15 +248,7 @@ class Dialer:
         emu = self.emu
         url = emu._interpreter._resolve(leg, number.url, doc_url)
         run = asyncio.ensure_future(emu._interpreter.run(leg, Source(url=url, method=number.method)))
-        leg.exec_task = run
-        if leg.party.whisper == "hang_up":  # the called party hangs up as soon as they hear it
-            heard = asyncio.ensure_future(leg._heard_queue.get())
-            await asyncio.wait({run, heard}, return_when=asyncio.FIRST_COMPLETED)
-            heard.cancel()
-            if not run.done():
-                leg.ended_by = "caller"
-                leg.finish("completed")
-                run.cancel()
+        leg.exec_task = run  # a hang-up (Party.whisper="hang_up" among them) cancels it
         with contextlib.suppress(asyncio.CancelledError):
             await run
         leg.exec_task = None
@@ -261,8 +263,8 @@ class Dialer:
 
     def _finish(self, leg: Call, status: str) -> None:
         """End a leg (idempotent) and send its final status callback."""
-        if leg.ended_event.is_set() or leg.finishing:
-            return
+        if leg.ended_event.is_set() or leg.finishing or leg.detached.is_set():
+            return  # over already, or redirected by REST and running TwiML of its own
         leg.finishing = True
         leg.finish(status)
         if leg.ended_by is None:

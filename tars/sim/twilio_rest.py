@@ -411,9 +411,10 @@ class RestApi:
 
     async def list_calls(self, request: web.Request) -> web.Response:
         calls = [call_resource(c) for c in self.emu.calls.values()]
-        for key in ("To", "From", "Status"):
+        fields = {"To": "to", "From": "from", "Status": "status", "ParentCallSid": "parent_call_sid"}
+        for key, name in fields.items():  # ParentCallSid: the legs a <Dial> placed
             if key in request.query:
-                calls = [c for c in calls if c[key.lower()] == request.query[key]]
+                calls = [c for c in calls if c[name] == request.query[key]]
         uri = request.path_qs
         page = {"first_page_uri": uri, "next_page_uri": None, "previous_page_uri": None}
         return web.json_response(

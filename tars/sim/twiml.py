@@ -331,6 +331,8 @@ class Interpreter:
                 verbs, url = await self._load(call, current)
                 current = None
                 for verb in verbs:
+                    if call.ended:  # hung up meanwhile: Twilio runs no more of its TwiML
+                        return False
                     call.verbs.append(verb)
                     if call.status == "ringing" and not _keeps_ringing(verb):
                         self.emu._answer(call)
@@ -376,6 +378,7 @@ class Interpreter:
         pace = self.emu._pace
         if isinstance(verb, Say):
             call.hear_say(verb.text)
+            call.prompted()
             await pace(len(verb.text) / 12)
         elif isinstance(verb, Play):
             if verb.digits is not None:

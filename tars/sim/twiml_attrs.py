@@ -45,9 +45,7 @@ def attr_number(el: ET.Element, attr: str, default: float) -> float:
 
 def attr_bool(el: ET.Element, attr: str, default: bool) -> bool:
     """A ``true``/``false`` attribute (case-insensitive), else error 12200."""
-    raw = el.get(attr)
-    if raw is None:
-        return default
+    raw = el.get(attr, str(default))
     if raw.lower() not in {"true", "false"}:
         raise TwimlError(12200, f"<{el.tag} {attr}={raw!r}> must be true or false")
     return raw.lower() == "true"

@@ -104,3 +104,36 @@ def test_partial_matching_says_where_it_differs() -> None:
     assert mismatch({"a": {"b": 1}}, {"a": {"b": 1, "c": 2}, "d": 3}) is None
     assert mismatch({"a": {"b": 1}}, {"a": {"c": 2}}) == "a.b is missing"
     assert mismatch({"a": [1, 2]}, {"a": [1, 3]}) == "a[1] is 3, expected 2"
+
+
+def test_given_phones_say_how_transfer_targets_answer(example_project: Path, tmp_path: Path) -> None:
+    from tars.sim.twilio_call import Party
+
+    project = load_project(example_project)
+    file = tmp_path / "put_through.yaml"
+    file.write_text(
+        """\
+description: Helen asks to be put through.
+given:
+  contacts:
+    - {name: Helen Park, phone: "+447700900456", relationship: family}
+  phones:
+    owner: {rings_seconds: 4, whisper: {says: yes}, then: [{say: Hello Helen.}, {hang_up: true}]}
+    Helen Park: {answers: voicemail, greeting: Leave a message.}
+    "+15550001111": {answers: declines}
+    "+15550002222": {whisper: {hangs_up: true}}
+call: {from: unknown}
+turns:
+  - model: {greet: true}
+  - party: {hang_up: true}
+"""
+    )
+    [scenario] = load_scenarios([file], project)
+    parties = {number: Party(**kwargs) for number, kwargs in scenario.phone_parties(project).items()}
+    owner = parties[project.owner.phone]
+    assert (owner.ring_ms, owner.gather_speech, owner.whisper) == (4000, ["yes"], "listen")
+    assert owner.script == [{"say": "Hello Helen."}, {"hang_up": True}]
+    helen = parties["+447700900456"]
+    assert (helen.answer, helen.greeting, helen.script) == ("voicemail", "Leave a message.", None)
+    assert parties["+15550001111"].answer == "decline"
+    assert parties["+15550002222"].whisper == "hang_up"

@@ -140,3 +140,52 @@ async def test_dial_conference_action_reports_answered(
     await tars_call.wait_ended()  # the owner's hang-up ends the room; the action says how it went
     [after] = twilio_app.seen("/after")
     assert after.params["DialCallStatus"] == "answered" and "DialCallSid" not in after.params
+
+
+async def test_a_dialed_leg_redirected_into_a_room_leaves_the_bridge(
+    twilio_emu: TwilioEmulator, twilio_app: WebhookApp, twilio_client: Client
+) -> None:
+    response = VoiceResponse()
+    response.dial(OWNER, action=twilio_app.base_url + "/after")
+    twilio_app.answers["/voice"] = str(response)
+    twilio_app.answers["/after"] = conference_twiml()  # the caller follows into the same room
+    caller = await twilio_emu.incoming_call(from_=CALLER, to=TARS_NUMBER, voice_url=twilio_app.base_url + "/voice")
+    await eventually(lambda: caller.bridged_with, what="the bridge")
+    [leg] = caller.legs
+    await asyncio.to_thread(twilio_client.calls(leg.sid).update, twiml=conference_twiml())
+    await eventually(lambda: caller.conference == ROOM and leg.conference == ROOM, what="both in the room")
+    [after] = twilio_app.seen("/after")
+    assert after.params["DialCallStatus"] == "completed" and after.params["DialCallSid"] == leg.sid
+    [view] = twilio_emu.conferences.view()
+    assert {p["call_sid"] for p in view["participants"]} == {caller.sid, leg.sid}
+    assert leg.parent_call_sid == caller.sid and leg.status == "in-progress"
+
+
+async def test_a_dialed_out_participant_who_is_busy_never_joins(
+    twilio_emu: TwilioEmulator, twilio_app: WebhookApp, twilio_client: Client
+) -> None:
+    twilio_emu.set_party(OWNER, Party(answer="busy"))
+    twilio_app.answers["/voice"] = conference_twiml()
+    caller = await twilio_emu.incoming_call(from_=CALLER, to=TARS_NUMBER, voice_url=twilio_app.base_url + "/voice")
+    await eventually(lambda: caller.hold_audio, what="the caller waiting")
+    created = await asyncio.to_thread(
+        twilio_client.conferences(ROOM).participants.create, from_=TARS_NUMBER, to=OWNER, label="owner"
+    )
+    assert created.status == "queued" and created.label == "owner"
+    owner = twilio_emu.calls[created.call_sid]
+    assert await owner.wait_ended() == "busy"
+    await eventually(lambda: len(twilio_emu.conferences.view()[0]["participants"]) == 1, what="the owner dropped")
+    [view] = twilio_emu.conferences.view()
+    assert view["status"] == "init" and view["participants"][0]["call_sid"] == caller.sid
+
+
+async def test_wait_url_twiml_may_only_play_say_pause_redirect(
+    twilio_emu: TwilioEmulator, twilio_app: WebhookApp
+) -> None:
+    twilio_app.answers["/voice"] = conference_twiml(wait_url="/hold")
+    twilio_app.answers["/hold"] = "<Response><Gather><Say>Press 1.</Say></Gather></Response>"
+    caller = await twilio_emu.incoming_call(from_=CALLER, to=TARS_NUMBER, voice_url=twilio_app.base_url + "/voice")
+    await eventually(lambda: caller.errors, what="the error")
+    assert [e.code for e in caller.errors] == [13238]  # Twilio: "Invalid Verb used in waitUrl"
+    [hold] = twilio_app.seen("/hold")  # resolved against the document, signed like every webhook
+    assert hold.valid and hold.method == "POST"

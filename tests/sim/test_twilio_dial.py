@@ -17,6 +17,7 @@ from twilio_helpers import CALLER, TARS_NUMBER, WebhookApp, create_call
 from tars.sim import twiml
 from tars.sim.twilio import Party, TwilioEmulator
 from tars.sim.twilio_call import BEEP
+from tests.waiting import eventually
 
 OWNER = "+15551239999"
 
@@ -83,6 +84,8 @@ async def test_answered_dial_bridges_until_the_called_party_hangs_up(
     assert call.legs == [leg] and [o.status for o in call.dials] == ["completed"]
     fetched = await asyncio.to_thread(twilio_client.calls(leg.sid).fetch)
     assert fetched.parent_call_sid == call.sid and fetched.status == "completed"
+    legs = await asyncio.to_thread(twilio_client.calls.list, parent_call_sid=call.sid)
+    assert [c.sid for c in legs] == [leg.sid]
 
 
 async def test_voicemail_answers_with_a_greeting_and_the_tone(
@@ -185,8 +188,8 @@ async def test_answer_on_bridge_keeps_an_inbound_caller_ringing(
     twilio_app.answers["/voice"] = dial_twiml(twilio_app, answer_on_bridge=True)
     twilio_app.answers["/dial-done"] = "<Response/>"
     call = await twilio_emu.incoming_call(from_=CALLER, to=TARS_NUMBER, voice_url=twilio_app.base_url + "/voice")
-    leg = await twilio_emu.next_call()
     await call.wait_ended()
+    [leg] = call.legs
     assert call.statuses == ["ringing", "in-progress", "completed"]
     [answered_at] = [t for s, t in call.status_history if s == "in-progress"]
     [leg_answered_at] = [t for s, t in leg.status_history if s == "in-progress"]
@@ -220,3 +223,64 @@ async def test_invalid_dial_twiml_fails_the_call_loudly(
     assert await call.wait_ended() == "completed"
     assert [e.code for e in call.errors] == [12200]
     assert call.legs == []
+
+
+async def test_the_caller_hanging_up_ends_the_bridged_leg(twilio_emu: TwilioEmulator, twilio_app: WebhookApp) -> None:
+    response = VoiceResponse()
+    response.dial(OWNER, action=twilio_app.base_url + "/dial-done")
+    twilio_app.answers["/voice"] = str(response)
+    twilio_app.answers["/leg-status"] = "<Response/>"
+    caller = await twilio_emu.incoming_call(from_=CALLER, to=TARS_NUMBER, voice_url=twilio_app.base_url + "/voice")
+    await eventually(lambda: caller.bridged_with, what="the bridge")
+    [leg] = caller.legs
+    await caller.hang_up()
+    assert await leg.wait_ended() == "completed"
+    assert leg.bridged_with is None and caller.bridged_with is None
+
+
+async def test_a_screened_outbound_call_can_be_hung_up_on(
+    twilio_emu: TwilioEmulator, twilio_app: WebhookApp, twilio_client: Client
+) -> None:
+    """The same party behaviour when TARS screens with calls.create instead of <Number url>."""
+    twilio_emu.set_party(OWNER, Party(whisper="hang_up"))
+    screen = VoiceResponse()
+    gather = Gather(num_digits=1, action=twilio_app.base_url + "/screened")
+    gather.say("Helen is on the line. Press 1 to take it.")
+    screen.append(gather)
+    twilio_app.answers["/screen"] = str(screen)
+    await create_call(twilio_client, to=OWNER, url=twilio_app.base_url + "/screen")
+    owner = await twilio_emu.next_call()
+    assert await owner.wait_ended() == "completed"
+    assert owner.ended_by == "caller" and twilio_app.seen("/screened") == []
+
+
+async def test_several_numbers_ring_at_once_and_the_first_to_answer_wins(
+    twilio_emu: TwilioEmulator, twilio_app: WebhookApp, twilio_client: Client
+) -> None:
+    slow, fast, busy = "+15551230101", "+15551230102", "+15551230103"
+    twilio_emu.set_party(slow, Party(ring_ms=9000))
+    twilio_emu.set_party(fast, Party(ring_ms=1000, script=[{"hang_up": True}]))
+    twilio_emu.set_party(busy, Party(answer="busy"))
+    dial = Dial(action=twilio_app.base_url + "/dial-done")
+    for number in (slow, fast, busy):
+        dial.number(number)
+    params = await dial_and_wait(twilio_emu, twilio_app, twilio_client, str(VoiceResponse().append(dial)))
+    call = twilio_emu.calls[params["CallSid"]]
+    assert {leg.to: leg.status for leg in call.legs} == {slow: "canceled", fast: "completed", busy: "busy"}
+    assert params["DialCallSid"] == next(leg.sid for leg in call.legs if leg.to == fast)
+
+
+async def test_a_ringing_leg_canceled_over_rest_is_canceled(twilio_app: WebhookApp) -> None:
+    # Ringing takes time here, so there is a moment to cancel; same auth token as the app's.
+    async with TwilioEmulator(realtime=True) as emu:
+        client = emu.rest_client()
+        emu.set_party(OWNER, Party(ring_ms=20_000))
+        params_seen: list[dict[str, str]] = []
+        twilio_app.answers["/voice"] = dial_twiml(twilio_app)
+        twilio_app.answers["/dial-done"] = lambda params: params_seen.append(params) or "<Response/>"
+        await create_call(client, url=twilio_app.base_url + "/voice")
+        call = await emu.next_call()
+        await eventually(lambda: call.legs and call.legs[0].status == "ringing", what="the leg ringing")
+        await asyncio.to_thread(client.calls(call.legs[0].sid).update, status="canceled")
+        await call.wait_ended()
+    assert [p["DialCallStatus"] for p in params_seen] == ["canceled"]
