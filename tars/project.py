@@ -76,6 +76,19 @@ class Persona:
 
 
 @dataclass(frozen=True)
+class Transfer:
+    """Who ``transfer_call`` may put a role's callers through to (``roles.<role>.transfer``):
+    ``to`` holds ``owner``, directory entry names and E.164 numbers."""
+
+    to: tuple[str, ...]
+    kind: str = "warm"  # or "cold"
+    ring_seconds: int = 20
+    #: Contacts with these relationships are put through at any hour; others only in ``hours``.
+    any_time: tuple[str, ...] = ()
+    hours: tuple[Mapping[str, Json], ...] = ()
+
+
+@dataclass(frozen=True)
 class Role:
     name: str
     tools: tuple[str, ...]
@@ -89,6 +102,7 @@ class Role:
     #: Calls with this role are recorded (``roles.<role>.recording``), with a spoken notice if ``announce``.
     recording: bool = False
     announce_recording: bool = False
+    transfer: Transfer | None = None
 
     def may_start(self, playbook: str) -> bool:
         return self.playbooks is None or playbook in self.playbooks

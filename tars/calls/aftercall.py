@@ -36,7 +36,7 @@ def spoken(lines: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
     return [(speaker, text) for speaker, text in lines if speaker != "system"]
 
 
-async def _generate(endpoints: Endpoints, model: str, prompt: str, schema: dict[str, Any] | None = None) -> str:
+async def generate_text(endpoints: Endpoints, model: str, prompt: str, schema: dict[str, Any] | None = None) -> str:
     from google import genai
     from google.genai import types
 
@@ -115,7 +115,7 @@ async def extract_outcome(
         "words of the other party's lines it rests on. Use only what the transcript says."
     )
     try:
-        text = await _generate(
+        text = await generate_text(
             endpoints, str(project.section("model").get("text_model")), prompt, evidence_schema(schema)
         )
         answer = json.loads(text)
@@ -143,7 +143,7 @@ async def summarize(
         f"Transcript ('caller' is the other party, 'assistant' is TARS):\n{transcript_text(lines)}"
     )
     try:
-        text = (await _generate(endpoints, str(project.section("model").get("text_model")), prompt)).strip()
+        text = (await generate_text(endpoints, str(project.section("model").get("text_model")), prompt)).strip()
         if text:
             return text
     except Exception as exc:
@@ -223,9 +223,16 @@ async def wrap_up(session: Any, endpoints: Endpoints, report: Report, callee: st
         log.exception("wrapping up the goal call failed")
 
 
-async def summarise_call(session: Any, endpoints: Endpoints, about: str) -> None:
-    """The summary of a call that followed no playbook (inbound, reminder). Never raises."""
+def with_transfers(about: str, transfers: Sequence[str]) -> str:
+    """What the call was, and each time the caller was put through (``tars.store.transfers``)."""
+    return f"{about}. Transfers: {'; '.join(transfers)}" if transfers else about
+
+
+async def summarise_call(session: Any, endpoints: Endpoints, about: str, transfers: Sequence[str] = ()) -> None:
+    """The summary of a call that followed no playbook (inbound, reminder), with what became of
+    each transfer said after it. Never raises."""
     lines = list(session.recorder.lines)
+    about = with_transfers(about, transfers)
     if not spoken(lines):
         fallback = f"{about}: nothing was said."
     elif not any(speaker == OTHER_PARTY for speaker, _ in lines):
@@ -234,6 +241,8 @@ async def summarise_call(session: Any, endpoints: Endpoints, about: str) -> None
         fallback = f"{about}: {len(spoken(lines))} lines were spoken."
     try:
         summary = await summarize(session.project, endpoints, about, None, lines, fallback)
+        if transfers:
+            summary = f"{summary} ({'; '.join(transfers)})"
         await session.recorder.update(summary=summary)
     except Exception:
         log.exception("summarising the call failed")

@@ -53,7 +53,7 @@ from tars.endpoints import Endpoints
 from tars.project import Project, thaw
 from tars.tools.builtins import ToolContext, execute
 from tars.tools.call import ToolCall
-from tars.tools.catalog import MODEL_TOOLS, goal_call_declaration, long_running
+from tars.tools.catalog import MODEL_TOOLS, goal_call_declaration, long_running, transfer_declaration
 
 log = logging.getLogger("tars.calls")
 
@@ -90,6 +90,10 @@ def function_schemas(
         description, parameters = goal_call_declaration(allowed)
         overrides = {**(overrides or {}), "make_goal_call": parameters}
         descriptions = {**(descriptions or {}), "make_goal_call": description}
+    if role is not None and role.transfer is not None and "transfer_call" in names:
+        description, parameters = transfer_declaration(role.transfer.to, project.owner.name)
+        overrides = {**(overrides or {}), "transfer_call": parameters}
+        descriptions = {**(descriptions or {}), "transfer_call": description}
     for name in names:
         if name in MODEL_TOOLS:
             continue
@@ -151,6 +155,7 @@ class CallSession:
         self.handing_over = False  # the call continues on a new stream (press_digits)
         self.handover: Any = None  # set by the server for goal calls
         self.ask: Any = None  # ask_owner's channel to the owner, set by the server for goal calls
+        self.transfer: Any = None  # transfer_call's way to the switchboard, set by the server
         self.failure: str | None = None
         self.going_away: str | None = None  # timeLeft of the model service's goAway, once sent
         self.status = "in-progress"
@@ -250,6 +255,14 @@ class CallSession:
         answer = await self.ask(question)
         await self.recorder.line("system", f"the owner answered: {answer}")
         return str(answer)
+
+    async def transfer_call(self, target: str, about: str, caller_name: str | None) -> dict[str, Any]:
+        """Put the caller through (``tars.telephony.transfers``): refused with a reason, or under way."""
+        from tars.tools.builtins import ToolError
+
+        if self.transfer is None:
+            raise ToolError("putting callers through needs the running server (tars serve)")
+        return dict(await self.transfer(target, about, caller_name))
 
     # ------------------------------------------------------------------ the pipeline
     def build(self, websocket: Any) -> PipelineWorker:

@@ -40,6 +40,10 @@ async def inbound_setup(
     if caller.contact_id is not None:  # a known contact: what happened last time, if the role remembers
         past = await memory.recall(project, database, role, int(body["call_id"]), caller.contact_id, "")
         instruction = f"{instruction}\n\n{past}" if past else instruction
+    opening = f'[The call has connected. Greet the caller now with: "{first_words}"]'
+    back = await database.run(lambda s: returned_from_transfer(s, int(body["call_id"])))
+    if back is not None:  # put through, nobody took it: the same call goes on, what was said kept
+        instruction, opening = f"{instruction}\n\n{back[0]}", back[1]
     return CallSetup(
         call_id=int(body["call_id"]),
         call_sid=call_sid,
@@ -47,7 +51,7 @@ async def inbound_setup(
         caller=caller,
         purpose=body.get("purpose", "inbound"),
         system_instruction=instruction,
-        opening=f'[The call has connected. Greet the caller now with: "{first_words}"]',
+        opening=opening,
         tools=tuple(tools),
     )
 
@@ -96,6 +100,26 @@ async def goal_setup(
         tools=tuple(tools),
     )
     return setup, run
+
+
+def returned_from_transfer(session: Any, call_id: int) -> tuple[str, str] | None:
+    """After a transfer nobody took: the call so far (for the instruction) and the opening that
+    tells the model what happened; None on any other stream. Each transfer is resumed once."""
+    from tars.store.calls import call_details
+    from tars.store.transfers import to_resume
+
+    transfer = to_resume(session, call_id)
+    if transfer is None:
+        return None
+    lines = [f"{line.speaker}: {line.text}" for line in call_details(session, call_id).transcript]
+    who = transfer.target_name or transfer.target
+    why = {"busy": "the line was busy", "no-answer": "nobody answered", "declined": f"{who} could not take it now"}
+    so_far = "The call so far (you are continuing it; do not greet again):\n" + "\n".join(lines[-40:])
+    opening = (
+        f"[You tried to put the caller through to {who}, but {why.get(transfer.result, 'it did not go through')}. "
+        f"The caller is back with you: tell them briefly and offer to take a message for {who}.]"
+    )
+    return so_far, opening
 
 
 async def _unbound(text: str) -> None:  # replaced by the session's recorder line

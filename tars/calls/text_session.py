@@ -320,6 +320,9 @@ class TextSession:
     async def press_digits(self, digits: str) -> None:
         raise ToolError("there is no phone line in a text conversation")
 
+    async def transfer_call(self, target: str, about: str, caller_name: str | None) -> dict[str, Any]:
+        raise ToolError("there is no phone line to put through in a text conversation")
+
     async def record_outcome(self, outcome: Mapping[str, Any]) -> dict[str, Any]:
         raise ToolError("a text conversation follows no playbook")
 

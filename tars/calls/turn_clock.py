@@ -43,6 +43,7 @@ class TurnClock:
         self._first_sent = False
         self.turns: list[float] = []  # this call's added latencies, in seconds
         self.replies = 0  # replies whose audio has begun (the stall watchdog counts them)
+        self.last_sent: float | None = None  # when TARS's latest audio went to Twilio (paced in real time)
 
     @property
     def replying(self) -> bool:
@@ -65,7 +66,7 @@ class TurnClock:
             self._reply_at = self._clock()
 
     def reply_audio_sent(self) -> None:
-        now = self._clock()
+        now = self.last_sent = self._clock()
         if not self._first_sent:  # the greeting (or the first answer): timed from the answer
             self._first_sent = True
             self._reply_at = None

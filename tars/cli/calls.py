@@ -344,6 +344,13 @@ def show(
                 tools.add_row(*cells)
         if not narrow:
             out.print(tools)
+    if details.transfers:
+        from tars.store.transfers import describe
+
+        out.print("\n[bold]Transfers[/]")
+        for t in details.transfers:
+            stamp = timeparse.local(t.started_at, tz).strftime("%H:%M:%S")
+            out.print(f"[dim]{stamp}[/] {output.escape(describe(t))}")
     if c.sources:
         out.print("\n[bold]Sources[/] (Google Search)")
         for n, found in enumerate(c.sources, 1):
@@ -358,6 +365,23 @@ def show(
     if c.summary:
         out.print("\n[bold]Summary[/]")
         out.print(output.escape(c.summary))
+
+
+@app.command("join")
+def join(
+    ctx: typer.Context,
+    call: Annotated[int, typer.Argument(help="The live goal call's id (from `tars sessions` or `tars calls list`).")],
+) -> None:
+    """Take over a live goal call: TARS rings your phone; press 1 or say yes and you are put
+    into the call, TARS leaves, and the call's outcome is taken_over."""
+    from tars.cli.call import api_client
+
+    project = context.load(ctx)
+    answer = api_client(project).post(f"/api/calls/{call}/join", {})
+    output.out.print(
+        f"Ringing you on {output.escape(str(answer.get('ringing')))} to take over call {call} with "
+        f"{output.escape(str(answer.get('callee')))}: press 1 or say yes when it rings."
+    )
 
 
 @app.command("cancel")

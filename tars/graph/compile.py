@@ -30,6 +30,7 @@ from tars.config.schema_files import load_schema, schemas_dir
 from tars.config.secrets import FromEnv
 from tars.config.sources import Sources, apply_defaults
 from tars.graph.planner import needs_closure
+from tars.graph.transfer_checks import check_transfers
 from tars.graph.walks import reachable, simple_cycles
 from tars.project import (
     Deferred,
@@ -43,6 +44,7 @@ from tars.project import (
     Role,
     Step,
     Tool,
+    Transfer,
     Transition,
     Webhook,
     freeze,
@@ -165,6 +167,7 @@ class _Compiler:
         self.delivery_checks()
         self.text_checks()
         self.search_checks()
+        check_transfers(self.config.data, lambda path, message, code: self.problem(self.config, path, message, code))
 
     def persona_nodes(self) -> None:
         for key, doc in self.sources.personas.items():
@@ -756,6 +759,7 @@ def build_project(
                     int(r["memory"].get("max_chars", 600)) if "memory" in r else 600,
                     bool(r.get("recording", {}).get("enabled", False)),
                     bool(r.get("recording", {}).get("announce", False)),
+                    _transfer(r.get("transfer")),
                 )
                 for n, r in config["roles"].items()
             }
@@ -902,6 +906,18 @@ def _playbook(name: str, doc: Document, transitions: StepTransitions, granted: G
         silence_end_after_nudges=silence.get("end_after_nudges", 2),
         report_via=data.get("report", {}).get("via", "default"),
         persona=data.get("persona"),
+    )
+
+
+def _transfer(entry: Mapping[str, Any] | None) -> Transfer | None:
+    if entry is None:
+        return None
+    return Transfer(
+        tuple(entry["to"]),
+        entry.get("kind", "warm"),
+        int(entry.get("ring_seconds", 20)),
+        tuple(entry.get("any_time", ())),
+        freeze(entry.get("hours", [])),
     )
 
 

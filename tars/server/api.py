@@ -191,6 +191,23 @@ async def _schedule(board: Any, at: str, playbook: str, inputs: dict[str, Any], 
     )
 
 
+@router.post("/calls/{call_id}/join")
+async def join(call_id: int, request: Request) -> JSONResponse:
+    """`tars calls join N`: ring the owner into live goal call N to take it over."""
+    if not authorized(request):
+        return await _refused(request)
+    from tars.store.errors import NotFound
+    from tars.telephony.switchboard import LineError
+    from tars.telephony.takeover import join as take_over
+
+    try:
+        return JSONResponse(await take_over(request.app.state.board, call_id), status_code=202)
+    except NotFound as exc:
+        return _error(404, str(exc))
+    except LineError as exc:
+        return _error(409, str(exc))
+
+
 @router.get("/calls/{call_id}")
 async def show(call_id: int, request: Request) -> JSONResponse:
     """The call as it stands: status, transcript, tool invocations, outcome, summary, current step."""

@@ -43,6 +43,7 @@ from tars.scheduler.goal_requests import CallDesk
 from tars.server import hooks
 from tars.server.api import authorized, router
 from tars.server.limits import BodyLimit
+from tars.server.transfer_routes import add_transfer_routes, call_over
 from tars.store import pin_attempts
 from tars.telephony import messages, security, twiml
 from tars.telephony import status as statuses
@@ -54,6 +55,7 @@ from tars.telephony.signatures import (
     valid_twilio_signature,
 )
 from tars.telephony.switchboard import BUSY_MESSAGE, Switchboard, record_sid
+from tars.telephony.transfers import Brief, put_through
 from tars.texts.desk import TextDesk
 from tars.web import mount as mount_web_view
 
@@ -296,6 +298,10 @@ def create_app(board: Switchboard, api_token: str) -> FastAPI:
         await statuses.update_status(board.database, params)
         if statuses.is_final(params.get("CallStatus", "")):
             board.wake_scheduler()  # a goal call that ended busy, unanswered or on voicemail: decide its retry
+            from tars.store.transfers import finish_connected
+
+            for transfer_id in await board.db(lambda s: finish_connected(s, params.get("CallSid", ""))):
+                board.background(call_over(board, transfer_id))  # hung up while put through: summed up
         return Response(status_code=204)
 
     @app.post("/twilio/outbound")
@@ -358,6 +364,7 @@ def create_app(board: Switchboard, api_token: str) -> FastAPI:
         body, call_sid, stream_sid = verified
         await run_stream(board, websocket, body, call_sid, stream_sid)
 
+    add_transfer_routes(app, board, signed_form)
     app.include_router(router)
     mount_web_view(app)
     return app
@@ -396,6 +403,7 @@ async def run_stream(
         board.database,
         Asker(f"{who} ({setup.caller.role}, call {setup.call_id})", "call", setup.call_id, setup.caller.role),
     )
+    session.transfer = functools.partial(put_through, board, session, brief=_brief(board, session))
     if setup.purpose == "reminder":
         board.background(reminder_calls.watch_announcement(board, session))  # delivered once announced
     if playbook is not None:
@@ -418,7 +426,11 @@ async def run_stream(
         try:
             await session.run(websocket)
         finally:
-            if board.sessions.get(setup.call_sid) is session:
+            if not session.handing_over:  # a transfer asked of another server moves the call on too
+                from tars.store.transfers import under_way
+
+                session.handing_over = await board.db(lambda s: under_way(s, setup.call_id))
+            if board.sessions.get(setup.call_sid) is session:  # (after: the call stays live until its work is queued)
                 board.sessions.pop(setup.call_sid, None)
             if playbook is not None and not session.handing_over:
                 from tars.calls.aftercall import wrap_up
@@ -428,13 +440,31 @@ async def run_stream(
 
                 work = _then_embedded(board, wrap_up(session, board.endpoints, send, setup.caller.name or ""))
                 board.background(telemetry.in_span("call.after", work, **traced))
-            elif playbook is None:
-                from tars.calls.aftercall import summarise_call
-
+            elif playbook is None and not session.handing_over:  # (put through: summed up when it ends)
                 who = setup.caller.name or setup.caller.number or "an unknown number"
                 about = f"Reminder call to {who}" if setup.purpose == "reminder" else f"Inbound call from {who}"
-                work = _then_embedded(board, summarise_call(session, board.endpoints, about))
+                work = _then_embedded(board, _summed_up(board, session, about))
                 board.background(telemetry.in_span("call.after", work, **traced))
+
+
+async def _summed_up(board: Switchboard, session: CallSession, about: str) -> None:
+    """A call that followed no playbook, summed up with what became of each transfer on it."""
+    from tars.calls.aftercall import summarise_call
+    from tars.store.transfers import describe, transfers_of
+
+    done = [describe(t) for t in await board.db(lambda s: transfers_of(s, session.setup.call_id))]
+    await summarise_call(session, board.endpoints, about, done)
+
+
+def _brief(board: Switchboard, session: CallSession) -> Brief:
+    """The warm transfer's brief for this call, by the text model (``tars.calls.transfer_brief``)."""
+
+    async def write(target: str, who: str, about: str, so_far: str) -> str:
+        from tars.calls.transfer_brief import brief
+
+        return await brief(session.project, board.endpoints, target, who, about, so_far)
+
+    return write
 
 
 async def _then_embedded(board: Switchboard, summing_up: Any) -> None:

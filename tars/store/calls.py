@@ -7,6 +7,7 @@ The server records with ``start_call``, ``add_line``, ``add_tool_invocation`` an
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any
@@ -19,11 +20,13 @@ from tars.store.models import (
     CALL_STATUSES,
     OUTCOME_SOURCES,
     Call,
+    CallTransfer,
     Contact,
     ToolInvocation,
     TranscriptLine,
     utcnow,
 )
+from tars.store.transfers import transfer_json, transfers_of
 
 _CALL_FIELDS = {
     "sid", "status", "started_at", "ended_at", "outcome", "outcome_source", "summary",
@@ -179,6 +182,7 @@ class CallDetails:
     contact: Contact | None
     transcript: list[TranscriptLine]
     tools: list[ToolInvocation]
+    transfers: list[CallTransfer] = dataclasses.field(default_factory=list)  # each time the caller was put through
 
 
 def call_details(session: Session, call: int | str) -> CallDetails:
@@ -194,7 +198,7 @@ def call_details(session: Session, call: int | str) -> CallDetails:
         .where(ToolInvocation.call_id == found.id)
         .order_by(col(ToolInvocation.at), col(ToolInvocation.id))
     )
-    return CallDetails(found, contact, list(lines), list(tools))
+    return CallDetails(found, contact, list(lines), list(tools), transfers_of(session, found.id))
 
 
 def _iso(value: dt.datetime | None) -> str | None:
@@ -250,4 +254,5 @@ def details_json(details: CallDetails) -> dict[str, Any]:
         }
         for t in details.tools
     ]
+    data["transfers"] = [transfer_json(t) for t in details.transfers]
     return data

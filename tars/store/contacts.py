@@ -124,6 +124,12 @@ def contact_by_phone(session: Session, phone: str) -> Contact | None:
     return session.exec(select(Contact).where(Contact.phone == phone).order_by(col(Contact.id))).first()
 
 
+def contact_relationship(session: Session, contact_id: int | None) -> str | None:
+    """Who the contact is to the owner (``family``, ``sister`` …), or None."""
+    contact = session.get(Contact, contact_id) if contact_id is not None else None
+    return contact.relationship if contact is not None else None
+
+
 def names_by_id(session: Session, ids: Iterable[int | None]) -> dict[int, str]:
     """Contact names for the given ids (None and unknown ids are left out)."""
     wanted = {i for i in ids if i is not None}

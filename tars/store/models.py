@@ -233,6 +233,44 @@ class ToolInvocation(SQLModel, table=True):
     duration_ms: int | None = Field(default=None)
 
 
+#: A transfer's kind: ``cold`` (the caller is dialled straight through) or ``warm`` (the caller holds
+#: while the target is briefed and says yes); ``join`` is the owner taking over a goal call.
+TRANSFER_KINDS = ("cold", "warm", "join")
+#: Where a transfer stands: ``refused`` (the rules said no; ``reason`` says why), ``ringing``,
+#: ``connected`` (the two are talking), then ``completed``, or ``busy``, ``no-answer``,
+#: ``declined``, ``failed`` (the caller is back with TARS).
+TRANSFER_RESULTS = ("refused", "ringing", "connected", "completed", "busy", "no-answer", "declined", "failed")
+
+
+class CallTransfer(SQLModel, table=True):
+    """One attempt to put a call through: who asked, to whom (``target`` as the rules name it,
+    ``number`` dialled), cold or warm, and how it went. Any server takes its webhooks: the
+    caller's call SID and the target leg's SID live here, not in memory."""
+
+    __tablename__ = "call_transfer"
+    __table_args__ = (_one_of("kind", TRANSFER_KINDS, "kind"), _one_of("result", TRANSFER_RESULTS, "result"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    call_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("call.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    kind: str = Field(max_length=8)
+    target: str = Field(max_length=200)
+    target_name: str | None = Field(default=None, max_length=200)
+    number: str | None = Field(default=None, max_length=32)
+    requested_by: str | None = Field(default=None, max_length=200)
+    about: str | None = Field(default=None, sa_type=Text)
+    brief: str | None = Field(default=None, sa_type=Text)
+    result: str = Field(default="ringing", max_length=16)
+    reason: str | None = Field(default=None, sa_type=Text)
+    leg_sid: str | None = Field(default=None, max_length=64)
+    resumed: bool = Field(default=False)
+    started_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    answered_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    ended_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    talk_seconds: int | None = Field(default=None)
+
+
 class Message(SQLModel, table=True):
     """A message taken for the owner (by ``take_message``), waiting to reach them."""
 

@@ -24,7 +24,7 @@ from tars.store.errors import DatabaseError
 if TYPE_CHECKING:
     from alembic.script import ScriptDirectory
 
-HEAD = "0012"
+HEAD = "0013"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 VERSION_TABLE = "alembic_version"
 _PG_LOCK_KEY = 0x7A125  # pg_advisory_xact_lock key for TARS migrations

@@ -7,6 +7,11 @@
     reject()                           <Reject reason="busy"> (a blocked number)
     play_digits_then(digits, url, params)  keypad tones, then a fresh <Connect><Stream>
     spoken(text)                       <Pause> then <Say> (a call that only speaks a notice)
+    dial_number(number, …)             a cold transfer: <Dial callerId timeout action><Number>
+    hold_in_conference(room, …)        a warm transfer's caller: <Dial action><Conference waitUrl …>
+    hold_music(text)                   what the waitUrl plays while they hold
+    whisper(text, action)              the brief to the target, <Gather> a yes (1 or "yes")
+    join_conference(room)              the target taking the call: the conference starts
 """
 
 from __future__ import annotations
@@ -95,4 +100,59 @@ def message(text: str) -> str:
 
     response = MessagingResponse()
     response.message(text)
+    return str(response)
+
+
+def dial_number(number: str, *, caller_id: str, timeout: int, action: str) -> str:
+    """Put the caller straight through to ``number``; Twilio posts ``DialCallStatus`` to
+    ``action`` when the dialled leg ends (or never answered) and follows the TwiML it gets back.
+    ``callerId`` must be the calling number, the called number or a verified one (Twilio error
+    13214, https://www.twilio.com/docs/errors/13214): TARS passes the caller's own number.
+    https://www.twilio.com/docs/voice/twiml/dial#action"""
+    response = _response()
+    dial = response.dial(caller_id=caller_id, timeout=timeout, action=action, method="POST")
+    dial.number(number)
+    return str(response)
+
+
+def hold_in_conference(room: str, *, wait_url: str, action: str) -> str:
+    """The caller waits in conference ``room``, hearing ``wait_url``'s TwiML, until someone who
+    starts it (the target) joins; when the conference ends, ``action`` is asked what next.
+    https://www.twilio.com/docs/voice/twiml/conference#startconferenceonenter"""
+    response = _response()
+    dial = response.dial(action=action, method="POST")
+    dial.conference(
+        room, start_conference_on_enter=False, end_conference_on_exit=True, wait_url=wait_url, wait_method="POST",
+        beep=False,
+    )  # fmt: skip
+    return str(response)
+
+
+def hold_music(text: str) -> str:
+    """A waitUrl's TwiML: Twilio plays it, looping, while the caller holds (``<Say>``,
+    ``<Play>``, ``<Pause>`` and ``<Redirect>`` only). https://www.twilio.com/docs/voice/twiml/conference#waiturl"""
+    response = _response()
+    response.say(text)
+    response.pause(length=5)
+    return str(response)
+
+
+def whisper(text: str, action: str) -> str:
+    """The brief, and a ``<Gather>`` for a keypress or a spoken yes; no answer → ``action``
+    gets nothing (declined)."""
+    response = _response()
+    gather = response.gather(
+        input="dtmf speech", num_digits=1, timeout=6, action=action, method="POST", hints="yes, no"
+    )
+    gather.say(text)
+    response.redirect(action, method="POST")
+    return str(response)
+
+
+def join_conference(room: str, action: str | None = None) -> str:
+    """The target joins ``room`` and the conference starts; it ends when they leave (then
+    ``action``, if given, says what next)."""
+    response = _response()
+    dial = response.dial(action=action, method="POST") if action else response.dial()
+    dial.conference(room, start_conference_on_enter=True, end_conference_on_exit=True, beep=False)
     return str(response)

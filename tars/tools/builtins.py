@@ -35,6 +35,8 @@ class CallControls(Protocol):
 
     async def ask_owner(self, question: str) -> str: ...
 
+    async def transfer_call(self, target: str, about: str, caller_name: str | None) -> dict[str, Any]: ...
+
 
 class Outbox(Protocol):
     """How things reach people: the delivery layer (SMS, calls, webhooks)."""
@@ -313,6 +315,16 @@ async def end_call(ctx: ToolContext, args: Mapping[str, Any]) -> dict[str, Any]:
 async def press_digits(ctx: ToolContext, args: Mapping[str, Any]) -> dict[str, Any]:
     await ctx.controls.press_digits(str(args["digits"]))
     return {"pressed": args["digits"]}
+
+
+@handler("transfer_call")
+async def transfer_call(ctx: ToolContext, args: Mapping[str, Any]) -> dict[str, Any]:
+    """Checked again by the rules (``roles.<role>.transfer``); a refusal is a reason to say."""
+    name = args.get("caller_name")
+    result = await ctx.controls.transfer_call(str(args["target"]), str(args.get("about") or ""), name)
+    if "refused" in result:
+        raise ToolError(str(result["refused"]))
+    return result
 
 
 @handler("record_outcome")

@@ -6,7 +6,7 @@ are JSON Schema (lower-case types); the Gemini adapter upper-cases them on the w
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -185,6 +185,18 @@ BUILTINS: dict[str, BuiltinTool] = {
             "Press keys on a phone menu (DTMF), e.g. '1' or '0042#'.",
             _params(["digits"], digits={"type": "string", "pattern": "^[0-9*#wW]+$"}),
         ),
+        BuiltinTool(
+            "transfer_call",
+            "Put the caller through to someone, when they ask to speak to them (e.g. 'can you put me through "
+            "to Alex?'). Say first that you are putting them through; if nobody takes the call, the caller "
+            "comes back to you and you take a message.",
+            _params(
+                ["target"],
+                target={"type": "string", "description": "Who to put them through to: owner, or a name offered."},
+                about={"type": "string", "description": "What the caller wants to talk about, in a few words."},
+                caller_name={"type": "string", "description": "The caller's name, if they gave it."},
+            ),
+        ),
     ]
 }
 
@@ -241,3 +253,15 @@ def goal_call_declaration(playbooks: Mapping[str, Any]) -> tuple[str, dict[str, 
         },
     )
     return description, parameters
+
+
+def transfer_declaration(targets: Sequence[str], owner: str) -> tuple[str, dict[str, Any]]:
+    """``transfer_call``'s description and parameters for one role: its declared targets as an
+    enum (``owner`` named), so the model is never offered a number the caller dictates."""
+    spec = BUILTINS["transfer_call"]
+    names = ", ".join(f"{t} ({owner})" if t == "owner" else t for t in targets)
+    parameters = dict(spec.parameters)
+    properties = dict(parameters["properties"])
+    properties["target"] = {"type": "string", "enum": list(targets), "description": f"One of: {names}."}
+    parameters["properties"] = properties
+    return f"{spec.description} Only these can be reached: {names}.", parameters

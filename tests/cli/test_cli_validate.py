@@ -134,7 +134,11 @@ def test_schema_errors_do_not_hide_reference_errors(example_project: Path, tars:
         path.write_text(path.read_text().replace(old, new, 1))
 
     edit("personas/tars.yaml", "voice: Charon", "voice: 7")
-    edit("tars.yaml", "tools: [current_time, take_message, end_call]", "tools: [current_tme, take_message, end_call]")
+    edit(
+        "tars.yaml",
+        "tools: [current_time, take_message, transfer_call, end_call]",
+        "tools: [current_tme, take_message, transfer_call, end_call]",
+    )
     edit("playbooks/dinner_invitation.yaml", "role: delegate", "role: delegat")
     edit("playbooks/book_appointment.yaml", "role: delegate", "role: [delegate]")  # broken: not walked
     result = tars("--project", example_project, "validate", "--json")

@@ -29,16 +29,34 @@ CASES: dict[str, list[tuple[str, str, str]]] = {
     "persona_changer_granted_to_a_contact": [
         (
             "tars.yaml",
-            "tools: [current_time, take_message, end_call]",
-            "tools: [current_time, take_message, change_persona, end_call]",
+            "tools: [current_time, take_message, transfer_call, end_call]",
+            "tools: [current_time, take_message, transfer_call, change_persona, end_call]",
         )
     ],
     "call_search_granted_to_a_contact": [
         (
             "tars.yaml",
-            "tools: [current_time, take_message, end_call]",
-            "tools: [current_time, take_message, search_calls, end_call]",
+            "tools: [current_time, take_message, transfer_call, end_call]",
+            "tools: [current_time, take_message, transfer_call, search_calls, end_call]",
         )
+    ],
+    "transfer_to_an_unknown_target": [("tars.yaml", "to: [dentist, la_piazza]", "to: [dentsit, la_piazza]")],
+    "transfer_to_a_name_not_a_number": [("tars.yaml", "to: [dentist, la_piazza]", "to: [dentist, '07700 900456']")],
+    "transfer_back_into_tars": [("tars.yaml", "to: [dentist, la_piazza]", "to: [dentist, '+447700900999']")],
+    "transfer_granted_without_targets": [
+        ("tars.yaml", "      to: [dentist, la_piazza]\n      kind: cold\n", "      kind: cold\n"),
+        ("tars.yaml", '    transfer:  # "put me through', '    # "put me through'),
+        ("tars.yaml", "      kind: cold\n", ""),
+    ],
+    "transfer_targets_without_the_tool": [
+        (
+            "tars.yaml",
+            "tools: [current_time, take_message, transfer_call, end_call]",
+            "tools: [current_time, take_message, end_call]",
+        )
+    ],
+    "transfer_granted_to_unknown_callers": [
+        ("tars.yaml", "tools: [take_message, end_call]", "tools: [take_message, transfer_call, end_call]")
     ],
     "birthday_lead_out_of_range": [("tars.yaml", "  days_before: 1\n", "  days_before: 90\n")],
     "birthday_channel_unknown": [("tars.yaml", "  via: sms\n\ntexts:", "  via: pigeon\n\ntexts:")],

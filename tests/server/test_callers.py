@@ -83,7 +83,7 @@ async def test_contact_gets_the_contact_greeting_and_role(tmp_path: Path, monkey
         await call.wait_ended(timeout=30)
         session = line.gemini.sessions[0]
     assert "Helen Price" in hello.text and "Alex Morgan's assistant" in hello.text
-    assert session.tool_names == ["current_time", "take_message", "end_call"]
+    assert session.tool_names == ["current_time", "take_message", "transfer_call", "end_call"]
 
 
 async def test_forged_webhook_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
