@@ -329,13 +329,17 @@ class Switchboard:
 
     async def hand_over(self, session: Any, digits: str) -> None:
         """Press ``digits`` through Twilio, then reconnect the call to a fresh stream. The
-        playbook run is stored on the call first, so the new stream continues at the same
-        step on whichever server it reaches."""
+        playbook run is stored on the call first, with the model session's resumption handle,
+        so the new stream continues at the same step, in the same conversation, on whichever
+        server it reaches."""
         from tars.store.calls import update_call
 
         setup = session.setup
         run = session.playbook
         state = run.state() if run is not None else None
+        if state is not None and session.model_handle:
+            # The fresh stream resumes the same model session (tars.calls.setup.goal_setup).
+            state["model_session"] = session.model_handle
         await self.db(
             lambda s: update_call(
                 s, setup.call_id, resume_digits=digits, run_state=state, step=run.step if run else None
