@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from pipecat.services.google.gemini_live.llm import ContextWindowCompressionParams, GeminiLiveLLMService
+from pipecat.utils.base_object import BaseObject
 
 from tars import metrics
 from tars.calls.handover import Handover
@@ -118,6 +119,12 @@ class GatedGeminiLive(GeminiLiveLLMService):
             return  # opened ahead and still connecting: the pipeline's setup() waits for it
         # pipecat's setup() connects without a handle; a continued call has one already.
         await super()._connect(session_resumption_handle or self._session_resumption_handle)
+
+    async def open_ahead(self, task_manager: Any) -> None:
+        """Connect before the call's pipeline exists (``tars.calls.preopen``): a connection needs
+        only a task manager; the pipeline's setup() later finds the session open (or opening)."""
+        await BaseObject.setup(self, task_manager)
+        await self._connect()
 
     async def close_unused(self) -> None:
         """A session opened ahead for a call that never streamed here: closed."""

@@ -92,6 +92,7 @@ class Switchboard:
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     scheduler: Any = None  # tars.scheduler.Scheduler once started with the server (a Wakeable)
     texts: Any = None  # tars.texts.desk.TextDesk: this server's text sessions, set by the server
+    preopener: Any = None  # tars.calls.preopen.Preopener: model sessions opened ahead, set by the server
     id: str = field(default_factory=server_id)  # this server, as leases and sessions name it
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
     #: What a reloaded project goes through before it is used (a simulation keeps its own
@@ -173,6 +174,8 @@ class Switchboard:
         self.shutting_down = True
         if self.texts is not None:
             await self.texts.shutdown()
+        if self.preopener is not None:
+            await self.preopener.close_all()
         for session in list(self.sessions.values()):
             if session.ending:
                 continue
@@ -272,6 +275,8 @@ class Switchboard:
             reason = f"Twilio unreachable: {exc.cause}" if exc.unreachable else f"Twilio refused: {exc.cause}"
             await self.db(lambda s: update_call(s, call_id, status="failed", failure_reason=reason))
             raise
+        if self.preopener is not None:  # the model session opens while the phone rings
+            self.preopener.open(Caller(number, plan.playbook.role, callee, contact_id), created.sid, call_id, "goal")
         return await self.db(lambda s: update_call(s, call_id, sid=created.sid, status="queued"))
 
     async def place_reminder_call(self, reminder: Any, lease: str, *, late: bool) -> Any:
