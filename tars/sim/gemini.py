@@ -179,6 +179,7 @@ class GeminiEmulator:
         connection_limit_s: float | None = CONNECTION_LIMIT_S,
         go_away_lead_s: float = GO_AWAY_LEAD_S,
         keep_frames: bool = False,
+        connect_delay_ms: int = 0,
         host: str = "127.0.0.1",
         port: int = 0,
     ):
@@ -199,6 +200,7 @@ class GeminiEmulator:
             connection_limit_s=connection_limit_s,
             go_away_lead_s=go_away_lead_s,
             keep_frames=keep_frames,
+            connect_delay_ms=connect_delay_ms,
         )
         self.live = LiveRegistry()
         self.rest_requests: list[RestRequest] = []

@@ -153,6 +153,8 @@ class ModelTurns:
                 part["inlineData"]["data"] = b64encode(chunk)
                 await self.send({"serverContent": {"modelTurn": {"parts": [part]}}})
                 now = time.monotonic()
+                if self.session.first_audio_at is None:
+                    self.session.first_audio_at = now
                 if self._heard_at is not None:
                     self.session.turn_timings.append((self._heard_at, now))
                     self._heard_at = None
