@@ -71,17 +71,24 @@ async def owner_answers(line: Line, body: str) -> None:
         assert r.status == 200
 
 
+async def invited_until_go_away(line: Line) -> tuple[dict[str, Any], Any, Any]:
+    """The dinner call placed and greeted, until the service's first goAway: the call's id, the
+    emulated call and its model session."""
+    placed = await place(line, HELEN, "dinner_invitation", {"guest_name": "Helen", "proposed_time": "Friday 8pm"})
+    call = await line.twilio.next_call(timeout=10)
+    await call.wait_for_agent_utterance(timeout=20)
+    [session] = await line.gemini.wait_for(lambda: line.gemini.sessions, what="the model session")
+    await line.gemini.wait_for(lambda: "goAway" in str(session.sent), what="goAway", timeout=20)
+    return placed, call, session
+
+
 async def test_a_goal_call_is_handed_over_on_go_away_with_nothing_lost(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     project = make_project(tmp_path / "p", monkeypatch)
     async with Line(project, Guest, connection_limit_s=6.0, go_away_lead_s=3.0) as line:
-        placed = await place(line, HELEN, "dinner_invitation", {"guest_name": "Helen", "proposed_time": "Friday 8pm"})
-        call = await line.twilio.next_call(timeout=10)
-        await call.wait_for_agent_utterance(timeout=20)
-        [session] = await line.gemini.wait_for(lambda: line.gemini.sessions, what="the model session")
         # The owner is being asked (a tool call in flight) when the service says goAway.
-        await line.gemini.wait_for(lambda: "goAway" in str(session.sent), what="goAway", timeout=20)
+        placed, call, session = await invited_until_go_away(line)
         line.gemini.options.connection_limit_s = None  # the next connection lasts
         assert session.connections == 1, "no handover while the model waits for a tool's result"
         line.gemini.live.setup_hold = asyncio.Event()  # the new connection is slow to open
@@ -129,11 +136,7 @@ async def test_without_compression_the_session_limit_ends_the_handed_over_call_a
 ) -> None:
     project = make_project(tmp_path / "p", monkeypatch, [with_compression("    enabled: false\n")])
     async with Line(project, Guest, session_limit_s=6.0, go_away_lead_s=3.0) as line:
-        placed = await place(line, HELEN, "dinner_invitation", {"guest_name": "Helen", "proposed_time": "Friday 8pm"})
-        call = await line.twilio.next_call(timeout=10)
-        await call.wait_for_agent_utterance(timeout=20)
-        [session] = await line.gemini.wait_for(lambda: line.gemini.sessions, what="the model session")
-        await line.gemini.wait_for(lambda: "goAway" in str(session.sent), what="goAway", timeout=20)
+        placed, call, session = await invited_until_go_away(line)
         await owner_answers(line, "Yes, Saturday at 7 is fine")
         assert (await call.wait_for_agent_utterance(timeout=20)).text == "Alex says: Yes, Saturday at 7 is fine."
         assert await call.wait_ended(timeout=60) == "completed"
