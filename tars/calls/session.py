@@ -14,6 +14,7 @@ an apology spoken by Twilio and the call ends, recorded as failed with the reaso
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import datetime as dt
 import logging
 import time
@@ -104,9 +105,12 @@ class CallSession:
         self.session_ends = False  # that goAway is the session's limit, not the connection's
         self.status = "in-progress"
         self.clock = TurnClock(self._turn, metrics.FIRST_REPLY.observe)
+        self._context = contextvars.copy_context()  # the stream's, taken again when it runs
 
     def _spawn(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
+        # In the stream's context (its trace span), even when called from a model session
+        # opened before the stream (tars.calls.preopen), whose tasks carry the webhook's.
+        task = asyncio.get_running_loop().create_task(coro, context=self._context.copy())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -273,6 +277,7 @@ class CallSession:
             self.recording.start()
             changes["recording_path"] = str(self.recording.path)
         await self.recorder.update(**changes)
+        self._context = contextvars.copy_context()
         runner = WorkerRunner(handle_sigint=False, handle_sigterm=False)
         limit = float(self.project.section("server").get("max_call_minutes", 30)) * 60
         if self.playbook is not None:
@@ -308,7 +313,8 @@ class CallSession:
     def _turn(self, added: float, heard_at: float) -> None:
         """One turn through the call path: in the metrics, and as a span of the call's trace."""
         metrics.TURN_ADDED_LATENCY.observe(added)
-        telemetry.past_span("call.turn", heard_at, added_latency_ms=round(added * 1000, 2))
+        span = telemetry.past_span
+        self._context.copy().run(span, "call.turn", heard_at, added_latency_ms=round(added * 1000, 2))
 
     def _who(self) -> str:
         """The call in a log line: its purpose and the other party by name and role, never a number."""
