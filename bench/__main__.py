@@ -5,7 +5,8 @@
     python -m bench --only latency,cli
 
 Benchmarks: latency (added latency of the call path: TARS, bare Pipecat, the hand-written
-floor), capacity (1 … 100 concurrent calls), startup (``tars serve`` to ready), cli
+floor), first_words (answer → the greeting's first audio with a 700 ms model connect,
+TARS vs bare Pipecat), capacity (1 … 100 concurrent calls), startup (``tars serve`` to ready), cli
 (``tars --help``/``validate``/``remind add`` against their floors), compile (a large project).
 """
 
@@ -24,7 +25,7 @@ from typing import Any
 from bench import report
 from bench.report import Section
 
-NAMES = ("latency", "capacity", "startup", "cli", "compile")
+NAMES = ("latency", "first_words", "capacity", "startup", "cli", "compile")
 
 
 def _compile(quick: bool) -> Section:
@@ -34,12 +35,13 @@ def _compile(quick: bool) -> Section:
 
 
 def suites(mode: str) -> dict[str, Callable[[], Any]]:
-    from bench import calls, startup
+    from bench import calls, first_words, startup
 
     plan = calls.PLANS[mode]
     quick = mode != "full"
     return {
         "latency": lambda: calls.latency(plan),
+        "first_words": lambda: first_words.first_words(3 if quick else 5),
         "capacity": lambda: calls.capacity(plan),
         "startup": lambda: startup.serve_to_ready(1 if quick else 5),
         "cli": lambda: startup.cli(3 if quick else 15),

@@ -14,8 +14,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from pipecat.services.google.gemini_live.llm import ContextWindowCompressionParams, GeminiLiveLLMService
+from pipecat.utils.base_object import BaseObject
 
 from tars import metrics
+from tars.calls.handover import Handover
 from tars.calls.input_hold import InputHold, audio_seconds
 from tars.calls.recorder import CallRecorder
 from tars.calls.turn_clock import STAMP, TurnClock
@@ -37,7 +39,7 @@ class LiveCall(Protocol):
 
     async def result_for(self, call: ToolCall) -> dict[str, Any]: ...
 
-    async def model_going_away(self, time_left: str | None) -> None: ...
+    async def model_going_away(self, time_left: str | None, *, session_ends: bool = False) -> None: ...
 
     async def model_connected(self) -> None: ...
 
@@ -61,10 +63,16 @@ class GatedGeminiLive(GeminiLiveLLMService):
     waits for its own call's result.
     """
 
-    def __init__(self, *args: Any, session: LiveCall, long_running: Sequence[str] = (), **kwargs: Any):
+    def __init__(
+        self, *args: Any, session: LiveCall, long_running: Sequence[str] = (), resume: str | None = None, **kwargs: Any
+    ):
         super().__init__(*args, **kwargs)
         self._call = session  # not _session: the base class keeps its Live session there
         self._cancelled: set[str] = set()  # calls the model cancelled (toolCallCancellation)
+        self._handover = Handover()  # goAway: to a new connection at a turn boundary (tars.calls.handover)
+        # A call continued on a fresh media stream (a keypad handover) resumes its model session.
+        self._session_resumption_handle = resume
+        self._opening_after_resume = resume is not None
         self._answered: set[str] = set()  # tool calls whose result the session has had
         self._unsent: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = []
         self._malformed: dict[str, str] = {}  # call id -> what was wrong with its args
@@ -101,20 +109,87 @@ class GatedGeminiLive(GeminiLiveLLMService):
             if getattr(self, "_disconnecting", False):
                 return
             log.warning("Gemini Live connection failed: %s", exc)
+            if self._opening_after_resume and not self._connected_once:
+                # The session a keypad handover meant to continue is gone (expired, or ended
+                # by the service): the call goes on in a new one, told where it stands.
+                self._opening_after_resume = False
+                self._session_resumption_handle = None
+                await self._call.recorder.line("system", "the earlier model session could not be resumed")
+                await self._reconnect()
+                return
             if await self._handle_connection_error(exc):
                 await asyncio.sleep(0.5)
                 await self._reconnect()
             else:
                 await self._call.model_failed(str(exc))
 
+    def serve(self, call: LiveCall) -> None:
+        """Serve ``call`` from now on (a session opened ahead learns its call when the stream
+        arrives, ``tars.calls.preopen``)."""
+        self._call = call
+
+    async def _connect(self, session_resumption_handle: str | None = None) -> None:
+        if self._connection_task is not None and not self._connection_task.done():
+            return  # opened ahead and still connecting: the pipeline's setup() waits for it
+        # pipecat's setup() connects without a handle; a continued call has one already.
+        await super()._connect(session_resumption_handle or self._session_resumption_handle)
+
+    async def open_ahead(self, task_manager: Any) -> None:
+        """Connect before the call's pipeline exists (``tars.calls.preopen``): a connection needs
+        only a task manager; the pipeline's setup() later finds the session open (or opening)."""
+        await BaseObject.setup(self, task_manager)
+        await self._connect()
+
+    async def close_unused(self) -> None:
+        """A session opened ahead for a call that never streamed here: closed."""
+        await self._disconnect()
+
+    async def _create_initial_response(self, for_reconnect: bool = False) -> None:
+        """A resumed session already has the conversation: the opening (which keys were
+        pressed, where the playbook stands) goes to it as realtime text, not as a seed of the
+        history (client content after the first turn is refused by the 3.x models,
+        https://github.com/livekit/agents/issues/5251)."""
+        if not (self._opening_after_resume and self._session is not None and self._context is not None):
+            await super()._create_initial_response(for_reconnect)
+            return
+        self._opening_after_resume = False
+        self._ready_for_realtime_input = True
+        users = [m for m in self._context.get_messages() if m.get("role") == "user"]
+        opening = str(users[-1].get("content") or "") if users else ""
+        if opening.strip():
+            await self._send_user_text(opening)
+
+    @property
+    def resumable_handle(self) -> str | None:
+        """The latest handle the service said resumes this session (pipecat keeps only those)."""
+        return self._session_resumption_handle
+
     async def _handle_server_message(self, message: Any) -> None:
-        """pipecat 1.14 ignores ``goAway``; the call writes it down, so an end that follows has a why."""
+        """pipecat 1.14 ignores ``goAway``: here the call writes it down (so an end that follows
+        has a why) and the session is handed over to a new connection at the next turn
+        boundary (``tars.calls.handover``)."""
         if message.go_away is not None:
             metrics.MODEL_GO_AWAY.inc()
-            await self._call.model_going_away(message.go_away.time_left)
+            moving = self._handover.noticed(message.go_away.time_left)
+            await self._call.model_going_away(message.go_away.time_left, session_ends=not moving)
         if message.tool_call_cancellation is not None:  # pipecat 1.14 ignores it
             await self._calls_cancelled(list(message.tool_call_cancellation.ids or []))
+        content = message.server_content
+        if message.tool_call is not None or (content is not None and content.model_turn is not None):
+            self._handover.busy()
         await super()._handle_server_message(message)
+        update = message.session_resumption_update
+        if update is not None:
+            self._handover.updated(bool(update.resumable and update.new_handle))
+        pending = any(c not in self._answered and c not in self._cancelled for c in self._names)
+        if self._handover.ready(responding=self._bot_is_responding, tools_pending=pending):
+            self._handover.begin()
+            self.create_task(self._hand_over(), "handover")
+
+    async def _hand_over(self) -> None:
+        """Close this connection and resume the session on a new one (``tars.calls.handover``)."""
+        await self._call.recorder.line("system", "the model session moves to a new connection (goAway)")
+        await self._reconnect()
 
     async def _calls_cancelled(self, ids: list[str]) -> None:
         """The model gave up on these calls (new input came while they ran): their results,
@@ -129,10 +204,15 @@ class GatedGeminiLive(GeminiLiveLLMService):
             await self._release(self._hold.finish(call_id))
 
     async def _send_user_audio(self, frame: Any) -> None:
+        if self._handover.switching:  # held for the new connection: pipecat would drop it
+            self._handover.keep(frame, sent=False)
+            return
         if self._hold.holding:
             self._hold.keep("audio", frame, audio_seconds(frame))
             return
         await super()._send_user_audio(frame)
+        if self._session is not None and self._ready_for_realtime_input:
+            self._handover.keep(frame, sent=True)  # not yet in the state a handle resumes
         received = frame.metadata.get(STAMP)
         if received is not None:
             self._call.clock.sent_to_model(received)
@@ -198,6 +278,9 @@ class GatedGeminiLive(GeminiLiveLLMService):
         unsent, self._unsent = self._unsent, []
         for tool_call_id, tool_name, message, flags in unsent:
             await self._tool_result(tool_call_id, tool_name, message, **flags)
+        if self._handover.switching:  # the caller's words since the handle, then while switching
+            for frame in self._handover.finish():
+                await super()._send_user_audio(frame)
         await self._release(self._hold.release())  # the new connection has no call pending
 
     async def _tool_result(

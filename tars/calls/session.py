@@ -14,15 +14,13 @@ an apology spoken by Twilio and the call ends, recorded as failed with the reaso
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import datetime as dt
 import logging
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
-from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
-from pipecat.adapters.llm.schemas.tools_schema import AdapterType, ToolsSchema
 from pipecat.frames.frames import EndFrame, InputTextRawFrame, LLMRunFrame
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
@@ -31,16 +29,15 @@ from pipecat.processors.aggregators.llm_response_universal import (
     LLMContextAggregatorPair,
     LLMUserAggregatorParams,
 )
-from pipecat.services.google.gemini_live.llm import GeminiLiveLLMService
 from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPIWebsocketTransport
 from pipecat.turns.user_turn_strategies import ExternalUserTurnStrategies
 from pipecat.workers.runner import WorkerRunner
 
 from tars import metrics, telemetry
-from tars.caller import Caller
 from tars.calls.audio import PhoneLineSerializer
 from tars.calls.gate import ToolGate
 from tars.calls.keypad import KeypadToText
+from tars.calls.live_model import CallSetup, function_schemas, live_service
 from tars.calls.live_service import GatedGeminiLive, compression
 from tars.calls.media_socket import WatchedSocket
 from tars.calls.playbook_run import RUNTIME_TOOLS, PlaybookRun
@@ -50,68 +47,15 @@ from tars.calls.turn_clock import TurnClock
 from tars.calls.watchdog import for_call as stall_watchdog
 from tars.config.secrets import mask_text
 from tars.endpoints import Endpoints
-from tars.project import Project, thaw
-from tars.tools.builtins import ToolContext, execute
+from tars.project import Project
+from tars.tools.builtins import ToolContext, ToolError, execute
 from tars.tools.call import ToolCall
-from tars.tools.catalog import MODEL_TOOLS, goal_call_declaration, long_running, transfer_declaration
 
 log = logging.getLogger("tars.calls")
 
+__all__ = ["CallSession", "CallSetup", "function_schemas"]  # where callers have always found them
+
 APOLOGY = "I'm sorry, I'm having technical trouble and have to end this call. Please try again in a few minutes."
-
-
-@dataclass(frozen=True)
-class CallSetup:
-    """Everything a session needs to know before the first audio frame."""
-
-    call_id: int
-    call_sid: str
-    stream_sid: str
-    caller: Caller
-    purpose: str  # "inbound", "goal", "reminder"
-    system_instruction: str
-    opening: str  # the first user-side message: what to say first
-    tools: tuple[str, ...]
-
-
-def function_schemas(
-    project: Project,
-    names: Sequence[str],
-    overrides: Mapping[str, Mapping[str, Any]] | None = None,
-    descriptions: Mapping[str, str] | None = None,
-    role_name: str | None = None,
-) -> ToolsSchema:
-    """The tools offered to the model, as pipecat FunctionSchemas (JSON Schema parameters)."""
-    schemas = []
-    role = project.roles.get(role_name) if role_name else None
-    if role is not None and role.playbooks is not None and "make_goal_call" in names:
-        # make_goal_call is declared with the playbooks this role may start, and no others.
-        allowed = {n: project.playbooks[n] for n in role.playbooks if n in project.playbooks}
-        description, parameters = goal_call_declaration(allowed)
-        overrides = {**(overrides or {}), "make_goal_call": parameters}
-        descriptions = {**(descriptions or {}), "make_goal_call": description}
-    if role is not None and role.transfer is not None and "transfer_call" in names:
-        description, parameters = transfer_declaration(role.transfer.to, project.owner.name)
-        overrides = {**(overrides or {}), "transfer_call": parameters}
-        descriptions = {**(descriptions or {}), "transfer_call": description}
-    for name in names:
-        if name in MODEL_TOOLS:
-            continue
-        tool = project.tools.get(name)
-        params = dict((overrides or {}).get(name) or (thaw(tool.parameters) if tool else {}))
-        description = (descriptions or {}).get(name) or (tool.description if tool else name)
-        schemas.append(
-            FunctionSchema(
-                name=name,
-                description=description,
-                properties=params.get("properties", {}),
-                required=list(params.get("required", [])),
-            )
-        )
-    # Gemini's own tools ride along in the setup: {"googleSearch": {}} for google_search
-    # (https://ai.google.dev/gemini-api/docs/live-tools#google-search).
-    native = [{"google_search": {}}] if "google_search" in names else []
-    return ToolsSchema(standard_tools=schemas, custom_tools={AdapterType.GEMINI: native} if native else None)
 
 
 class CallSession:
@@ -126,12 +70,14 @@ class CallSession:
         setup: CallSetup,
         *,
         playbook: PlaybookRun | None = None,
+        live: GatedGeminiLive | None = None,
     ):
         self.project = project
         self.endpoints = endpoints
         self.setup = setup
         self.recorder = CallRecorder(database, setup.call_id, lambda text: mask_text(text, project.secrets))
         self.playbook = playbook
+        self.live = live  # the Live service: opened ahead (tars.calls.preopen), else built with the pipeline
         role = project.roles.get(setup.caller.role)
         # Both sides of the line, when the caller's role is recorded (roles.<role>.recording).
         self.recording = (
@@ -158,13 +104,22 @@ class CallSession:
         self.transfer: Any = None  # transfer_call's way to the switchboard, set by the server
         self.failure: str | None = None
         self.going_away: str | None = None  # timeLeft of the model service's goAway, once sent
+        self.session_ends = False  # that goAway is the session's limit, not the connection's
         self.status = "in-progress"
         self.clock = TurnClock(self._turn, metrics.FIRST_REPLY.observe)
+        self._context = contextvars.copy_context()  # the stream's, taken again when it runs
 
     def _spawn(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
+        # In the stream's context (its trace span), even when called from a model session
+        # opened before the stream (tars.calls.preopen), whose tasks carry the webhook's.
+        task = asyncio.get_running_loop().create_task(coro, context=self._context.copy())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    @property
+    def model_handle(self) -> str | None:
+        """The latest resumable handle of this call's model session (a keypad handover keeps it)."""
+        return self.live.resumable_handle if self.live is not None else None
 
     # ------------------------------------------------------------------ tool batches
     def start_batch(self, calls: list[ToolCall]) -> None:
@@ -218,7 +173,6 @@ class CallSession:
     async def press_digits(self, digits: str) -> None:
         """Keys go through Twilio (tones sent as stream audio are unreliable): the call plays the
         digits and opens a fresh media stream, where the playbook run carries on."""
-        from tars.tools.builtins import ToolError
 
         if self.playbook is None or self.handover is None:
             raise ToolError("pressing keys is only available on goal calls")
@@ -258,8 +212,6 @@ class CallSession:
 
     async def transfer_call(self, target: str, about: str, caller_name: str | None) -> dict[str, Any]:
         """Put the caller through (``tars.telephony.transfers``): refused with a reason, or under way."""
-        from tars.tools.builtins import ToolError
-
         if self.transfer is None:
             raise ToolError("putting callers through needs the running server (tars serve)")
         return dict(await self.transfer(target, about, caller_name))
@@ -267,7 +219,6 @@ class CallSession:
     # ------------------------------------------------------------------ the pipeline
     def build(self, websocket: Any) -> PipelineWorker:
         server = self.project.section("server")
-        settings = self.project.section("model")
         serializer = PhoneLineSerializer(
             stream_sid=self.setup.stream_sid,
             call_sid=self.setup.call_sid,
@@ -283,31 +234,9 @@ class CallSession:
                 audio_in_enabled=True, audio_out_enabled=True, add_wav_header=False, serializer=serializer
             ),
         )
-        persona = self.project.persona_for(self.playbook.plan.playbook if self.playbook else None)
-        llm = GatedGeminiLive(
-            api_key=self.endpoints.gemini_api_key or "unset",
-            settings=GeminiLiveLLMService.Settings(
-                model=settings.get("live_model"),
-                voice=persona.voice or settings.get("voice"),
-                # Native-audio models choose the language from the instruction (persona_lines
-                # says which); speechConfig.languageCode is what the others speak.
-                language=persona.language,
-                system_instruction=self.setup.system_instruction,
-                context_window_compression=compression(settings),
-            ),
-            tools=function_schemas(
-                self.project,
-                self.setup.tools,
-                self.playbook.tool_schemas() if self.playbook else None,
-                self.playbook.descriptions() if self.playbook else None,
-                self.setup.caller.role,
-            )
-            if self.setup.tools
-            else None,
-            http_options=self.endpoints.http_options(),
-            session=self,
-            long_running=long_running(self.setup.tools, self.project.tools),
-        )
+        llm = self.live or live_service(self.project, self.endpoints, self.setup, self.playbook, self)
+        llm.serve(self)
+        self.live = llm
         context = LLMContext(messages=[{"role": "user", "content": self.setup.opening}])
         # Gemini Live decides turns itself; pipecat's default strategies would load a local
         # turn-detection model for every call (~200 ms of the event loop, ~10 MB) unused.
@@ -358,6 +287,7 @@ class CallSession:
             self.recording.start()
             changes["recording_path"] = str(self.recording.path)
         await self.recorder.update(**changes)
+        self._context = contextvars.copy_context()
         runner = WorkerRunner(handle_sigint=False, handle_sigterm=False)
         limit = float(self.project.section("server").get("max_call_minutes", 30)) * 60
         if self.playbook is not None:
@@ -395,7 +325,8 @@ class CallSession:
     def _turn(self, added: float, heard_at: float) -> None:
         """One turn through the call path: in the metrics, and as a span of the call's trace."""
         metrics.TURN_ADDED_LATENCY.observe(added)
-        telemetry.past_span("call.turn", heard_at, added_latency_ms=round(added * 1000, 2))
+        span = telemetry.past_span
+        self._context.copy().run(span, "call.turn", heard_at, added_latency_ms=round(added * 1000, 2))
 
     def _who(self) -> str:
         """The call in a log line: its purpose and the other party by name and role, never a number."""
@@ -453,10 +384,14 @@ class CallSession:
         await self.say_to_model("[System] The maximum call length has been reached. Say a brief goodbye now.")
         await self.end_call("maximum call length reached")
 
-    async def model_going_away(self, time_left: str | None) -> None:
-        """The Live service announced it will close the connection (``goAway``)."""
+    async def model_going_away(self, time_left: str | None, *, session_ends: bool = False) -> None:
+        """The Live service announced it will close the connection (``goAway``); ``session_ends``:
+        again, right after a handover, so it is the session's own limit (``tars.calls.handover``)."""
         self.going_away = time_left or "unknown"
+        self.session_ends = session_ends
         await self.recorder.line("system", f"the model service will close the connection in {self.going_away} (goAway)")
+        if session_ends:
+            await self.recorder.line("system", "the model session itself ends then: no new connection continues it")
 
     async def model_connected(self) -> None:
         """A Live connection is open; after a ``goAway`` it is the session resumed."""
@@ -468,7 +403,11 @@ class CallSession:
         """Gemini is gone for good: Twilio speaks the apology and hangs up; recorded as failed."""
         if self.failure:
             return
-        if self.going_away is not None:
+        if self.going_away is not None and self.session_ends:
+            why = "" if compression(self.project.section("model")).enabled else "; context_window_compression is off"
+            left = self.going_away
+            reason = f"the service ended the session at its limit (goAway, time left {left}{why}), then: {reason}"
+        elif self.going_away is not None:
             reason = f"the service closed the connection after goAway (time left {self.going_away}), then: {reason}"
         self.failure = f"model session failed: {reason}"
         metrics.MODEL_FAILED.inc()

@@ -19,6 +19,9 @@ from tars.calls.session import CallSetup
 from tars.graph.call_plan import prepare_call
 from tars.project import Project
 
+#: Where a call's ``run_state`` keeps its model session's resumption handle across a keypad handover.
+MODEL_SESSION = "model_session"
+
 
 async def inbound_setup(
     project: Project, database: Any, body: Mapping[str, str], call_sid: str, stream_sid: str
@@ -71,7 +74,11 @@ async def goal_setup(
     values = instructions.template_values(project, now, persona=project.persona_for(book))
     plan = prepare_call(project, str(call.playbook), dict(call.inputs or {}), {**values, "target_name": callee})
     pressed = call.resume_digits
+    resume = None
     if pressed and call.run_state:
+        # The model session goes on too (its latest resumable handle, kept by the switchboard),
+        # so the model still knows what was said before the keys.
+        resume = call.run_state.get(MODEL_SESSION) or None
         run = PlaybookRun.resumed(plan, call.run_state, announce=_unbound)
         await database.run(lambda s: update_call(s, call_id, resume_digits=None))
     else:
@@ -98,6 +105,7 @@ async def goal_setup(
         system_instruction=f"{instruction}\n\n{past}" if past else instruction,
         opening=opening,
         tools=tuple(tools),
+        resume=resume,
     )
     return setup, run
 

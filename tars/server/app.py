@@ -34,6 +34,7 @@ from opentelemetry.trace import SpanKind
 from tars import metrics, telemetry
 from tars.caller import BLOCKED, OWNER, Caller, identify
 from tars.calls import instructions
+from tars.calls.preopen import Preopener
 from tars.calls.session import CallSession
 from tars.calls.setup import goal_setup, inbound_setup
 from tars.graph.call_plan import render
@@ -111,6 +112,7 @@ def create_app(board: Switchboard, api_token: str) -> FastAPI:
     app.state.api_token = api_token
     app.add_middleware(BodyLimit)
     texts = board.texts = TextDesk(board)
+    board.preopener = Preopener(board)  # model sessions opened while Twilio connects the stream
     texts.finisher = hooks.finisher(board)
     # board.project, read per request: a reloaded project (tars serve watches the YAML) applies at once
 
@@ -139,6 +141,7 @@ def create_app(board: Switchboard, api_token: str) -> FastAPI:
         trace.get_current_span().set_attributes(
             {"tars.call.id": call_id, "tars.call.purpose": purpose, "tars.caller.role": caller.role}
         )
+        board.preopener.open(caller, call_sid, call_id, purpose)  # the greeting waits for no connect
         return xml(board.stream_document(caller, call_sid, call_id, purpose))
 
     def gather(caller: Caller, call_id: int, tries: int, prompt: str) -> Response:
@@ -387,13 +390,17 @@ async def run_stream(
     project = board.project
     playbook = None
     purpose = body.get("purpose")
-    if purpose == "goal":
+    opened = await board.preopener.take(call_sid, body, stream_sid) if board.preopener else None
+    if opened is not None:  # opened here when the call was answered (tars.calls.preopen)
+        setup, playbook = opened.setup, opened.playbook
+    elif purpose == "goal":
         setup, playbook = await goal_setup(project, board.database, body, call_sid, stream_sid)
     elif purpose == "reminder":
         setup = await reminder_calls.reminder_setup(board, body, call_sid, stream_sid)
     else:
         setup = await inbound_setup(project, board.database, body, call_sid, stream_sid)
-    session = CallSession(project, board.endpoints, board.database, board.outbox, setup, playbook=playbook)
+    live = opened.service if opened is not None else None
+    session = CallSession(project, board.endpoints, board.database, board.outbox, setup, playbook=playbook, live=live)
     desk = CallDesk(board, setup.call_id, setup.caller.role, setup.caller.name or setup.caller.number)
     session.context.switchboard = desk
     who = setup.caller.name or setup.caller.number

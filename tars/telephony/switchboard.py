@@ -92,6 +92,7 @@ class Switchboard:
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     scheduler: Any = None  # tars.scheduler.Scheduler once started with the server (a Wakeable)
     texts: Any = None  # tars.texts.desk.TextDesk: this server's text sessions, set by the server
+    preopener: Any = None  # tars.calls.preopen.Preopener: model sessions opened ahead, set by the server
     id: str = field(default_factory=server_id)  # this server, as leases and sessions name it
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
     #: What a reloaded project goes through before it is used (a simulation keeps its own
@@ -173,6 +174,8 @@ class Switchboard:
         self.shutting_down = True
         if self.texts is not None:
             await self.texts.shutdown()
+        if self.preopener is not None:
+            await self.preopener.close_all()
         for session in list(self.sessions.values()):
             if session.ending:
                 continue
@@ -272,6 +275,8 @@ class Switchboard:
             reason = f"Twilio unreachable: {exc.cause}" if exc.unreachable else f"Twilio refused: {exc.cause}"
             await self.db(lambda s: update_call(s, call_id, status="failed", failure_reason=reason))
             raise
+        if self.preopener is not None:  # the model session opens while the phone rings
+            self.preopener.open(Caller(number, plan.playbook.role, callee, contact_id), created.sid, call_id, "goal")
         return await self.db(lambda s: update_call(s, call_id, sid=created.sid, status="queued"))
 
     async def place_reminder_call(self, reminder: Any, lease: str, *, late: bool) -> Any:
@@ -329,13 +334,17 @@ class Switchboard:
 
     async def hand_over(self, session: Any, digits: str) -> None:
         """Press ``digits`` through Twilio, then reconnect the call to a fresh stream. The
-        playbook run is stored on the call first, so the new stream continues at the same
-        step on whichever server it reaches."""
+        playbook run is stored on the call first, with the model session's resumption handle,
+        so the new stream continues at the same step, in the same conversation, on whichever
+        server it reaches."""
         from tars.store.calls import update_call
 
         setup = session.setup
         run = session.playbook
         state = run.state() if run is not None else None
+        if state is not None and session.model_handle:
+            # The fresh stream resumes the same model session (tars.calls.setup.goal_setup).
+            state["model_session"] = session.model_handle
         await self.db(
             lambda s: update_call(
                 s, setup.call_id, resume_digits=digits, run_state=state, step=run.step if run else None

@@ -39,7 +39,8 @@ def open_hours(line: Line, *servers: Any) -> None:
 
 class MenuOnOneServerPersonOnTheOther(MenuThenPerson):
     """A phone menu (press 2), pressed while Twilio's traffic is moved to the other server; the
-    fresh stream then reaches that server, where a person answers."""
+    fresh stream then reaches that server, which resumes the same model session, and a person
+    answers."""
 
     def __init__(self, move: Callable[[], None]):
         super().__init__()
@@ -47,11 +48,13 @@ class MenuOnOneServerPersonOnTheOther(MenuThenPerson):
         self.openings: list[str] = []
 
     async def on_start(self, session: Any) -> list[Any]:
-        opening = session.history[0]["text"] if session.history else ""
-        self.openings.append(opening)
-        if "You pressed 2" not in opening:
-            self.move()
+        self.move()
         return await super().on_start(session)
+
+    async def on_user(self, session: Any, text: str) -> list[Any]:
+        if "You pressed 2" in text:
+            self.openings.append(text)
+        return await super().on_user(session, text)
 
 
 async def test_a_keypad_handover_continues_at_the_same_step_on_the_other_server(
@@ -68,7 +71,8 @@ async def test_a_keypad_handover_continues_at_the_same_step_on_the_other_server(
         placed = await place(line, "la_piazza", "business_inquiry", {"question": "opening hours on Saturday"})
         assert placed["http"] == 201, placed
         call = await line.twilio.next_call(timeout=10)
-        await line.gemini.wait_for(lambda: len(line.gemini.sessions) == 2, what="the stream after the keys", timeout=30)
+        [session] = await line.gemini.wait_for(lambda: line.gemini.sessions, what="the model session")
+        await line.gemini.wait_for(lambda: session.connections == 2, what="the stream after the keys", timeout=30)
         on_second = await eventually(lambda: second.server.session_for(placed["call_id"]), 10, "the call on server 2")
         assert line.server is not None
         first = line.server.server
@@ -83,7 +87,9 @@ async def test_a_keypad_handover_continues_at_the_same_step_on_the_other_server(
         sms = [m for m in line.twilio.messages if m.to == project.owner.phone]
     assert call.agent_digits == ["2"]
     assert resumed_at == ["ask"]  # the run stored by server 1, continued by server 2 at its step
-    assert "You pressed 2 on the phone menu" in brain.openings[1] and "[Playbook step: ask]" in brain.openings[1]
+    # Server 2 continued the model session server 1 had (its handle stored with the run).
+    assert "You pressed 2 on the phone menu" in brain.openings[0] and "[Playbook step: ask]" in brain.openings[0]
+    assert len(line.gemini.sessions) == 1 and session.model_texts()[0] == "Hello."
     with line.db() as db, db.session() as s:
         record = call_details(s, placed["call_id"])
     assert record.call.outcome == {"status": "answered", "answer": "Saturday 9 to 5"}

@@ -90,7 +90,8 @@ async def test_voicemail_is_retried_in_the_calling_window_until_the_policy_runs_
         ("voicemail", 3, "none"),
     ]
     assert [u.text for u in third.heard] == [MESSAGE]  # every attempt leaves the message
-    assert rows[2].inputs == rows[0].inputs and line.gemini.sessions == []
+    assert rows[2].inputs == rows[0].inputs
+    assert all(not s.started for s in line.gemini.sessions)  # opened while ringing, never used
 
 
 async def test_voicemail_is_not_retried_unless_the_playbook_says_so(

@@ -105,7 +105,8 @@ async def test_voicemail_hears_the_declared_message(tmp_path: Path, monkeypatch:
         call = await line.twilio.next_call(timeout=10)
         await call.wait_ended(timeout=30)
         heard = [u.text for u in call.heard]
-        assert line.gemini.sessions == []
+        # The model session opened while the phone rang was never used (tars.calls.preopen).
+        assert all(not s.started and not s.transcript for s in line.gemini.sessions)
     assert heard == [
         "Hello, this is TARS calling for Alex Morgan to book a check-up. We'll try again later. Thank you."
     ]
@@ -127,19 +128,18 @@ async def test_bad_requests_say_what_is_wrong(tmp_path: Path, monkeypatch: pytes
 
 
 class MenuThenPerson:
-    """A phone menu first (press 2 for opening hours), then a person on the new stream."""
-
-    def __init__(self) -> None:
-        self.sessions = 0
+    """A phone menu first (press 2 for opening hours), then a person on the new stream: the same
+    model session, resumed, told which keys were pressed."""
 
     async def on_start(self, session: Any) -> list[Any]:
-        self.sessions += 1
-        opening = session.history[0]["text"] if session.history else ""
-        if "You pressed 2" not in opening:
-            return [Say("Hello."), CallTool("press_digits", {"digits": "2"})]
-        return [Say("Hello, what are your opening hours on Saturday?"), CallTool("goto_step", {"step": "note_answer"})]
+        return [Say("Hello."), CallTool("press_digits", {"digits": "2"})]
 
     async def on_user(self, session: Any, text: str) -> list[Any]:
+        if "You pressed 2" in text:
+            return [
+                Say("Hello, what are your opening hours on Saturday?"),
+                CallTool("goto_step", {"step": "note_answer"}),
+            ]
         if "nine to five" in text:
             return [CallTool("record_outcome", {"status": "answered", "answer": "Saturday 9 to 5"})]
         return []
@@ -160,7 +160,8 @@ async def test_phone_menus_get_keys_through_twilio_and_the_playbook_carries_on(
     async with Line(project, lambda: brain) as line:
         placed = await place(line, "la_piazza", "business_inquiry", {"question": "opening hours on Saturday"})
         call = await line.twilio.next_call(timeout=10)
-        await line.gemini.wait_for(lambda: len(line.gemini.sessions) == 2, what="a second model session", timeout=30)
+        [session] = await line.gemini.wait_for(lambda: line.gemini.sessions, what="the model session")
+        await line.gemini.wait_for(lambda: session.connections == 2, what="the session resumed", timeout=30)
         heard = await call.wait_for_agent_utterance(timeout=20)
         while "opening hours" not in heard.text:
             heard = await call.wait_for_agent_utterance(timeout=20)
@@ -170,6 +171,9 @@ async def test_phone_menus_get_keys_through_twilio_and_the_playbook_carries_on(
         digits = call.agent_digits
         sms = [m for m in line.twilio.messages if m.to == project.owner.phone]
     assert digits == ["2"]
+    # The fresh stream continued the same model session: its conversation holds the menu's turn.
+    assert len(line.gemini.sessions) == 1 and session.setups[1]["sessionResumption"]["handle"] in session.handles
+    assert session.model_texts()[0] == "Hello." and any("You pressed 2" in t for t in session.user_texts())
     record = stored(line, placed["call_id"])
     assert record.call.status == "completed"
     assert record.call.outcome == {"status": "answered", "answer": "Saturday 9 to 5"}

@@ -179,14 +179,16 @@ async def test_a_recorded_goal_call_announces_once_and_keeps_one_file_across_a_k
         line.twilio.realtime = True  # the caller's side flows every 20 ms (silence too): the timeline's clock
         placed = await place(line, "la_piazza", "business_inquiry", {"question": "opening hours on Saturday"})
         call = await line.twilio.next_call(timeout=10)
-        await line.gemini.wait_for(lambda: len(line.gemini.sessions) == 2, what="a second model session", timeout=30)
+        [session] = await line.gemini.wait_for(lambda: line.gemini.sessions, what="the model session")
+        await line.gemini.wait_for(lambda: session.connections == 2, what="the session resumed", timeout=30)
         heard = await call.wait_for_agent_utterance(timeout=20)
         while "opening hours" not in heard.text:
             heard = await call.wait_for_agent_utterance(timeout=20)
         await call.say("we are open nine to five")
         assert await call.wait_ended(timeout=30) == "completed"
         await line.settle()
-        first, second = (session.history[0]["text"] for session in line.gemini.sessions)
+        first = session.history[0]["text"]  # the opening; after the keys, the session goes on
+        [second] = [text for text in session.user_texts() if "You pressed 2" in text]
         streams = line.twilio.calls[call.sid].streams
         sent = [loud(np.frombuffer(stream.agent_pcm16(), dtype="<i2")) for stream in streams]
     assert f'say: "{NOTICE}"' in first and NOTICE not in second  # said once, when the call connects

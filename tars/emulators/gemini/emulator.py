@@ -194,6 +194,7 @@ class GeminiEmulator:
         transcription_chars: int | None = None,
         burst_messages: int = 1,
         keep_frames: bool = False,
+        connect_delay_ms: int = 0,
         host: str = "127.0.0.1",
         port: int = 0,
     ):
@@ -218,6 +219,7 @@ class GeminiEmulator:
             transcription_chars=transcription_chars,
             burst_messages=burst_messages,
             keep_frames=keep_frames,
+            connect_delay_ms=connect_delay_ms,
         )
         self.live = LiveRegistry()
         self.rest_requests: list[RestRequest] = []

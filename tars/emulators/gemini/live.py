@@ -270,6 +270,8 @@ class LiveConnection(ModelTurns):
         check_setup(setup, api_version=_api_version(self.request.path), models=self.options.models)
         if self.registry.setup_hold is not None:
             await self.registry.setup_hold.wait()  # a connect the test holds open
+        if self.options.connect_delay_ms > 0:
+            await asyncio.sleep(self.options.connect_delay_ms / 1000)  # a slow connect, as a benchmark sets
         handle = (setup.get("sessionResumption") or {}).get("handle")
         if handle:
             session = self.registry.handles.get(handle)
@@ -442,6 +444,7 @@ class LiveConnection(ModelTurns):
         pending = " ".join(self.session._pending_text)
         self.session._pending_text.clear()
         if not self.session.started:
+            self.session.asked_at = self.session.asked_at or time.monotonic()
             self._queue.put_nowait(("start", ""))
         elif pending:
             await cancel_on_input(self, self.options.models, "clientContent")

@@ -68,6 +68,9 @@ class LiveOptions:
     go_away_lead_s: float = GO_AWAY_LEAD_S
     handle_lifetime_s: float | None = HANDLE_LIFETIME_S  # None: handles never expire
     keep_frames: bool = False  # keep every sent frame whole in LiveSession.frames_sent
+    # How long a connect takes before setupComplete (TLS, the upgrade, the setup): 0 here; a
+    # benchmark sets a realistic 700 ms (the figure issue 18 takes for the real service).
+    connect_delay_ms: int = 0
 
 
 @dataclass
@@ -99,6 +102,10 @@ class LiveSession:
     # was sent), monotonic: the emulator's own share of a turn's latency, for benchmarks
     turn_timings: list[tuple[float, float]] = field(default_factory=list)
     max_frame_bytes: int = 0
+    # (when the conversation was started, its first audio frame sent), monotonic: the model's
+    # own share of the first words, for benchmarks
+    asked_at: float | None = None
+    first_audio_at: float | None = None
     opened_at: float = field(default_factory=time.monotonic)  # the first setup
     ended: tuple[int, str] | None = None  # (close code, reason) once the service ended it
     closed_at: float | None = None  # when its latest connection ended (handles expire from then)

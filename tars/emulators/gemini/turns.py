@@ -169,6 +169,8 @@ class ModelTurns:
                     await self.send({"serverContent": {"outputTranscription": {"text": piece}}})
                 await self.send(delivery.model_turn(message.chunks, OUTPUT_RATE, b64encode))
                 now = time.monotonic()
+                if self.session.first_audio_at is None:
+                    self.session.first_audio_at = now
                 if self._heard_at is not None:
                     self.session.turn_timings.append((self._heard_at, now))
                     self._heard_at = None
