@@ -1,6 +1,6 @@
 """The emulated model's side of a scenario: a Gemini brain that walks the script's turns.
 
-The model is asked to act at three moments (see ``gemini_brain``): when the call starts,
+The model is asked to act at three moments (see ``brain``): when the call starts,
 when it hears something, and when a tool result comes back. Each time, it plays the
 script's model turns from where it stands up to the next party turn (or a tool call,
 whose result it waits for). It moves past a party's ``say`` only once it has heard those

@@ -16,7 +16,7 @@ conversation, which outlives its connection when the client resumes it with a
   the turn ends with ``generationComplete`` and then ``turnComplete`` carrying
   top-level ``usageMetadata`` in the same frame (pipecat warns otherwise).
 * Client frames arrive with snake_case top-level keys (``realtime_input``...)
-  and mixed nested keys; they are normalised (``gemini_wire``). Violations the
+  and mixed nested keys; they are normalised (``wire``). Violations the
   real service rejects close the socket with 1007 and are recorded, so a test
   fails loudly instead of passing against a too-lenient fake.
 * Caller speech is found with ``speech.SpeechDetector`` (end of utterance after

@@ -1,6 +1,6 @@
 """The emulated model's side of a Live connection: running turns and barge-in.
 
-A turn is what a brain decided (``gemini_brain``) put on the wire:
+A turn is what a brain decided (``brain``) put on the wire:
 
 * ``Say`` -> ~100 ms ``modelTurn`` parts of 24 kHz synthetic speech, one part a
   message by default, paced by ``LiveOptions.pacing``, then ``outputTranscription``

@@ -122,7 +122,7 @@ class Call:
         self.hold_audio: list[str] = []  # wait/hold audio heard: a URL, "twilio hold music" or "silence"
         self.over = asyncio.Event()  # set on the final status (before its callback)
         self.legs: list[Call] = []  # the calls this call's <Dial>s placed
-        self.dials: list[Any] = []  # each <Dial>'s outcome (twilio_dial.Outcome), in order
+        self.dials: list[Any] = []  # each <Dial>'s outcome (dial.Outcome), in order
         self.looped_into: Call | None = None  # a leg that rang a served number: that inbound call
         self.finishing = False
         self.detached = asyncio.Event()  # a <Dial> leg redirected by REST: it runs its own TwiML now

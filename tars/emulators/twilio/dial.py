@@ -22,7 +22,7 @@ What Twilio documents (https://www.twilio.com/docs/voice/twiml/dial) and this do
   ``DialCallStatus``, ``DialCallSid``, ``DialCallDuration`` and ``DialBridged``, and
   the call goes on with the TwiML it returns; the verbs after ``<Dial>`` are not
   run. Without ``action`` the call goes on with the next verb (and ends when there
-  is none). ``<Dial><Conference>`` reports ``answered`` (see ``twilio_conference``).
+  is none). ``<Dial><Conference>`` reports ``answered`` (see ``conference``).
 * A connected leg redirected over REST (``calls(leg).update(twiml=...)``) leaves the
   bridge and runs that TwiML on its own, and the dialing call's ``<Dial>`` ends
   (``completed``): how a warm transfer moves the called party into a conference.

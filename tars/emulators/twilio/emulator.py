@@ -3,12 +3,12 @@
 TARS talks to Twilio three ways, and the emulator speaks all three the way the
 real service does (wire facts: ``/work/shared/reference/wire-protocols.md`` B):
 
-1. **REST** (twilio-python ``Client``, pipecat's hang-up): see ``twilio_rest``.
+1. **REST** (twilio-python ``Client``, pipecat's hang-up): see ``rest``.
 2. **Webhooks**: voice URL, ``<Gather action>``, ``<Redirect>``, status callbacks,
    async AMD callbacks and SMS status callbacks, all form-encoded and signed with
    ``X-Twilio-Signature`` over the *public* URL (see :meth:`TwilioEmulator.route`).
 3. **Media Streams**: ``<Connect><Stream>`` opens a websocket to the app; see
-   ``twilio_media``. Caller audio is synthetic speech from ``tars.emulators.speech``.
+   ``media``. Caller audio is synthetic speech from ``tars.emulators.speech``.
 
 Public API::
 
@@ -33,13 +33,13 @@ Public API::
         emu.conferences.view()             # rooms, who is in them, who left, why they ended
 
 ``<Dial>`` (``<Number>``, a bare number, ``<Conference>``) is parsed by ``twiml_dial`` and
-run by ``twilio_dial`` (legs, whisper, bridge, ``action``) and ``twilio_conference``
-(rooms; their REST resources in ``twilio_conference_rest``). A leg is a :class:`Call` with
+run by ``dial`` (legs, whisper, bridge, ``action``) and ``conference``
+(rooms; their REST resources in ``conference_rest``). A leg is a :class:`Call` with
 ``direction="outbound-dial"`` and ``parent_call_sid``; the dialing call lists them in
 ``legs`` and each ``<Dial>``'s outcome in ``dials``; ``bridged_with``, ``conference`` and
 ``hold_audio`` say whom a call is connected to and what it heard while waiting.
 
-A :class:`Call` (in ``twilio_call``, with :class:`Party`) records ``sid``,
+A :class:`Call` (in ``call``, with :class:`Party`) records ``sid``,
 ``direction``, ``from_``, ``to``, ``status`` and ``status_history``, ``answered_by``,
 ``ended_by`` (caller, rest, app, emulator), ``documents`` (TwiML seen), ``verbs``,
 ``webhooks``, ``status_callbacks``, ``rest_updates``/``rest_hangups``, ``streams`` (each
@@ -111,7 +111,7 @@ class TwilioEmulator:
         self.default_party = Party()
         self.webhooks = Webhooks(auth_token)
         self.served_numbers: dict[str, tuple[str, str | None]] = {}  # number → (voice URL, status URL)
-        self.loops: list[Loop] = []  # <Dial>s that rang a served number (see twilio_dial)
+        self.loops: list[Loop] = []  # <Dial>s that rang a served number (see dial)
         self.conferences = Conferences(self)  # rooms; .view() lists them with their participants
         self._interpreter = twiml.Interpreter(self)
         self._dialer = Dialer(self)
@@ -204,7 +204,7 @@ class TwilioEmulator:
 
     def serve_number(self, number: str, voice_url: str, status_callback: str | None = None) -> None:
         """``number`` is one of this account's numbers, its voice webhook ``voice_url``: a
-        ``<Dial>`` to it rings back in as a new inbound call (see ``twilio_dial``)."""
+        ``<Dial>`` to it rings back in as a new inbound call (see ``dial``)."""
         self.served_numbers[number] = (voice_url, status_callback)
 
     def set_party(self, number: str, party: Party) -> None:
@@ -399,7 +399,7 @@ class TwilioEmulator:
         return self.conferences.listeners(call)
 
     async def _dial(self, call: Call, verb: twiml.Dial, doc_url: str | None) -> twiml.Source | None:
-        """Run ``<Dial>`` (the interpreter's hook into ``twilio_dial``)."""
+        """Run ``<Dial>`` (the interpreter's hook into ``dial``)."""
         return await self._dialer.dial(call, verb, doc_url)
 
     def _redirect_call(self, call: Call, url: str | None, document: str | None, method: str) -> None:

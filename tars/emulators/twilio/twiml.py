@@ -14,7 +14,7 @@ broken document when a real call fails:
 * ``<Connect><Stream>`` carries only the inbound track (``track`` other than
   ``inbound_track`` is error 31941 in this emulator).
 
-``<Dial>`` and its nouns are read by ``twiml_dial`` and run by ``twilio_dial``.
+``<Dial>`` and its nouns are read by ``twiml_dial`` and run by ``dial``.
 Verbs that are valid TwiML but not emulated (``<Record>``, ``<Enqueue>`` …) come out
 as :class:`Unsupported`, so the interpreter can fail the call with a clear message
 instead of pretending. :class:`Interpreter` executes the verbs for the emulator.
