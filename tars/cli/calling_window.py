@@ -64,7 +64,7 @@ def _span(hours: Mapping[str, Any]) -> str:
 
 
 def _days(days: list[str]) -> str:
-    from tars.scheduler.window import DAYS
+    from tars.weekly_hours import DAYS
 
     order = [DAYS.index(d) for d in days if d in DAYS]
     if len(order) > 2 and order == list(range(order[0], order[-1] + 1)):

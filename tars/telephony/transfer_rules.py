@@ -14,8 +14,7 @@ from typing import Any
 
 from tars.caller import OWNER, Caller
 from tars.project import Project
-
-DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+from tars.weekly_hours import DAYS, Window
 
 
 @dataclass(frozen=True)
@@ -44,7 +43,7 @@ def refusal(
     role = project.roles.get(caller.role)
     rules = role.transfer if role is not None else None
     if rules is None or "transfer_call" not in role.tools:  # type: ignore[union-attr]
-        return None, f"putting callers through is not available to the {caller.role} role"
+        return None, f"the {caller.role} role may not put callers through (no transfer_call in tars.yaml)"
     if caller.role != OWNER and caller.contact_id is None:
         return None, "callers TARS does not know are never put through; offer to take a message instead"
     target = target_of(project, key) if key in rules.to else None
@@ -58,7 +57,7 @@ def refusal(
     if target.number in (ours, caller.number):
         return target, f"{target.name}'s number would ring this same call back; offer to take a message instead"
     any_time = (relationship or "").strip().lower() in {r.lower() for r in rules.any_time}
-    if rules.hours and not any_time and not open_at(rules.hours, project.owner.timezone, now):
+    if rules.hours and not any_time and not Window(rules.hours, project.owner.timezone).is_open(now):
         return target, f"{target.name} takes calls only {hours_in_words(rules.hours)}; offer to take a message"
     return target, None
 
@@ -66,19 +65,6 @@ def refusal(
 def _spoken(project: Project, key: str) -> str:
     found = target_of(project, key)
     return found.name if found is not None else key
-
-
-def open_at(hours: tuple[Mapping[str, Any], ...], timezone: str, at: dt.datetime) -> bool:
-    """Whether ``at`` falls in one of the weekly ``hours`` windows, in ``timezone``."""
-    from tars.timeparse import local
-
-    here = local(at, timezone)
-    day, clock = DAYS[here.weekday()], here.strftime("%H:%M")
-    return any(
-        day in (window.get("days") or DAYS)
-        and str(window.get("from", "00:00")) <= clock < str(window.get("to", "24:00"))
-        for window in hours
-    )
 
 
 def hours_in_words(hours: tuple[Mapping[str, Any], ...]) -> str:

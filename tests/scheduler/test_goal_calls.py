@@ -12,7 +12,8 @@ import pytest
 
 from tars.emulators.gemini.emulator import EchoBrain
 from tars.emulators.twilio.emulator import Party
-from tars.scheduler.window import Window, next_open
+from tars.scheduler.window import next_open
+from tars.weekly_hours import Window
 from tests.scheduler.helpers import eventually
 from tests.server.harness import Line, make_project, place
 
