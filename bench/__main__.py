@@ -41,7 +41,7 @@ def suites(mode: str) -> dict[str, Callable[[], Any]]:
     quick = mode != "full"
     return {
         "latency": lambda: calls.latency(plan),
-        "first_words": lambda: first_words.first_words(3 if quick else 5),
+        "first_words": lambda: first_words.first_words(3 if quick else 9),
         "capacity": lambda: calls.capacity(plan),
         "startup": lambda: startup.serve_to_ready(1 if quick else 5),
         "cli": lambda: startup.cli(3 if quick else 15),

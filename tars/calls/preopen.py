@@ -22,7 +22,7 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,27 +90,33 @@ class Preopener:
         self.board = board
         self.held: dict[str, asyncio.Task[Opened | None]] = {}
 
-    def open(self, caller: Caller, call_sid: str, call_id: int, purpose: str) -> None:
-        """Start opening the model session for a call that is about to stream (no-op if held)."""
+    def open(self, caller: Caller, call_sid: str, call_id: int | Awaitable[int], purpose: str) -> None:
+        """Start opening the model session for a call that is about to stream (no-op if held).
+        ``call_id`` may still be on its way: the voice webhook opens the session while it
+        writes the call's row, and an inbound setup needs the row only at its end."""
         if purpose not in PURPOSES or not call_sid or call_sid in self.held or self.board.shutting_down:
             return
-        task = asyncio.ensure_future(self._open(caller, call_sid, call_id, purpose))
+        row = asyncio.ensure_future(_known(call_id))
+        task = asyncio.ensure_future(self._open(caller, call_sid, row, purpose))
         self.held[call_sid] = task
-        self.board.background(self._watch(call_sid, call_id, task))
+        self.board.background(self._watch(call_sid, row, task))
 
-    async def _open(self, caller: Caller, call_sid: str, call_id: int, purpose: str) -> Opened | None:
+    async def _open(self, caller: Caller, call_sid: str, row: Awaitable[int], purpose: str) -> Opened | None:
         board = self.board
-        body = {"call_id": str(call_id), "from_number": caller.number, "role": caller.role, "purpose": purpose}
+        body = {"from_number": caller.number, "role": caller.role, "purpose": purpose}
         try:
             if purpose == "goal":
+                call_id = await row
+                body["call_id"] = str(call_id)
                 setup, playbook = await goal_setup(board.project, board.database, body, call_sid, "")
             else:
-                setup, playbook = await inbound_setup(board.project, board.database, body, call_sid, ""), None
+                setup = await inbound_setup(board.project, board.database, body, call_sid, "", call_id=row)
+                call_id, playbook = setup.call_id, None
             waiting = Waiting()
             service = live_service(board.project, board.endpoints, setup, playbook, waiting)
             await service.open_ahead(TaskManager())
         except Exception as exc:  # the stream connects as it always did
-            log.warning("could not open the model session ahead for call %s: %s", call_id, exc)
+            log.warning("could not open the model session ahead for call %s: %s", body.get("call_id", "?"), exc)
             return None
         return Opened((call_id, caller.role, purpose), setup, playbook, service, waiting, time.monotonic())
 
@@ -129,12 +135,19 @@ class Preopener:
         log.debug("call %s: the stream takes the model session opened %.2f s ago", key[0], time.monotonic() - opened.at)
         return dataclasses.replace(opened, setup=dataclasses.replace(opened.setup, stream_sid=stream_sid))
 
-    async def _watch(self, call_sid: str, call_id: int, task: asyncio.Task[Opened | None]) -> None:
+    async def _watch(self, call_sid: str, row: asyncio.Future[int], task: asyncio.Task[Opened | None]) -> None:
         """Close the session unused once its stream went elsewhere, the call ended, or time is up."""
         from tars.store.call_queue import FINAL
         from tars.store.calls import get_call
 
         deadline = time.monotonic() + LIFETIME_SECONDS
+        try:
+            call_id = await row
+        except Exception:  # the call's row was never written: nothing will stream
+            if self.held.get(call_sid) is task:
+                del self.held[call_sid]
+            await _close(task)
+            return
         while self.held.get(call_sid) is task and time.monotonic() < deadline:
             await asyncio.sleep(CHECK_SECONDS)
             if self.held.get(call_sid) is not task:
@@ -150,6 +163,10 @@ class Preopener:
         held, self.held = list(self.held.values()), {}
         for task in held:
             await _close(task)
+
+
+async def _known(call_id: int | Awaitable[int]) -> int:
+    return call_id if isinstance(call_id, int) else await call_id
 
 
 async def _close(task: asyncio.Task[Opened | None]) -> None:

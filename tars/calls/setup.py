@@ -9,7 +9,7 @@ system instruction and the opening. One function per purpose of the stream:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Any
 
 from tars.caller import OWNER, Caller, identify
@@ -24,9 +24,16 @@ MODEL_SESSION = "model_session"
 
 
 async def inbound_setup(
-    project: Project, database: Any, body: Mapping[str, str], call_sid: str, stream_sid: str
+    project: Project,
+    database: Any,
+    body: Mapping[str, str],
+    call_sid: str,
+    stream_sid: str,
+    call_id: Awaitable[int] | None = None,
 ) -> CallSetup:
-    """Who called, what they may use, what the model is told and says first."""
+    """Who called, what they may use, what the model is told and says first. ``call_id``, if
+    given, is the call's row still being written (``body["call_id"]`` otherwise): what needs no
+    row is worked out meanwhile."""
     caller = Caller(body["from_number"], body["role"])
     if caller.role != OWNER:
         caller = await asyncio.to_thread(identify, project, database, caller.number)
@@ -40,15 +47,16 @@ async def inbound_setup(
     values = instructions.template_values(project, now, caller.name)
     first_words = instructions.first_words(project, role, caller.greeting_kind, values)
     instruction = instructions.inbound_instruction(project, role.name, caller.name, caller.number, now, tools)
+    row = int(body["call_id"]) if call_id is None else await call_id
     if caller.contact_id is not None:  # a known contact: what happened last time, if the role remembers
-        past = await memory.recall(project, database, role, int(body["call_id"]), caller.contact_id, "")
+        past = await memory.recall(project, database, role, row, caller.contact_id, "")
         instruction = f"{instruction}\n\n{past}" if past else instruction
     opening = f'[The call has connected. Greet the caller now with: "{first_words}"]'
-    back = await database.run(lambda s: returned_from_transfer(s, int(body["call_id"])))
+    back = await database.run(lambda s: returned_from_transfer(s, row))
     if back is not None:  # put through, nobody took it: the same call goes on, what was said kept
         instruction, opening = f"{instruction}\n\n{back[0]}", back[1]
     return CallSetup(
-        call_id=int(body["call_id"]),
+        call_id=row,
         call_sid=call_sid,
         stream_sid=stream_sid,
         caller=caller,

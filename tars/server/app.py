@@ -178,34 +178,42 @@ def create_app(board: Switchboard, api_token: str) -> FastAPI:
             return forbidden()
         call_sid = params.get("CallSid", "")
         number = params.get("From", "")
-        if await board.busy(call_sid):
+        busy, caller = await asyncio.gather(
+            board.busy(call_sid), asyncio.to_thread(identify, board.project, board.database, number)
+        )
+        if busy:
             log.info("call %s from %s refused: at capacity", call_sid, number)
             return xml(twiml.say_and_hang_up(BUSY_MESSAGE))
-        caller = await asyncio.to_thread(identify, board.project, board.database, number)
         if caller.role == BLOCKED:
             return xml(twiml.reject())
         from tars.store.calls import start_call
 
-        call = await board.db(
-            lambda s: start_call(
-                s,
-                direction="inbound",
-                from_number=number,
-                to_number=params.get("To", ""),
-                sid=call_sid,
-                contact_id=caller.contact_id,
-                status="ringing",
-                callee=caller.name,
-                role=caller.role,
-            )
-        )
-        board.reserve(call_sid)
-        if caller.role != OWNER and caller.contact_id is None:
-            board.background(board.outbox.notify_owner(f"Incoming call from {number}", kind="unknown_callers"))
         project = board.project
         owner = project.owner
         role_needs_pin = project.roles[caller.role].pin if caller.role in project.roles else False
-        if owner.pin and (caller.role != OWNER or owner.require_pin or role_needs_pin):
+        asks_pin = bool(owner.pin) and (caller.role != OWNER or owner.require_pin or role_needs_pin)
+        row = asyncio.ensure_future(
+            board.db(
+                lambda s: start_call(
+                    s,
+                    direction="inbound",
+                    from_number=number,
+                    to_number=params.get("To", ""),
+                    sid=call_sid,
+                    contact_id=caller.contact_id,
+                    status="ringing",
+                    callee=caller.name,
+                    role=caller.role,
+                )
+            )
+        )
+        if not asks_pin:  # a stream follows: its model session opens while the call's row is written
+            board.preopener.open(caller, call_sid, _id_of(row), "inbound")
+        call = await row
+        board.reserve(call_sid)
+        if caller.role != OWNER and caller.contact_id is None:
+            board.background(board.outbox.notify_owner(f"Incoming call from {number}", kind="unknown_callers"))
+        if asks_pin:
             if await board.db(lambda s: pin_attempts.locked(s, number)) is None:
                 return gather(caller, call.id, 0, PIN_PROMPT.format(owner=owner.name))
             if caller.role == OWNER or role_needs_pin:  # the PIN is a must: nothing to offer them
@@ -381,6 +389,10 @@ def voicemail_document(board: Switchboard, call: Any) -> str:
         return twiml.hang_up()
     values = {**instructions.template_values(project, instructions.local_now(project)), **(call.inputs or {})}
     return twiml.spoken(render(book.voicemail_message, values), then_hang_up=True)
+
+
+async def _id_of(row: Awaitable[Any]) -> int:
+    return int((await row).id)
 
 
 async def run_stream(

@@ -1,16 +1,24 @@
 """The model session opened while Twilio connects the call (``tars.calls.preopen``): used by the
-stream that arrives, closed unused when the call never streams or streams on another server."""
+stream that arrives (a goal call's, opened while the phone rings; an inbound call's, opened
+while the voice webhook answers), closed unused when the call never streams or streams on
+another server."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
 
+from tars.emulators.gemini.emulator import CallTool, Say
 from tars.emulators.twilio.emulator import Party
+from tars.store.contacts import Rules, add_contact
+from tars.store.database import connect
 from tests.server.harness import Line, Receptionist, make_project, place
+from tests.server.test_owner_calls import greet_then
 
 DENTIST = "+442079460123"
+HELEN = "+447700900456"
 
 
 async def book(line: Line) -> int:
@@ -80,4 +88,28 @@ async def test_a_stream_that_reaches_another_server_connects_there_and_the_first
     first, streamed = line.gemini.sessions
     assert first is ahead and not first.started and first.transcript == []
     assert streamed.model_texts()[0] == heard.text
+    assert line.gemini.violations == []
+
+
+async def test_an_inbound_call_s_model_session_opens_while_the_webhook_answers_and_the_stream_uses_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="tars.calls")
+    project = make_project(tmp_path / "p", monkeypatch)
+    with connect(project.database_url) as db, db.session() as s:
+        add_contact(s, Rules.of(project), name="Helen Price", phone=HELEN)
+    brain = greet_then(CallTool("end_call", {}), Say("Bye."))
+    async with Line(project, lambda: brain) as line:
+        call = await line.call_in(from_=HELEN)
+        hello = await call.wait_for_agent_utterance(timeout=20)
+        await call.say("bye")
+        assert await call.wait_ended(timeout=30) == "completed"
+        await line.settle()
+    # The session opened for the webhook (while the call's row was being written) is the one
+    # the stream took: one session, one connection, set up for the caller the row names.
+    [session] = line.gemini.sessions
+    assert session.connections == 1 and session.started
+    assert any("the stream takes the model session opened" in r.getMessage() for r in caplog.records)
+    assert "Helen Price" in hello.text and "Helen Price" in session.system_instruction
+    assert session.tool_names == ["current_time", "take_message", "transfer_call", "end_call"]
     assert line.gemini.violations == []
