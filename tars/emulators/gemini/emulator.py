@@ -40,7 +40,8 @@ Public API::
       base_url, ws_url, port, ca_file, client_ssl_context(), env()
       http_options(api_version=None, trailing_slash=False) -> types.HttpOptions
       sessions: list[LiveSession]; violations; errors (emulator bugs; keep empty)
-      live.rejected: (t, code, reason) refused before a session (bad key, expired handle)
+      live.rejected: (t, code, reason) refused before a session (bad key, expired handle,
+        a resume while an older socket of the session is still open: 1011)
       models: ModelCatalogue (add(name, methods, traits) / remove(name) / has(name, trait));
         options: LiveOptions
         (session_limit_s, connection_limit_s, go_away_lead_s may be changed mid-test:

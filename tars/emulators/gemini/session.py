@@ -189,6 +189,9 @@ class Connection(Protocol):
 
     ws: web.WebSocketResponse
 
+    @property
+    def still_open(self) -> bool: ...
+
     def abort(self) -> None: ...
 
     async def send(self, frame: dict[str, Any]) -> None: ...
