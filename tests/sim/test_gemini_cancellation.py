@@ -38,7 +38,7 @@ async def answer(session: Any, call: types.FunctionCall, result: dict[str, Any],
 
 
 def said(inbox: Inbox) -> list[str]:
-    return [t.text for t in inbox.content("output_transcription")]
+    return inbox.said()
 
 
 async def test_new_input_cancels_a_blocking_call_and_its_late_answer_has_no_effect() -> None:
@@ -147,7 +147,7 @@ async def test_untidy_delivery_keeps_every_byte_and_every_letter() -> None:
     audio = b"".join(p.inline_data.data for t in turns for p in t.parts)
     assert audio == speech.encode(words, OUTPUT_RATE, None)
     assert max(len(t.parts) for t in turns) == 3
-    pieces = said(inbox)
+    pieces = [t.text for t in inbox.content("output_transcription")]
     assert "".join(pieces) == words and max(len(p) for p in pieces) == 3
     first_audio = next(i for i, m in enumerate(inbox.messages) if m.server_content and m.server_content.model_turn)
     first_text = next(
@@ -198,7 +198,7 @@ async def test_a_resume_while_the_old_socket_is_still_open_is_refused_with_1011(
             assert [r[1:] for r in emu.live.rejected] == [(1011, "Internal error encountered.")]
             # The old socket carries on, untouched: the conversation goes on there.
             await speak(old, "are you there")
-            await inbox.wait(lambda: "".join(said(inbox)) == "Still here.", "the reply on the old socket")
+            await inbox.wait(lambda: said(inbox) == ["Still here."], "the reply on the old socket")
             assert inbox.error is None
             await inbox.close()
         [s] = emu.sessions
@@ -216,7 +216,7 @@ async def test_a_resume_after_the_old_socket_closed_is_accepted() -> None:
         async with client.aio.live.connect(model=MODEL, config=live_config(handle=handle)) as resumed:
             inbox = Inbox(resumed)
             await speak(resumed, "are you there")
-            await inbox.wait(lambda: "".join(said(inbox)) == "Still here.", "the reply after resuming")
+            await inbox.wait(lambda: said(inbox) == ["Still here."], "the reply after resuming")
             await inbox.close()
         [s] = emu.sessions
         assert s.connections == 2 and emu.live.rejected == []

@@ -11,10 +11,12 @@ conversation, which outlives its connection when the client resumes it with a
 * The **first server frame is ``setupComplete``**: ``connect()`` reads it
   before handing the session out.
 * Model audio is ``serverContent.modelTurn.parts[].inlineData`` with
-  ``mimeType: audio/pcm;rate=24000``, one ~100 ms part per frame unless a test asks for
-  several (``delivery``: pipecat 1.14 reads only ``parts[0]``). After the audio: ``outputTranscription``;
-  the turn ends with ``generationComplete`` and then ``turnComplete`` carrying
-  top-level ``usageMetadata`` in the same frame (pipecat warns otherwise).
+  ``mimeType: audio/pcm;rate=24000``, ~100 ms parts, several a frame and in bursts, with
+  ``outputTranscription`` in small fragments ahead of the audio, as the service sends them
+  (``delivery``; pipecat 1.14 reads only ``parts[0]``); a test may ask for tidy frames
+  (``delivery.TIDY``: one part a frame, the sentence's transcription after it). The turn
+  ends with ``generationComplete`` and then ``turnComplete`` carrying top-level
+  ``usageMetadata`` in the same frame (pipecat warns otherwise).
 * Client frames arrive with snake_case top-level keys (``realtime_input``...)
   and mixed nested keys; they are normalised (``wire``). Violations the
   real service rejects close the socket with 1007 and are recorded, so a test
