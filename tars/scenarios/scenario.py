@@ -70,7 +70,7 @@ from typing import Any
 from tars.config.diagnostics import ConfigError
 from tars.config.schema import validate_document
 from tars.config.yaml_loader import Document, load_file
-from tars.emulators.gemini.delivery import REALISTIC
+from tars.emulators.gemini.delivery import REALISTIC, TIDY
 from tars.project import Project
 from tars.scenarios.scenario_checks import OWNER, TIME_KEY, UNKNOWN, comma_traps, cross_check
 
@@ -186,13 +186,15 @@ class Scenario:
     @property
     def gemini_limits(self) -> dict[str, Any]:
         """``given.gemini`` as ``GeminiEmulator`` keyword arguments (limits, and how output is
-        delivered: ``delivery: realistic`` is ``delivery.REALISTIC``, and each of its
-        knobs may be set on its own)."""
+        delivered: untidy as the service unless ``delivery: tidy`` asks for ``delivery.TIDY``;
+        ``delivery: realistic`` is ``delivery.REALISTIC``, the emulator's default; each knob
+        may be set on its own over either)."""
         names = {"session_limit_seconds": "session_limit_s", "connection_limit_seconds": "connection_limit_s",
                  "go_away_lead_seconds": "go_away_lead_s", "handle_lifetime_seconds": "handle_lifetime_s",
                  "pacing": "pacing"}  # fmt: skip
         counts = ("parts_per_message", "transcription_chars", "burst_messages")
-        out: dict[str, Any] = dict(REALISTIC) if self.gemini.get("delivery") == "realistic" else {}
+        presets = {"realistic": REALISTIC, "tidy": TIDY}
+        out: dict[str, Any] = dict(presets.get(str(self.gemini.get("delivery")), {}))
         out.update({names[k]: float(v) for k, v in self.gemini.items() if k in names})
         out.update({k: int(v) for k, v in self.gemini.items() if k in counts})
         return out

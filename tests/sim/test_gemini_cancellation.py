@@ -1,6 +1,7 @@
 """The emulated Live models' ways with function calls, delivery and handles, through the real
 google-genai client: BLOCKING calls cancelled by new input on the 3.x models, NON_BLOCKING
-calls and their scheduling, untidy delivery, and resumption handles that expire."""
+calls and their scheduling, untidy delivery, resumption handles that expire, and a resume
+refused while an older socket of the session is still open."""
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ async def answer(session: Any, call: types.FunctionCall, result: dict[str, Any],
 
 
 def said(inbox: Inbox) -> list[str]:
-    return [t.text for t in inbox.content("output_transcription")]
+    return inbox.said()
 
 
 async def test_new_input_cancels_a_blocking_call_and_its_late_answer_has_no_effect() -> None:
@@ -146,7 +147,7 @@ async def test_untidy_delivery_keeps_every_byte_and_every_letter() -> None:
     audio = b"".join(p.inline_data.data for t in turns for p in t.parts)
     assert audio == speech.encode(words, OUTPUT_RATE, None)
     assert max(len(t.parts) for t in turns) == 3
-    pieces = said(inbox)
+    pieces = [t.text for t in inbox.content("output_transcription")]
     assert "".join(pieces) == words and max(len(p) for p in pieces) == 3
     first_audio = next(i for i, m in enumerate(inbox.messages) if m.server_content and m.server_content.model_turn)
     first_text = next(
@@ -176,3 +177,46 @@ async def test_a_resumption_handle_expires_after_the_last_connection_ends() -> N
     assert info.value.code == 1008 and "Session resumption handle is invalid or expired." in str(info.value)
     assert [r[1:] for r in emu.live.rejected] == [(1008, "Session resumption handle is invalid or expired.")]
     assert s.ended == (1008, "resumption handle expired") and len(emu.sessions) == 1
+
+
+async def first_handle(inbox: Inbox) -> str:
+    await inbox.wait(lambda: any(m.session_resumption_update for m in inbox.messages), "a handle")
+    return next(m.session_resumption_update.new_handle for m in inbox.messages if m.session_resumption_update)
+
+
+async def test_a_resume_while_the_old_socket_is_still_open_is_refused_with_1011() -> None:
+    brain = ScriptedBrain([Say("Still here.")])
+    async with GeminiEmulator(api_key=KEY, brain_factory=lambda: brain) as emu:
+        client = client_for(emu)
+        async with client.aio.live.connect(model=MODEL, config=live_config()) as old:
+            inbox = Inbox(old)
+            handle = await first_handle(inbox)
+            with pytest.raises(errors.APIError) as info:
+                async with client.aio.live.connect(model=MODEL, config=live_config(handle=handle)):
+                    pass
+            assert info.value.code == 1011 and "Internal error encountered." in str(info.value)
+            assert [r[1:] for r in emu.live.rejected] == [(1011, "Internal error encountered.")]
+            # The old socket carries on, untouched: the conversation goes on there.
+            await speak(old, "are you there")
+            await inbox.wait(lambda: said(inbox) == ["Still here."], "the reply on the old socket")
+            assert inbox.error is None
+            await inbox.close()
+        [s] = emu.sessions
+        assert s.connections == 1 and s.ended is None
+
+
+async def test_a_resume_after_the_old_socket_closed_is_accepted() -> None:
+    brain = ScriptedBrain([Say("Still here.")])
+    async with GeminiEmulator(api_key=KEY, brain_factory=lambda: brain) as emu:
+        client = client_for(emu)
+        async with client.aio.live.connect(model=MODEL, config=live_config()) as old:
+            inbox = Inbox(old)
+            handle = await first_handle(inbox)
+            await inbox.close()
+        async with client.aio.live.connect(model=MODEL, config=live_config(handle=handle)) as resumed:
+            inbox = Inbox(resumed)
+            await speak(resumed, "are you there")
+            await inbox.wait(lambda: said(inbox) == ["Still here."], "the reply after resuming")
+            await inbox.close()
+        [s] = emu.sessions
+        assert s.connections == 2 and emu.live.rejected == []

@@ -98,11 +98,19 @@ class Inbox:
         return out
 
     def audio(self) -> list[types.Blob]:
+        """Every audio part, in order (the service sends several in one message)."""
         return [
-            m.server_content.model_turn.parts[0].inline_data
+            part.inline_data
             for m in self.messages
             if m.server_content and m.server_content.model_turn
+            for part in m.server_content.model_turn.parts or []
+            if part.inline_data
         ]
+
+    def said(self) -> list[str]:
+        """What the model said, a turn at a time: its transcription fragments stitched together
+        (the service sends them a few characters at a time), the turn under way last."""
+        return spoken(self.messages)
 
     async def wait(self, predicate: Any, what: str) -> None:
         def done() -> bool:
@@ -119,6 +127,32 @@ class Inbox:
         await asyncio.gather(self.task, return_exceptions=True)
 
 
+def transcribed(messages: list[types.LiveServerMessage], field: str = "output_transcription") -> str:
+    """One transcription (``output_transcription`` or ``input_transcription``) stitched together
+    from its fragments, as a client must ("you need to get all the parts that you are
+    receiving and stitch them", google-gemini/cookbook#951)."""
+    return "".join(
+        getattr(m.server_content, field).text or ""
+        for m in messages
+        if m.server_content and getattr(m.server_content, field)
+    )
+
+
+def spoken(messages: list[types.LiveServerMessage]) -> list[str]:
+    """The model's output transcription a turn at a time (a turn ends at ``turnComplete`` or
+    ``interrupted``), the turn under way last."""
+    turns: list[str] = []
+    current = ""
+    for m in messages:
+        content = m.server_content
+        if content and content.output_transcription:
+            current += content.output_transcription.text or ""
+        if content and (content.turn_complete or content.interrupted) and current:
+            turns.append(current)
+            current = ""
+    return [*turns, current] if current else turns
+
+
 def client_for(emu: GeminiEmulator, **kwargs: Any) -> genai.Client:
     return genai.Client(api_key=kwargs.pop("api_key", KEY), http_options=emu.http_options(**kwargs))
 
@@ -133,24 +167,22 @@ async def test_sdk_audio_turn(gemini_emulator: GeminiEmulator) -> None:
         assert session.session_id == "session-1"  # from the first frame, setupComplete
         await speak(session, "book a table")
         turn = [m async for m in session.receive()]  # ends at turnComplete
-    first_content = next(m for m in turn if m.server_content)
-    assert first_content.server_content.input_transcription.text == "book a table"
-    assert first_content.server_content.input_transcription.finished is True
+    heard = [
+        m.server_content.input_transcription for m in turn if m.server_content and m.server_content.input_transcription
+    ]
+    assert transcribed(turn, "input_transcription") == "book a table"
+    assert heard[-1].finished is True and not any(h.finished for h in heard[:-1])
     audio = [
-        m.server_content.model_turn.parts[0].inline_data
+        part.inline_data
         for m in turn
         if m.server_content and m.server_content.model_turn
+        for part in m.server_content.model_turn.parts or []
     ]
     assert audio and all(b.mime_type == "audio/pcm;rate=24000" for b in audio)
     pcm = b"".join(b.data for b in audio)
     det = speech.SpeechDetector(24000)
     assert [u.text for u in det.feed(pcm) + det.flush()] == ["You said: book a table"]
-    texts = [
-        m.server_content.output_transcription.text
-        for m in turn
-        if m.server_content and m.server_content.output_transcription
-    ]
-    assert texts == ["You said: book a table"]
+    assert transcribed(turn) == "You said: book a table"
     assert any(m.server_content and m.server_content.generation_complete for m in turn)
     last = turn[-1]
     assert last.server_content.turn_complete is True
@@ -196,12 +228,7 @@ async def test_sdk_tool_call_roundtrip() -> None:
                 function_responses=types.FunctionResponse(id=call.id, name=call.name, response={"confirmation": "B-42"})
             )
             rest = [m async for m in session.receive()]
-        said = [
-            m.server_content.output_transcription.text
-            for m in rest
-            if m.server_content and m.server_content.output_transcription
-        ]
-        assert said == ["Booked for four."]
+        assert spoken(rest) == ["Booked for four."]
         assert rest[-1].server_content.turn_complete
 
         [s] = emu.sessions
@@ -235,10 +262,7 @@ async def test_speech_over_the_model_interrupts(gemini_emulator: GeminiEmulator)
             # the caller talks over it.
             await speak(session, "stop please")
             await inbox.wait(lambda: inbox.content("interrupted"), "interrupted")
-            await inbox.wait(
-                lambda: "You said: stop please" in [t.text for t in inbox.content("output_transcription")],
-                "reply to the barge-in",
-            )
+            await inbox.wait(lambda: "You said: stop please" in inbox.said(), "reply to the barge-in")
         finally:
             await inbox.close()
     [s] = emu.sessions
@@ -276,12 +300,7 @@ async def test_resumption_continues_the_conversation() -> None:
         async with client.aio.live.connect(model=MODEL, config=live_config(handle=handle)) as session:
             await speak(session, "what time is it")
             turn = [m async for m in session.receive()]
-        said = [
-            m.server_content.output_transcription.text
-            for m in turn
-            if m.server_content and m.server_content.output_transcription
-        ]
-        assert said == ["It is noon."]
+        assert spoken(turn) == ["It is noon."]
 
         [s] = emu.sessions  # one conversation over two connections
         assert s.connections == 2
@@ -327,12 +346,7 @@ async def test_deterministic_end_of_turn_delay_and_pacing() -> None:
                 blob = types.Blob(data=talk[i : i + 3200], mime_type="audio/pcm;rate=16000")
                 await session.send_realtime_input(audio=blob)
             turn = [m async for m in session.receive()]
-        heard = [
-            m.server_content.input_transcription.text
-            for m in turn
-            if m.server_content and m.server_content.input_transcription
-        ]
-        assert heard == ["this caller never pauses at all"]  # the id survives the cut
+        assert transcribed(turn, "input_transcription") == "this caller never pauses at all"  # the id survives
         assert turn[-1].server_content.turn_complete
         assert emu.errors == []
 
@@ -675,7 +689,7 @@ def test_normalise_and_tolerant_base64() -> None:
         assert b64decode(text)[:2] == bytes([0xFB, 0xFF])
 
 
-async def test_server_frames_one_part_known_keys_under_1mib() -> None:
+async def test_server_frames_known_keys_parts_of_100ms_under_1mib() -> None:
     long_text = "word " * 60  # ~25 s of audio: many frames, none large
     brain = ScriptedBrain([Say(long_text)])
     async with GeminiEmulator(api_key=KEY, brain_factory=lambda: brain) as emu:
@@ -690,8 +704,8 @@ async def test_server_frames_one_part_known_keys_under_1mib() -> None:
         assert set(frame) <= KNOWN_SERVER_KEYS
         parts = frame.get("serverContent", {}).get("modelTurn", {}).get("parts")
         if parts is not None:
-            assert len(parts) == 1
-            assert parts[0]["inlineData"]["bytes"] <= 24000 * 2 // 10
+            assert 1 <= len(parts) <= emu.options.parts_per_message
+            assert all(part["inlineData"]["bytes"] <= 24000 * 2 // 10 for part in parts)
     first = s.sent[0]
     assert first == {"setupComplete": {"sessionId": s.id}}
 

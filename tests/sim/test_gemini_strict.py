@@ -14,7 +14,16 @@ import pytest
 from google.genai import errors, types
 
 from tars.emulators.gemini.emulator import GeminiEmulator, Say, ScriptedBrain
-from tests.sim.test_gemini_emulator import KEY, MODEL, client_for, closed_with, live_config, raw_socket, speak
+from tests.sim.test_gemini_emulator import (
+    KEY,
+    MODEL,
+    client_for,
+    closed_with,
+    live_config,
+    raw_socket,
+    speak,
+    transcribed,
+)
 from tests.waiting import eventually
 
 
@@ -187,7 +196,7 @@ async def test_transcriptions_only_when_the_setup_asks() -> None:
             turn = [m async for m in session.receive()]
         contents = [m.server_content for m in turn if m.server_content]
         assert not any(c.input_transcription for c in contents)
-        assert [c.output_transcription.text for c in contents if c.output_transcription] == ["Table booked."]
+        assert transcribed(turn) == "Table booked."
 
 
 # --- session limit ------------------------------------------------------------------

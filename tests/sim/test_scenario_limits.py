@@ -76,3 +76,16 @@ def test_a_scenario_asks_for_untidy_delivery(example_project: Path, tmp_path: Pa
         "pacing": 1.5,
         "handle_lifetime_s": 30.0,
     }
+
+
+def test_a_scenario_asks_for_tidy_delivery(example_project: Path, tmp_path: Path) -> None:
+    path = tmp_path / "tidy.yaml"
+    path.write_text(UNTIDY.replace("delivery: realistic, pacing: 1.5, transcription_chars: 5", "delivery: tidy"))
+    [scenario] = load_scenarios([path], load_project(example_project))
+    # Untidy is the emulator's default (as the real service); tidy is asked for.
+    assert scenario.gemini_limits == {
+        "parts_per_message": 1,
+        "transcription_chars": None,
+        "burst_messages": 1,
+        "handle_lifetime_s": 30.0,
+    }

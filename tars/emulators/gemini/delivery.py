@@ -22,8 +22,11 @@ knob (and ``given.gemini`` in a scenario) so a test can ask for it:
   the audio sent so far is due at ``pacing`` (1.0 real time; above 1, slower than real
   time, so a client's playback runs dry between bursts).
 
-The defaults (one part, one transcription per sentence, no bursts) are the tidy case
-every other test relies on; ``REALISTIC`` is what the sources above describe.
+The emulator is as untidy as the service by default (``REALISTIC``, what the sources above
+describe), so every test meets what a real call meets. ``TIDY`` (one part a message, one
+transcription per sentence after its audio, no bursts) is the explicit opt-out
+(``delivery: tidy`` in a scenario) for the few tests that need frames in lockstep with the
+sentences, such as a benchmark timing byte-exact audio.
 """
 
 from __future__ import annotations
@@ -33,8 +36,10 @@ from dataclasses import dataclass
 from typing import Any
 
 #: Untidy, as the sources in the module docstring describe (3-character fragments,
-#: cookbook#951; a few parts a message; bursts of half a second).
+#: cookbook#951; a few parts a message; bursts of two messages): the emulator's default.
 REALISTIC: dict[str, Any] = {"parts_per_message": 3, "transcription_chars": 3, "burst_messages": 2}
+#: Tidy, asked for explicitly: one part a message, one transcription per sentence, no bursts.
+TIDY: dict[str, Any] = {"parts_per_message": 1, "transcription_chars": None, "burst_messages": 1}
 
 
 @dataclass(frozen=True)

@@ -33,14 +33,15 @@ Public API::
                    response_delay_ms=0, realtime=False, pacing=None, chunk_ms=100,
                    end_silence_ms=500, end_of_turn_after_bytes=None, speech_body_ms=None,
                    models=None, model_traits=None, session_limit_s=900, connection_limit_s=600,
-                   go_away_lead_s=60, handle_lifetime_s=7200, parts_per_message=1,
-                   transcription_chars=None, burst_messages=1, keep_frames=False,
+                   go_away_lead_s=60, handle_lifetime_s=7200, parts_per_message=3,
+                   transcription_chars=3, burst_messages=2, keep_frames=False,
                    host="127.0.0.1", port=0)
       await start() / await stop() / async with / with running_in_thread()
       base_url, ws_url, port, ca_file, client_ssl_context(), env()
       http_options(api_version=None, trailing_slash=False) -> types.HttpOptions
       sessions: list[LiveSession]; violations; errors (emulator bugs; keep empty)
-      live.rejected: (t, code, reason) refused before a session (bad key, expired handle)
+      live.rejected: (t, code, reason) refused before a session (bad key, expired handle,
+        a resume while an older socket of the session is still open: 1011)
       models: ModelCatalogue (add(name, methods, traits) / remove(name) / has(name, trait));
         options: LiveOptions
         (session_limit_s, connection_limit_s, go_away_lead_s may be changed mid-test:
@@ -81,8 +82,9 @@ can be resumed; ``None``: no limit; see ``limits``), ``handle_lifetime_s``
 as documented), ``model_traits`` (name -> how the model treats function calls: BLOCKING
 calls cancelled by new input on the 3.x models, NON_BLOCKING calls and their scheduling;
 see ``models`` and ``cancellation``), ``parts_per_message``/
-``transcription_chars``/``burst_messages`` (untidy delivery as the real service does it:
-``delivery``, ``REALISTIC``), ``keep_frames`` (keep every sent server frame whole
+``transcription_chars``/``burst_messages`` (untidy delivery as the real service does it,
+by default: ``delivery.REALISTIC``; ``**delivery.TIDY`` for one part a message and one
+transcription per sentence after its audio), ``keep_frames`` (keep every sent server frame whole
 in ``LiveSession.frames_sent``, for validating them).
 """
 
@@ -113,6 +115,7 @@ from tars.emulators.gemini.brain import (
     Search,
     Wait,
 )
+from tars.emulators.gemini.delivery import REALISTIC
 from tars.emulators.gemini.embed import serve_embed
 from tars.emulators.gemini.limits import AUDIO_SESSION_LIMIT_S, CONNECTION_LIMIT_S, GO_AWAY_LEAD_S, HANDLE_LIFETIME_S
 from tars.emulators.gemini.live import serve_live
@@ -190,9 +193,9 @@ class GeminiEmulator:
         connection_limit_s: float | None = CONNECTION_LIMIT_S,
         go_away_lead_s: float = GO_AWAY_LEAD_S,
         handle_lifetime_s: float | None = HANDLE_LIFETIME_S,
-        parts_per_message: int = 1,
-        transcription_chars: int | None = None,
-        burst_messages: int = 1,
+        parts_per_message: int = REALISTIC["parts_per_message"],
+        transcription_chars: int | None = REALISTIC["transcription_chars"],
+        burst_messages: int = REALISTIC["burst_messages"],
         keep_frames: bool = False,
         connect_delay_ms: int = 0,
         host: str = "127.0.0.1",

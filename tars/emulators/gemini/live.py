@@ -11,10 +11,12 @@ conversation, which outlives its connection when the client resumes it with a
 * The **first server frame is ``setupComplete``**: ``connect()`` reads it
   before handing the session out.
 * Model audio is ``serverContent.modelTurn.parts[].inlineData`` with
-  ``mimeType: audio/pcm;rate=24000``, one ~100 ms part per frame unless a test asks for
-  several (``delivery``: pipecat 1.14 reads only ``parts[0]``). After the audio: ``outputTranscription``;
-  the turn ends with ``generationComplete`` and then ``turnComplete`` carrying
-  top-level ``usageMetadata`` in the same frame (pipecat warns otherwise).
+  ``mimeType: audio/pcm;rate=24000``, ~100 ms parts, several a frame and in bursts, with
+  ``outputTranscription`` in small fragments ahead of the audio, as the service sends them
+  (``delivery``; pipecat 1.14 reads only ``parts[0]``); a test may ask for tidy frames
+  (``delivery.TIDY``: one part a frame, the sentence's transcription after it). The turn
+  ends with ``generationComplete`` and then ``turnComplete`` carrying top-level
+  ``usageMetadata`` in the same frame (pipecat warns otherwise).
 * Client frames arrive with snake_case top-level keys (``realtime_input``...)
   and mixed nested keys; they are normalised (``wire``). Violations the
   real service rejects close the socket with 1007 and are recorded, so a test
@@ -81,6 +83,8 @@ CLIENT_KEYS = frozenset({"setup", "clientContent", "realtimeInput", "toolRespons
 REALTIME_FIELDS = frozenset({"audio", "video", "text", "mediaChunks", "audioStreamEnd", "activityStart", "activityEnd"})
 MAX_SERVER_FRAME = 1 << 20
 BAD_KEY_REASON = "API key not valid. Please pass a valid API key."
+#: The close reason of a resume refused while an older socket of the session is open (``_handshake``).
+STILL_OPEN_REASON = "Internal error encountered."
 
 
 class Refused(ProtocolViolation):
@@ -182,10 +186,10 @@ class LiveConnection(ModelTurns):
             await asyncio.wait(pending)
         if self.session is not None:
             session = self.session
-            session.connected = False
-            session.closed_at = time.monotonic()
-            if self.registry.connections.get(session.id) is self:
+            if self.registry.connections.get(session.id) is self:  # not yet resumed elsewhere
                 del self.registry.connections[session.id]
+                session.connected = False
+                session.closed_at = time.monotonic()
             # Calls pending at a drop do not survive the resumption. The service sends no
             # resumable handle while the model is executing function calls ("Example of such
             # case could be model executing function calls ... Resuming session (using previous
@@ -225,6 +229,12 @@ class LiveConnection(ModelTurns):
         """The service closes this connection (its lifetime is up); the session may be resumed."""
         if not self.ws.closed:
             await _close(self.ws, code, reason)
+
+    @property
+    def still_open(self) -> bool:
+        """Neither side has closed this websocket nor dropped its connection yet."""
+        transport = self.request.transport
+        return not self.ws.closed and transport is not None and not transport.is_closing()
 
     def abort(self) -> None:
         """Drop the TCP connection without a close frame (the client sees 1006)."""
@@ -284,8 +294,19 @@ class LiveConnection(ModelTurns):
                 self.registry.rejected.append((time.monotonic(), 1008, reason))
                 raise Refused(reason, 1008)
             old = self.registry.connections.get(session.id)
-            if old is not None:
-                old.abort()
+            if old is not None and old.still_open:
+                # The service refuses to resume a session while an earlier socket of it is
+                # still open: "Gemini rejects a resume with 1011 while an earlier socket of the
+                # same session is still open (verified against the live API)", which is why
+                # that client closes the old socket before resuming
+                # (https://github.com/aicc2025/sip-to-ai/pull/14). LiveKit's Gemini plugin
+                # also closes the active session before it reconnects (livekit/agents,
+                # plugins/google/realtime/realtime_api.py ``_main_task``). The source names
+                # the code but not the reason text, nor what becomes of the old socket; the
+                # strictest reading is taken: the new connection is closed with 1011 and
+                # Google's generic INTERNAL text, and the old one carries on untouched.
+                self.registry.rejected.append((time.monotonic(), 1011, STILL_OPEN_REASON))
+                raise Refused(STILL_OPEN_REASON, 1011)
         else:
             session = self.registry.new_session(self.options.brain_factory(), setup)
         self.session = session

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from tars.emulators import speech
 from tars.emulators.gemini.brain import Brain, BrainFactory
+from tars.emulators.gemini.delivery import REALISTIC
 from tars.emulators.gemini.limits import AUDIO_SESSION_LIMIT_S, CONNECTION_LIMIT_S, GO_AWAY_LEAD_S, HANDLE_LIFETIME_S
 from tars.emulators.gemini.models import ModelCatalogue
 
@@ -60,9 +61,10 @@ class LiveOptions:
     # How model output is delivered (delivery): audio parts per serverContent message,
     # transcriptions in fragments of this many characters (None: one per sentence, after its
     # audio), audio messages sent together before a pause (pacing then slower than real time).
-    parts_per_message: int = 1
-    transcription_chars: int | None = None
-    burst_messages: int = 1
+    # Untidy as the service by default (delivery.REALISTIC); delivery.TIDY is the opt-out.
+    parts_per_message: int = REALISTIC["parts_per_message"]
+    transcription_chars: int | None = REALISTIC["transcription_chars"]
+    burst_messages: int = REALISTIC["burst_messages"]
     session_limit_s: float | None = AUDIO_SESSION_LIMIT_S  # None: sessions never time out
     connection_limit_s: float | None = CONNECTION_LIMIT_S  # None: connections never time out
     go_away_lead_s: float = GO_AWAY_LEAD_S
@@ -188,6 +190,9 @@ class Connection(Protocol):
     """
 
     ws: web.WebSocketResponse
+
+    @property
+    def still_open(self) -> bool: ...
 
     def abort(self) -> None: ...
 

@@ -2,10 +2,11 @@
 
 A turn is what a brain decided (``brain``) put on the wire:
 
-* ``Say`` -> ~100 ms ``modelTurn`` parts of 24 kHz synthetic speech, one part a
-  message by default, paced by ``LiveOptions.pacing``, then ``outputTranscription``
-  (later sentences of a turn carry a leading space because clients concatenate
-  them); several parts a message, transcription fragments and bursts on request
+* ``Say`` -> ~100 ms ``modelTurn`` parts of 24 kHz synthetic speech, paced by
+  ``LiveOptions.pacing``, with ``outputTranscription`` (later sentences of a turn carry a
+  leading space because clients concatenate them): by default several parts a message,
+  transcription fragments ahead of the audio and bursts, as the service sends them; one
+  part a message and one transcription per sentence after its audio on request
   (``delivery``).
 * ``CallTool`` -> one ``toolCall`` frame for consecutive calls, ids ``fc-N``;
   the turn waits for a ``tool_response`` naming every BLOCKING id, then asks the brain;
