@@ -143,6 +143,61 @@ async def test_the_owners_text_reaching_the_other_server_answers_the_question(
     assert brain.answer == {"owner_said": "three"}
 
 
+async def test_tars_calls_join_on_one_server_while_the_other_holds_the_stream_keeps_the_call_live(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str
+) -> None:
+    """`tars calls join` asks server 1; the goal call's stream is on server 2, and ends when the
+    call moves into the conference. While Alex talks to the dentist the call is live (not
+    completed, not orphaned for any server's reaper), and it ends, taken over, when they hang up."""
+    from typer.testing import CliRunner
+
+    from tars.cli.app import app
+    from tars.emulators.twilio.emulator import Party
+    from tars.store.call_queue import reap_lapsed
+    from tars.store.calls import call_details, get_call
+    from tars.telephony.reconcile import orphaned
+    from tests.server.harness import Receptionist
+
+    project = shared_project(tmp_path, monkeypatch, database_url)
+    async with Line(project, Receptionist) as line:
+        assert line.server is not None
+        second = await line.another_server()
+        open_hours(line, second)
+        monkeypatch.setenv("TARS_SERVER_URL", line.server.local_url)  # `tars calls join` asks server 1
+        line.twilio.set_party(project.owner.phone, Party(gather=["1"], script=[{"say": "Alex here, I'll take it."}]))
+        line.send_twilio_to(second)  # the goal call's webhooks and stream reach server 2
+        placed = await place(line, "dentist", "book_appointment", {"preferred_day": "Wednesday"})
+        call_id = placed["call_id"]
+        call = await line.twilio.next_call(timeout=10)
+        await call.wait_for_agent_utterance(timeout=20)
+        assert second.server.session_for(call_id) is not None and line.server.server.session_for(call_id) is None
+        argv = ["--project", str(project.root), "calls", "join", str(call_id)]
+        joined = await asyncio.to_thread(CliRunner().invoke, app, argv)
+        assert joined.exit_code == 0, joined.output
+        heard = await call.wait_for_agent_utterance(timeout=30)
+        while heard.text != "Alex here, I'll take it.":
+            heard = await call.wait_for_agent_utterance(timeout=30)
+        await eventually(lambda: second.server.session_for(call_id) is None, 10, "server 2's stream to end")
+        await line.settle()  # every server done with the stream (its row written)
+        with line.db() as db, db.session() as s:
+            during = get_call(s, call_id)
+            later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)  # every heartbeat long lapsed
+            reaped = reap_lapsed(s, later, dt.timedelta(seconds=30))
+            taken_for_orphans = [c.id for c in orphaned(s, "a third server", later)]
+        await call.hang_up()
+        await line.settle()
+
+    assert (during.status, during.ended_at, during.live_on) == ("in-progress", None, None)
+    assert during.outcome == {"status": "taken_over", "reason": "the owner joined the call and took it over"}
+    assert call_id not in reaped and call_id not in taken_for_orphans
+    with line.db() as db, db.session() as s:
+        details = call_details(s, call_id)
+    assert details.call.status == "completed" and details.call.ended_at is not None
+    assert [(t.kind, t.result) for t in details.transfers] == [("join", "completed")]
+    joining = [line.text for line in details.transcript if "joining the call" in line.text]
+    assert joining == ["Alex Morgan is joining the call to take it over"]  # written by server 1
+
+
 async def test_sessions_lists_the_live_calls_of_both_servers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str, tars: Any
 ) -> None:
