@@ -49,8 +49,10 @@ async def inbound_setup(
         instruction = f"{instruction}\n\n{past}" if past else instruction
     opening = f'[The call has connected. Greet the caller now with: "{first_words}"]'
     back = await database.run(lambda s: returned_from_transfer(s, int(body["call_id"])))
+    earlier: tuple[tuple[str, str], ...] = ()
     if back is not None:  # put through, nobody took it: the same call goes on, what was said kept
-        instruction, opening = f"{instruction}\n\n{back[0]}", back[1]
+        opening, earlier = back
+        instruction = f"{instruction}\n\n{so_far_text(earlier)}"
     return CallSetup(
         call_id=int(body["call_id"]),
         call_sid=call_sid,
@@ -60,6 +62,7 @@ async def inbound_setup(
         system_instruction=instruction,
         opening=opening,
         tools=tuple(tools),
+        earlier=earlier,
     )
 
 
@@ -184,9 +187,9 @@ def back_from_transfer(session: Any, call_id: int) -> tuple[str, tuple[tuple[str
     return told, said_so_far(session, call_id)
 
 
-def returned_from_transfer(session: Any, call_id: int) -> tuple[str, str] | None:
-    """After a transfer nobody took: the call so far (for the instruction) and the opening that
-    tells the model what happened; None on any other stream. Each transfer is resumed once."""
+def returned_from_transfer(session: Any, call_id: int) -> tuple[str, tuple[tuple[str, str], ...]] | None:
+    """After a transfer nobody took: the opening that tells the model what happened, and the
+    call so far; None on any other stream. Each transfer is resumed once."""
     from tars.store.transfers import to_resume
 
     transfer = to_resume(session, call_id)
@@ -198,7 +201,7 @@ def returned_from_transfer(session: Any, call_id: int) -> tuple[str, str] | None
         f"[You tried to put the caller through to {who}, but {why}. "
         f"The caller is back with you: tell them briefly and offer to take a message for {who}.]"
     )
-    return so_far_text(said_so_far(session, call_id)), opening
+    return opening, said_so_far(session, call_id)
 
 
 async def _unbound(text: str) -> None:  # replaced by the session's recorder line
