@@ -36,6 +36,7 @@ class CallSetup:
     opening: str  # the first user-side message: what to say first
     tools: tuple[str, ...]
     resume: str | None = None  # a resumption handle: the model session this stream continues
+    earlier: tuple[tuple[str, str], ...] = ()  # (speaker, text) said on the call's earlier streams
 
 
 def function_schemas(

@@ -18,7 +18,7 @@ import contextvars
 import datetime as dt
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from pipecat.frames.frames import EndFrame, InputTextRawFrame, LLMRunFrame
@@ -76,6 +76,7 @@ class CallSession:
         self.endpoints = endpoints
         self.setup = setup
         self.recorder = CallRecorder(database, setup.call_id, lambda text: mask_text(text, project.secrets))
+        self.recorder.lines.extend(setup.earlier)  # a call continued on this stream: what was said before
         self.playbook = playbook
         self.live = live  # the Live service: opened ahead (tars.calls.preopen), else built with the pipeline
         role = project.roles.get(setup.caller.role)
@@ -102,6 +103,9 @@ class CallSession:
         self.handover: Any = None  # set by the server for goal calls
         self.ask: Any = None  # ask_owner's channel to the owner, set by the server for goal calls
         self.transfer: Any = None  # transfer_call's way to the switchboard, set by the server
+        # Asked as the stream ends: does the call go on without it (being put through, which
+        # another server may have started)? Set by the server; it stores what the next stream needs.
+        self.goes_on: Callable[[], Awaitable[bool]] | None = None
         self.failure: str | None = None
         self.going_away: str | None = None  # timeLeft of the model service's goAway, once sent
         self.session_ends = False  # that goAway is the session's limit, not the connection's
@@ -305,7 +309,6 @@ class CallSession:
             log.exception("call %s crashed", self.setup.call_sid)
             self.failure = self.failure or f"internal error: {type(exc).__name__}: {exc}"
         finally:
-            self._count()
             watchdog.cancel()
             stall.cancel()
             if silence is not None:
@@ -314,6 +317,9 @@ class CallSession:
             if self.recording is not None:
                 await self.recording.close()
             self.failure = self.failure or websocket.failure()
+            if not self.failure and self.goes_on is not None:
+                self.handing_over = await self._goes_on() or self.handing_over
+            self._count()
             # finish() stores the end after every line still queued and waits for all of it.
             if self.failure:
                 await self.recorder.finish("failed", self.failure)
@@ -321,6 +327,15 @@ class CallSession:
                 await self.recorder.finish("completed")
             else:  # the call goes on on a fresh stream; what was said so far is stored now
                 await self.recorder.flush()
+
+    async def _goes_on(self) -> bool:
+        """Whether the call goes on without this stream; a database that cannot say is a no."""
+        assert self.goes_on is not None
+        try:
+            return await self.goes_on()
+        except Exception:
+            log.exception("call %s: could not tell whether the call goes on elsewhere", self.setup.call_id)
+            return False
 
     def _turn(self, added: float, heard_at: float) -> None:
         """One turn through the call path: in the metrics, and as a span of the call's trace."""
@@ -341,7 +356,7 @@ class CallSession:
         is not an end)."""
         seconds = time.monotonic() - self.clock.opened_at
         if self.handing_over and not self.failure:
-            log.info("call %s continues on a new stream after %.0f s (keys pressed)", self.setup.call_id, seconds)
+            log.info("call %s goes on without this stream after %.0f s", self.setup.call_id, seconds)
             return
         direction = metrics.direction(self.setup.purpose)
         result = "failed" if self.failure else "completed"

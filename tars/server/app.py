@@ -56,7 +56,7 @@ from tars.telephony.signatures import (
     valid_twilio_signature,
 )
 from tars.telephony.switchboard import BUSY_MESSAGE, Switchboard, record_sid
-from tars.telephony.transfers import Brief, put_through
+from tars.telephony.transfers import Brief, going_on, put_through
 from tars.texts.desk import TextDesk
 from tars.web import mount as mount_web_view
 
@@ -437,6 +437,7 @@ async def run_stream(
         asking = project.tools.get("ask_owner")
         wait = max(1.0, (asking.timeout_seconds if asking else 120) - 1)  # answered before the gate gives up
         session.ask = lambda question: desk.ask_owner(question, wait)
+    session.goes_on = functools.partial(going_on, board, session)
     board.sessions[setup.call_sid] = session
     board.reserved.pop(setup.call_sid, None)
     book = playbook.plan.playbook.name if playbook is not None else None
@@ -445,10 +446,10 @@ async def run_stream(
         try:
             await session.run(websocket)
         finally:
-            if not session.handing_over:  # a transfer asked of another server moves the call on too
-                from tars.store.transfers import under_way
+            if session.handing_over:  # the call goes on without this stream: no longer live here
+                from tars.store.call_queue import let_go
 
-                session.handing_over = await board.db(lambda s: under_way(s, setup.call_id))
+                await board.db(lambda s: let_go(s, setup.call_id, board.id))
             if board.sessions.get(setup.call_sid) is session:  # (after: the call stays live until its work is queued)
                 board.sessions.pop(setup.call_sid, None)
             if playbook is not None and not session.handing_over:

@@ -28,6 +28,7 @@ from sqlmodel import Session, col, select
 from tars.store.calls import start_call
 from tars.store.errors import InvalidValue
 from tars.store.models import Call, CallMessage, Reminder
+from tars.store.transfers import being_put_through
 from tars.store.wakeups import notify
 
 FINAL = ("completed", "busy", "no-answer", "failed", "voicemail")
@@ -340,6 +341,19 @@ def mark_live(session: Session, call_ids: Iterable[int], server_id: str, until: 
     session.commit()
 
 
+def let_go(session: Session, call_id: int, server_id: str) -> None:
+    """``server_id`` no longer holds a stream of the call, which goes on without one (put
+    through, or onto a fresh stream): its live session ends, unless another server has taken
+    the call's next stream meanwhile. The Call row stays as it is."""
+    session.execute(
+        update(Call)
+        .where(col(Call.id) == call_id, col(Call.live_on) == server_id)
+        .values(live_on=None, live_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+
+
 def owner_live_elsewhere(session: Session, server_id: str, now: dt.datetime) -> str | None:
     """The server (other than ``server_id``) holding a live owner call now, if any."""
     query = select(Call.live_on).where(
@@ -361,6 +375,7 @@ def reap_lapsed(session: Session, now: dt.datetime, after: dt.timedelta) -> list
         col(Call.live_on).is_not(None),
         col(Call.live_until) < now - after,
         col(Call.status).in_(("queued", "ringing", "in-progress")),
+        ~being_put_through(),  # live at Twilio without a stream; its transfer's webhooks finish it
     )
     ids = list(session.exec(query))
     if ids:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from sqlalchemy import exists
 from sqlmodel import Session, col, select
 
 from tars.store.errors import NotFound
@@ -84,14 +85,50 @@ def to_resume(session: Session, call_id: int) -> CallTransfer | None:
     return found
 
 
+#: Results while the call is being put through: it is live at Twilio, with no media stream of TARS's.
+UNDER_WAY = ("ringing", "connected")
+
+
 def under_way(session: Session, call_id: int) -> bool:
     """Whether the call is being put through now (ringing or connected), whichever server started it."""
     found = session.exec(
-        select(CallTransfer.id).where(
-            CallTransfer.call_id == call_id, col(CallTransfer.result).in_(("ringing", "connected"))
-        )
+        select(CallTransfer.id).where(CallTransfer.call_id == call_id, col(CallTransfer.result).in_(UNDER_WAY))
     ).first()
     return found is not None
+
+
+#: The key a goal call's ``run_state`` holds alone while its stream is being moved into a
+#: transfer (``tars calls join``), by any server: the server holding the stream stores the
+#: playbook run there as the stream ends (``tars.telephony.transfers.going_on``), and a stream
+#: that brings the call back waits for it (``tars.calls.setup.goal_setup``).
+MOVING = "stream_moving"
+
+
+def mark_moving(session: Session, call_id: int) -> None:
+    """The goal call's stream is about to be moved: its run is stored when the stream ends."""
+    call = session.get(Call, call_id)
+    if call is not None:
+        call.run_state = {MOVING: True}
+        session.add(call)
+
+
+def is_moving(state: dict[str, Any] | None) -> bool:
+    return bool(state and state.get(MOVING))
+
+
+def not_moving(session: Session, call_id: int) -> None:
+    """The move did not happen (Twilio refused it): the call is still on its stream."""
+    call = session.get(Call, call_id)
+    if call is not None and is_moving(call.run_state):
+        call.run_state = None
+        session.add(call)
+
+
+def being_put_through() -> Any:
+    """A clause for queries on ``Call``: the call has a transfer under way. Such a call is live
+    without a stream (holding, ringing, in a conference): no server holds it, none has died
+    with it, and the transfer's webhooks finish it, on whichever server Twilio reaches."""
+    return exists().where(col(CallTransfer.call_id) == col(Call.id), col(CallTransfer.result).in_(UNDER_WAY))
 
 
 def finish_connected(session: Session, call_sid: str) -> list[int]:

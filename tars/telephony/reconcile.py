@@ -9,7 +9,8 @@ stream any more (nobody is listening): it is hung up and recorded ``failed``.
 
 Which rows no live server holds: no heartbeat (``live_on``) and untouched for
 ``QUIET_FOR``, a heartbeat that has lapsed, or a heartbeat from a process on this machine
-that no longer exists. Another server's live calls are never touched.
+that no longer exists. Another server's live calls are never touched, nor a call being put
+through (holding or in a conference, with no stream anywhere): its transfer's webhooks end it.
 """
 
 from __future__ import annotations
@@ -53,8 +54,11 @@ def orphaned(session: Any, me: str, now: dt.datetime, lapsed_for: dt.timedelta |
     from sqlmodel import col, select
 
     from tars.store.models import Call
+    from tars.store.transfers import being_put_through
 
-    rows = session.exec(select(Call).where(col(Call.status).in_(LIVE), col(Call.sid).is_not(None))).all()
+    # A call being put through has no stream on any server, and is not orphaned for that.
+    query = select(Call).where(col(Call.status).in_(LIVE), col(Call.sid).is_not(None), ~being_put_through())
+    rows = session.exec(query).all()
     found = []
     for call in rows:
         if call.live_on == me:

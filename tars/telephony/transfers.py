@@ -8,7 +8,10 @@
     whispered / answered / leg_ended      a warm transfer's target leg: the brief, their yes or no,
                                           how their leg ended
     back_to_tars(board, transfer)         the caller on a fresh signed <Connect><Stream>; the new
-                                          stream knows (from the row) to take a message
+                                          stream knows (from the row) to take a message, or
+                                          (a goal call) to go on at its playbook step
+    going_on(board, session)              as a stream ends: the call is being put through, so it
+                                          goes on without the stream (its playbook run stored)
     _owner_joins                          the owner asking, on their call, for someone TARS is on a
                                           goal call with: both calls into one conference
 
@@ -128,7 +131,7 @@ async def _owner_joins(
 ) -> dict[str, Any]:
     """The owner, on their own call, joins TARS's live goal call with ``target``: both calls
     go into one conference, TARS leaves both, and the goal call's outcome is ``taken_over``."""
-    from tars.store.transfers import start_transfer
+    from tars.store.transfers import mark_moving, start_transfer
 
     owner = session.project.owner
     about = f"joining the live call with {target.name}"
@@ -139,6 +142,7 @@ async def _owner_joins(
             requested_by=owner.name, about=f"taken over by {owner.name} from their call",
         )
     )  # fmt: skip
+    await board.db(lambda s: mark_moving(s, goal.id))  # its run stored as its stream ends, on any server
     session.handing_over = True
     goal_session = board.session_for(goal.id)
     if goal_session is not None:
@@ -173,8 +177,25 @@ async def _bridge(board: Switchboard, session: Any, own_id: int, theirs_id: int,
         why = f"Twilio: {exc}"
         for transfer_id in (own_id, theirs_id):
             await board.db(lambda s, t=transfer_id: settle(s, t, "failed", reason=why))
+        await not_moved(board, theirs_id, goal.id)
         session.handing_over = False
         await session.say_to_model("[System] Joining the other call did not work. Apologise briefly.")
+
+
+async def not_moved(board: Switchboard, transfer_id: int, call_id: int) -> bool:
+    """A goal call's move into a transfer failed part way: it comes back to TARS on a fresh
+    stream (from holding, or from the stream it was still on), at its playbook step; if
+    Twilio cannot be asked at all, it is still on its stream, which is no longer moving
+    (False: the holder's session goes on as before)."""
+    from tars.store.transfers import not_moving
+
+    if await back_to_tars(board, transfer_id):
+        return True
+    await board.db(lambda s: not_moving(s, call_id))
+    held = board.session_for(call_id)
+    if held is not None:
+        held.handing_over = False
+    return False
 
 
 async def ring_into_conference(board: Switchboard, transfer_id: int, call_sid: str, number: str, ring: int) -> None:
@@ -220,6 +241,27 @@ async def _load(board: Switchboard, transfer_id: int) -> tuple[Any, Any]:
     return await board.db(read)
 
 
+async def going_on(board: Switchboard, session: Any) -> bool:
+    """As a stream ends: is its call being put through, or its stream being moved into a
+    transfer (``tars calls join``), by this server or another? Then the call goes on without
+    the stream, and a goal call's playbook run is stored with its model session's handle for
+    the stream that brings it back to TARS if nobody takes it (``tars.calls.setup.goal_setup``),
+    on whichever server that is."""
+    from tars.store.calls import get_call, update_call
+    from tars.store.transfers import is_moving, under_way
+
+    call_id = session.setup.call_id
+    if not await board.db(lambda s: under_way(s, call_id) or is_moving(get_call(s, call_id).run_state)):
+        return False
+    run = session.playbook
+    if run is not None:
+        state = run.state()
+        if session.model_handle:  # (the key is tars.calls.setup.MODEL_SESSION, as in Switchboard.hand_over)
+            state["model_session"] = session.model_handle
+        await board.db(lambda s: update_call(s, call_id, run_state=state, step=run.step))
+    return True
+
+
 def stream_back(board: Switchboard, call: Any) -> str:
     """The call on a fresh signed stream: an inbound caller in their role; the other party of
     a goal call the owner did not take over, on the playbook again."""
@@ -230,14 +272,17 @@ def stream_back(board: Switchboard, call: Any) -> str:
     return board.stream_document(caller, call.sid, call.id, "inbound")
 
 
-async def back_to_tars(board: Switchboard, transfer_id: int) -> None:
-    """The caller (holding in the conference) returns to TARS on a fresh stream."""
+async def back_to_tars(board: Switchboard, transfer_id: int) -> bool:
+    """The caller (holding in the conference) returns to TARS on a fresh stream; False if
+    Twilio could not be asked."""
     _transfer, call = await _load(board, transfer_id)
     document = stream_back(board, call)
     try:
         await asyncio.to_thread(lambda: board.client.calls(call.sid).update(twiml=document))
     except Exception as exc:
         log.warning("call %s: could not bring the caller back from the transfer: %s", call.id, exc)
+        return False
+    return True
 
 
 async def dialled(board: Switchboard, transfer_id: int, params: Mapping[str, str]) -> tuple[str, bool]:

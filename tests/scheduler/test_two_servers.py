@@ -143,6 +143,115 @@ async def test_the_owners_text_reaching_the_other_server_answers_the_question(
     assert brain.answer == {"owner_said": "three"}
 
 
+async def test_tars_calls_join_on_one_server_while_the_other_holds_the_stream_keeps_the_call_live(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str
+) -> None:
+    """`tars calls join` asks server 1; the goal call's stream is on server 2, and ends when the
+    call moves into the conference. While Alex talks to the dentist the call is live (not
+    completed, not orphaned for any server's reaper), and it ends, taken over, when they hang up."""
+    from typer.testing import CliRunner
+
+    from tars.cli.app import app
+    from tars.emulators.twilio.emulator import Party
+    from tars.store.call_queue import reap_lapsed
+    from tars.store.calls import call_details, get_call
+    from tars.telephony.reconcile import orphaned
+    from tests.server.harness import Receptionist
+
+    project = shared_project(tmp_path, monkeypatch, database_url)
+    async with Line(project, Receptionist) as line:
+        assert line.server is not None
+        second = await line.another_server()
+        open_hours(line, second)
+        monkeypatch.setenv("TARS_SERVER_URL", line.server.local_url)  # `tars calls join` asks server 1
+        line.twilio.set_party(project.owner.phone, Party(gather=["1"], script=[{"say": "Alex here, I'll take it."}]))
+        line.send_twilio_to(second)  # the goal call's webhooks and stream reach server 2
+        placed = await place(line, "dentist", "book_appointment", {"preferred_day": "Wednesday"})
+        call_id = placed["call_id"]
+        call = await line.twilio.next_call(timeout=10)
+        await call.wait_for_agent_utterance(timeout=20)
+        assert second.server.session_for(call_id) is not None and line.server.server.session_for(call_id) is None
+        argv = ["--project", str(project.root), "calls", "join", str(call_id)]
+        joined = await asyncio.to_thread(CliRunner().invoke, app, argv)
+        assert joined.exit_code == 0, joined.output
+        heard = await call.wait_for_agent_utterance(timeout=30)
+        while heard.text != "Alex here, I'll take it.":
+            heard = await call.wait_for_agent_utterance(timeout=30)
+        await eventually(lambda: second.server.session_for(call_id) is None, 10, "server 2's stream to end")
+        await line.settle()  # every server done with the stream (its row written)
+        with line.db() as db, db.session() as s:
+            during = get_call(s, call_id)
+            later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)  # every heartbeat long lapsed
+            reaped = reap_lapsed(s, later, dt.timedelta(seconds=30))
+            taken_for_orphans = [c.id for c in orphaned(s, "a third server", later)]
+        await call.hang_up()
+        await line.settle()
+
+    assert (during.status, during.ended_at, during.live_on) == ("in-progress", None, None)
+    assert during.outcome == {"status": "taken_over", "reason": "the owner joined the call and took it over"}
+    assert call_id not in reaped and call_id not in taken_for_orphans
+    with line.db() as db, db.session() as s:
+        details = call_details(s, call_id)
+    assert details.call.status == "completed" and details.call.ended_at is not None
+    assert [(t.kind, t.result) for t in details.transfers] == [("join", "completed")]
+    joining = [line.text for line in details.transcript if "joining the call" in line.text]
+    assert joining == ["Alex Morgan is joining the call to take it over"]  # written by server 1
+
+
+async def test_a_join_declined_on_one_server_comes_back_to_the_other_at_the_same_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str
+) -> None:
+    """Server 2 holds the goal call's stream, at step 2; Alex asks server 1 to join, and lets
+    the brief go by. The call comes back on a stream that reaches server 1, which carries on at
+    the step server 2 was on, in the model session server 2 had (both stored on the call)."""
+    from typer.testing import CliRunner
+
+    from tars.cli.app import app
+    from tars.emulators.twilio.emulator import Party
+    from tars.store.calls import get_call
+    from tests.server.test_calls_join import AGAIN, ASKING, BackFromTheJoin
+
+    project = shared_project(tmp_path, monkeypatch, database_url)
+    brain = BackFromTheJoin()
+    async with Line(project, lambda: brain) as line:
+        assert line.server is not None
+        second = await line.another_server()
+        open_hours(line, second)
+        monkeypatch.setenv("TARS_SERVER_URL", line.server.local_url)
+        line.twilio.set_party(project.owner.phone, Party(gather=[]))  # hears the brief, presses nothing
+        line.send_twilio_to(second)
+        placed = await place(line, "dentist", "book_appointment", {"preferred_day": "Wednesday"})
+        call_id = placed["call_id"]
+        call = await line.twilio.next_call(timeout=10)
+        await call.wait_for_agent_utterance(timeout=20)
+        await line.gemini.wait_for(lambda: ASKING in said_by_the_model(line), what="step 2's question")
+        assert second.server.session_for(call_id) is not None
+        argv = ["--project", str(project.root), "calls", "join", str(call_id)]
+        joined = await asyncio.to_thread(CliRunner().invoke, app, argv)
+        assert joined.exit_code == 0, joined.output
+        line.send_twilio_to(line.server)  # the transfer's webhooks and the stream back reach server 1
+        heard = await call.wait_for_agent_utterance(timeout=60)
+        while heard.text != AGAIN:  # the hold message while Alex's phone rings
+            heard = await call.wait_for_agent_utterance(timeout=60)
+        back_on = line.server.server.session_for(call_id)
+        await call.say("Yes, Wednesday at 3 works.")
+        assert await call.wait_ended(timeout=30) == "completed"
+        await line.settle()
+        models = len([m for m in line.gemini.sessions if m.started])  # (server 1 opened one ahead, unused)
+        reports = [m for m in line.twilio.messages if m.to == project.owner.phone]
+    assert back_on is not None and back_on.playbook.step != "introduce"
+    assert models == 1 and len(brain.told) == 1 and "[Playbook step: find_slot]" in brain.told[0]
+    with line.db() as db, db.session() as s:
+        row = get_call(s, call_id)
+    assert (row.status, row.outcome) == ("completed", {"status": "booked", "when": "2026-11-25T15:00:00+00:00"})
+    assert len(reports) == 1, "one report for the whole call"
+
+
+def said_by_the_model(line: Line) -> list[str]:
+    """Everything the model said, in every session (one opened ahead on another server included)."""
+    return [text for session in line.gemini.sessions for text in session.model_texts()]
+
+
 async def test_sessions_lists_the_live_calls_of_both_servers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str, tars: Any
 ) -> None:
