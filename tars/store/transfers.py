@@ -65,6 +65,26 @@ def settle(
     return transfer
 
 
+def end_open(session: Session, call_id: int, ended: dt.datetime) -> None:
+    """The call ended unseen (its last webhooks lost): a transfer connected then is complete,
+    one still ringing failed; the reason says how it is known."""
+    for transfer in session.exec(
+        select(CallTransfer).where(CallTransfer.call_id == call_id, col(CallTransfer.result).in_(UNDER_WAY))
+    ):
+        connected = transfer.result == "connected"
+        transfer.result = "completed" if connected else "failed"
+        transfer.ended_at = ended
+        if connected and transfer.answered_at is not None:
+            transfer.talk_seconds = max(0, int((_aware(ended) - _aware(transfer.answered_at)).total_seconds()))
+        if not connected:
+            transfer.reason = "the call ended before Twilio's report of the transfer reached a server"
+        session.add(transfer)
+
+
+def _aware(moment: dt.datetime) -> dt.datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
+
+
 def transfers_of(session: Session, call_id: int) -> list[CallTransfer]:
     return list(
         session.exec(select(CallTransfer).where(CallTransfer.call_id == call_id).order_by(col(CallTransfer.id)))

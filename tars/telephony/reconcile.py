@@ -71,6 +71,32 @@ def orphaned(session: Any, me: str, now: dt.datetime, lapsed_for: dt.timedelta |
     return found
 
 
+def stranded(session: Any) -> list[Any]:
+    """Calls being put through: live at Twilio without a stream, or ended with their last
+    webhooks lost (no server was up to take them). Only Twilio can tell which; start-up asks it."""
+    from sqlmodel import col, select
+
+    from tars.store.models import Call
+    from tars.store.transfers import being_put_through
+
+    query = select(Call).where(
+        col(Call.status).in_(LIVE),
+        col(Call.sid).is_not(None),
+        being_put_through(),
+    )
+    rows = list(session.exec(query).all())
+    session.commit()
+    return rows
+
+
+def finish_put_through(session: Any, call_id: int, status: str, reason: str, ended: dt.datetime) -> None:
+    """A call that ended while being put through: the row finished, its open transfers ended."""
+    from tars.store.transfers import end_open
+
+    end_open(session, call_id, ended)
+    finish(session, call_id, status, reason, ended)
+
+
 def finish(session: Any, call_id: int, status: str, reason: str, ended: dt.datetime) -> None:
     from sqlalchemy import update
     from sqlmodel import col
@@ -112,6 +138,33 @@ async def reconcile(board: Any, lapsed_for: dt.timedelta | None = None) -> list[
             status, ended = "failed", now
             reason = "the server holding the call stopped mid-call; TARS hung up on restart"
         await board.db(lambda s, c=call.id, st=status, r=reason, e=ended: finish(s, c, st, r, e))
+        log.warning("call %s (%s): %s", call.id, call.sid, reason)
+        done.append(call.id)
+    if lapsed_for is None:
+        done += await _ended_while_put_through(board, now)
+    return done
+
+
+async def _ended_while_put_through(board: Any, now: dt.datetime) -> list[int]:
+    """At start-up: calls being put through whose end no server heard (every server was down
+    when Twilio reported it) are finished as Twilio saw them. Those still live at Twilio are
+    left alone: holding, ringing or in a conference, their transfer's webhooks end them."""
+    calls = await board.db(stranded)
+    done: list[int] = []
+    for call in calls:
+        try:
+            remote = await asyncio.to_thread(lambda sid=call.sid: board.client.calls(sid).fetch())
+        except Exception as exc:
+            log.warning("call %s: could not ask Twilio how the call being put through is (%s)", call.id, exc)
+            continue
+        status = ours(str(remote.status))
+        if status not in FINAL:
+            continue
+        ended = getattr(remote, "end_time", None) or now
+        reason = (
+            f"the call ended while being put through, with no server up to hear it; Twilio reports it {remote.status}"
+        )
+        await board.db(lambda s, c=call.id, st=status, r=reason, e=ended: finish_put_through(s, c, st, r, e))
         log.warning("call %s (%s): %s", call.id, call.sid, reason)
         done.append(call.id)
     return done

@@ -187,6 +187,55 @@ async def test_a_call_left_live_by_a_killed_server_is_finished_at_restart(
     assert ended.failure_reason == "the server holding the call stopped; Twilio reports the call completed"
 
 
+async def test_a_call_that_ended_while_being_put_through_unheard_is_finished_at_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The call is in a conference (its transfer connected, no stream) when every server stops:
+    the end Twilio reports goes nowhere. The next start asks Twilio, and finishes the row and
+    its transfer as Twilio saw them; a call still being put through at Twilio is left alone."""
+    from tars.store.calls import call_details
+    from tars.store.database import connect
+    from tars.store.transfers import settle, start_transfer
+
+    async with (
+        TwilioEmulator(account_sid=ACCOUNT, auth_token=TOKEN, realtime=False) as twilio,
+        GeminiEmulator(api_key=API_KEY, brain_factory=Goodbye) as gemini,
+    ):
+        project, env = served_project(tmp_path, monkeypatch, twilio, gemini)
+
+        def details() -> Any:
+            with connect(project.database_url) as db, db.session() as s:
+                return call_details(s, call.sid)
+
+        first = await start_serving(project, env, twilio)
+        try:
+            call = await owner_rings(twilio, project)
+            await call.wait_for_agent_utterance(timeout=30)
+            await eventually(lambda: details().call.status == "in-progress", what="the call in progress")
+            with connect(project.database_url) as db, db.session() as s:  # put through, and connected
+                transfer = start_transfer(s, details().call.id, kind="warm", target="dentist")
+                settle(s, transfer.id, "connected")
+                s.commit()
+            first.kill()
+            first.wait()
+            assert await call.wait_ended(timeout=30) == "completed"
+            second = await start_serving(project, env, twilio)
+        finally:
+            if first.poll() is None:
+                first.kill()
+                first.wait()
+        try:
+            ended = await eventually(lambda: details().call.status != "in-progress" and details(), 60, "reconciled")
+        finally:
+            second.terminate()
+            await asyncio.to_thread(second.wait, 30)
+    assert ended.call.status == "completed" and ended.call.ended_at is not None
+    assert ended.call.failure_reason == (
+        "the call ended while being put through, with no server up to hear it; Twilio reports it completed"
+    )
+    assert [(t.kind, t.result) for t in ended.transfers] == [("warm", "completed")]
+
+
 async def start_serving(
     project: Any, env: dict[str, str], twilio: TwilioEmulator, *options: str
 ) -> subprocess.Popen[bytes]:
