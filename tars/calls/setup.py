@@ -15,6 +15,7 @@ from typing import Any
 from tars.caller import OWNER, Caller, identify
 from tars.calls import instructions, memory
 from tars.calls.playbook_run import RUNTIME_TOOLS, PlaybookRun
+from tars.calls.recovery import so_far
 from tars.calls.session import CallSetup
 from tars.graph.call_plan import prepare_call
 from tars.project import Project
@@ -119,15 +120,14 @@ def returned_from_transfer(session: Any, call_id: int) -> tuple[str, str] | None
     transfer = to_resume(session, call_id)
     if transfer is None:
         return None
-    lines = [f"{line.speaker}: {line.text}" for line in call_details(session, call_id).transcript]
     who = transfer.target_name or transfer.target
     why = {"busy": "the line was busy", "no-answer": "nobody answered", "declined": f"{who} could not take it now"}
-    so_far = "The call so far (you are continuing it; do not greet again):\n" + "\n".join(lines[-40:])
+    said = so_far((line.speaker, line.text) for line in call_details(session, call_id).transcript)
     opening = (
         f"[You tried to put the caller through to {who}, but {why.get(transfer.result, 'it did not go through')}. "
         f"The caller is back with you: tell them briefly and offer to take a message for {who}.]"
     )
-    return so_far, opening
+    return said, opening
 
 
 async def _unbound(text: str) -> None:  # replaced by the session's recorder line

@@ -60,7 +60,9 @@ Public API::
       transcribes("input"|"output"), opened_at, ended (code, reason), closed_at, frames_sent,
       cancellations (toolCallCancellation sent: t, ids, by), context_results (SILENT results)
     Brains (brain): Brain protocol, EchoBrain, ScriptedBrain(steps),
-      actions Say(text), CallTool(name, args), Wait(ms), EndTurn()
+      actions Say(text), CallTool(name, args), Wait(ms), EndTurn(),
+      Stall(lasting="connection"|"session"|"service")  (quiet, no error, no close;
+      LiveSession.unanswered / stalled, live.stalled)
     REST (rest): responder(RestRequest) -> str | dict | FunctionCall | None
       (sync or async); instance_from_schema(schema)
 
@@ -111,6 +113,7 @@ from tars.emulators.gemini.brain import (
     Say,
     ScriptedBrain,
     Search,
+    Stall,
     Wait,
 )
 from tars.emulators.gemini.embed import serve_embed
@@ -151,6 +154,7 @@ __all__ = [
     "Say",
     "ScriptedBrain",
     "Search",
+    "Stall",
     "Violation",
     "Wait",
     "echo_responder",
