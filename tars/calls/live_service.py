@@ -199,6 +199,15 @@ class GatedGeminiLive(GeminiLiveLLMService):
         """The old connection is closed and the new one not ready yet (a handover or a recovery)."""
         return self._handover.switching
 
+    def cannot_reconnect(self) -> str | None:
+        """Why the session cannot be reconnected now, if it cannot (``reconnect_stalled``)."""
+        unanswered = sorted(set(self._unanswered_calls().values()))
+        if unanswered:
+            return f"{', '.join(unanswered)} had not been answered yet"
+        if self._handover.switching or self._session is None:
+            return "the model connection was being replaced already"
+        return None
+
     async def reconnect_stalled(self, words: str, heard_at: float) -> str | None:
         """Reconnect a session that has stopped answering; None once under way, else why not.
 
@@ -214,11 +223,9 @@ class GatedGeminiLive(GeminiLiveLLMService):
         when it holds them, else in words. Never with a tool call unanswered: the session it
         was made on is the only one that would take its result (the handover's rule).
         """
-        unanswered = sorted(set(self._unanswered_calls().values()))
-        if unanswered:
-            return f"{', '.join(unanswered)} had not been answered yet"
-        if self._handover.switching or self._session is None:
-            return "the model connection was being replaced already"
+        why = self.cannot_reconnect()
+        if why is not None:
+            return why
         resumed = self._handover.resumable and self._session_resumption_handle is not None
         carried = resumed and self._handover.carries(heard_at)
         self._recovery = recovery.Recovery(words, resumed=resumed, carried=carried)

@@ -153,6 +153,10 @@ class CallSession:
         live = self.live
         return self.clock.replying or (live is not None and (live.waits_on_tool() or live.reconnecting))
 
+    def model_cannot_reconnect(self) -> str | None:
+        """Why the model session cannot be reconnected now (a tool call unanswered), if it cannot."""
+        return "there is no model session" if self.live is None else self.live.cannot_reconnect()
+
     async def reconnect_model(self, words: str, heard_at: float) -> str | None:
         """The model stalled: reconnect its session (``GatedGeminiLive.reconnect_stalled``)."""
         if self.live is None:

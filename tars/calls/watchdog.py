@@ -134,6 +134,8 @@ class WatchedCall(Protocol):
 
     async def say_to_model(self, text: str) -> None: ...
 
+    def model_cannot_reconnect(self) -> str | None: ...
+
     async def reconnect_model(self, words: str, heard_at: float) -> str | None: ...
 
     async def model_failed(self, reason: str) -> None: ...
@@ -150,6 +152,9 @@ def for_call(call: WatchedCall, model: Mapping[str, Any]) -> AnswerWatchdog:
         await call.say_to_model(nudge_text(words))
 
     async def recover(words: str, heard_at: float) -> str | None:
+        why = call.model_cannot_reconnect()
+        if why is not None:
+            return why
         await call.recorder.line("system", "the model did not answer the nudge either; its session is reconnected")
         return await call.reconnect_model(words, heard_at)
 
@@ -164,7 +169,9 @@ def for_call(call: WatchedCall, model: Mapping[str, Any]) -> AnswerWatchdog:
             await call.model_failed(f"{STOPPED} and a reconnect")
             return
         await call.recorder.line(
-            "system", f"the model session is not reconnected ({why}); the call ends with an apology"
+            "system",
+            f"the model did not answer the nudge either, and its session is not reconnected ({why}); "
+            "the call ends with an apology",
         )
         await call.model_failed(f"{STOPPED}; the session was not reconnected: {why}")
 

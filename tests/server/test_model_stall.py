@@ -8,11 +8,13 @@ is 1.5 s here.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tars.calls.watchdog import AnswerWatchdog
 from tars.emulators.gemini.emulator import CallTool, Say, Stall
 from tests.server.harness import Line, make_project, place
 from tests.server.test_model_handover import HELEN, stored
@@ -205,11 +207,45 @@ async def test_no_reconnect_while_a_tool_call_is_unanswered(tmp_path: Path, monk
         "model session failed: the model stopped answering: a caller turn went unanswered, even after a nudge; "
         "the session was not reconnected: ask_owner had not been answered yet"
     )
-    system = system_lines(record)
-    assert system.index("the model did not answer the caller; it is nudged once") < system.index(
-        "the model did not answer the nudge either; its session is reconnected"
-    )
-    assert (
-        "the model session is not reconnected (ask_owner had not been answered yet); the call ends with an apology"
-        in system
-    )
+    assert [t for t in system_lines(record) if "nudge" in t] == [
+        "the model did not answer the caller; it is nudged once",
+        "the model did not answer the nudge either, and its session is not reconnected "
+        "(ask_owner had not been answered yet); the call ends with an apology",
+    ]
+
+
+async def test_a_call_has_one_reconnect_a_second_stall_ends_it_after_the_nudge() -> None:
+    """The watchdog alone: reconnected once, answered, then a later stall gets only its nudge."""
+    lines: list[tuple[str, str]] = []
+    events: list[tuple[str, ...]] = []
+
+    async def nudge(words: str) -> None:
+        events.append(("nudge", words))
+
+    async def recover(words: str, heard_at: float) -> str | None:
+        events.append(("reconnect", words))
+        lines.append(("assistant", ANSWER))  # the reconnected session answers
+        return None
+
+    async def recovered() -> None:
+        events.append(("answered after the reconnect",))
+        lines.append(("caller", "And the date?"))  # ... and later stalls again
+
+    async def give_up(words: str, why: str | None) -> None:
+        events.append(("apology", words, str(why)))
+
+    watchdog = AnswerWatchdog(
+        lines, busy=lambda: False, replies=lambda: 0, nudge=nudge, give_up=give_up,
+        recover=recover, recovered=recovered, after_seconds=0.0, tick=0.001,
+    )  # fmt: skip
+    watching = asyncio.create_task(watchdog.run())
+    await asyncio.sleep(0)  # it is watching the transcript from here on
+    lines.append(("caller", QUESTION))
+    await asyncio.wait_for(watching, timeout=30)
+    assert events == [
+        ("nudge", QUESTION),
+        ("reconnect", QUESTION),
+        ("answered after the reconnect",),
+        ("nudge", "And the date?"),
+        ("apology", "And the date?", "the session was reconnected once already"),
+    ]
