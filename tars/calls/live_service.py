@@ -195,6 +195,11 @@ class GatedGeminiLive(GeminiLiveLLMService):
         return any(name not in self._async_tools for name in self._unanswered_calls().values())
 
     @property
+    def recovering(self) -> bool:
+        """A stalled session is being reconnected (``reconnect_stalled``), not ready yet."""
+        return self._recovery is not None
+
+    @property
     def reconnecting(self) -> bool:
         """The old connection is closed and the new one not ready yet (a handover or a recovery)."""
         return self._handover.switching

@@ -423,6 +423,8 @@ class CallSession:
             reason = f"the service ended the session at its limit (goAway, time left {left}{why}), then: {reason}"
         elif self.going_away is not None:
             reason = f"the service closed the connection after goAway (time left {self.going_away}), then: {reason}"
+        elif self.live is not None and self.live.recovering:
+            reason = f"the model stopped answering, and its session could not be reconnected: {reason}"
         self.failure = f"model session failed: {reason}"
         metrics.MODEL_FAILED.inc()
         log.error("call %s: %s", self.setup.call_sid, self.failure)

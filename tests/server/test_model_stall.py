@@ -249,3 +249,29 @@ async def test_a_call_has_one_reconnect_a_second_stall_ends_it_after_the_nudge()
         ("nudge", "And the date?"),
         ("apology", "And the date?", "the session was reconnected once already"),
     ]
+
+
+async def test_a_reconnect_that_fails_ends_the_call_with_the_apology_and_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = make_project(tmp_path / "p", monkeypatch, [QUICK])
+    brain = Stalls("connection")
+    async with Line(project, lambda: brain) as line:
+        call = await owner_asks_the_time(line, project)
+        [session] = line.gemini.sessions
+        await line.gemini.wait_for(lambda: session.unanswered, what="the nudge, unanswered", timeout=30)
+        line.gemini.accepting = False  # the service is down: every connect is refused
+        assert await call.wait_ended(timeout=60) == "completed"
+        heard = [u.text for u in call.heard]
+        await line.settle()
+    assert any("technical trouble" in text for text in heard), heard
+    assert session.connections == 1 and line.gemini.live.rejected
+    record = stored(line, call.sid)
+    assert record.call.status == "failed"
+    reason = record.call.failure_reason or ""
+    assert reason.startswith(
+        "model session failed: the model stopped answering, and its session could not be reconnected: "
+    ), reason
+    system = system_lines(record)
+    assert "the model did not answer the nudge either; its session is reconnected" in system
+    assert "the stalled model session could not be resumed; a new session is told the call so far" in system
