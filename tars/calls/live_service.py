@@ -23,6 +23,7 @@ from tars.calls import recovery
 from tars.calls.handover import Handover
 from tars.calls.input_hold import InputHold, audio_seconds
 from tars.calls.recorder import CallRecorder
+from tars.calls.tool_args import ArgsCheck
 from tars.calls.turn_clock import STAMP, TurnClock
 from tars.tools.call import ToolCall
 
@@ -356,7 +357,7 @@ class GatedGeminiLive(GeminiLiveLLMService):
         the call. A resumed session is a success: only failures in a row end the call (a
         connect that fails never gets here, so three of those still do).
         """
-        session._ws = _ArgsCheck(session._ws, self._malformed)
+        session._ws = ArgsCheck(session._ws, self._malformed)
         if self._connected_once:
             self._consecutive_failures = 0
             metrics.MODEL_RESUMED.inc()
@@ -472,38 +473,3 @@ class GatedGeminiLive(GeminiLiveLLMService):
             ToolCall(params.tool_call_id, params.function_name, dict(params.arguments or {}))
         )
         await params.result_callback(result)
-
-
-class _ArgsCheck:
-    """The Live socket, with each ``toolCall``'s ``args`` checked before google-genai parses it.
-
-    The API says ``args`` is an object; a model that emits a string or a list makes the
-    SDK's ``LiveServerMessage`` validation raise inside ``receive()``, which pipecat takes
-    for a dropped connection (and three of those end the call). Here such a call keeps its
-    id and name with empty args, and is noted so its handler answers it with an error.
-    """
-
-    def __init__(self, ws: Any, malformed: dict[str, str]):
-        self._ws = ws
-        self._malformed = malformed
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._ws, name)
-
-    async def recv(self, *args: Any, **kwargs: Any) -> Any:
-        raw = await self._ws.recv(*args, **kwargs)
-        if b'"toolCall"' not in (raw if isinstance(raw, bytes) else raw.encode()):
-            return raw
-        try:
-            frame = json.loads(raw)
-            calls = frame["toolCall"]["functionCalls"]
-        except (ValueError, KeyError, TypeError):
-            return raw
-        changed = False
-        for call in calls if isinstance(calls, list) else []:
-            args = call.get("args") if isinstance(call, dict) else None
-            if args is not None and not isinstance(args, dict):
-                self._malformed[str(call.get("id"))] = f"arguments that are a {type(args).__name__}, not an object"
-                call["args"] = {}
-                changed = True
-        return json.dumps(frame).encode() if changed else raw
