@@ -21,6 +21,10 @@ audio while it reconnects. TARS hands over instead, at a moment of its choosing:
   the handle resumes, so it is kept (``Handover.sent``) and sent again to the new connection,
   followed by what the caller said while it connected (``Handover.held``).
 
+The same move cures a stalled session (``tars.calls.watchdog``): ``begin`` and ``finish`` serve
+its reconnect too, and ``carries`` says whether the audio sent again holds the caller's
+unanswered words.
+
 A second ``goAway`` right after a handover, naming the same deadline, means the *session*
 ends (its limit, not the connection's): another handover cannot help, and the call ends as
 the service ends it, with the reason recorded (``CallSession.model_failed``).
@@ -57,6 +61,8 @@ class Handover:
         self.sent: list[Any] = []  # caller audio frames sent since the latest resumable handle
         self.held: list[Any] = []  # caller audio frames received while switching
         self.handovers = 0
+        self.kept_since: float | None = None  # when ``sent`` began (None: none kept, or trimmed)
+        self._resent = 0  # how many of ``held`` are the resend (``begin``)
         self._sent_bytes = 0
 
     def noticed(self, time_left: str | None) -> bool:
@@ -80,6 +86,7 @@ class Handover:
         if resumable:
             self.sent.clear()
             self._sent_bytes = 0
+            self.kept_since = time.monotonic()
 
     def busy(self) -> None:
         """The model started a turn or a tool call: no handover until the next resumable handle."""
@@ -92,8 +99,20 @@ class Handover:
         self.switching = True
         self.due = False
         self.last_deadline = self.deadline
+        self._resent = len(self.sent)
         self.held = [*self.sent, *self.held]
         self.sent, self._sent_bytes = [], 0
+
+    def carries(self, heard_at: float) -> bool:
+        """Does the audio kept for a resend hold what the caller said at ``heard_at`` (monotonic,
+        when its transcription came)? Only if the handle is older, and nothing was trimmed."""
+        return bool(self.sent) and self.kept_since is not None and self.kept_since <= heard_at
+
+    def drop_resend(self) -> None:
+        """A new session, not the resumed one: the audio since the old handle is not sent again
+        (what it said is in the new session's seed); what the caller says while switching is."""
+        self.held = self.held[self._resent :]
+        self._resent = 0
 
     def keep(self, frame: Any, *, sent: bool) -> None:
         """Caller audio: ``sent`` to the current connection (kept for a resend), or held."""
@@ -104,11 +123,13 @@ class Handover:
         self._sent_bytes += len(frame.audio)
         while len(self.sent) > 1 and self._sent_bytes > MAX_KEPT_BYTES:
             self._sent_bytes -= len(self.sent.pop(0).audio)
+            self.kept_since = None  # the oldest audio is gone
 
     def finish(self) -> list[Any]:
         """The new connection is ready: the audio to send it, oldest first."""
         frames, self.held = self.held, []
         self.switching = False
         self.resumable = False
+        self._resent = 0
         self.handovers += 1
         return frames

@@ -1,5 +1,6 @@
 """Gemini Live as a call uses it: pipecat's ``GeminiLiveLLMService`` with the call's tool gate,
-its record of the model session (``goAway``, reconnects, failures) and long-call settings.
+its record of the model session (``goAway``, reconnects, failures), long-call settings, and the
+reconnect of a session that stalled (``reconnect_stalled``, asked by ``tars.calls.watchdog``).
 
 The service reaches the call only through ``LiveCall`` (what ``CallSession`` offers it), so
 this module knows nothing of sessions, playbooks or the server.
@@ -13,13 +14,16 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+from google.genai.types import Content, Part
 from pipecat.services.google.gemini_live.llm import ContextWindowCompressionParams, GeminiLiveLLMService
 from pipecat.utils.base_object import BaseObject
 
 from tars import metrics
+from tars.calls import recovery
 from tars.calls.handover import Handover
 from tars.calls.input_hold import InputHold, audio_seconds
 from tars.calls.recorder import CallRecorder
+from tars.calls.tool_args import ArgsCheck
 from tars.calls.turn_clock import STAMP, TurnClock
 from tars.tools.call import ToolCall
 
@@ -79,6 +83,7 @@ class GatedGeminiLive(GeminiLiveLLMService):
         self._names: dict[str, str] = {}  # call id -> function (pipecat forgets on reconnect)
         self._issued_on: dict[str, int] = {}  # call id -> the connection the model called it on
         self._connection = 0  # connections opened so far (1 = the first)
+        self._recovery: recovery.Recovery | None = None  # a stalled session being reconnected
         self._connected_once = False
         self.register_function(None, self._handle)
         self._hold = InputHold()  # caller input waits while a BLOCKING call runs (input_hold)
@@ -109,6 +114,15 @@ class GatedGeminiLive(GeminiLiveLLMService):
             if getattr(self, "_disconnecting", False):
                 return
             log.warning("Gemini Live connection failed: %s", exc)
+            if self._recovery is not None and self._recovery.resumed:
+                # The stalled session cannot be resumed (the handle refused, or expired): a new
+                # session takes the call over, told what was said so far.
+                await self._call.recorder.line(
+                    "system", "the stalled model session could not be resumed; a new session is told the call so far"
+                )
+                self._start_afresh()
+                await self._reconnect()
+                return
             if self._opening_after_resume and not self._connected_once:
                 # The session a keypad handover meant to continue is gone (expired, or ended
                 # by the service): the call goes on in a new one, told where it stands.
@@ -148,7 +162,21 @@ class GatedGeminiLive(GeminiLiveLLMService):
         """A resumed session already has the conversation: the opening (which keys were
         pressed, where the playbook stands) goes to it as realtime text, not as a seed of the
         history (client content after the first turn is refused by the 3.x models,
-        https://github.com/livekit/agents/issues/5251)."""
+        https://github.com/livekit/agents/issues/5251). A new session replacing a stalled one
+        is seeded with the call so far and the caller's unanswered words (``recovery.seed``),
+        its first client content, with a turn that asks for the answer."""
+        seed = self._recovery.seed if self._recovery is not None else None
+        if seed is not None and for_reconnect and self._session is not None:
+            self._ready_for_realtime_input = True
+            try:
+                await self._session.send_client_content(
+                    turns=[Content(role="user", parts=[Part(text=seed)])], turn_complete=True
+                )
+                if self._is_gemini_3:  # 3.x runs no inference on a seed without realtime input
+                    await self._session.send_realtime_input(text=" ")
+            except Exception as exc:
+                await self._handle_send_error(exc)
+            return
         if not (self._opening_after_resume and self._session is not None and self._context is not None):
             await super()._create_initial_response(for_reconnect)
             return
@@ -158,6 +186,68 @@ class GatedGeminiLive(GeminiLiveLLMService):
         opening = str(users[-1].get("content") or "") if users else ""
         if opening.strip():
             await self._send_user_text(opening)
+
+    def _unanswered_calls(self) -> dict[str, str]:
+        """Tool calls the model made that have had no result (id -> function)."""
+        return {c: n for c, n in self._names.items() if c not in self._answered and c not in self._cancelled}
+
+    def waits_on_tool(self) -> bool:
+        """The model waits for a BLOCKING call's result (a NON_BLOCKING one lets it talk meanwhile)."""
+        return any(name not in self._async_tools for name in self._unanswered_calls().values())
+
+    @property
+    def recovering(self) -> bool:
+        """A stalled session is being reconnected (``reconnect_stalled``), not ready yet."""
+        return self._recovery is not None
+
+    @property
+    def reconnecting(self) -> bool:
+        """The old connection is closed and the new one not ready yet (a handover or a recovery)."""
+        return self._handover.switching
+
+    def cannot_reconnect(self) -> str | None:
+        """Why the session cannot be reconnected now, if it cannot (``reconnect_stalled``)."""
+        unanswered = sorted(set(self._unanswered_calls().values()))
+        if unanswered:
+            return f"{', '.join(unanswered)} had not been answered yet"
+        if self._handover.switching or self._session is None:
+            return "the model connection was being replaced already"
+        return None
+
+    async def reconnect_stalled(self, words: str, heard_at: float) -> str | None:
+        """Reconnect a session that has stopped answering; None once under way, else why not.
+
+        "A Gemini Live session can silently stall ... with no transport-close event"; a forced
+        reconnect cures it (https://github.com/sonichi/sutando/pull/977). The move is the
+        ``goAway`` handover's (``tars.calls.handover``): the old connection closed, the session
+        resumed on a new one with its latest resumable handle, the caller's audio since that
+        handle sent again; with no handle that resumes it losslessly (``Handover.resumable``),
+        or when the resume is refused, a new session told the call so far, as others fall back
+        ("resume with the stored handle ... then fall back to a fresh session without
+        greeting", https://github.com/aicc2025/sip-to-ai/pull/14). ``words`` (the caller's
+        unanswered turn, transcribed at ``heard_at``) reach the new connection in that audio
+        when it holds them, else in words. Never with a tool call unanswered: the session it
+        was made on is the only one that would take its result (the handover's rule).
+        """
+        why = self.cannot_reconnect()
+        if why is not None:
+            return why
+        resumed = self._handover.resumable and self._session_resumption_handle is not None
+        carried = resumed and self._handover.carries(heard_at)
+        self._recovery = recovery.Recovery(words, resumed=resumed, carried=carried)
+        self._handover.begin()
+        if not resumed:
+            self._start_afresh()
+        await self._reconnect()
+        return None
+
+    def _start_afresh(self) -> None:
+        """The recovery goes on in a new session: no handle, no resend, a seed instead."""
+        assert self._recovery is not None
+        self._recovery.resumed = self._recovery.carried = False
+        self._recovery.seed = recovery.seed(self._call.recorder.lines, self._recovery.words)
+        self._session_resumption_handle = None
+        self._handover.drop_resend()
 
     @property
     def resumable_handle(self) -> str | None:
@@ -267,7 +357,7 @@ class GatedGeminiLive(GeminiLiveLLMService):
         the call. A resumed session is a success: only failures in a row end the call (a
         connect that fails never gets here, so three of those still do).
         """
-        session._ws = _ArgsCheck(session._ws, self._malformed)
+        session._ws = ArgsCheck(session._ws, self._malformed)
         if self._connected_once:
             self._consecutive_failures = 0
             metrics.MODEL_RESUMED.inc()
@@ -281,6 +371,12 @@ class GatedGeminiLive(GeminiLiveLLMService):
         if self._handover.switching:  # the caller's words since the handle, then while switching
             for frame in self._handover.finish():
                 await super()._send_user_audio(frame)
+        recovered, self._recovery = self._recovery, None
+        if recovered is not None:
+            how = "resumed" if recovered.resumed else "a new session, told the call so far"
+            await self._call.recorder.line("system", f"the model session goes on over a new connection ({how})")
+            if recovered.resumed and not recovered.carried:
+                await self._send_user_text(recovery.prompt(recovered.words))
         await self._release(self._hold.release())  # the new connection has no call pending
 
     async def _tool_result(
@@ -377,38 +473,3 @@ class GatedGeminiLive(GeminiLiveLLMService):
             ToolCall(params.tool_call_id, params.function_name, dict(params.arguments or {}))
         )
         await params.result_callback(result)
-
-
-class _ArgsCheck:
-    """The Live socket, with each ``toolCall``'s ``args`` checked before google-genai parses it.
-
-    The API says ``args`` is an object; a model that emits a string or a list makes the
-    SDK's ``LiveServerMessage`` validation raise inside ``receive()``, which pipecat takes
-    for a dropped connection (and three of those end the call). Here such a call keeps its
-    id and name with empty args, and is noted so its handler answers it with an error.
-    """
-
-    def __init__(self, ws: Any, malformed: dict[str, str]):
-        self._ws = ws
-        self._malformed = malformed
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._ws, name)
-
-    async def recv(self, *args: Any, **kwargs: Any) -> Any:
-        raw = await self._ws.recv(*args, **kwargs)
-        if b'"toolCall"' not in (raw if isinstance(raw, bytes) else raw.encode()):
-            return raw
-        try:
-            frame = json.loads(raw)
-            calls = frame["toolCall"]["functionCalls"]
-        except (ValueError, KeyError, TypeError):
-            return raw
-        changed = False
-        for call in calls if isinstance(calls, list) else []:
-            args = call.get("args") if isinstance(call, dict) else None
-            if args is not None and not isinstance(args, dict):
-                self._malformed[str(call.get("id"))] = f"arguments that are a {type(args).__name__}, not an object"
-                call["args"] = {}
-                changed = True
-        return json.dumps(frame).encode() if changed else raw

@@ -8,7 +8,8 @@ goes through the gate (``tars.calls.gate``). The call is written down as it happ
 (``tars.calls.recorder``) and, for the roles that record calls, both sides of its audio go
 to a WAV (``tars.calls.recording``, tapped in the serializer, written by a thread). If
 Gemini drops, pipecat resumes the session with its handle; if it cannot, the caller hears
-an apology spoken by Twilio and the call ends, recorded as failed with the reason.
+an apology spoken by Twilio and the call ends, recorded as failed with the reason. A model
+that stops answering is nudged, then its session reconnected once (``tars.calls.watchdog``).
 """
 
 from __future__ import annotations
@@ -150,8 +151,21 @@ class CallSession:
             future = self._batches.pop(call.id)
         return await future
 
-    def tools_running(self) -> bool:
-        return any(not task.done() for task in self._tasks)
+    def model_busy(self) -> bool:
+        """An answer is under way (``tars.calls.watchdog``): the model speaks, waits on a BLOCKING
+        tool call, or its session is moving to a new connection."""
+        live = self.live
+        return self.clock.replying or (live is not None and (live.waits_on_tool() or live.reconnecting))
+
+    def model_cannot_reconnect(self) -> str | None:
+        """Why the model session cannot be reconnected now (a tool call unanswered), if it cannot."""
+        return "there is no model session" if self.live is None else self.live.cannot_reconnect()
+
+    async def reconnect_model(self, words: str, heard_at: float) -> str | None:
+        """The model stalled: reconnect its session (``GatedGeminiLive.reconnect_stalled``)."""
+        if self.live is None:
+            return "there is no model session"
+        return await self.live.reconnect_stalled(words, heard_at)
 
     # ------------------------------------------------------------------ controls tools use
     async def end_call(self, reason: str) -> None:
@@ -424,6 +438,8 @@ class CallSession:
             reason = f"the service ended the session at its limit (goAway, time left {left}{why}), then: {reason}"
         elif self.going_away is not None:
             reason = f"the service closed the connection after goAway (time left {self.going_away}), then: {reason}"
+        elif self.live is not None and self.live.recovering:
+            reason = f"the model stopped answering, and its session could not be reconnected: {reason}"
         self.failure = f"model session failed: {reason}"
         metrics.MODEL_FAILED.inc()
         log.error("call %s: %s", self.setup.call_sid, self.failure)

@@ -10,12 +10,13 @@ system instruction and the opening. One function per purpose of the stream:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Mapping
 from typing import Any
 
 from tars.caller import OWNER, Caller, identify
 from tars.calls import instructions, memory
 from tars.calls.playbook_run import RUNTIME_TOOLS, PlaybookRun
+from tars.calls.recovery import so_far
 from tars.calls.session import CallSetup
 from tars.graph.call_plan import prepare_call
 from tars.project import Project
@@ -60,7 +61,7 @@ async def inbound_setup(
     earlier: tuple[tuple[str, str], ...] = ()
     if back is not None:  # put through, nobody took it: the same call goes on, what was said kept
         opening, earlier = back
-        instruction = f"{instruction}\n\n{so_far_text(earlier)}"
+        instruction = f"{instruction}\n\n{so_far(earlier)}"
     return CallSetup(
         call_id=row,
         call_sid=call_sid,
@@ -126,7 +127,7 @@ async def goal_setup(
         opening = f'{opening}\n[This call is recorded. Before anything else, say: "{notice}"]'
     instruction = instructions.goal_instruction(project, plan, callee, now)
     if back is not None:  # (a resumed session knows; a fresh one, if it cannot be resumed, is told)
-        instruction = f"{instruction}\n\n{so_far_text(back[1])}"
+        instruction = f"{instruction}\n\n{so_far(back[1])}"
     past = await memory.recall(project, database, role, call_id, call.contact_id, call.to_number)
     setup = CallSetup(
         call_id=call.id,
@@ -163,12 +164,6 @@ def said_so_far(session: Any, call_id: int) -> tuple[tuple[str, str], ...]:
     from tars.store.calls import call_details
 
     return tuple((line.speaker, line.text) for line in call_details(session, call_id).transcript)
-
-
-def so_far_text(lines: Sequence[tuple[str, str]]) -> str:
-    """The call so far, for the system instruction of a stream that continues it."""
-    shown = "\n".join(f"{speaker}: {text}" for speaker, text in lines[-40:])
-    return f"The call so far (you are continuing it; do not greet again):\n{shown}"
 
 
 #: Why a transfer brought the call back to TARS, by its result.

@@ -5,10 +5,24 @@ generation when it emits the toolCall and never resumes speech ... no error even
 socket close, just silence until the caller gives up" (PatterAI/Patter#210); "the bot goes
 silent until something else triggers a new turn" (pipecat#5823). So once the caller's
 words are in the transcript, the model has ``stall_seconds`` (``model.stall_seconds``) to
-start answering: its reply audio, or a tool call it makes, counts as an answer under way.
-If nothing comes, the model is nudged once with the caller's words; if the nudge goes
-unanswered too, the caller hears an apology and the call ends (recorded as failed, with
-the reason). Each step is a line of the call's transcript.
+start answering: its reply audio counts as an answer under way, and so does a BLOCKING tool
+call it waits on (a NON_BLOCKING one lets it talk meanwhile, so the caller is still owed an
+answer). If nothing comes:
+
+1. the model is nudged once with the caller's words;
+2. if the nudge goes unanswered too, the session is reconnected: what is reported to cure a
+   silent session is a fresh connection (https://github.com/sonichi/sutando/pull/977). It
+   is resumed with its latest resumable handle, or replaced by a new session told the call so
+   far, and the caller's words go to it (``GatedGeminiLive.reconnect_stalled``). Not while a
+   tool call is unanswered (only the session that made it takes its result): then the call
+   ends with the apology at once;
+3. if the reconnected session does not answer either (or the reconnect fails), the caller
+   hears an apology and the call ends, recorded as failed with the reason.
+
+Once per call: a call whose session stalled again after a reconnect has a model (or a
+service) in trouble, and every round costs the caller two ``stall_seconds`` of silence, so a
+second stall ends the call after its nudge. Each step is a line of the call's transcript;
+an answer after the reconnect is recorded as "the model stalled; the session was reconnected".
 """
 
 from __future__ import annotations
@@ -38,37 +52,46 @@ class AnswerWatchdog:
         busy: Callable[[], bool],
         replies: Callable[[], int],
         nudge: Callable[[str], Awaitable[None]],
-        give_up: Callable[[str], Awaitable[None]],
+        give_up: Callable[[str, str | None], Awaitable[None]],
+        recover: Callable[[str, float], Awaitable[str | None]] | None = None,
+        recovered: Callable[[], Awaitable[None]] | None = None,
         after_seconds: float = STALL_SECONDS,
         tick: float = 0.25,
         clock: Callable[[], float] = time.monotonic,
     ):
         self.lines = lines
-        self.busy = busy  # the model is speaking, or a tool it called runs: an answer is under way
+        self.busy = busy  # the model is speaking, or waits on a tool, or reconnects: an answer is under way
         self.replies = replies  # how many replies the model has begun (TurnClock.replies)
         self.nudge = nudge
-        self.give_up = give_up
+        self.give_up = give_up  # (the words, why the session was not reconnected; None: it was)
+        self.recover = recover  # reconnect the session; None when under way, else why not
+        self.recovered = recovered  # the reconnected session answered
         self.after_seconds = after_seconds
         self.tick = tick
         self.clock = clock
         self.nudged = False
+        self.reconnected = False  # the one reconnect of this call has been made
+        self._unconfirmed = False  # reconnected, and the new session has not answered yet
 
     async def run(self) -> None:
         seen = len(self.lines)
         waiting: str | None = None  # the caller's words not answered yet
-        since = self.clock()
+        since = heard_at = self.clock()
         replies = self.replies()
         while True:
             await asyncio.sleep(self.tick)
             now = self.clock()
+            answered = False
             for speaker, text in self.lines[seen:]:
                 if speaker == "caller":
-                    waiting, since, replies = text, now, self.replies()
+                    waiting, since, heard_at, replies = text, now, now, self.replies()
                 elif speaker == "assistant":
-                    waiting, self.nudged = None, False
+                    waiting, answered = None, True
             seen = len(self.lines)
             if self.replies() != replies:  # the model began to speak: answered
-                waiting, self.nudged, replies = None, False, self.replies()
+                waiting, answered, replies = None, True, self.replies()
+            if answered:
+                await self._answered()
             if waiting is None:
                 continue
             if self.busy():
@@ -76,11 +99,26 @@ class AnswerWatchdog:
                 continue
             if now - since < self.after_seconds:
                 continue
-            if self.nudged:
-                await self.give_up(waiting)
+            if not self.nudged:
+                self.nudged, since = True, now
+                await self.nudge(waiting)
+                continue
+            if self.reconnected or self.recover is None:
+                await self.give_up(waiting, None if self._unconfirmed else "the session was reconnected once already")
                 return
-            self.nudged, since = True, now
-            await self.nudge(waiting)
+            self.reconnected = True
+            why = await self.recover(waiting, heard_at)
+            if why is not None:
+                await self.give_up(waiting, why)
+                return
+            self._unconfirmed, since = True, self.clock()
+
+    async def _answered(self) -> None:
+        self.nudged = False
+        if self._unconfirmed:
+            self._unconfirmed = False
+            if self.recovered is not None:
+                await self.recovered()
 
 
 class WatchedCall(Protocol):
@@ -92,11 +130,18 @@ class WatchedCall(Protocol):
     @property
     def clock(self) -> Any: ...
 
-    def tools_running(self) -> bool: ...
+    def model_busy(self) -> bool: ...
 
     async def say_to_model(self, text: str) -> None: ...
 
+    def model_cannot_reconnect(self) -> str | None: ...
+
+    async def reconnect_model(self, words: str, heard_at: float) -> str | None: ...
+
     async def model_failed(self, reason: str) -> None: ...
+
+
+STOPPED = "the model stopped answering: a caller turn went unanswered, even after a nudge"
 
 
 def for_call(call: WatchedCall, model: Mapping[str, Any]) -> AnswerWatchdog:
@@ -106,15 +151,37 @@ def for_call(call: WatchedCall, model: Mapping[str, Any]) -> AnswerWatchdog:
         await call.recorder.line("system", "the model did not answer the caller; it is nudged once")
         await call.say_to_model(nudge_text(words))
 
-    async def give_up(words: str) -> None:
-        await call.recorder.line("system", "the model did not answer the nudge either; the call ends with an apology")
-        await call.model_failed("the model stopped answering: a caller turn went unanswered, even after a nudge")
+    async def recover(words: str, heard_at: float) -> str | None:
+        why = call.model_cannot_reconnect()
+        if why is not None:
+            return why
+        await call.recorder.line("system", "the model did not answer the nudge either; its session is reconnected")
+        return await call.reconnect_model(words, heard_at)
+
+    async def recovered() -> None:
+        await call.recorder.line("system", "the model stalled; the session was reconnected")
+
+    async def give_up(words: str, why: str | None) -> None:
+        if why is None:  # reconnected, and still nothing
+            await call.recorder.line(
+                "system", "the reconnected model session did not answer either; the call ends with an apology"
+            )
+            await call.model_failed(f"{STOPPED} and a reconnect")
+            return
+        await call.recorder.line(
+            "system",
+            f"the model did not answer the nudge either, and its session is not reconnected ({why}); "
+            "the call ends with an apology",
+        )
+        await call.model_failed(f"{STOPPED}; the session was not reconnected: {why}")
 
     return AnswerWatchdog(
         call.recorder.lines,
-        busy=lambda: call.clock.replying or call.tools_running(),
+        busy=call.model_busy,
         replies=lambda: call.clock.replies,
         nudge=nudge,
         give_up=give_up,
+        recover=recover,
+        recovered=recovered,
         after_seconds=float(model.get("stall_seconds", STALL_SECONDS)),
     )

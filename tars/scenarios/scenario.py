@@ -114,7 +114,9 @@ class ModelTurn:
     result: Mapping[str, Any] | None = None
     refused: bool = False
     error: str | None = None
-    stall: int = 0  # the model stays silent through what it just heard and the next stall - 1
+    # the model stays silent through what it just heard and the next stall - 1 things; or, named,
+    # quiet on this connection, session or service (tars.emulators.gemini.brain.Stall)
+    stall: int | str = 0
 
     @property
     def number(self) -> int:
@@ -123,6 +125,8 @@ class ModelTurn:
     def describe(self) -> str:
         if self.tool is not None:
             return f"calls {self.tool}"
+        if isinstance(self.stall, str):
+            return f"stalls (quiet on this {self.stall})"
         if self.stall:
             return f"stalls ({self.stall} unanswered)"
         return "greets" if self.greet else f"says {self.say!r}"
@@ -308,7 +312,7 @@ def _build(doc: Document, name: str, timezone: str) -> Scenario:
                     m.get("result"),
                     bool(m.get("refused")),
                     m.get("error"),
-                    int(m.get("stall") or 0),
+                    m["stall"] if isinstance(m.get("stall"), str) else int(m.get("stall") or 0),
                 )
             )
     return Scenario(

@@ -21,7 +21,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tars.emulators.gemini.brain import Action, CallTool, Say
+from tars.emulators.gemini.brain import Action, CallTool, Say, Stall
 from tars.emulators.gemini.session import LiveSession
 from tars.scenarios.expectations import Check, describe_value, mismatch
 from tars.scenarios.scenario import ModelTurn, OwnerTurn, PartyTurn, Turn
@@ -103,7 +103,8 @@ class ScenarioModel:
     # --- the Brain protocol
     async def on_start(self, session: LiveSession) -> list[Action]:
         self.session = session
-        self.greeting = greeting_in(session.history)
+        # A new session taking over a stalled one has no greeting words; its seed is its cue.
+        self.greeting = greeting_in(session.history) or self.greeting
         return self._play()
 
     async def on_user(self, session: LiveSession, text: str) -> list[Action]:
@@ -153,6 +154,10 @@ class ScenarioModel:
             elif turn.tool is not None:
                 actions.append(CallTool(turn.tool, dict(turn.args)))
                 self.pending = turn
+                break
+            elif isinstance(turn.stall, str):  # quiet on the connection, session or service
+                actions.append(Stall(turn.stall))
+                self._cue_needed = True
                 break
             elif turn.stall:  # silent now, and for the next stall - 1 things heard
                 self.stalled = turn.stall - 1

@@ -28,6 +28,7 @@ from tars.emulators.gemini.emulator import (
     RestRequest,
     Say,
     ScriptedBrain,
+    Stall,
     instance_from_schema,
 )
 from tars.emulators.gemini.live import KNOWN_SERVER_KEYS, MAX_SERVER_FRAME
@@ -322,6 +323,74 @@ async def test_resumption_continues_the_conversation() -> None:
             async with client.aio.live.connect(model=MODEL, config=live_config()):
                 pass
         assert refused.value.response.status_code == 503
+
+
+class QuietOnce:
+    """Greets; goes quiet (``Stall(lasting)``) on the first thing it hears; echoes where it answers."""
+
+    def __init__(self, lasting: str):
+        self.lasting = lasting
+        self.stalled = False
+
+    async def on_start(self, session: Any) -> list[Any]:
+        return [Say("Hello, this is the emulator.")]
+
+    async def on_user(self, session: Any, text: str) -> list[Any]:
+        if not self.stalled:
+            self.stalled = True
+            return [Stall(self.lasting)]
+        return [Say(f"You said: {text}")]
+
+    async def on_tool_result(self, session: Any, name: str, response: dict[str, Any]) -> list[Any]:
+        return []
+
+
+def said(inbox: Inbox) -> list[str]:
+    return [t.text for t in inbox.content("output_transcription")]
+
+
+@pytest.mark.parametrize(
+    ("lasting", "cured_by"),
+    [("connection", {"resume", "new session"}), ("session", {"new session"}), ("service", set())],
+)
+async def test_a_stall_lasts_as_long_as_scripted(lasting: str, cured_by: set[str]) -> None:
+    """``Stall``: quiet with no error and no close, on this connection, this session or the service."""
+    brain = QuietOnce(lasting)
+    async with GeminiEmulator(api_key=KEY, brain_factory=lambda: brain) as emu:
+        client = client_for(emu)
+        greet = types.Content(role="user", parts=[types.Part(text="Greet.")])
+        async with client.aio.live.connect(model=MODEL, config=live_config()) as session:
+            inbox = Inbox(session)
+            await session.send_client_content(turns=greet, turn_complete=True)
+            await inbox.wait(lambda: said(inbox) == ["Hello, this is the emulator."], "the greeting")
+            [s] = emu.sessions
+            await session.send_realtime_input(text="are you there")
+            await session.send_realtime_input(text="hello?")
+            await inbox.wait(lambda: (1, "hello?") in s.unanswered, "the second words to go unanswered")
+            assert inbox.error is None and said(inbox) == ["Hello, this is the emulator."]
+            handle = s.handles[-1]
+            await inbox.close()
+
+        async with client.aio.live.connect(model=MODEL, config=live_config(handle=handle)) as session:
+            inbox = Inbox(session)
+            await session.send_realtime_input(text="what time is it")
+            if "resume" in cured_by:
+                await inbox.wait(lambda: said(inbox) == ["You said: what time is it"], "the resumed answer")
+            else:
+                await inbox.wait(lambda: (2, "what time is it") in s.unanswered, "the resumed session to stay quiet")
+            await inbox.close()
+
+        async with client.aio.live.connect(model=MODEL, config=live_config()) as session:
+            inbox = Inbox(session)
+            await session.send_client_content(turns=greet, turn_complete=True)
+            fresh = emu.sessions[-1]
+            if "new session" in cured_by:
+                await inbox.wait(lambda: said(inbox) == ["Hello, this is the emulator."], "a new session's greeting")
+            else:
+                await inbox.wait(lambda: fresh.unanswered, "the new session to stay quiet")
+                assert fresh.unanswered == [(1, "the start of the conversation")]
+            await inbox.close()
+        assert fresh is not s and emu.violations == [] and emu.errors == []
 
 
 async def test_go_away_reaches_the_sdk(gemini_emulator: GeminiEmulator) -> None:

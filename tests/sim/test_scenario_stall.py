@@ -1,7 +1,9 @@
-"""A scenario scripts a stall (``model: {stall: N}``): the model hears the caller and says
-nothing, with no error and no close. TARS's watchdog (``model.stall_seconds``) nudges it
-once; a model that answers the nudge carries on, one that does not gets the call ended with
-an apology, recorded as failed with the reason."""
+"""A scenario scripts a stall: the model hears the caller and says nothing, with no error and
+no close, for a number of things heard (``model: {stall: N}``), or on the connection
+(``stall: connection``: a reconnect cures it) or the whole service (``stall: service``:
+nothing does). TARS's watchdog (``model.stall_seconds``) nudges it once; a model that answers
+the nudge carries on; one that does not has its session reconnected, and one that is still
+quiet then gets the call ended with an apology, recorded as failed with the reason."""
 
 from __future__ import annotations
 
@@ -36,17 +38,37 @@ expect:
 """
 )
 
+CURED = (
+    "description: The owner asks the time; the model's connection goes quiet, TARS reconnects it.\n"
+    + OPENING
+    + """\
+  - model: {stall: connection}
+  - model: {say: "Sorry, sir: it is ten o'clock."}
+  - party: {say: Thank you. Goodbye.}
+  - model: {tool: end_call, args: {reason: done}}
+  - model: {say: "Goodbye, sir."}
+expect:
+  call_status: completed
+  transcript_contains:
+    - the model did not answer the caller; it is nudged once
+    - the model did not answer the nudge either; its session is reconnected
+    - the model stalled; the session was reconnected
+    - "it is ten o'clock"
+"""
+)
+
 GIVES_UP = (
     "description: The owner asks the time; the model stalls for good.\n"
     + OPENING
     + """\
-  - model: {stall: 2}
+  - model: {stall: service}
   - party: {silence: 30000}
 expect:
   call_status: failed
   transcript_contains:
     - the model did not answer the caller; it is nudged once
-    - the model did not answer the nudge either; the call ends with an apology
+    - the model did not answer the nudge either; its session is reconnected
+    - the reconnected model session did not answer either; the call ends with an apology
 """
 )
 
@@ -62,7 +84,9 @@ def quick_to_nudge(project_root: Path) -> None:
     config.write_text(config.read_text().replace("  voice: Charon\n", "  voice: Charon\n  stall_seconds: 1.5\n"))
 
 
-@pytest.mark.parametrize(("name", "text"), [("stall_recovers", RECOVERS), ("stall_for_good", GIVES_UP)])
+@pytest.mark.parametrize(
+    ("name", "text"), [("stall_recovers", RECOVERS), ("stall_cured", CURED), ("stall_for_good", GIVES_UP)]
+)
 async def test_a_scripted_stall_is_caught_by_the_watchdog(
     example_project: Path, tmp_path: Path, name: str, text: str
 ) -> None:

@@ -18,9 +18,9 @@ next turn:
 Actions: ``Say(text)`` (audio + output transcription), ``CallTool(name, args)``
 (consecutive calls are sent together in one ``toolCall`` frame; the turn waits
 for every matching ``tool_response``), ``Wait(ms)`` (a pause inside the turn),
-``EndTurn()`` (close the turn now; later actions start a new turn). A turn is
-closed automatically after the last action. To "hang up", the model calls the
-client's hang-up tool like the real one would.
+``EndTurn()`` (close the turn now; later actions start a new turn), ``Stall(lasting)``
+(the model goes quiet: see ``Stall``). A turn is closed automatically after the last
+action. To "hang up", the model calls the client's hang-up tool like the real one would.
 """
 
 from __future__ import annotations
@@ -72,7 +72,39 @@ class EndTurn:
     """Close the current turn (``generationComplete`` + ``turnComplete``) now."""
 
 
-Action: TypeAlias = Say | CallTool | Wait | EndTurn | Search
+#: How long a ``Stall`` lasts: what a reconnect can cure, and what it cannot.
+STALL_SCOPES = ("connection", "session", "service")
+
+
+@dataclass(frozen=True)
+class Stall:
+    """The model goes quiet: it hears everything from now on and answers nothing, with no
+    error and no close. Live models do this: "no error event, no socket close, just silence
+    until the caller gives up" (PatterAI/Patter#210); "the bot goes silent until something
+    else triggers a new turn" (pipecat-ai/pipecat#5823). ``lasting`` says what cures it:
+
+    * ``connection``: the stall belongs to this websocket; a new connection (the session
+      resumed, or a new session) answers again. "A Gemini Live session can silently stall
+      ... with no transport-close event"; a forced reconnect cured it
+      (https://github.com/sonichi/sutando/pull/977);
+    * ``session``: the model conversation is wedged, and resuming it restores the wedge ("wedges
+      model into zero-audio state for remainder of session",
+      https://github.com/googleapis/python-genai/issues/2333); a new session answers;
+    * ``service``: every connection and every session from now on stays quiet (a stall
+      on the service's side, "serverContent just stops arriving for anywhere from several
+      seconds to multiple minutes", https://github.com/google-gemini/cookbook/issues/1225).
+
+    Actions after it in the same answer are not played. What goes unanswered is kept in
+    ``LiveSession.unanswered`` (with the connection it was heard on)."""
+
+    lasting: str = "connection"
+
+    def __post_init__(self) -> None:
+        if self.lasting not in STALL_SCOPES:
+            raise ValueError(f"Stall lasting {self.lasting!r}: one of {', '.join(STALL_SCOPES)}")
+
+
+Action: TypeAlias = Say | CallTool | Wait | EndTurn | Search | Stall
 
 
 class Conversation(Protocol):
@@ -111,7 +143,7 @@ async def ask(result: Any) -> list[Action]:
         result = await result
     if result is None:
         return []
-    if isinstance(result, Say | CallTool | Wait | EndTurn):
+    if isinstance(result, Say | CallTool | Wait | EndTurn | Search | Stall):
         return [result]
     return list(result)
 
@@ -170,7 +202,7 @@ class ScriptedBrain:
             return []
         step = self.steps[self.position]
         self.position += 1
-        if callable(step) and not isinstance(step, Say | CallTool | Wait | EndTurn):
+        if callable(step) and not isinstance(step, Say | CallTool | Wait | EndTurn | Search | Stall):
             return await ask(step(session, event))
         return await ask(step)
 

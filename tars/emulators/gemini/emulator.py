@@ -61,7 +61,9 @@ Public API::
       transcribes("input"|"output"), opened_at, ended (code, reason), closed_at, frames_sent,
       cancellations (toolCallCancellation sent: t, ids, by), context_results (SILENT results)
     Brains (brain): Brain protocol, EchoBrain, ScriptedBrain(steps),
-      actions Say(text), CallTool(name, args), Wait(ms), EndTurn()
+      actions Say(text), CallTool(name, args), Wait(ms), EndTurn(),
+      Stall(lasting="connection"|"session"|"service")  (quiet, no error, no close;
+      LiveSession.unanswered / stalled, live.stalled)
     REST (rest): responder(RestRequest) -> str | dict | FunctionCall | None
       (sync or async); instance_from_schema(schema)
 
@@ -113,6 +115,7 @@ from tars.emulators.gemini.brain import (
     Say,
     ScriptedBrain,
     Search,
+    Stall,
     Wait,
 )
 from tars.emulators.gemini.delivery import REALISTIC
@@ -154,6 +157,7 @@ __all__ = [
     "Say",
     "ScriptedBrain",
     "Search",
+    "Stall",
     "Violation",
     "Wait",
     "echo_responder",

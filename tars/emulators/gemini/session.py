@@ -113,6 +113,8 @@ class LiveSession:
     closed_at: float | None = None  # when its latest connection ended (handles expire from then)
     frames_sent: list[dict[str, Any]] = field(default_factory=list)  # only with keep_frames
     state: dict[str, Any] = field(default_factory=dict)  # free scratch space for brains
+    stalled: bool = False  # a Stall("session"): every connection of this session stays quiet
+    unanswered: list[tuple[int, str]] = field(default_factory=list)  # (connection, text) heard in a stall
     _pending_text: list[str] = field(default_factory=list, repr=False)
     _calls: dict[str, tuple[str, asyncio.Future[dict[str, Any]]]] = field(default_factory=dict, repr=False)
     _stale_calls: set[str] = field(default_factory=set, repr=False)
@@ -218,6 +220,7 @@ class LiveRegistry:
         self.refuse_resumption = False
         self.accepting = True
         self.setup_hold: asyncio.Event | None = None  # set: setups wait for it (a slow connect)
+        self.stalled = False  # a Stall("service"): no connection or session answers any more
         self._ids = itertools.count(1)
 
     def new_session(self, brain: Brain, setup: dict[str, Any]) -> LiveSession:

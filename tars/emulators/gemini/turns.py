@@ -16,6 +16,9 @@ A turn is what a brain decided (``brain``) put on the wire:
   top-level ``usageMetadata`` (pipecat warns without it), then a fresh
   ``sessionResumptionUpdate`` when the client asked for resumption; when a turn
   starts, ``resumable: false`` (see ``_open_turn``).
+* ``Stall`` -> nothing: from then on what the model hears is kept in
+  ``LiveSession.unanswered`` and the brain is not asked, on this connection, on every
+  connection of the session, or on every connection of the service (``brain.Stall``).
 * Barge-in: the model counts as audible while sending and until its audio
   would have finished playing in real time, even when it was sent faster
   (real clients buffer and play it out). Speech starting then cancels the
@@ -32,9 +35,9 @@ from typing import Any
 
 from tars.emulators import speech
 from tars.emulators.gemini import delivery
-from tars.emulators.gemini.brain import Action, CallTool, EndTurn, Say, Search, Wait, ask
+from tars.emulators.gemini.brain import Action, CallTool, EndTurn, Say, Search, Stall, Wait, ask
 from tars.emulators.gemini.cancellation import NON_BLOCKING, behaviour, blocking_pending, forget
-from tars.emulators.gemini.session import LiveOptions, LiveSession
+from tars.emulators.gemini.session import LiveOptions, LiveRegistry, LiveSession
 from tars.emulators.gemini.wire import b64encode
 
 OUTPUT_RATE = 24000
@@ -46,6 +49,8 @@ class ModelTurns:
 
     session: LiveSession | None
     options: LiveOptions
+    registry: LiveRegistry
+    index: int  # this connection's number in its session (1 = the first)
     _queue: asyncio.Queue[tuple[str, Any]]
     _turn: asyncio.Task[None] | None
 
@@ -60,6 +65,7 @@ class ModelTurns:
         self._turn_output_ms = 0
         self._frame_at = 0.0  # when the client frame being handled arrived
         self._heard_at: float | None = None  # a caller turn ended; no reply audio yet
+        self._stalled = False  # a Stall("connection") on this websocket
 
     async def send(self, frame: dict[str, Any]) -> None:
         raise NotImplementedError
@@ -78,6 +84,11 @@ class ModelTurns:
             if kind == "start" or not session.started:
                 session.started = True
             brain = session.brain
+            if self.stalled:  # heard, and left unanswered (brain.Stall)
+                if kind == "tool_result":
+                    text = f"the result of {text[0]}"
+                session.unanswered.append((self.index, "the start of the conversation" if kind == "start" else text))
+                continue
             try:
                 if kind == "start":
                     actions = await ask(brain.on_start(session))
@@ -95,6 +106,21 @@ class ModelTurns:
             if not self._turn.cancelled() and self._turn.exception() is not None:
                 await self._fail(self._turn.exception())  # type: ignore[arg-type]
                 return
+
+    @property
+    def stalled(self) -> bool:
+        """Has the model gone quiet here (a ``Stall`` of this connection, its session or the service)?"""
+        assert self.session is not None
+        return self._stalled or self.session.stalled or self.registry.stalled
+
+    def _stall(self, stall: Stall) -> None:
+        assert self.session is not None
+        if stall.lasting == "connection":
+            self._stalled = True
+        elif stall.lasting == "session":
+            self.session.stalled = True
+        else:
+            self.registry.stalled = True
 
     async def _delay(self) -> None:
         if self.options.response_delay_ms > 0:
@@ -114,6 +140,9 @@ class ModelTurns:
                 await asyncio.sleep(action.ms / 1000)
             elif isinstance(action, EndTurn):
                 await self._complete_turn()
+            elif isinstance(action, Stall):
+                self._stall(action)
+                break
             elif isinstance(action, Search):
                 await self._open_turn()
                 await self._search(action)
@@ -128,6 +157,9 @@ class ModelTurns:
                 await self._delay()
                 more: list[Action] = []
                 for call, response in answered:
+                    if self.stalled:  # the result is taken, and left unanswered
+                        session.unanswered.append((self.index, f"the result of {call.name}"))
+                        continue
                     more += await ask(session.brain.on_tool_result(session, call.name, response))
                 pending = more + pending
         await self._complete_turn()
