@@ -46,8 +46,11 @@ def _one(call: Any, zone: ZoneInfo) -> str:
     return line
 
 
-async def recall(project: Project, database: Any, role: Role, call_id: int, contact_id: int | None, number: str) -> str:
-    """The recollection for a call starting now: "" unless the role remembers and they are known."""
+async def recall(
+    project: Project, database: Any, role: Role, call_id: int | None, contact_id: int | None, number: str
+) -> str:
+    """The recollection for a call starting now (``call_id``; None: one whose row is not
+    written yet, so every call is before it): "" unless the role remembers and they are known."""
     if role.memory_calls <= 0 or (contact_id is None and not number):
         return ""
     calls = await database.run(

@@ -93,32 +93,44 @@ class Preopener:
     def open(self, caller: Caller, call_sid: str, call_id: int | Awaitable[int], purpose: str) -> None:
         """Start opening the model session for a call that is about to stream (no-op if held).
         ``call_id`` may still be on its way: the voice webhook opens the session while it
-        writes the call's row, and an inbound setup needs the row only at its end."""
+        writes the call's row (an inbound session needs no row to connect)."""
         if purpose not in PURPOSES or not call_sid or call_sid in self.held or self.board.shutting_down:
             return
-        row = asyncio.ensure_future(_known(call_id))
+        row: asyncio.Future[int]
+        if isinstance(call_id, int):
+            row = asyncio.get_running_loop().create_future()
+            row.set_result(call_id)
+        else:
+            row = asyncio.ensure_future(call_id)
         task = asyncio.ensure_future(self._open(caller, call_sid, row, purpose))
         self.held[call_sid] = task
         self.board.background(self._watch(call_sid, row, task))
 
-    async def _open(self, caller: Caller, call_sid: str, row: Awaitable[int], purpose: str) -> Opened | None:
-        board = self.board
+    async def _open(self, caller: Caller, call_sid: str, row: asyncio.Future[int], purpose: str) -> Opened | None:
+        board, project, database = self.board, self.board.project, self.board.database
         body = {"from_number": caller.number, "role": caller.role, "purpose": purpose}
         try:
             if purpose == "goal":
-                call_id = await row
-                body["call_id"] = str(call_id)
-                setup, playbook = await goal_setup(board.project, board.database, body, call_sid, "")
-            else:
-                setup = await inbound_setup(board.project, board.database, body, call_sid, "", call_id=row)
-                call_id, playbook = setup.call_id, None
+                body["call_id"] = str(await row)
+                setup, playbook = await goal_setup(project, database, body, call_sid, "")
+            elif row.done():
+                body["call_id"] = str(row.result())
+                setup, playbook = await inbound_setup(project, database, body, call_sid, ""), None
+            else:  # the call's row is still being written: the session connects meanwhile
+                setup, playbook = await inbound_setup(project, database, body, call_sid, "", new_call=True), None
             waiting = Waiting()
-            service = live_service(board.project, board.endpoints, setup, playbook, waiting)
+            service = live_service(project, board.endpoints, setup, playbook, waiting)
             await service.open_ahead(TaskManager())
         except Exception as exc:  # the stream connects as it always did
             log.warning("could not open the model session ahead for call %s: %s", body.get("call_id", "?"), exc)
             return None
-        return Opened((call_id, caller.role, purpose), setup, playbook, service, waiting, time.monotonic())
+        try:
+            setup = dataclasses.replace(setup, call_id=await row)
+        except Exception as exc:  # the call's row was never written: nothing will stream
+            log.warning("the call's row for %s was not written (%s): its model session is closed", call_sid, exc)
+            await service.close_unused()
+            return None
+        return Opened((setup.call_id, caller.role, purpose), setup, playbook, service, waiting, time.monotonic())
 
     async def take(self, call_sid: str, body: Mapping[str, str], stream_sid: str) -> Opened | None:
         """The session opened here for this stream's call, if its parameters match; else None."""
@@ -163,10 +175,6 @@ class Preopener:
         held, self.held = list(self.held.values()), {}
         for task in held:
             await _close(task)
-
-
-async def _known(call_id: int | Awaitable[int]) -> int:
-    return call_id if isinstance(call_id, int) else await call_id
 
 
 async def _close(task: asyncio.Task[Opened | None]) -> None:

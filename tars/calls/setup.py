@@ -10,7 +10,7 @@ system instruction and the opening. One function per purpose of the stream:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from tars.caller import OWNER, Caller, identify
@@ -34,11 +34,13 @@ async def inbound_setup(
     body: Mapping[str, str],
     call_sid: str,
     stream_sid: str,
-    call_id: Awaitable[int] | None = None,
+    *,
+    new_call: bool = False,
 ) -> CallSetup:
-    """Who called, what they may use, what the model is told and says first. ``call_id``, if
-    given, is the call's row still being written (``body["call_id"]`` otherwise): what needs no
-    row is worked out meanwhile."""
+    """Who called, what they may use, what the model is told and says first. ``new_call``:
+    the call's row is still being written (the voice webhook opens the model session
+    meanwhile), so nothing stored is the call's own yet — every past call is before it, it
+    comes back from no transfer — and its ``call_id`` is 0 until the caller fills it in."""
     caller = Caller(body["from_number"], body["role"])
     if caller.role != OWNER:
         caller = await asyncio.to_thread(identify, project, database, caller.number)
@@ -52,12 +54,12 @@ async def inbound_setup(
     values = instructions.template_values(project, now, caller.name)
     first_words = instructions.first_words(project, role, caller.greeting_kind, values)
     instruction = instructions.inbound_instruction(project, role.name, caller.name, caller.number, now, tools)
-    row = int(body["call_id"]) if call_id is None else await call_id
+    row = 0 if new_call else int(body["call_id"])
     if caller.contact_id is not None:  # a known contact: what happened last time, if the role remembers
-        past = await memory.recall(project, database, role, row, caller.contact_id, "")
+        past = await memory.recall(project, database, role, row or None, caller.contact_id, "")
         instruction = f"{instruction}\n\n{past}" if past else instruction
     opening = f'[The call has connected. Greet the caller now with: "{first_words}"]'
-    back = await database.run(lambda s: returned_from_transfer(s, row))
+    back = None if new_call else await database.run(lambda s: returned_from_transfer(s, row))
     earlier: tuple[tuple[str, str], ...] = ()
     if back is not None:  # put through, nobody took it: the same call goes on, what was said kept
         opening, earlier = back

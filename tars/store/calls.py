@@ -146,19 +146,21 @@ def list_calls(session: Session, limit: int = 50, kind: str | None = None) -> li
     return list(session.exec(query))
 
 
-def past_calls(session: Session, *, contact_id: int | None, number: str, before: int, limit: int) -> list[Call]:
+def past_calls(session: Session, *, contact_id: int | None, number: str, before: int | None, limit: int) -> list[Call]:
     """The last ``limit`` calls with a contact (or, without one, that number) that have a
-    summary, newest first, made before call ``before``."""
+    summary, newest first, made before call ``before`` (None: any)."""
     if contact_id is not None:
         who = col(Call.contact_id) == contact_id
     else:
         who = (col(Call.from_number) == number) | (col(Call.to_number) == number)
     query = (
         select(Call)
-        .where(who, col(Call.id) < before, col(Call.summary).is_not(None), col(Call.summary) != "")
+        .where(who, col(Call.summary).is_not(None), col(Call.summary) != "")
         .order_by(col(Call.id).desc())
         .limit(limit)
     )
+    if before is not None:
+        query = query.where(col(Call.id) < before)
     return list(session.exec(query).all())
 
 
