@@ -89,7 +89,8 @@ async def settle_unannounced(board: Switchboard, call_id: int) -> None:
         return  # still talking: the session settles it when it ends
     reminder = await board.db(lambda s: get_reminder(s, int(call.reminder_id)))
     if reminder.status == "delivering" and reminder.lease_owner == lease:
-        await _fail(board, reminder.id, lease, unannounced_reason(call.status, call.failure_reason))
+        why = unannounced_reason(call.status, call.failure_reason, placed=call.sid is not None)
+        await _fail(board, reminder.id, lease, why)
 
 
 # ------------------------------------------------------------------------------ the call itself

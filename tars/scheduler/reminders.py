@@ -316,10 +316,16 @@ async def follow_up_reminder_calls(scheduler: Runner) -> None:
     for call, reminder in await board.db(unfinished_reminder_calls):
         lease = call.reminder_lease
         if lease and reminder.lease_owner == lease:
-            await failed(board, reminder.id, lease, unannounced_reason(call.status, call.failure_reason))
+            why = unannounced_reason(call.status, call.failure_reason, placed=call.sid is not None)
+            await failed(board, reminder.id, lease, why)
 
 
-def unannounced_reason(status: str, failure: str | None = None) -> str:
+def unannounced_reason(status: str, failure: str | None = None, *, placed: bool = True) -> str:
+    """Why a reminder call ended unannounced. A call Twilio never placed (no SID) failed when it
+    was placed, and its row's reason says so in full, the words the placing itself reports: the
+    same reason whichever of the two settles the reminder first."""
+    if not placed and failure:
+        return failure
     return {
         "busy": "the owner's line was busy",
         "no-answer": "nobody answered the reminder call",

@@ -77,6 +77,17 @@ async def test_when_the_text_fails_too_the_reminder_fails_with_both_reasons(
     assert "; the text sent instead failed too: Twilio refused the SMS to " in gone.last_error
 
 
+def test_a_reminder_call_twilio_refused_has_one_reason_whoever_settles_it() -> None:
+    """The placing reports the refusal; the scheduler's follow-up of ended reminder calls may
+    see the failed row first. Either way the reminder's reason is the placing's own words."""
+    from tars.scheduler.reminders import unannounced_reason
+
+    refused = "Twilio refused the reminder call: HTTP 400 error: The source phone number is not yet verified."
+    assert unannounced_reason("failed", refused, placed=False) == refused
+    dropped = unannounced_reason("failed", "Twilio error 31005", placed=True)
+    assert dropped == "the reminder call failed: Twilio error 31005"
+
+
 async def test_reminders_by_other_channels_are_not_texted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     webhook = ("tars.yaml", "  late_reminders:\n", "  webhook:\n    url: http://127.0.0.1:9/hook\n"
                "    retries: 0\n  late_reminders:\n")  # fmt: skip
