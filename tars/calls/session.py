@@ -56,6 +56,9 @@ log = logging.getLogger("tars.calls")
 
 __all__ = ["CallSession", "CallSetup", "function_schemas"]  # where callers have always found them
 
+#: Where a call's ``run_state`` keeps its model session's resumption handle while the call moves
+#: to a fresh stream (a keypad handover, a transfer nobody took): ``tars.calls.setup.goal_setup``.
+MODEL_SESSION = "model_session"
 APOLOGY = "I'm sorry, I'm having technical trouble and have to end this call. Please try again in a few minutes."
 
 
@@ -125,6 +128,17 @@ class CallSession:
     def model_handle(self) -> str | None:
         """The latest resumable handle of this call's model session (a keypad handover keeps it)."""
         return self.live.resumable_handle if self.live is not None else None
+
+    def run_to_keep(self) -> dict[str, Any] | None:
+        """The playbook run as the call's ``run_state``, for the stream that continues the call
+        on any server: with the model session's handle, so that stream resumes the same
+        conversation (``tars.calls.setup.goal_setup``). None for a call with no playbook."""
+        if self.playbook is None:
+            return None
+        state = self.playbook.state()
+        if self.model_handle:
+            state[MODEL_SESSION] = self.model_handle
+        return state
 
     # ------------------------------------------------------------------ tool batches
     def start_batch(self, calls: list[ToolCall]) -> None:

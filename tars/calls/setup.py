@@ -17,15 +17,12 @@ from tars.caller import OWNER, Caller, identify
 from tars.calls import instructions, memory
 from tars.calls.playbook_run import RUNTIME_TOOLS, PlaybookRun
 from tars.calls.recovery import so_far
-from tars.calls.session import CallSetup
+from tars.calls.session import MODEL_SESSION, CallSetup
 from tars.graph.call_plan import prepare_call
 from tars.project import Project
 
 #: How long a stream bringing a goal call back waits for the stream it left to store the run.
 LEFT_BEHIND_SECONDS = 10.0
-#: Where a call's ``run_state`` keeps its model session's resumption handle while the call moves
-#: to a fresh stream (a keypad handover, a transfer nobody took).
-MODEL_SESSION = "model_session"
 
 
 async def inbound_setup(
@@ -172,18 +169,28 @@ def said_so_far(session: Any, call_id: int) -> tuple[tuple[str, str], ...]:
 NOT_TAKEN = {"busy": "the line was busy", "no-answer": "nobody answered", "declined": "{who} could not take it now"}
 
 
-def back_from_transfer(session: Any, call_id: int) -> tuple[str, tuple[tuple[str, str], ...]] | None:
-    """A goal call back from a transfer nobody took (``tars calls join`` declined or not
-    answered): what happened, in a sentence for the model, and the transcript so far, with
-    the return written in it. None on any other stream. Each transfer is resumed once."""
-    from tars.store.calls import add_line
+def _not_taken(session: Any, call_id: int) -> tuple[Any, str, str] | None:
+    """The transfer that has just brought the call back to TARS (marked resumed: each is
+    resumed once), who it was to, and why they did not take it; None on any other stream."""
     from tars.store.transfers import to_resume
 
     transfer = to_resume(session, call_id)
     if transfer is None:
         return None
     who = transfer.target_name or transfer.target
-    why = NOT_TAKEN.get(transfer.result, "it did not go through").format(who=who)
+    return transfer, who, NOT_TAKEN.get(transfer.result, "it did not go through").format(who=who)
+
+
+def back_from_transfer(session: Any, call_id: int) -> tuple[str, tuple[tuple[str, str], ...]] | None:
+    """A goal call back from a transfer nobody took (``tars calls join`` declined or not
+    answered): what happened, in a sentence for the model, and the transcript so far, with
+    the return written in it. None on any other stream."""
+    from tars.store.calls import add_line
+
+    found = _not_taken(session, call_id)
+    if found is None:
+        return None
+    transfer, who, why = found
     if transfer.kind == "join":
         told = f"{who} was going to take this call over, but {why}."
     else:
@@ -194,14 +201,11 @@ def back_from_transfer(session: Any, call_id: int) -> tuple[str, tuple[tuple[str
 
 def returned_from_transfer(session: Any, call_id: int) -> tuple[str, tuple[tuple[str, str], ...]] | None:
     """After a transfer nobody took: the opening that tells the model what happened, and the
-    call so far; None on any other stream. Each transfer is resumed once."""
-    from tars.store.transfers import to_resume
-
-    transfer = to_resume(session, call_id)
-    if transfer is None:
+    call so far; None on any other stream."""
+    found = _not_taken(session, call_id)
+    if found is None:
         return None
-    who = transfer.target_name or transfer.target
-    why = NOT_TAKEN.get(transfer.result, "it did not go through").format(who=who)
+    _transfer, who, why = found
     opening = (
         f"[You tried to put the caller through to {who}, but {why}. "
         f"The caller is back with you: tell them briefly and offer to take a message for {who}.]"

@@ -89,20 +89,15 @@ def stranded(session: Any) -> list[Any]:
     return rows
 
 
-def finish_put_through(session: Any, call_id: int, status: str, reason: str, ended: dt.datetime) -> None:
-    """A call that ended while being put through: the row finished, its open transfers ended."""
-    from tars.store.transfers import end_open
-
-    end_open(session, call_id, ended)
-    finish(session, call_id, status, reason, ended)
-
-
 def finish(session: Any, call_id: int, status: str, reason: str, ended: dt.datetime) -> None:
+    """The row finished as Twilio saw the call end, with any transfer of it still open."""
     from sqlalchemy import update
     from sqlmodel import col
 
     from tars.store.models import Call
+    from tars.store.transfers import end_open
 
+    end_open(session, call_id, ended)
     session.execute(
         update(Call)
         .where(col(Call.id) == call_id, col(Call.status).in_(LIVE))
@@ -112,15 +107,25 @@ def finish(session: Any, call_id: int, status: str, reason: str, ended: dt.datet
     session.commit()
 
 
+ENDED_ORPHANED = "the server holding the call stopped; Twilio reports the call"
+ENDED_PUT_THROUGH = "the call ended while being put through, with no server up to hear it; Twilio reports it"
+
+
 async def reconcile(board: Any, lapsed_for: dt.timedelta | None = None) -> list[int]:
     """Finish the calls a dead process left live, as Twilio saw them; their ids. At start-up
-    (``lapsed_for`` None) every orphan; while serving, the sessions lapsed ``lapsed_for`` ago."""
+    (``lapsed_for`` None) every orphan, and the calls being put through whose end no server
+    heard (every server was down when Twilio reported it); while serving, the sessions lapsed
+    ``lapsed_for`` ago. A call still live at Twilio is hung up if orphaned (nobody listens to
+    it), and left alone if being put through (holding, ringing or in a conference: its
+    transfer's webhooks end it)."""
     from tars.telephony.switchboard import wall
 
     now = wall()
-    calls = await board.db(lambda s: orphaned(s, board.id, now, lapsed_for))
+    calls = [(call, False) for call in await board.db(lambda s: orphaned(s, board.id, now, lapsed_for))]
+    if lapsed_for is None:
+        calls += [(call, True) for call in await board.db(stranded)]
     done: list[int] = []
-    for call in calls:
+    for call, put_through in calls:
         try:
             remote = await asyncio.to_thread(lambda sid=call.sid: board.client.calls(sid).fetch())
         except Exception as exc:  # Twilio unreachable, or the call unknown to it: left for the reaper
@@ -129,7 +134,9 @@ async def reconcile(board: Any, lapsed_for: dt.timedelta | None = None) -> list[
         status = ours(str(remote.status)) or "failed"
         ended = getattr(remote, "end_time", None) or now
         if status in FINAL:
-            reason = f"the server holding the call stopped; Twilio reports the call {remote.status}"
+            reason = f"{ENDED_PUT_THROUGH if put_through else ENDED_ORPHANED} {remote.status}"
+        elif put_through:
+            continue
         else:
             try:
                 await asyncio.to_thread(lambda sid=call.sid: board.client.calls(sid).update(status="completed"))
@@ -138,33 +145,6 @@ async def reconcile(board: Any, lapsed_for: dt.timedelta | None = None) -> list[
             status, ended = "failed", now
             reason = "the server holding the call stopped mid-call; TARS hung up on restart"
         await board.db(lambda s, c=call.id, st=status, r=reason, e=ended: finish(s, c, st, r, e))
-        log.warning("call %s (%s): %s", call.id, call.sid, reason)
-        done.append(call.id)
-    if lapsed_for is None:
-        done += await _ended_while_put_through(board, now)
-    return done
-
-
-async def _ended_while_put_through(board: Any, now: dt.datetime) -> list[int]:
-    """At start-up: calls being put through whose end no server heard (every server was down
-    when Twilio reported it) are finished as Twilio saw them. Those still live at Twilio are
-    left alone: holding, ringing or in a conference, their transfer's webhooks end them."""
-    calls = await board.db(stranded)
-    done: list[int] = []
-    for call in calls:
-        try:
-            remote = await asyncio.to_thread(lambda sid=call.sid: board.client.calls(sid).fetch())
-        except Exception as exc:
-            log.warning("call %s: could not ask Twilio how the call being put through is (%s)", call.id, exc)
-            continue
-        status = ours(str(remote.status))
-        if status not in FINAL:
-            continue
-        ended = getattr(remote, "end_time", None) or now
-        reason = (
-            f"the call ended while being put through, with no server up to hear it; Twilio reports it {remote.status}"
-        )
-        await board.db(lambda s, c=call.id, st=status, r=reason, e=ended: finish_put_through(s, c, st, r, e))
         log.warning("call %s (%s): %s", call.id, call.sid, reason)
         done.append(call.id)
     return done

@@ -341,10 +341,7 @@ class Switchboard:
 
         setup = session.setup
         run = session.playbook
-        state = run.state() if run is not None else None
-        if state is not None and session.model_handle:
-            # The fresh stream resumes the same model session (tars.calls.setup.goal_setup).
-            state["model_session"] = session.model_handle
+        state = session.run_to_keep()  # with the model session's handle: the fresh stream resumes it
         await self.db(
             lambda s: update_call(
                 s, setup.call_id, resume_digits=digits, run_state=state, step=run.step if run else None

@@ -253,11 +253,8 @@ async def going_on(board: Switchboard, session: Any) -> bool:
     call_id = session.setup.call_id
     if not await board.db(lambda s: under_way(s, call_id) or is_moving(get_call(s, call_id).run_state)):
         return False
-    run = session.playbook
+    run, state = session.playbook, session.run_to_keep()
     if run is not None:
-        state = run.state()
-        if session.model_handle:  # (the key is tars.calls.setup.MODEL_SESSION, as in Switchboard.hand_over)
-            state["model_session"] = session.model_handle
         await board.db(lambda s: update_call(s, call_id, run_state=state, step=run.step))
     return True
 
