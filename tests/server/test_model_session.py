@@ -86,7 +86,9 @@ async def test_a_call_outlives_the_connection_limit_on_the_same_session(
         # call; the real service cuts every ~10 minutes.)
         line.gemini.options.connection_limit_s = None
         await call.wait_for_agent_utterance(timeout=20)
-        await line.gemini.wait_for(lambda: session.connections == 2 and session.connected, what="resumed", timeout=30)
+        # (>= 2: on a busy machine the handover can come before the limit is lifted, and the
+        # second connection is cut too; the call still goes on in the same session.)
+        await line.gemini.wait_for(lambda: session.connections >= 2 and session.connected, what="resumed", timeout=30)
         await call.say("are you still there")
         assert (await call.wait_for_agent_utterance(timeout=20)).text == "Still here, sir."
         await call.say("good, bye")
@@ -97,7 +99,7 @@ async def test_a_call_outlives_the_connection_limit_on_the_same_session(
     assert record.call.status == "completed"
     system = [t.text for t in record.transcript if t.speaker == "system"]
     # What the call wrote down is the timeLeft the emulator sent: 1s, or a little less when busy.
-    [left] = [frame["goAway"]["timeLeft"] for frame in session.sent if "goAway" in frame]
+    left = next(frame["goAway"]["timeLeft"] for frame in session.sent if "goAway" in frame)  # the first
     assert 0.5 < float(left.removesuffix("s")) <= 1.0, left
     assert f"the model service will close the connection in {left} (goAway)" in system
     assert "the model session goes on over a new connection" in system
